@@ -1,0 +1,3 @@
+from awmctl.cli import app
+
+app(prog_name="awmctl")
