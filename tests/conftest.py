@@ -5,8 +5,13 @@ jaxtyping shape checks are switched on for the ``awmctl`` package through pytest
 ``--jaxtyping-packages`` option (see ``pyproject.toml``).
 """
 
+import os
+
 import jax
 
 jax.config.update("jax_num_cpu_devices", 2)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# Keep test runs hermetic: no persistent compilation cache written by CLI invocations.
+os.environ["AWMCTL_COMPILATION_CACHE"] = "off"

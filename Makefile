@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine: `make demo` (set up + run the main job on a small
+# built-in default) and `make test` (set up + run the test suite, as CI does).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO ?= runs/demo
+
+.PHONY: install demo test test-all bench clean
+
+$(BIN)/awmctl: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+install: $(BIN)/awmctl
+
+demo: install
+	$(BIN)/awmctl tasks
+	$(BIN)/awmctl collect --task cancer --horizon 100 --episodes 512 --seed 0 --out $(DEMO)/data --overwrite
+
+test: install
+	$(BIN)/python -m pytest
+
+# Everything, including the tests marked slow.
+test-all: install
+	$(BIN)/python -m pytest -m ""
+
+bench: install
+	$(BIN)/python benchmarks/collect.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,44 @@
+"""The ``awmctl`` command line: one module per subcommand, composed here."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from awmctl import __version__
+from awmctl.cli import collect, tasks
+from awmctl.cli.common import configure_jax
+
+app = typer.Typer(
+    name="awmctl",
+    help=(
+        "Policy learning by backpropagation through world models: collect data from a "
+        "differentiable task, fit a world model (Markovian, actions world model, history world "
+        "model, or the simulator itself), and optimise a policy through it."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool | None) -> None:
+    if value:
+        typer.echo(f"awmctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Policy learning by backpropagation through world models."""
+    configure_jax()
+
+
+app.command("tasks")(tasks.tasks_command)
+app.command("collect")(collect.collect_command)

@@ -1,0 +1,81 @@
+"""``awmctl collect``: roll out episodes of a task and store them as a dataset."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import jax
+import typer
+
+from awmctl import data
+from awmctl.cli.common import (
+    HorizonOpt,
+    JsonOpt,
+    OutOpt,
+    OverwriteOpt,
+    SeedOpt,
+    TaskOpt,
+    TaskParamOpt,
+    emit_json,
+    err_console,
+    handle_errors,
+    progress_bar,
+    summary_table,
+)
+from awmctl.errors import BadInputError
+from awmctl.store import check_output_dir
+from awmctl.tasks import make_task, parse_task_params
+
+
+@handle_errors
+def collect_command(
+    task: TaskOpt,
+    out: OutOpt,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Number of episodes to roll out.")] = 512,
+    horizon: HorizonOpt = None,
+    policy: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="Behaviour: 'random' (uniform in [-1, 1]), 'constant:V' (or V1,V2,...), or a policy directory.",
+        ),
+    ] = "random",
+    task_param: TaskParamOpt = None,
+    seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Roll out N episodes of a task (one compiled vmap+scan call) and store them under --out.
+
+    Stores observations [N, H+1, obs], actions [N, H, act], rewards [N, H] and returns [N],
+    with a meta.json saying what they are.
+    """
+    if episodes < 1:
+        raise BadInputError(f"--episodes must be at least 1, got {episodes}")
+    spec = data.parse_policy(policy)
+    the_task = make_task(task, horizon, parse_task_params(task_param))
+    check_output_dir(out, overwrite)  # fail before any work, not after
+    act = data.behaviour(spec, the_task)
+
+    with progress_bar(f"collect {the_task.name} H={the_task.horizon}", episodes) as update:
+        batch = data.collect(the_task, act, episodes, jax.random.key(seed), on_chunk=update)
+    returns = batch.rewards.sum(axis=-1)
+    summary = {
+        "out": str(out),
+        "task": the_task.name,
+        "horizon": the_task.horizon,
+        "policy": spec.describe(),
+        "seed": seed,
+        "episodes": episodes,
+        **data.summarize_returns(returns),
+    }
+    data.save_dataset(
+        out,
+        batch,
+        the_task,
+        {"policy": spec.describe(), "seed": seed, "summary": summary},
+        overwrite=overwrite,
+    )
+    err_console.print(summary_table(f"Collected {episodes} episodes -> {out}", summary))
+    if json_out:
+        emit_json(summary)

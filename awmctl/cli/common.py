@@ -1,0 +1,135 @@
+"""What every subcommand shares: option spellings, the output sinks, and error handling.
+
+Conventions: human output (tables, progress bars, warnings, errors) goes to stderr; ``--json``
+prints exactly one JSON object on stdout. Exit codes: 0 success, 2 bad input, 1 failure while
+running. ``AWMCTL_DEBUG=1`` shows full tracebacks instead of one-line errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from awmctl.errors import AwmctlError
+
+err_console = Console(stderr=True)
+
+# ---------------------------------------------------------------------- shared option types
+
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed on the same machine gives identical numbers.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output directory (gets meta.json and the Orbax checkpoint).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists (only once the new output is complete).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON summary on stdout.")]
+TaskOpt = Annotated[str, typer.Option("--task", help="Task name (see `awmctl tasks`).")]
+HorizonOpt = Annotated[int | None, typer.Option("--horizon", help="Episode length H (default: the task's).")]
+TaskParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--task-param", help="Override a task parameter, NAME=VALUE (repeatable), e.g. goal=0.3,-0.5 or T=10."),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """Map awmctl's own errors to ``Error: ...`` on stderr and their exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = os.environ.get("AWMCTL_DEBUG", "") not in ("", "0")
+        try:
+            return fn(*args, **kwargs)
+        except AwmctlError as err:
+            if debug:
+                raise
+            err_console.print(f"[bold red]Error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[bold red]Interrupted.[/] Rerun the same command to resume where it supports it.")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as err:  # a bug or an environment failure: still one line by default
+            if debug:
+                raise
+            err_console.print(
+                f"[bold red]Error:[/] unexpected failure: {type(err).__name__}: {err} "
+                "(set AWMCTL_DEBUG=1 for the traceback)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(summary: dict[str, Any]) -> None:
+    """The one machine-readable object on stdout."""
+    from awmctl.store import _jsonable
+
+    sys.stdout.write(json.dumps(_jsonable(summary)) + "\n")
+    sys.stdout.flush()
+
+
+def summary_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows.items():
+        table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
+    return table
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr, shown only when stderr is a terminal.
+
+    Yields ``update(completed)``.
+    """
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err_console,
+        disable=not err_console.is_terminal,
+        transient=False,
+    )
+    with progress:
+        task_id = progress.add_task(description, total=total, info="")
+
+        def update(completed: int, info: str = "") -> None:
+            progress.update(task_id, completed=completed, info=info)
+
+        yield update
+
+
+def configure_jax() -> None:
+    """Process-wide JAX settings for CLI runs.
+
+    The persistent compilation cache makes repeated invocations (a sweep of CLI calls, a SLURM
+    array) skip recompiling identical programs. ``AWMCTL_X64=1`` runs everything in float64.
+    """
+    import jax
+
+    cache = os.environ.get("AWMCTL_COMPILATION_CACHE", str(Path.home() / ".cache" / "awmctl" / "jax"))
+    if cache and cache.lower() not in ("0", "off", "none"):
+        try:
+            jax.config.update("jax_compilation_cache_dir", cache)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        except Exception:  # an unwritable cache dir must never stop a run
+            pass
+    if os.environ.get("AWMCTL_X64", "") not in ("", "0"):
+        jax.config.update("jax_enable_x64", True)

@@ -1,0 +1,55 @@
+"""``awmctl tasks``: list every task with its sizes, duration and default horizon."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from awmctl.cli.common import JsonOpt, emit_json, err_console, handle_errors
+from awmctl.tasks import make_task, task_info, task_names
+
+
+@handle_errors
+def tasks_command(json_out: JsonOpt = False) -> None:
+    """List every task: state/action sizes, duration T, default horizon H and dt at that H."""
+    rows = []
+    for name in task_names():
+        info = task_info(name)
+        task = make_task(name)
+        params = task.params
+        rows.append(
+            {
+                "name": name,
+                "state_size": task.state_size,
+                "action_size": task.action_size,
+                "obs_size": task.obs_size,
+                "duration": params.get("T", task.dt * task.horizon),
+                "default_horizon": info.default_horizon,
+                "dt": task.dt,
+                "in_paper": info.in_paper,
+                "variant_of": info.variant_of,
+                "params": sorted(info.param_names),
+                "title": info.title,
+                "notes": info.notes,
+            }
+        )
+    if json_out:
+        emit_json({"tasks": rows})
+        return
+    table = Table(title="awmctl tasks", title_justify="left")
+    table.add_column("task", no_wrap=True, min_width=19)
+    for col, width in (("state", 5), ("action", 6), ("T", 5), ("H", 4), ("dt", 6)):
+        table.add_column(col, justify="right", no_wrap=True, min_width=width)
+    table.add_column("paper", no_wrap=True, min_width=7)
+    table.add_column("description", overflow="fold")
+    for r in rows:
+        paper = "yes" if r["in_paper"] else ("variant" if r["variant_of"] else "no")
+        table.add_row(
+            r["name"], str(r["state_size"]), str(r["action_size"]), f"{r['duration']:g}",
+            str(r["default_horizon"]), f"{r['dt']:g}", paper, r["title"],
+        )
+    # The listing is this command's result, so it goes to stdout (pipe it to grep).
+    stdout = Console()
+    stdout.width = max(stdout.width, 120)
+    stdout.print(table)
+    err_console.print("Override parameters with --task-param NAME=VALUE; `awmctl tasks --json` lists their names.")

@@ -1,0 +1,262 @@
+"""Everything the commands exchange on disk: Orbax checkpoints of pytrees plus a ``meta.json``.
+
+Layout of every output directory::
+
+    DIR/meta.json          what made it (kind, command, task, sizes, versions, ...) + "leaves"
+    DIR/arrays/            Orbax checkpoint of the main pytree (dataset arrays, model params)
+    DIR/metrics.jsonl      (commands that train) one JSON object per logging step
+    DIR/checkpoints/       (resumable commands) an Orbax CheckpointManager of training states
+
+Atomicity: one-shot outputs are built in a hidden sibling directory and renamed into place
+(:func:`atomic_output_dir`), so a killed command never leaves a directory that looks complete.
+Resumable commands write ``meta.json`` with ``"status": "running"`` first and flip it to
+``"complete"`` last; Orbax itself commits each checkpoint step by temp-then-rename.
+
+Restoring is defensive: Orbax will happily restore part of a mismatched checkpoint, so the kind
+and every leaf's name, shape and dtype recorded in ``meta.json`` are checked first, and any
+error reading the arrays is reported as a damaged directory, not a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from awmctl.errors import BadInputError, RunFailedError
+
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+ARRAYS_DIR = "arrays"
+METRICS_FILE = "metrics.jsonl"
+
+# Orbax logs every save/restore at INFO through absl; our users want a quiet stderr.
+logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+# ------------------------------------------------------------------------------- meta.json
+
+
+def environment() -> dict[str, Any]:
+    """Versions and numerics settings that decide whether numbers are reproducible."""
+    versions = {}
+    for pkg in ("awmctl", "jax", "jaxlib", "equinox", "optax", "orbax-checkpoint", "numpy"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "versions": versions,
+        "python": sys.version.split()[0],
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "x64": bool(jax.config.jax_enable_x64),
+        "prng_impl": str(jax.config.jax_default_prng_impl),
+        "matmul_precision": str(jax.config.jax_default_matmul_precision),
+    }
+
+
+def base_meta(kind: str, **fields: Any) -> dict[str, Any]:
+    """The fields every ``meta.json`` starts with."""
+    return {
+        "kind": kind,
+        "format_version": FORMAT_VERSION,
+        "status": "complete",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv[:],
+        "environment": environment(),
+        **fields,
+    }
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_meta(directory: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Read and check ``DIR/meta.json``. ``kind`` restricts what is accepted.
+
+    Raises :class:`BadInputError` with a one-line reason for a missing directory, a directory
+    that awmctl did not write, an unfinished run, or a directory of the wrong kind.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BadInputError(f"{directory} does not exist or is not a directory")
+    meta_path = directory / META_FILE
+    if not meta_path.is_file():
+        raise BadInputError(f"{directory} has no {META_FILE}: it was not written by awmctl (or is incomplete)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise BadInputError(f"{meta_path} is damaged ({err}); re-create {directory}") from None
+    if not isinstance(meta, dict) or "kind" not in meta:
+        raise BadInputError(f"{meta_path} is not an awmctl meta file; re-create {directory}")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise BadInputError(
+            f"{directory} was written by a newer awmctl (format {meta['format_version']}); upgrade awmctl"
+        )
+    wanted = (kind,) if isinstance(kind, str) else kind
+    if wanted is not None and meta["kind"] not in wanted:
+        raise BadInputError(
+            f"{directory} holds a {meta['kind']}, but a {' or '.join(wanted)} is expected here"
+        )
+    if meta.get("status") != "complete":
+        raise BadInputError(
+            f"{directory} is an unfinished {meta['kind']} run (status {meta.get('status')!r}); "
+            "rerun the command that made it to resume, or remove it"
+        )
+    return meta
+
+
+# -------------------------------------------------------------------------- output folders
+
+
+def check_output_dir(out: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse, before any work is done, to clobber a non-empty directory without ``overwrite``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out} exists and is not a directory; choose another path")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise BadInputError(f"--out {out} exists and is not empty; pass --overwrite to replace it")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a hidden staging directory that replaces ``out`` only if the block succeeds.
+
+    The old ``out`` (with ``overwrite``) is removed only after the new one is in place, so a
+    failure at any point loses nothing.
+    """
+    out = check_output_dir(out, overwrite).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    trash = None
+    if out.exists():
+        trash = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, trash)
+    os.replace(staging, out)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------- pytrees of arrays
+
+
+def leaf_specs(tree: Any) -> dict[str, dict[str, Any]]:
+    """``{"path.to.leaf": {"shape": [...], "dtype": "float32"}}`` for every array leaf."""
+    specs = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        specs[jax.tree_util.keystr(path)] = {"shape": list(np.shape(leaf)), "dtype": str(leaf.dtype)}
+    return specs
+
+
+def save_arrays(directory: str | os.PathLike, tree: Any) -> dict[str, dict[str, Any]]:
+    """Write a pytree of arrays to ``directory/arrays`` (synchronously) and return its leaf specs."""
+    import orbax.checkpoint as ocp
+
+    path = Path(directory).absolute() / ARRAYS_DIR
+    tree = jax.tree_util.tree_map(np.asarray, tree)
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            checkpointer.save(path, tree)
+            checkpointer.wait_until_finished()
+    except OSError as err:
+        raise RunFailedError(f"could not write {path}: {err}") from err
+    return leaf_specs(tree)
+
+
+def restore_arrays(directory: str | os.PathLike, like: Any, meta: dict[str, Any]) -> Any:
+    """Restore the pytree saved by :func:`save_arrays` into the structure of ``like``.
+
+    ``like`` may hold arrays or ``jax.ShapeDtypeStruct``s. Every leaf is checked against the
+    specs recorded in ``meta["leaves"]`` first, so a mismatched checkpoint is refused by name.
+    """
+    import orbax.checkpoint as ocp
+
+    directory = Path(directory)
+    expected = leaf_specs(like)
+    recorded = meta.get("leaves")
+    if not isinstance(recorded, dict):
+        raise BadInputError(f"{directory}/{META_FILE} lists no arrays; re-create {directory}")
+    for name, spec in expected.items():
+        got = recorded.get(name)
+        if got is None:
+            raise BadInputError(f"{directory} has no array {name}; it was written by an incompatible model or version")
+        if list(got["shape"]) != spec["shape"] or got["dtype"] != spec["dtype"]:
+            raise BadInputError(
+                f"{directory}: array {name} is {got['dtype']}{got['shape']}, "
+                f"expected {spec['dtype']}{spec['shape']}"
+            )
+    extra = sorted(set(recorded) - set(expected))
+    if extra:
+        raise BadInputError(f"{directory} holds arrays this reader does not know ({', '.join(extra[:3])})")
+    abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), like)
+    path = directory.absolute() / ARRAYS_DIR
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            restored = checkpointer.restore(path, abstract)
+    except Exception as err:  # Orbax raises many types for a truncated or damaged checkpoint
+        raise BadInputError(
+            f"the checkpoint in {path} is damaged or incomplete ({type(err).__name__}); re-create {directory}"
+        ) from None
+    return restored
+
+
+# ---------------------------------------------------------------------------------- metrics
+
+
+def append_metrics(directory: str | os.PathLike, record: dict[str, Any]) -> None:
+    with open(Path(directory) / METRICS_FILE, "a") as f:
+        f.write(json.dumps(_jsonable(record)) + "\n")
+
+
+def read_metrics(directory: str | os.PathLike) -> list[dict[str, Any]]:
+    path = Path(directory) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _jsonable(obj: Any) -> Any:
+    """Numbers from JAX/NumPy, tuples and paths as plain JSON values."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.ndarray | jax.Array):
+        return _jsonable(np.asarray(obj).tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None if np.isnan(obj) else (1e308 if obj > 0 else -1e308)
+    return obj
+
+
+def ensure_finite(name: str, tree: Any) -> None:
+    """Raise :class:`RunFailedError` if any leaf holds NaN or Inf."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if not np.all(np.isfinite(np.asarray(leaf))):
+            raise RunFailedError(f"{name}{jax.tree_util.keystr(path)} contains NaN or Inf")

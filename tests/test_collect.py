@@ -1,0 +1,134 @@
+"""`awmctl collect` and the dataset store: values, determinism, round trips and bad input."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from awmctl import data, store
+from awmctl.cli import app
+from awmctl.errors import BadInputError
+from awmctl.tasks import make_task, open_loop_return
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_collect_constant_policy_matches_open_loop_return():
+    task = make_task("cancer", 20)
+    act = data.behaviour(data.parse_policy("constant:0.3"), task)
+    batch = data.collect(task, act, 3, jax.random.key(0))
+    assert batch.observations.shape == (3, 21, 2)
+    assert batch.actions.shape == (3, 20, 1)
+    assert batch.rewards.shape == (3, 20)
+    np.testing.assert_allclose(batch.actions, 0.3, rtol=1e-6)
+    expected = open_loop_return(task, jnp.full((20, 1), 0.3, dtype=jnp.float32))
+    np.testing.assert_allclose(batch.rewards.sum(-1), float(expected), rtol=1e-5)
+    # Observations carry the step index exactly and start from the task's x0.
+    np.testing.assert_array_equal(batch.observations[0, :, -1], np.arange(21))
+    np.testing.assert_allclose(batch.observations[:, 0, 0], 0.975, rtol=1e-6)
+
+
+def test_random_policy_is_uniform_in_unit_box_and_chunking_does_not_change_results():
+    task = make_task("bear-populations", 10)
+    act = data.behaviour(data.parse_policy("random"), task)
+    whole = data.collect(task, act, 7, jax.random.key(3))
+    chunked = data.collect(task, act, 7, jax.random.key(3), chunk=3)
+    for a, b in zip(whole, chunked):
+        np.testing.assert_array_equal(a, b)
+    assert whole.actions.shape == (7, 10, 2)
+    assert np.all(np.abs(whole.actions) <= 1.0)
+    assert whole.actions.std() > 0.4  # U[-1, 1] has std 0.577; not a constant
+    other = data.collect(task, act, 7, jax.random.key(4))
+    assert not np.array_equal(whole.actions, other.actions)
+
+
+def test_parse_policy_rejects_garbage_and_wrong_sizes():
+    with pytest.raises(BadInputError, match="constant:V"):
+        data.parse_policy("constant:abc")
+    with pytest.raises(BadInputError, match="cannot parse policy"):
+        data.parse_policy("greedy")
+    with pytest.raises(BadInputError, match="2 action dimensions"):
+        data.behaviour(data.parse_policy("constant:0.1,0.2,0.3"), make_task("bear-populations", 5))
+
+
+def test_cli_collect_round_trip_and_json_summary(tmp_path):
+    out = tmp_path / "data"
+    result = run("collect", "--task", "cancer", "--horizon", 12, "--episodes", 9, "--seed", 5, "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    episodes, meta = data.load_dataset(out)
+    assert episodes.observations.shape == (9, 13, 2)
+    assert meta["kind"] == "dataset" and meta["task"]["name"] == "cancer" and meta["task"]["horizon"] == 12
+    assert meta["seed"] == 5 and meta["policy"] == "random" and meta["episodes"] == 9
+    assert meta["environment"]["versions"]["jax"] == jax.__version__
+    returns = episodes.rewards.sum(-1)
+    assert summary["mean_return"] == pytest.approx(float(returns.mean()), rel=1e-6)
+    assert summary["min_return"] == pytest.approx(float(returns.min()), rel=1e-6)
+    # The task can be rebuilt exactly from the directory.
+    assert data.task_from_meta(meta) == make_task("cancer", 12)
+    assert "Collected 9 episodes" in result.stderr
+
+
+def test_same_seed_gives_byte_identical_arrays(tmp_path):
+    for name in ("a", "b"):
+        assert run("collect", "--task", "bacteria", "--horizon", 8, "-n", 5, "--seed", 1, "--out", tmp_path / name).exit_code == 0
+    (ea, _), (eb, _) = data.load_dataset(tmp_path / "a"), data.load_dataset(tmp_path / "b")
+    for a, b in zip(ea, eb):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_task_params_are_applied_and_recorded(tmp_path):
+    out = tmp_path / "d"
+    result = run("collect", "--task", "cancer", "--horizon", 5, "-n", 2, "--task-param", "T=10", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    meta = store.read_meta(out, "dataset")
+    assert meta["task"]["params"]["T"] == 10.0
+    assert meta["task"]["dt"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task", "nope"], "unknown task 'nope'; choose one of: cancer"),
+        (["--task", "cancer", "--horizon", "0"], "horizon must be an integer >= 1"),
+        (["--task", "cancer", "--episodes", "0"], "--episodes must be at least 1"),
+        (["--task", "cancer", "--policy", "constant:x"], "cannot parse policy"),
+        (["--task", "cancer", "--task-param", "bogus=1"], "has no parameter 'bogus'"),
+        (["--task", "cancer", "--task-param", "T"], "NAME=VALUE"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "out"
+    result = run("collect", *args, "--out", out)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stderr.strip().count("\n") == 0 or "Error:" in result.stderr.splitlines()[0]
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_out_needs_overwrite_and_is_replaced_only_when_complete(tmp_path):
+    out = tmp_path / "d"
+    assert run("collect", "--task", "cancer", "--horizon", 4, "-n", 2, "--out", out).exit_code == 0
+    before = (out / "meta.json").read_text()
+    result = run("collect", "--task", "cancer", "--horizon", 4, "-n", 3, "--out", out)
+    assert result.exit_code == 2 and "--overwrite" in result.stderr
+    assert (out / "meta.json").read_text() == before
+    assert run("collect", "--task", "cancer", "--horizon", 4, "-n", 3, "--out", out, "--overwrite").exit_code == 0
+    assert store.read_meta(out)["episodes"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no staging or trash left behind
+
+
+def test_policy_dir_of_wrong_kind_is_refused(tmp_path):
+    out = tmp_path / "d"
+    assert run("collect", "--task", "cancer", "--horizon", 4, "-n", 2, "--out", out).exit_code == 0
+    result = run("collect", "--task", "cancer", "--horizon", 4, "-n", 2, "--policy", out, "--out", tmp_path / "e")
+    assert result.exit_code == 2
+    assert "holds a dataset, but a policy is expected" in result.stderr
