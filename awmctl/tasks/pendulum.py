@@ -112,15 +112,28 @@ def _goal_state(
     physics: tuple[tuple[str, float], ...],
 ) -> tuple[float, ...]:
     """State after ``intervals`` intervals of ``dt`` from ``start``, in float64, as floats."""
+    if intervals <= 0:
+        return tuple(float(v) for v in start)
     with jax.enable_x64(True):
-        y0 = jnp.asarray(start, dtype=jnp.float64)
-        if intervals > 0:
+        y = _integrate_many(
+            jnp.asarray(start, dtype=jnp.float64),
+            jnp.asarray(intervals, dtype=jnp.int64),
+            jnp.asarray(dt, dtype=jnp.float64),
+            physics,
+        )
+        return tuple(float(v) for v in y)
 
-            def body(y, _):
-                return integrate_interval(y, dt, physics), None
 
-            y0, _ = jax.jit(lambda y: jax.lax.scan(body, y, None, length=intervals))(y0)
-        return tuple(float(v) for v in y0)
+@functools.partial(jax.jit, static_argnums=3)
+def _integrate_many(y0, intervals, dt, physics):
+    # Same solver call as ``integrate_interval`` (odeint over [0, dt]), repeated; the count and
+    # dt are traced so that one compilation serves every horizon and step size.
+    f = _vector_field(physics)
+
+    def body(_, y):
+        return odeint(f, y, jnp.stack([jnp.zeros_like(dt), dt]))[-1]
+
+    return jax.lax.fori_loop(0, intervals, body, y0)
 
 
 class DoublePendulumTask(Task):

@@ -1,0 +1,223 @@
+"""Causal sequence backbones: a GPT-2-style transformer with a key-value cache, and RNN cells.
+
+Every backbone maps a sequence of token embeddings ``[T, width]`` to outputs ``[T, width]`` where
+output ``t`` depends only on tokens ``0..t``, and offers the same computation one token at a
+time (``init_cache`` / ``step``) for closed-loop imagination: the transformer keeps a key-value
+cache (a rollout of H steps costs O(H) token steps), a recurrent net keeps its hidden state.
+Stepping reproduces the full-sequence forward pass (tested to 1e-5).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+Cache = Any  # a pytree of arrays; its structure is private to each backbone
+
+
+class AbstractBackbone(eqx.Module):
+    """Causal sequence model over token embeddings of size ``width``."""
+
+    width: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def __call__(
+        self, tokens: Float[Array, "T width"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "T width"]:
+        """Full causal forward pass (training). ``key`` enables dropout where configured."""
+
+    @abc.abstractmethod
+    def init_cache(self, max_len: int, dtype: Any) -> Cache:
+        """Empty cache for a sequence of at most ``max_len`` tokens."""
+
+    @abc.abstractmethod
+    def step(
+        self, cache: Cache, token: Float[Array, " width"], position: Int[Array, ""]
+    ) -> tuple[Cache, Float[Array, " width"]]:
+        """Consume token number ``position`` and return its output (inference, no dropout)."""
+
+
+# ------------------------------------------------------------------------------ transformer
+
+
+class _Block(eqx.Module):
+    """Pre-LayerNorm causal self-attention block (GPT-2): x + attn(ln(x)); x + mlp(ln(x))."""
+
+    ln1: eqx.nn.LayerNorm
+    qkv: eqx.nn.Linear
+    proj: eqx.nn.Linear
+    ln2: eqx.nn.LayerNorm
+    fc1: eqx.nn.Linear
+    fc2: eqx.nn.Linear
+    heads: int = eqx.field(static=True)
+    dropout: float = eqx.field(static=True)
+
+    def __init__(self, width: int, heads: int, mlp_width: int, dropout: float, *, key: PRNGKeyArray):
+        k1, k2, k3, k4 = jax.random.split(key, 4)
+        self.ln1 = eqx.nn.LayerNorm(width)
+        self.qkv = eqx.nn.Linear(width, 3 * width, key=k1)
+        self.proj = eqx.nn.Linear(width, width, key=k2)
+        self.ln2 = eqx.nn.LayerNorm(width)
+        self.fc1 = eqx.nn.Linear(width, mlp_width, key=k3)
+        self.fc2 = eqx.nn.Linear(mlp_width, width, key=k4)
+        self.heads = heads
+        self.dropout = dropout
+
+    def _split_heads(self, x: Float[Array, "*t width"]) -> Float[Array, "*t heads hd"]:
+        return x.reshape(*x.shape[:-1], self.heads, x.shape[-1] // self.heads)
+
+    def _mlp(self, x: Float[Array, " width"]) -> Float[Array, " width"]:
+        return self.fc2(jax.nn.gelu(self.fc1(x)))
+
+    def _drop(self, x: Array, key: PRNGKeyArray | None) -> Array:
+        if key is None or self.dropout == 0.0:
+            return x
+        keep = jax.random.bernoulli(key, 1.0 - self.dropout, x.shape)
+        return jnp.where(keep, x / (1.0 - self.dropout), jnp.zeros_like(x))
+
+    def __call__(self, x: Float[Array, "T width"], key: PRNGKeyArray | None) -> Float[Array, "T width"]:
+        k1, k2 = (None, None) if key is None else jax.random.split(key)
+        q, k, v = jnp.split(jax.vmap(self.qkv)(jax.vmap(self.ln1)(x)), 3, axis=-1)
+        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+        scores = jnp.einsum("thd,shd->hts", q, k) / math.sqrt(q.shape[-1])
+        causal = jnp.tril(jnp.ones((x.shape[0], x.shape[0]), dtype=bool))
+        scores = jnp.where(causal, scores, jnp.finfo(scores.dtype).min)
+        attended = jnp.einsum("hts,shd->thd", jax.nn.softmax(scores, axis=-1), v).reshape(x.shape)
+        x = x + self._drop(jax.vmap(self.proj)(attended), k1)
+        return x + self._drop(jax.vmap(self._mlp)(jax.vmap(self.ln2)(x)), k2)
+
+    def step(
+        self,
+        x: Float[Array, " width"],
+        keys: Float[Array, "L heads hd"],
+        values: Float[Array, "L heads hd"],
+        position: Int[Array, ""],
+    ) -> tuple[Float[Array, " width"], Float[Array, "L heads hd"], Float[Array, "L heads hd"]]:
+        q, k, v = jnp.split(self.qkv(self.ln1(x)), 3)
+        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+        keys = jax.lax.dynamic_update_index_in_dim(keys, k, position, axis=0)
+        values = jax.lax.dynamic_update_index_in_dim(values, v, position, axis=0)
+        scores = jnp.einsum("hd,shd->hs", q, keys) / math.sqrt(q.shape[-1])
+        visible = jnp.arange(keys.shape[0]) <= position
+        scores = jnp.where(visible, scores, jnp.finfo(scores.dtype).min)
+        attended = jnp.einsum("hs,shd->hd", jax.nn.softmax(scores, axis=-1), values).reshape(x.shape)
+        x = x + self.proj(attended)
+        return x + self._mlp(self.ln2(x)), keys, values
+
+
+class Transformer(AbstractBackbone):
+    """GPT-2-style causal transformer: pre-LayerNorm blocks and a final LayerNorm.
+
+    It has no token or position tables of its own: callers embed their inputs (the world models
+    add a learned step-index embedding).
+    """
+
+    blocks: tuple[_Block, ...]
+    ln_f: eqx.nn.LayerNorm
+    width: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        width: int = 48,
+        layers: int = 2,
+        heads: int = 3,
+        mlp_width: int = 192,
+        dropout: float = 0.0,
+        *,
+        key: PRNGKeyArray,
+    ):
+        if width % heads:
+            raise ValueError(f"width {width} is not divisible by heads {heads}")
+        self.blocks = tuple(
+            _Block(width, heads, mlp_width, dropout, key=k) for k in jax.random.split(key, layers)
+        )
+        self.ln_f = eqx.nn.LayerNorm(width)
+        self.width = width
+
+    def __call__(
+        self, tokens: Float[Array, "T width"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "T width"]:
+        keys = [None] * len(self.blocks) if key is None else list(jax.random.split(key, len(self.blocks)))
+        x = tokens
+        for block, k in zip(self.blocks, keys):  # a handful of layers, not a loop over time
+            x = block(x, k)
+        return jax.vmap(self.ln_f)(x)
+
+    def init_cache(self, max_len: int, dtype: Any) -> Cache:
+        heads = self.blocks[0].heads
+        shape = (len(self.blocks), max_len, heads, self.width // heads)
+        return (jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+
+    def step(
+        self, cache: Cache, token: Float[Array, " width"], position: Int[Array, ""]
+    ) -> tuple[Cache, Float[Array, " width"]]:
+        all_keys, all_values = cache
+        x = token
+        new_keys, new_values = [], []
+        for i, block in enumerate(self.blocks):
+            x, k, v = block.step(x, all_keys[i], all_values[i], position)
+            new_keys.append(k)
+            new_values.append(v)
+        return (jnp.stack(new_keys), jnp.stack(new_values)), self.ln_f(x)
+
+
+# -------------------------------------------------------------------------------- recurrent
+
+
+class _TanhCell(eqx.Module):
+    """Elman RNN cell: h' = tanh(W x + U h + b)."""
+
+    input_map: eqx.nn.Linear
+    hidden_map: eqx.nn.Linear
+
+    def __init__(self, input_size: int, hidden_size: int, *, key: PRNGKeyArray):
+        k1, k2 = jax.random.split(key)
+        self.input_map = eqx.nn.Linear(input_size, hidden_size, key=k1)
+        self.hidden_map = eqx.nn.Linear(hidden_size, hidden_size, use_bias=False, key=k2)
+
+    def __call__(self, x: Float[Array, " i"], h: Float[Array, " h"]) -> Float[Array, " h"]:
+        return jnp.tanh(self.input_map(x) + self.hidden_map(h))
+
+
+RecurrentKind = Literal["lstm", "gru", "rnn"]
+
+
+class Recurrent(AbstractBackbone):
+    """A single-layer LSTM, GRU or tanh RNN; its output at each step is the hidden state."""
+
+    cell: eqx.nn.LSTMCell | eqx.nn.GRUCell | _TanhCell
+    kind: RecurrentKind = eqx.field(static=True)
+    width: int = eqx.field(static=True)
+
+    def __init__(self, kind: RecurrentKind, width: int = 48, *, key: PRNGKeyArray):
+        cells = {"lstm": eqx.nn.LSTMCell, "gru": eqx.nn.GRUCell, "rnn": _TanhCell}
+        if kind not in cells:
+            raise ValueError(f"unknown recurrent cell {kind!r}; choose lstm, gru or rnn")
+        self.cell = cells[kind](width, width, key=key)
+        self.kind = kind
+        self.width = width
+
+    def init_cache(self, max_len: int, dtype: Any) -> Cache:
+        h = jnp.zeros((self.width,), dtype)
+        return (h, h) if self.kind == "lstm" else h
+
+    def step(
+        self, cache: Cache, token: Float[Array, " width"], position: Int[Array, ""]
+    ) -> tuple[Cache, Float[Array, " width"]]:
+        cache = self.cell(token, cache)
+        return cache, cache[0] if self.kind == "lstm" else cache
+
+    def __call__(
+        self, tokens: Float[Array, "T width"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "T width"]:
+        def body(cache, token):
+            return self.step(cache, token, jnp.zeros((), jnp.int32))
+
+        _, outputs = jax.lax.scan(body, self.init_cache(tokens.shape[0], tokens.dtype), tokens)
+        return outputs
