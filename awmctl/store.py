@@ -260,3 +260,100 @@ def ensure_finite(name: str, tree: Any) -> None:
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         if not np.all(np.isfinite(np.asarray(leaf))):
             raise RunFailedError(f"{name}{jax.tree_util.keystr(path)} contains NaN or Inf")
+
+
+# ------------------------------------------------------------------------- resumable runs
+
+
+class ResumableRun:
+    """The working directory of a long command that can resume after being killed.
+
+    Work happens in ``OUT.partial`` (an Orbax ``CheckpointManager`` under ``checkpoints/``,
+    ``metrics.jsonl``, a ``meta.json`` with ``"status": "running"`` and the run's config). Only
+    :meth:`finish` moves it to ``OUT``, so ``OUT`` never looks complete while it is not. Rerunning
+    the same command finds ``OUT.partial`` and continues from its latest checkpoint; a different
+    config is refused unless ``overwrite`` (which starts over).
+    """
+
+    def __init__(self, out: str | os.PathLike, kind: str, config: dict[str, Any], overwrite: bool = False):
+        import orbax.checkpoint as ocp
+
+        self.out = check_output_dir(out, overwrite).absolute()
+        self.work = self.out.with_name(self.out.name + ".partial")
+        self.kind = kind
+        self.config = _jsonable(config)
+        self.resuming = False
+        if self.work.exists():
+            previous = self._previous_config()
+            if previous == self.config and not overwrite:
+                self.resuming = True
+            elif overwrite or previous is None:
+                shutil.rmtree(self.work)
+            else:
+                changed = sorted(k for k in set(previous) | set(self.config) if previous.get(k) != self.config.get(k))
+                raise BadInputError(
+                    f"{self.work} holds an unfinished run with other settings ({', '.join(changed)}); "
+                    "rerun with the same arguments to resume it, or pass --overwrite to start over"
+                )
+        if not self.resuming:
+            self.work.mkdir(parents=True)
+            write_json_atomic(self.work / META_FILE, base_meta(kind, status="running", config=self.config))
+        self.manager = ocp.CheckpointManager(
+            self.work / "checkpoints",
+            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True, cleanup_tmp_directories=True),
+        )
+
+    def _previous_config(self) -> dict[str, Any] | None:
+        try:
+            meta = json.loads((self.work / META_FILE).read_text())
+            return meta["config"] if meta.get("kind") == self.kind else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def restore_latest(self, like: Any) -> tuple[Any, int] | None:
+        """The latest saved state (structure of ``like``) and its step, or None if there is none."""
+        import orbax.checkpoint as ocp
+
+        step = self.manager.latest_step()
+        if step is None:
+            return None
+        abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), like)
+        try:
+            state = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except Exception as err:
+            raise BadInputError(
+                f"the checkpoint at step {step} in {self.work} is damaged ({type(err).__name__}); "
+                "pass --overwrite to start over"
+            ) from None
+        # Drop metrics logged after that checkpoint: they will be produced again.
+        records = [r for r in read_metrics(self.work) if r.get("step", 0) <= step]
+        (self.work / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+        return state, step
+
+    def save(self, step: int, state: Any) -> None:
+        import orbax.checkpoint as ocp
+
+        self.manager.save(step, args=ocp.args.StandardSave(state))
+
+    def log(self, record: dict[str, Any]) -> None:
+        append_metrics(self.work, record)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_metrics(self.work)
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+    def finish(self, meta: dict[str, Any]) -> Path:
+        """Mark the run complete and move it into place (replacing an old ``OUT``)."""
+        self.close()
+        write_json_atomic(self.work / META_FILE, {**meta, "status": "complete", "config": self.config})
+        trash = None
+        if self.out.exists():
+            trash = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+            os.replace(self.out, trash)
+        os.replace(self.work, self.out)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        return self.out

@@ -67,7 +67,7 @@ def build_model(
 
 
 def fit_normalizers(
-    model: WorldModel, observations: Float[Array, "N H+1 obs"] | np.ndarray
+    model: WorldModel, observations: Float[Array, "N T obs"] | np.ndarray
 ) -> WorldModel:
     """Set the model's normalisation statistics from training observations (raw units)."""
     states = jnp.asarray(observations)[..., :-1]

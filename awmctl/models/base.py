@@ -19,7 +19,11 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float
+
+from awmctl.tasks.base import observation, step_index
+
+__all__ = ["Carry", "Normalizer", "WorldModel", "imagine", "like", "observation", "step_index"]
 
 Carry = Any  # model-specific pytree: (state, step index, cache, ...)
 
@@ -40,10 +44,16 @@ class Normalizer(eqx.Module):
         return cls(jnp.zeros((n,)), jnp.ones((n,)))
 
     def normalize(self, x: Float[Array, "... n"]) -> Float[Array, "... n"]:
-        return (x - jax.lax.stop_gradient(self.mean)) / jax.lax.stop_gradient(self.std)
+        return (x - like(self.mean, x)) / like(self.std, x)
 
     def denormalize(self, z: Float[Array, "... n"]) -> Float[Array, "... n"]:
-        return z * jax.lax.stop_gradient(self.std) + jax.lax.stop_gradient(self.mean)
+        return z * like(self.std, z) + like(self.mean, z)
+
+
+def like(stat: Float[Array, " n"], x: Float[Array, "... n"]) -> Float[Array, "... n"]:
+    """A per-dimension statistic, gradient-stopped, shaped to broadcast against ``x`` explicitly
+    (tests run with rank promotion switched off)."""
+    return jnp.reshape(jax.lax.stop_gradient(stat), (1,) * (x.ndim - 1) + stat.shape)
 
 
 class WorldModel(eqx.Module):
@@ -60,7 +70,7 @@ class WorldModel(eqx.Module):
     @abc.abstractmethod
     def predict(
         self,
-        states: Float[Array, "H+1 state"],
+        states: Float[Array, "T state"],
         actions: Float[Array, "H act"],
         *,
         key: Any = None,
@@ -96,13 +106,3 @@ def imagine(
 
     _, observations = jax.lax.scan(body, model.start(obs0), actions)
     return observations
-
-
-def with_step(state: Float[Array, " n"], k: Int[Array, ""]) -> Float[Array, " n+1"]:
-    """An observation from a state and its step index (as a float of the state's dtype)."""
-    return jnp.concatenate([state, jnp.asarray(k, dtype=state.dtype)[None]])
-
-
-def step_index(obs: Float[Array, " obs"]) -> Int[Array, ""]:
-    """The integer step index stored in the last entry of an observation."""
-    return jnp.round(obs[-1]).astype(jnp.int32)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from awmctl.models.base import Carry, Normalizer, WorldModel, step_index, with_step
+from awmctl.models.base import Carry, like, Normalizer, WorldModel, step_index, observation
 
 
 class MarkovModel(WorldModel):
@@ -61,11 +61,11 @@ class MarkovModel(WorldModel):
         z = self.mlp(jnp.concatenate([self.norm.normalize(state), action, t]))
         # Only the scale of the differences is data; a mean drift is learnt, not baked in, so an
         # untrained model predicts "no change".
-        return state + z * jax.lax.stop_gradient(self.delta_scale)
+        return state + z * like(self.delta_scale, z)
 
     def predict(
         self,
-        states: Float[Array, "H+1 state"],
+        states: Float[Array, "T state"],
         actions: Float[Array, "H act"],
         *,
         key: Any = None,
@@ -79,4 +79,4 @@ class MarkovModel(WorldModel):
     def step(self, carry: Carry, action: Float[Array, " act"]) -> tuple[Carry, Float[Array, " obs"]]:
         state, k = carry
         nxt = self.next_state(state, action, k)
-        return (nxt, k + 1), with_step(nxt, k + 1)
+        return (nxt, k + 1), observation(nxt, k + 1)

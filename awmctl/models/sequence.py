@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl.models.backbones import AbstractBackbone, Recurrent, Transformer
-from awmctl.models.base import Carry, Normalizer, WorldModel, step_index, with_step
+from awmctl.models.base import Carry, Normalizer, WorldModel, step_index, observation
 
 Family = Literal["awm", "hwm"]
 BackboneKind = Literal["transformer", "lstm", "gru", "rnn"]
@@ -120,7 +120,7 @@ class SequenceWorldModel(WorldModel):
 
     def predict(
         self,
-        states: Float[Array, "H+1 state"],
+        states: Float[Array, "T state"],
         actions: Float[Array, "H act"],
         *,
         key: PRNGKeyArray | None = None,
@@ -162,4 +162,4 @@ class SequenceWorldModel(WorldModel):
             token = self.state_embed(jnp.concatenate([self.norm.normalize(state), action]))
         cache, out = self.backbone.step(cache, self._position(token, position), position)
         next_state = self._decode(out)
-        return (cache, position + 1, k + 1, next_state), with_step(next_state, k + 1)
+        return (cache, position + 1, k + 1, next_state), observation(next_state, k + 1)

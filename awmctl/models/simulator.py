@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from awmctl.models.base import Carry, WorldModel, step_index, with_step
+from awmctl.models.base import Carry, WorldModel, step_index, observation
 from awmctl.tasks import Task
 
 
@@ -42,7 +42,7 @@ class SimulatorModel(WorldModel):
 
     def predict(
         self,
-        states: Float[Array, "H+1 state"],
+        states: Float[Array, "T state"],
         actions: Float[Array, "H act"],
         *,
         key: Any = None,
@@ -56,4 +56,4 @@ class SimulatorModel(WorldModel):
     def step(self, carry: Carry, action: Float[Array, " act"]) -> tuple[Carry, Float[Array, " obs"]]:
         state, k = carry
         nxt = self.task.transition(state, action, k)
-        return (nxt, k + 1), with_step(nxt, k + 1)
+        return (nxt, k + 1), observation(nxt, k + 1)

@@ -97,7 +97,7 @@ class Task(eqx.Module):
 
     def observe(self, state: Float[Array, " state"], k: Int[Array, ""] | int) -> Float[Array, " obs"]:
         """Observation ``[state, k]`` (step index as a float of the state's dtype)."""
-        return jnp.concatenate([state, jnp.asarray(k, dtype=state.dtype)[None]])
+        return observation(state, k)
 
     def step(
         self, state: Float[Array, " state"], action: Float[Array, " act"], k: Int[Array, ""]
@@ -117,6 +117,16 @@ class Task(eqx.Module):
             "dt": self.dt,
             "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()},
         }
+
+
+def observation(state: Float[Array, " n"], k: Int[Array, ""] | int) -> Float[Array, " n+1"]:
+    """An observation from a state and its integer step index (stored as a float)."""
+    return jnp.concatenate([state, jnp.asarray(k, dtype=state.dtype)[None]])
+
+
+def step_index(obs: Float[Array, " obs"]) -> Int[Array, ""]:
+    """The integer step index stored in the last entry of an observation."""
+    return jnp.round(obs[-1]).astype(jnp.int32)
 
 
 def rollout(task: Task, act: ActFn, key: PRNGKeyArray) -> Episode:

@@ -93,7 +93,7 @@ class BounceTask(Task):
         if not float(friction) >= 0.0:
             raise ValueError(f"friction must be >= 0, got {friction}")
         if not float(wall) < 0.0:
-            raise ValueError(f"wall must be < 0 (the block starts at x = 0, right of it), got {wall}")
+            raise ValueError(f"wall must be < 0 (the block starts at x = 0, right of it): {wall}")
         self.name = name
         self.horizon = horizon
         self.dt = float(dt)
@@ -180,7 +180,9 @@ def build(horizon: int, params: dict[str, ParamValue]) -> Task:
     """Build from CLI-style parameters (floats); raises ValueError if one is bad."""
     unknown = sorted(set(params) - set(PARAM_NAMES))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES)}")
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES)}"
+        )
     values = {**dict(DEFAULTS), **params}
     for key, value in values.items():
         if isinstance(value, tuple | list | str):

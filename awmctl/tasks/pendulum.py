@@ -222,9 +222,8 @@ class DoublePendulumTask(Task):
 
         def set_initial(s: Float[Array, " 4"]) -> Float[Array, " 4"]:
             zero = jnp.zeros_like(a)
-            return jnp.stack(
-                [self.angle_scale * a, zero, jnp.full_like(a, self.angle_scale * self.goal[1]), zero]
-            )
+            theta2 = jnp.full_like(a, self.angle_scale * self.goal[1])
+            return jnp.stack([self.angle_scale * a, zero, theta2, zero])
 
         def integrate(s: Float[Array, " 4"]) -> Float[Array, " 4"]:
             return integrate_interval(s, self.dt, self.physics)
@@ -280,7 +279,9 @@ def build(horizon: int, params: dict[str, ParamValue], name: str = "double-pendu
     params = dict(params)
     unknown = sorted(set(params) - set(PARAM_NAMES))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES)}")
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES)}"
+        )
     goal = _goal_param(params.pop("goal")) if "goal" in params else DEFAULT_GOAL
     angle_scale = params.pop("angle_scale", DEFAULT_ANGLE_SCALE)
     dt = params.pop("dt", DEFAULT_DT)

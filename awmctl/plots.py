@@ -1,0 +1,44 @@
+"""Headless matplotlib figures (PNG). Library code: returns the path it wrote."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def learning_curves(
+    records: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    path: str | os.PathLike,
+    title: str,
+    log_y: bool = True,
+) -> Path:
+    """One line per metric key against ``step``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for key in keys:
+        pts = [(r["step"], r[key]) for r in records if isinstance(r.get(key), int | float)]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, label=key)
+    ax.set_xlabel("step")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
