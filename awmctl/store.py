@@ -220,7 +220,7 @@ def restore_arrays(directory: str | os.PathLike, like: Any, meta: dict[str, Any]
         raise BadInputError(
             f"the checkpoint in {path} is damaged or incomplete ({type(err).__name__}); re-create {directory}"
         ) from None
-    return restored
+    return jax.tree_util.tree_map(jax.numpy.asarray, restored)
 
 
 # ---------------------------------------------------------------------------------- metrics
@@ -283,6 +283,7 @@ class ResumableRun:
         self.kind = kind
         self.config = _jsonable(config)
         self.resuming = False
+        self._closed = False
         if self.work.exists():
             previous = self._previous_config()
             if previous == self.config and not overwrite:
@@ -342,8 +343,11 @@ class ResumableRun:
         return read_metrics(self.work)
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        """Wait for checkpoint writes in flight (also on Ctrl-C, so that they are not lost)."""
+        if not self._closed:
+            self.manager.wait_until_finished()
+            self.manager.close()
+            self._closed = True
 
     def finish(self, meta: dict[str, Any]) -> Path:
         """Mark the run complete and move it into place (replacing an old ``OUT``)."""

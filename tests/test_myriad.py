@@ -20,7 +20,7 @@ import pytest
 from awmctl.tasks import make_task, open_loop_return, rollout, task_info, task_names
 
 # ============================================================================================
-# The spec, written again (§2). Each formula takes the parameter dict P; DEFAULTS below are the
+# The spec, written again (§2). Each formula takes the parameter dict P; `Spec.params` holds the
 # authors' constructor defaults.
 # ============================================================================================
 
@@ -41,7 +41,10 @@ def _bear_f(x, u, P):
         [
             r * x1 - k * x1**2 + k * mf * (1 - x1 / K) * x2**2 - u[0] * x1,
             r * x2 - k * x2**2 + k * mp * (1 - x2 / K) * x1**2 - u[1] * x2,
-            k * (1 - mp) * x1**2 + k * (1 - mf) * x2**2 + k2 * mf * x1 * x2**2 + k2 * mp * x1**2 * x2,
+            k * (1 - mp) * x1**2
+            + k * (1 - mf) * x2**2
+            + k2 * mf * x1 * x2**2
+            + k2 * mp * x1**2 * x2,
         ]
     )
 
@@ -63,7 +66,10 @@ def _hiv_f(x, u, P):
     infection = u[0] * P["k"] * x3 * x1
     return np.array(
         [
-            P["s"] / (1 + x3) - P["m1"] * x1 + P["r"] * x1 * (1 - (x1 + x2) / P["T_max"]) - infection,
+            P["s"] / (1 + x3)
+            - P["m1"] * x1
+            + P["r"] * x1 * (1 - (x1 + x2) / P["T_max"])
+            - infection,
             infection - P["m2"] * x2,
             P["N"] * P["m2"] * x2 - P["m3"] * x3,
         ]
@@ -347,7 +353,8 @@ def test_authors_constructor_defaults(name, param, value):
 
 
 @pytest.mark.parametrize(
-    "name", ["predator-prey", "bioreactor", "glucose", "timber-harvest", "harvest", "invasive-plant"]
+    "name",
+    ["predator-prey", "bioreactor", "glucose", "timber-harvest", "harvest", "invasive-plant"],
 )
 def test_flagged_tasks_carry_a_note(name):
     assert task_info(name).notes.strip()
@@ -360,7 +367,10 @@ def test_flagged_tasks_carry_a_note(name):
 
 def _perturbed(name):
     """Every parameter moved off its default, to distinct values (so swapped names show up)."""
-    return {k: (v * (1 + 0.1 * (i + 1)) if v != 0 else 0.05 * (i + 1)) for i, (k, v) in enumerate(SPEC[name].params.items())}
+    return {
+        k: (v * (1 + 0.1 * (i + 1)) if v != 0 else 0.05 * (i + 1))
+        for i, (k, v) in enumerate(SPEC[name].params.items())
+    }
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -378,7 +388,9 @@ def test_dynamics_and_costs_at_a_point(name, perturbed):
         p = dict(task.values)
         assert p == P
         x, u = jnp.asarray(x_np), jnp.asarray(u_np)
-        np.testing.assert_allclose(np.asarray(task.control(jnp.asarray(a, dtype=float))), u_np, rtol=1e-12)
+        np.testing.assert_allclose(
+            np.asarray(task.control(jnp.asarray(a, dtype=float))), u_np, rtol=1e-12
+        )
         fx = task.system.dynamics(x, u, p)
         assert fx.shape == x.shape and fx.dtype == x.dtype
         np.testing.assert_allclose(np.asarray(fx), f(x_np, u_np), rtol=1e-10, atol=1e-12)
@@ -398,10 +410,12 @@ def test_dynamics_and_costs_at_a_point(name, perturbed):
 
 
 def test_time_dependent_costs_use_physical_time():
-    # TIMBERHARVEST with a non-zero discount r = 0.5 at t = 2: -e^{-1} * 150 * (1 - 0.6) = -22.0728...
+    # TIMBERHARVEST with a discount r = 0.5 at t = 2: -e^{-1} * 150 * (1 - 0.6) = -22.0728...
     with jax.enable_x64(True):
         task = make_task("timber-harvest", 20, {"r": 0.5})
-        g = task.system.cost(jnp.array([150.0]), jnp.array([0.6]), jnp.asarray(2.0), dict(task.values))
+        g = task.system.cost(
+            jnp.array([150.0]), jnp.array([0.6]), jnp.asarray(2.0), dict(task.values)
+        )
         assert float(g) == pytest.approx(-math.exp(-1.0) * 150 * 0.4, rel=1e-12)
         assert float(g) == pytest.approx(-22.07277, rel=1e-6)
         # reward at k = 8 (t = 8 * 0.25 = 2) of the same point: -g * dt, a = 0.2 -> u = 0.6
@@ -465,7 +479,9 @@ def _states_and_rewards(task, actions):
         x_next, r = task.step(x, a, k)
         return x_next, (x_next, r)
 
-    _, (states, rewards) = jax.lax.scan(body, task.initial_state(), (jnp.arange(task.horizon), actions))
+    _, (states, rewards) = jax.lax.scan(
+        body, task.initial_state(), (jnp.arange(task.horizon), actions)
+    )
     return states, rewards
 
 
@@ -478,12 +494,16 @@ def test_episode_matches_plain_loop(name):
     plans = [_const_actions(name, H, 0.3), _random_actions(name, H, seed=1)]
     with jax.enable_x64(True):
         task = make_task(name, H)
-        states, rewards = jax.vmap(lambda a: _states_and_rewards(task, a))(jnp.asarray(np.stack(plans)))
+        states, rewards = jax.vmap(lambda a: _states_and_rewards(task, a))(
+            jnp.asarray(np.stack(plans))
+        )
         assert states.shape == (2, H, task.state_size) and states.dtype == jnp.float64
         for i, actions in enumerate(plans):
             want_ret, want_rewards, want_states = ref_episode(name, actions)
             np.testing.assert_allclose(np.asarray(states[i]), want_states[1:], rtol=1e-5, atol=1e-9)
-            np.testing.assert_allclose(np.asarray(states[i, -1]), want_states[-1], rtol=1e-5, atol=1e-9)
+            np.testing.assert_allclose(
+                np.asarray(states[i, -1]), want_states[-1], rtol=1e-5, atol=1e-9
+            )
             np.testing.assert_allclose(np.asarray(rewards[i]), want_rewards, rtol=1e-5, atol=1e-9)
             np.testing.assert_allclose(float(jnp.sum(rewards[i])), want_ret, rtol=1e-5, atol=1e-9)
 
@@ -491,11 +511,15 @@ def test_episode_matches_plain_loop(name):
 @pytest.mark.parametrize("name", ["bacteria", "predator-prey", "invasive-plant"])
 def test_terminal_on_final_matches_plain_loop(name):
     H = 20
-    actions = _random_actions(name, H, seed=2, center=-0.8 if name == "bacteria" else 0.0, width=0.2)
+    actions = _random_actions(
+        name, H, seed=2, center=-0.8 if name == "bacteria" else 0.0, width=0.2
+    )
     with jax.enable_x64(True):
         task = make_task(name, H, {"terminal_on": "final"})
         want, _, _ = ref_episode(name, actions, terminal_on="final")
-        np.testing.assert_allclose(float(open_loop_return(task, jnp.asarray(actions))), want, rtol=1e-5)
+        np.testing.assert_allclose(
+            float(open_loop_return(task, jnp.asarray(actions))), want, rtol=1e-5
+        )
 
 
 # ============================================================================================
@@ -504,7 +528,7 @@ def test_terminal_on_final_matches_plain_loop(name):
 
 
 def _const_returns(name, H, values, params=None):
-    """Returns of the constant plans a = v (every dimension) for each v in ``values`` (one trace)."""
+    """Returns of the constant plans a = v (all dimensions), one per v in ``values``."""
     task = make_task(name, H, params)
     acts = jnp.stack([jnp.full((H, task.action_size), v, dtype=float) for v in values])
     return [float(r) for r in jax.vmap(lambda a: open_loop_return(task, a))(acts)]
@@ -553,12 +577,16 @@ def test_predator_prey_is_degenerate(H):
         # a = -1 (u = 0) -> 0; a = 0 (u = 0.5) -> -(1/2)*0.25*T = -12.5; then 64 random plans:
         # prey always extinct at x_{H-1}, return = -sum (1/2) u^2 dt, mean ~ -100/6 = -16.7
         rng = np.random.default_rng(0)
-        acts = np.concatenate([np.full((1, H, 1), -1.0), np.zeros((1, H, 1)), rng.uniform(-1, 1, (64, H, 1))])
+        acts = np.concatenate(
+            [np.full((1, H, 1), -1.0), np.zeros((1, H, 1)), rng.uniform(-1, 1, (64, H, 1))]
+        )
         rets = np.asarray(jax.vmap(lambda a: open_loop_return(task, a))(jnp.asarray(acts)))
         assert rets[0] == pytest.approx(0.0, abs=1e-12)
         assert rets[1] == pytest.approx(-12.5, abs=1e-9)
         u = (1 + acts[..., 0]) / 2
-        np.testing.assert_allclose(rets, -np.sum(0.5 * u**2 * task.dt, axis=1), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            rets, -np.sum(0.5 * u**2 * task.dt, axis=1), rtol=1e-9, atol=1e-12
+        )
         assert float(np.mean(rets[2:])) == pytest.approx(-100 / 6, abs=1.0)
 
 
@@ -572,7 +600,9 @@ def test_predator_prey_t10_variant():
         nothing, mid = _const_returns("predator-prey-t10", 100, [-1.0, 0.0])
         assert nothing == pytest.approx(0.0, abs=1e-12)
         assert mid == pytest.approx(-1.25, abs=1e-9)
-        _, _, states = ref_episode("predator-prey", _const_actions("predator-prey", 100, -1.0), T=10.0)
+        _, _, states = ref_episode(
+            "predator-prey", _const_actions("predator-prey", 100, -1.0), T=10.0
+        )
         assert states[-1, 0] == 0.0
 
 
@@ -603,10 +633,14 @@ def test_invasive_plant_equals_the_annual_map_at_h10_only():
     u = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
     a = 2 * u - 1
     with jax.enable_x64(True):
-        step10 = make_task("invasive-plant", 10).transition(jnp.asarray(x), jnp.asarray(a), jnp.asarray(0))
+        step10 = make_task("invasive-plant", 10).transition(
+            jnp.asarray(x), jnp.asarray(a), jnp.asarray(0)
+        )
         P = SPEC["invasive-plant"].params
         np.testing.assert_allclose(np.asarray(step10), _invasive_F(x, u, P), rtol=1e-12)
-        step20 = make_task("invasive-plant", 20).transition(jnp.asarray(x), jnp.asarray(a), jnp.asarray(0))
+        step20 = make_task("invasive-plant", 20).transition(
+            jnp.asarray(x), jnp.asarray(a), jnp.asarray(0)
+        )
         np.testing.assert_allclose(np.asarray(step20), (x + _invasive_F(x, u, P)) / 2, rtol=1e-12)
         assert not np.allclose(np.asarray(step20), _invasive_F(x, u, P))
 
@@ -651,7 +685,9 @@ def test_open_loop_return_and_its_gradient(name):
             fd = (ret(plus) - ret(minus)) / (2 * eps)
             # rounding of the return (size R) divided by 2 eps, plus the O(eps^2) truncation
             atol = 1e-8 + 50 * np.finfo(float).eps * max(1.0, R) / eps
-            np.testing.assert_allclose(grad[k, j], fd, rtol=1e-5, atol=atol, err_msg=f"{name} {(k, j)}")
+            np.testing.assert_allclose(
+                grad[k, j], fd, rtol=1e-5, atol=atol, err_msg=f"{name} {(k, j)}"
+            )
 
 
 # jit/vmap are generic to `MyriadTask` (and every task is already traced by `lax.scan` and vmapped
@@ -664,7 +700,9 @@ JIT_TASKS = ["bacteria", "harvest", "invasive-plant"]
 def test_jit_and_vmap_agree_with_plain_calls(name):
     H = 10
     task = make_task(name, H)  # default float32, as in use
-    acts = jnp.asarray(np.stack([_random_actions(name, H, seed=s) for s in range(2)]), dtype=jnp.float32)
+    acts = jnp.asarray(
+        np.stack([_random_actions(name, H, seed=s) for s in range(2)]), dtype=jnp.float32
+    )
     plain = float(open_loop_return(task, acts[0]))
     jitted = float(jax.jit(open_loop_return, static_argnums=0)(task, acts[0]))
     batched = jax.jit(jax.vmap(lambda a: open_loop_return(task, a)))
@@ -680,18 +718,30 @@ def test_jit_and_vmap_agree_with_plain_calls(name):
     ep = rollout(task, act, keys[0])
     eps_vmap = jax.jit(jax.vmap(lambda kk: rollout(task, act, kk)))(keys)
     np.testing.assert_allclose(np.asarray(eps_vmap.actions[0]), np.asarray(ep.actions), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(eps_vmap.observations[0]), np.asarray(ep.observations), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(eps_vmap.rewards[0]), np.asarray(ep.rewards), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(eps_vmap.observations[0]), np.asarray(ep.observations), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(eps_vmap.rewards[0]), np.asarray(ep.rewards), rtol=1e-5, atol=1e-5
+    )
     assert not np.allclose(np.asarray(eps_vmap.actions[1]), np.asarray(eps_vmap.actions[0]))
     # observations are [x_k, k], with x_k the bare scan of task.step under the rollout's actions
     H = task.horizon
     states, _ = _states_and_rewards(task, ep.actions)
-    np.testing.assert_allclose(np.asarray(ep.observations[1:, :-1]), np.asarray(states), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(ep.observations[0, :-1]), np.asarray(task.initial_state()))
-    np.testing.assert_array_equal(np.asarray(ep.observations[:, -1]), np.arange(H + 1, dtype=np.float32))
+    np.testing.assert_allclose(
+        np.asarray(ep.observations[1:, :-1]), np.asarray(states), rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(ep.observations[0, :-1]), np.asarray(task.initial_state())
+    )
+    np.testing.assert_array_equal(
+        np.asarray(ep.observations[:, -1]), np.arange(H + 1, dtype=np.float32)
+    )
     # the rollout's own actions replayed open loop give the rollout's return
     replay = batched(eps_vmap.actions)
-    np.testing.assert_allclose(np.asarray(replay), np.asarray(jnp.sum(eps_vmap.rewards, axis=-1)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(replay), np.asarray(jnp.sum(eps_vmap.rewards, axis=-1)), rtol=1e-5, atol=1e-5
+    )
 
 
 # ============================================================================================
@@ -712,7 +762,13 @@ def _probe_states(name):
     lo, hi = sb[:, 0], sb[:, 1]
     lo_f = np.where(np.isfinite(lo), lo, -1e3)
     hi_f = np.where(np.isfinite(hi), hi, 1e3)
-    out = [lo_f, hi_f, lo_f - 1.0, hi_f + 1.0, np.where(np.arange(len(lo)) % 2 == 0, lo_f - 1.0, hi_f + 1.0)]
+    out = [
+        lo_f,
+        hi_f,
+        lo_f - 1.0,
+        hi_f + 1.0,
+        np.where(np.arange(len(lo)) % 2 == 0, lo_f - 1.0, hi_f + 1.0),
+    ]
     out += [np.array(s, dtype=float) for s in SINGULAR_STATES.get(name, [])]
     return out
 
@@ -738,7 +794,11 @@ def test_guards_keep_transition_reward_and_model_dynamics_finite(name):
     for x in _probe_states(name):
         for a in (-10.0, -1.0, 0.0, 1.0, 10.0):
             for k in (0, task.horizon - 1):
-                out = evaluate(jnp.asarray(x, dtype=jnp.float32), jnp.full((m,), a, dtype=jnp.float32), jnp.asarray(k))
+                out = evaluate(
+                    jnp.asarray(x, dtype=jnp.float32),
+                    jnp.full((m,), a, dtype=jnp.float32),
+                    jnp.asarray(k),
+                )
                 for what, value in zip(("x_next", "r", "f", "g", "g_T"), out, strict=True):
                     assert np.all(np.isfinite(np.asarray(value))), (name, what, x, a, k)
 
@@ -749,7 +809,13 @@ def test_whole_episodes_with_wild_actions_stay_finite(name):
     assert task.horizon == 100
     shape = (task.horizon, task.action_size)
     acts = jnp.asarray(
-        np.stack([np.full(shape, -10.0), np.full(shape, 10.0), np.random.default_rng(5).uniform(-10, 10, shape)]),
+        np.stack(
+            [
+                np.full(shape, -10.0),
+                np.full(shape, 10.0),
+                np.random.default_rng(5).uniform(-10, 10, shape),
+            ]
+        ),
         dtype=jnp.float32,
     )
     states, rewards = jax.vmap(lambda a: _states_and_rewards(task, a))(acts)

@@ -100,13 +100,16 @@ def fit_model_command(
         state, step = restored
         err_console.print(f"Resuming from step {step} in {run.work}")
 
-    with progress_bar(f"fit {model} on {task.name}", steps) as update:
-        update(int(state.step))
-        while not fitter.done(state):
-            state, metrics = fitter.run_chunk(state)
-            run.log(metrics)
-            run.save(int(state.step), state)
-            update(int(state.step), f"train {metrics['train/loss']:.3g}  val {metrics['val/loss']:.3g}")
+    try:
+        with progress_bar(f"fit {model} on {task.name}", steps) as update:
+            update(int(state.step))
+            while not fitter.done(state):
+                state, metrics = fitter.run_chunk(state)
+                run.log(metrics)
+                run.save(int(state.step), state)
+                update(int(state.step), f"train {metrics['train/loss']:.3g}  val {metrics['val/loss']:.3g}")
+    finally:
+        run.close()  # on an interruption too: checkpoints in flight are completed, not lost
 
     best = fitter.model(state.best_params)
     summary = {"out": str(out), "model": model, "task": task.name, "horizon": horizon, "steps": steps,
