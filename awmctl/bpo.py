@@ -135,7 +135,7 @@ class BPO:
                 updates, new_opt = optimizer.update(grads, opt_state, params)
                 new_params = optax.apply_updates(params, updates)
                 keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(is_active, n, o), new, old)  # noqa: E731
-                gnorm = optax.global_norm(grads)
+                gnorm = optax.tree.norm(grads)
                 return (keep(new_params, params), keep(new_opt, opt_state), jax.random.key_data(key)), (
                     jnp.where(is_active, imagined, jnp.nan), jnp.where(is_active, gnorm, jnp.nan))
 

@@ -83,11 +83,17 @@ def behaviour(spec: PolicySpec, task: Task) -> ActFn:
             return jnp.asarray(value, dtype=obs.dtype)
 
         return act
-    # A trained policy: the reader lives with the policies (arrives with optimize-policy).
-    meta = store.read_meta(spec.path, "policy")  # refuses datasets, models, unfinished runs
-    raise BadInputError(
-        f"{spec.path} is a {meta['kind']} this version of awmctl cannot run; upgrade awmctl"
-    )
+    # A trained policy (its best checkpoint, first seed), acting deterministically.
+    from awmctl.policies import load_policy
+
+    policy, policy_task, _ = load_policy(spec.path)
+    if policy_task.name != task.name or policy.obs_size != task.obs_size:
+        raise BadInputError(f"{spec.path} is a policy for {policy_task.name}, not {task.name}")
+
+    def act(obs, k, key):
+        return policy.deterministic(obs)
+
+    return act
 
 
 # --------------------------------------------------------------------------------- collect

@@ -42,3 +42,28 @@ def learning_curves(
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def seed_curves(steps, values, path: str | os.PathLike, title: str, ylabel: str) -> Path:
+    """One thin line per seed plus the mean and a 95% interval (1.96 standard errors)."""
+    import numpy as np
+
+    plt = _pyplot()
+    values = np.asarray(values, dtype=np.float64)  # [points, seeds]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for s in range(values.shape[1]):
+        ax.plot(steps, values[:, s], color="tab:blue", alpha=0.3, lw=0.8)
+    mean = values.mean(axis=1)
+    ax.plot(steps, mean, color="tab:blue", lw=2, label=f"mean of {values.shape[1]} seed(s)")
+    if values.shape[1] > 1:
+        half = 1.96 * values.std(axis=1, ddof=1) / np.sqrt(values.shape[1])
+        ax.fill_between(steps, mean - half, mean + half, color="tab:blue", alpha=0.2, label="95% interval")
+    ax.set_xlabel("policy update")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

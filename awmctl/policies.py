@@ -129,3 +129,23 @@ def with_obs_normalizer(policy: Policy, observations: Float[Array, "... obs"]) -
         flat = jnp.reshape(jnp.asarray(observations), (-1, policy.obs_size))
         return eqx.tree_at(lambda p: p.obs_norm, policy, Normalizer.fit(flat))
     return policy
+
+
+def load_policy(directory, which: str = "best", seed_index: int = 0):
+    """Restore one seed's policy from an ``optimize-policy`` directory: ``(policy, task, meta)``."""
+    from awmctl import store
+    from awmctl.data import task_from_meta
+
+    meta = store.read_meta(directory, POLICY_KIND)
+    task = task_from_meta(meta)
+    record = meta["policy"]
+    n = record["seeds"]
+    if not 0 <= seed_index < n:
+        raise BadInputError(f"{directory} holds {n} seed(s); seed index {seed_index} does not exist")
+    skeleton = build_policy(record["kind"], record["obs_size"], record["action_size"], record["horizon"],
+                            record.get("hyper"), key=jax.random.key(0))
+    params, static = eqx.partition(skeleton, eqx.is_inexact_array)
+    stacked = jax.tree_util.tree_map(lambda x: jnp.zeros((n, *x.shape), x.dtype), params)
+    arrays = store.restore_arrays(directory, {"final": stacked, "best": stacked}, meta)
+    one = jax.tree_util.tree_map(lambda x: x[seed_index], arrays[which])
+    return eqx.combine(one, static), task, meta

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from awmctl import __version__
-from awmctl.cli import collect, fit_model, tasks
+from awmctl.cli import collect, fit_model, optimize_policy, tasks
 from awmctl.cli.common import configure_jax
 
 app = typer.Typer(
@@ -43,3 +43,4 @@ def main(
 app.command("tasks")(tasks.tasks_command)
 app.command("collect")(collect.collect_command)
 app.command("fit-model")(fit_model.fit_model_command)
+app.command("optimize-policy")(optimize_policy.optimize_policy_command)
