@@ -15,9 +15,13 @@ $(BIN)/awmctl: pyproject.toml
 
 install: $(BIN)/awmctl
 
+# The paper's pipeline on CANCER at H = 20, small budgets (a couple of minutes on 2 cores).
 demo: install
 	$(BIN)/awmctl tasks
-	$(BIN)/awmctl collect --task cancer --horizon 100 --episodes 512 --seed 0 --out $(DEMO)/data --overwrite
+	$(BIN)/awmctl collect --task cancer --horizon 20 --episodes 512 --seed 0 --out $(DEMO)/data --overwrite
+	$(BIN)/awmctl fit-model --data $(DEMO)/data --model awm-lstm --steps 600 --out $(DEMO)/awm-lstm --overwrite
+	$(BIN)/awmctl optimize-policy --model $(DEMO)/awm-lstm --data $(DEMO)/data --steps 300 --lr 1e-3 --seeds 2 --out $(DEMO)/policy --overwrite
+	$(BIN)/awmctl optimize-policy --model simulator --task cancer --horizon 20 --steps 300 --lr 1e-3 --seeds 2 --out $(DEMO)/policy-simulator --overwrite
 
 test: install
 	$(BIN)/python -m pytest

@@ -164,8 +164,9 @@ class BPO:
             }
 
         # vmap over the seed axis of the state; the model and data are shared.
-        self._chunk = jax.jit(jax.vmap(chunk, in_axes=(0, None, None, None)))
-        self._evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None, None, None)))
+        # filter_* because models hold non-array leaves (activation functions).
+        self._chunk = eqx.filter_jit(eqx.filter_vmap(chunk, in_axes=(0, None, None, None)))
+        self._evaluate = eqx.filter_jit(eqx.filter_vmap(evaluate, in_axes=(0, None, None, None)))
 
     # ----------------------------------------------------------------------------- running
 
