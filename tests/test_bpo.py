@@ -117,3 +117,18 @@ def test_bad_input(tmp_path):
     result = run("optimize-policy", "--model", "simulator", "--task", "cancer", "--policy", "gpt", "--out", tmp_path / "p")
     assert result.exit_code == 2 and "unknown policy 'gpt'" in result.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_bpo_through_a_fitted_model_uses_the_direct_path_by_default(tmp_path):
+    assert run("collect", "--task", "cancer", "--horizon", 8, "-n", 16, "--out", tmp_path / "d").exit_code == 0
+    fitted = run("fit-model", "--data", tmp_path / "d", "--model", "awm-lstm", "--width", 12, "--steps", 20,
+                 "--log-every", 10, "--out", tmp_path / "m")
+    assert fitted.exit_code == 0, fitted.stderr
+    result = run("optimize-policy", "--model", tmp_path / "m", "--data", tmp_path / "d", "--steps", 10,
+                 "--log-every", 5, "--out", tmp_path / "p", "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["policy_input_grad"] == "stop" and summary["model"] == "awm-lstm"
+    assert np.isfinite(summary["final_return_mean"]) and -1.0 <= summary["final_grad_cosine_mean"] <= 1.0
+    result = run("optimize-policy", "--model", tmp_path / "m", "--task", "bacteria", "--out", tmp_path / "q")
+    assert result.exit_code == 2 and "was fitted on cancer, not bacteria" in result.stderr
