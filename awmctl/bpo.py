@@ -28,7 +28,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
 from awmctl.errors import BadInputError
-from awmctl.models import SimulatorModel, WorldModel
+from awmctl.models import SequenceWorldModel, SimulatorModel, WorldModel
 from awmctl.policies import Policy
 from awmctl.tasks import Task, rollout
 
@@ -65,6 +65,14 @@ def imagined_return(
     deterministic: bool = False,
 ) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """Return of one imagined episode under ``policy`` and its mean per-step entropy estimate."""
+    keys = jax.random.split(key, task.horizon)
+    if stop_input and isinstance(model, SequenceWorldModel) and model.family == "awm":
+        return _awm_direct_path_return(policy, model, task, obs0, keys, deterministic)
+    return _stepwise_return(policy, model, task, obs0, keys, stop_input, deterministic)
+
+
+def _stepwise_return(policy, model, task, obs0, keys, stop_input, deterministic):
+    """The closed loop step by step under ``lax.scan``: works for every model."""
 
     def body(carry, inputs):
         model_carry, obs = carry
@@ -78,9 +86,44 @@ def imagined_return(
         reward = task.reward(obs[:-1], action, k, next_obs[:-1])
         return (model_carry, next_obs), (reward, -logp)
 
-    keys = jax.random.split(key, task.horizon)
     _, (rewards, neg_logp) = jax.lax.scan(body, (model.start(obs0), obs0), (jnp.arange(task.horizon), keys))
     return jnp.sum(rewards), jnp.mean(neg_logp)
+
+
+def _awm_direct_path_return(policy, model, task, obs0, keys, deterministic):
+    """The same value and gradient as the step-by-step rollout, computed in parallel.
+
+    An AWM's prediction of s_{t+1} reads only s_0 and a_0..a_t, and with a gradient-stopped
+    policy input the gradient reaches the parameters only through the actions. So: run the
+    closed loop once with the key-value cache *without* differentiating it, to get the
+    observations the policy saw; re-evaluate the policy on those (constant) observations, which
+    gives the same actions, now differentiable; and predict every state from s_0 and those
+    actions in one parallel forward pass (the training pass), whose backward is far cheaper than
+    backpropagating through H cache updates.
+    """
+    steps = jnp.arange(task.horizon)
+    seen = jax.lax.stop_gradient(_closed_loop_observations(policy, model, obs0, keys, deterministic))
+    if deterministic:
+        actions, logp = jax.vmap(policy.deterministic)(seen), jnp.zeros((task.horizon,), obs0.dtype)
+    else:
+        actions, logp = jax.vmap(policy.sample)(seen, keys)
+    predicted = model.predict(jnp.concatenate([obs0[None, :-1], seen[1:, :-1]]), actions)
+    states = jnp.concatenate([obs0[None, :-1], predicted[:-1]])
+    rewards = jax.vmap(task.reward)(states, actions, steps, predicted)
+    return jnp.sum(rewards), jnp.mean(-logp)
+
+
+def _closed_loop_observations(policy, model, obs0, keys, deterministic):
+    """Observations o_0..o_{H-1} the policy acts on in imagination (cache-based rollout)."""
+
+    def body(carry, key):
+        model_carry, obs = carry
+        action = policy.deterministic(obs) if deterministic else policy.sample(obs, key)[0]
+        model_carry, next_obs = model.step(model_carry, action)
+        return (model_carry, next_obs), obs
+
+    _, seen = jax.lax.scan(body, (model.start(obs0), obs0), keys)
+    return seen
 
 
 def true_return(policy: Policy, task: Task) -> Float[Array, ""]:

@@ -132,3 +132,32 @@ def test_bpo_through_a_fitted_model_uses_the_direct_path_by_default(tmp_path):
     assert np.isfinite(summary["final_return_mean"]) and -1.0 <= summary["final_grad_cosine_mean"] <= 1.0
     result = run("optimize-policy", "--model", tmp_path / "m", "--task", "bacteria", "--out", tmp_path / "q")
     assert result.exit_code == 2 and "was fitted on cancer, not bacteria" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["awm-transformer", "awm-lstm"])
+def test_parallel_direct_path_equals_the_step_by_step_rollout(name):
+    from awmctl.bpo import _awm_direct_path_return, _stepwise_return
+    from awmctl.models import build_model
+
+    task = make_task("cancer", 8)
+    hyper = {"width": 12, "heads": 2, "mlp_width": 24} if "transformer" in name else {"width": 12}
+    model = build_model(name, 1, 1, 8, hyper, key=jax.random.key(0))
+    policy = build_policy("mlp", task.obs_size, 1, 8, key=jax.random.key(1))
+    params, static = eqx.partition(policy, eqx.is_inexact_array)
+    obs0 = task.observe(task.initial_state(), 0)
+    keys = jax.random.split(jax.random.key(2), 8)
+
+    def value(p, fast):
+        pol = eqx.combine(p, static)
+        if fast:
+            return _awm_direct_path_return(pol, model, task, obs0, keys, False)
+        return _stepwise_return(pol, model, task, obs0, keys, True, False)
+
+    r_fast, e_fast = value(params, True)
+    g_fast = jax.grad(lambda p: value(p, True)[0])(params)
+    r_slow, e_slow = value(params, False)
+    g_slow = jax.grad(lambda p: value(p, False)[0])(params)
+    np.testing.assert_allclose(r_fast, r_slow, rtol=1e-5)
+    np.testing.assert_allclose(e_fast, e_slow, rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(g_fast), jax.tree_util.tree_leaves(g_slow)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
