@@ -29,6 +29,8 @@ between those points.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import math
 
 import equinox as eqx
@@ -51,6 +53,11 @@ PARAM_NAMES: tuple[str, ...] = tuple(k for k, _ in DEFAULTS)
 
 class BounceTask(Task):
     """The one-bounce block (see module docstring)."""
+
+    # Unbounded 4-dimensional state and one action (only the first one matters).
+    state_size: ClassVar[int] = 4
+    action_size: ClassVar[int] = 1
+    state_bounds: ClassVar[tuple[tuple[float, float], ...]] = ((-math.inf, math.inf),) * 4
 
     name: str = eqx.field(static=True)
     horizon: int = eqx.field(static=True)
@@ -104,18 +111,6 @@ class BounceTask(Task):
         self.launch_offset = float(launch_offset)
 
     # ------------------------------------------------------------------ sizes and description
-
-    @property
-    def state_size(self) -> int:
-        return 4
-
-    @property
-    def action_size(self) -> int:
-        return 1
-
-    @property
-    def state_bounds(self) -> tuple[tuple[float, float], ...]:
-        return ((-math.inf, math.inf),) * 4
 
     @property
     def params(self) -> dict[str, ParamValue]:

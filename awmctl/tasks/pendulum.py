@@ -34,6 +34,8 @@ differentiation (``jax.grad``/``jax.vjp``) but not forward mode (``jax.jvp``/``j
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import functools
 import math
 
@@ -139,6 +141,11 @@ def _integrate_many(y0, intervals, dt, physics):
 class DoublePendulumTask(Task):
     """The double-pendulum initial-angle task (see module docstring)."""
 
+    # Unbounded 4-dimensional state and one action (only the first one matters).
+    state_size: ClassVar[int] = 4
+    action_size: ClassVar[int] = 1
+    state_bounds: ClassVar[tuple[tuple[float, float], ...]] = ((-math.inf, math.inf),) * 4
+
     name: str = eqx.field(static=True)
     horizon: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
@@ -188,18 +195,6 @@ class DoublePendulumTask(Task):
         self.goal_state = _goal_state(start, max(horizon - 2, 0), dt, self.physics)
 
     # ------------------------------------------------------------------ sizes and description
-
-    @property
-    def state_size(self) -> int:
-        return 4
-
-    @property
-    def action_size(self) -> int:
-        return 1
-
-    @property
-    def state_bounds(self) -> tuple[tuple[float, float], ...]:
-        return ((-math.inf, math.inf),) * 4
 
     @property
     def params(self) -> dict[str, ParamValue]:
