@@ -29,6 +29,7 @@ from awmctl.cli.common import (
 from awmctl.errors import BadInputError
 from awmctl.models import build_model
 from awmctl.models.io import load_model
+from awmctl.online import OnlineConfig
 from awmctl.policies import POLICY_KIND, build_policy, with_obs_normalizer
 from awmctl.tasks import make_task, parse_task_params
 
@@ -52,6 +53,13 @@ def optimize_policy_command(
     entropy: Annotated[float, typer.Option("--entropy", help="Entropy bonus (per-step mean).")] = 0.1,
     log_every: Annotated[int, typer.Option("--log-every", help="Updates between evaluations.")] = 50,
     seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds trained in one program (vmap).")] = 1,
+    online: Annotated[bool, typer.Option("--online", help="Algorithm 1: interact with the task, fit --model (a model NAME) and the policy in one loop.")] = False,
+    env_steps: Annotated[int, typer.Option("--env-steps", help="[--online] Environment steps.")] = 5000,
+    warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="[--online] First env steps with random actions.")] = 1500,
+    model_every: Annotated[int, typer.Option("--model-every", help="[--online] Env steps between model updates.")] = 2,
+    policy_every: Annotated[int, typer.Option("--policy-every", help="[--online] Env steps between policy updates.")] = 16,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="[--online] Env steps between evaluations and checkpoints.")] = 32,
+    model_lr: Annotated[float, typer.Option("--model-lr", help="[--online] Model learning rate.")] = 1e-3,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
@@ -65,6 +73,19 @@ def optimize_policy_command(
     if seeds < 1:
         raise BadInputError(f"--seeds must be at least 1, got {seeds}")
     params = parse_task_params(task_param)
+    if online:
+        from awmctl.cli.online import run_online
+
+        if model == "simulator":
+            raise BadInputError("--online fits a world model while interacting; it needs a model name, not simulator")
+        if task is None:
+            raise BadInputError("--online needs --task (and optionally --horizon)")
+        config = OnlineConfig(env_steps, warmup_steps, model_every, policy_every, eval_every, 64, batch_size,
+                              model_lr, lr, clip, entropy, policy_input_grad or ("stop" if model.startswith("awm") else "full"))
+        summary = run_online(make_task(task, horizon, params), model, policy, config, seed, seeds, out, overwrite)
+        if json_out:
+            emit_json(summary)
+        return
     if model == "simulator":
         if task is None:
             raise BadInputError("--model simulator needs --task (and optionally --horizon)")

@@ -1,0 +1,65 @@
+"""Online BPO (Algorithm 1): end to end on a tiny budget, resume equals uninterrupted, bad input."""
+
+import json
+
+import equinox as eqx
+import jax
+import numpy as np
+from typer.testing import CliRunner
+
+from awmctl import online
+from awmctl.cli import app
+from awmctl.models.io import load_model
+from awmctl.policies import load_policy
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def online_args(out, *extra):
+    return ("optimize-policy", "--online", "--task", "cancer", "--horizon", 8, "--model", "markov-mlp",
+            "--env-steps", 128, "--warmup-steps", 32, "--lr", 1e-3, "--seeds", 2, "--out", out, *extra)
+
+
+def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, monkeypatch):
+    whole = run(*online_args(tmp_path / "whole", "--json"))
+    assert whole.exit_code == 0, whole.stderr
+    summary = json.loads(whole.stdout)
+    assert summary["online"] and summary["seeds"] == 2 and np.isfinite(summary["final_return_mean"])
+    records = [json.loads(l) for l in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [32, 64, 96, 128]
+    assert records[-1]["train/episodes"] == [16, 16]  # 128 env steps = 16 whole episodes of 8
+    model, task, _ = load_model(tmp_path / "whole" / "model")
+    assert model.name == "markov-mlp" and task.horizon == 8
+    policy, _, _ = load_policy(tmp_path / "whole", "final", seed_index=1)
+
+    original = online.Online.run_period
+    calls = {"n": 0}
+
+    def killed(self, state):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        return original(self, state)
+
+    monkeypatch.setattr(online.Online, "run_period", killed)
+    assert run(*online_args(tmp_path / "resumed")).exit_code == 130
+    assert not (tmp_path / "resumed").exists()
+    monkeypatch.setattr(online.Online, "run_period", original)
+    resumed = run(*online_args(tmp_path / "resumed"))
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "Resuming from env step 64" in resumed.stderr
+    again, _, _ = load_policy(tmp_path / "resumed", "final", seed_index=1)
+    for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(policy, eqx.is_array)), jax.tree_util.tree_leaves(eqx.filter(again, eqx.is_array))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_online_bad_input(tmp_path):
+    result = run("optimize-policy", "--online", "--task", "cancer", "--model", "simulator", "--out", tmp_path / "a")
+    assert result.exit_code == 2 and "needs a model name, not simulator" in result.stderr
+    result = run("optimize-policy", "--online", "--task", "cancer", "--model", "awm-lstm", "--policy-every", 5, "--out", tmp_path / "a")
+    assert result.exit_code == 2 and "multiple of --model-every" in result.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "a.partial").exists()
