@@ -56,8 +56,12 @@ class OnlineConfig:
             raise BadInputError(f"--policy-every ({self.policy_every}) must be a multiple of --model-every ({self.model_every})")
         if self.eval_every % self.policy_every:
             raise BadInputError(f"--eval-every ({self.eval_every}) must be a multiple of --policy-every ({self.policy_every})")
-        if self.env_steps % self.eval_every:
-            raise BadInputError(f"--env-steps ({self.env_steps}) must be a multiple of --eval-every ({self.eval_every})")
+
+    @property
+    def steps_run(self) -> int:
+        """Env steps actually taken: --env-steps rounded up to whole evaluation periods (the
+        paper's 5000 with evaluation every 32 gives 5024)."""
+        return math.ceil(self.env_steps / self.eval_every) * self.eval_every
 
 
 class OnlineState(NamedTuple):
@@ -84,7 +88,7 @@ class Online:
         if model.max_horizon is not None and task.horizon > model.max_horizon:
             raise BadInputError(f"{model.name} has a context of {model.max_horizon} steps; the task has {task.horizon}")
         self.task, self.config = task, config
-        self.capacity = math.ceil(config.env_steps / task.horizon) + 1
+        self.capacity = math.ceil(config.steps_run / task.horizon) + 1
         model_params, model_static = eqx.partition(model, eqx.is_inexact_array)
         policy_params, policy_static = eqx.partition(policy, eqx.is_inexact_array)
         self.model_static, self.policy_static = model_static, policy_static
@@ -214,4 +218,4 @@ class Online:
         return state, np.asarray(returns)
 
     def done(self, state: OnlineState) -> bool:
-        return int(np.asarray(state.t)[0]) >= self.config.env_steps
+        return int(np.asarray(state.t)[0]) >= self.config.steps_run

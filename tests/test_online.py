@@ -63,3 +63,9 @@ def test_online_bad_input(tmp_path):
     result = run("optimize-policy", "--online", "--task", "cancer", "--model", "awm-lstm", "--policy-every", 5, "--out", tmp_path / "a")
     assert result.exit_code == 2 and "multiple of --model-every" in result.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "a.partial").exists()
+
+
+def test_the_papers_schedule_is_accepted_and_rounded_to_whole_evaluation_periods():
+    config = online.OnlineConfig()  # 5000 env steps, evaluation every 32
+    config.check()
+    assert config.steps_run == 5024

@@ -43,7 +43,7 @@ def run_online(task: Task, model_name: str, policy_kind: str, config: OnlineConf
         state, best_policy, best_return = saved["state"], saved["best_policy"], np.asarray(saved["best_return"], np.float64)
         err_console.print(f"Resuming from env step {step} in {run.work}")
     try:
-        with progress_bar(f"online {model_name} on {task.name}", config.env_steps) as update:
+        with progress_bar(f"online {model_name} on {task.name}", config.steps_run) as update:
             update(int(np.asarray(state.t)[0]))
             while not loop.done(state):
                 state, returns = loop.run_period(state)
@@ -63,7 +63,7 @@ def run_online(task: Task, model_name: str, policy_kind: str, config: OnlineConf
     final = np.asarray(records[-1]["eval/eval_return"])
     summary = {
         "out": str(out), "model": model_name, "task": task.name, "horizon": task.horizon, "policy": policy_kind,
-        "online": True, "env_steps": config.env_steps, "seeds": seeds,
+        "online": True, "env_steps": config.steps_run, "seeds": seeds,
         "final_return_mean": float(final.mean()),
         "final_return_ci95": float(1.96 * final.std(ddof=1) / np.sqrt(seeds)) if seeds > 1 else 0.0,
         "best_return_mean": float(best_return.mean()),
