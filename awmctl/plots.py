@@ -44,7 +44,7 @@ def learning_curves(
     return Path(path)
 
 
-def seed_curves(steps, values, path: str | os.PathLike, title: str, ylabel: str) -> Path:
+def seed_curves(steps, values, path: str | os.PathLike, title: str, ylabel: str, xlabel: str = "policy update") -> Path:
     """One thin line per seed plus the mean and a 95% interval (1.96 standard errors)."""
     import numpy as np
 
@@ -58,7 +58,7 @@ def seed_curves(steps, values, path: str | os.PathLike, title: str, ylabel: str)
     if values.shape[1] > 1:
         half = 1.96 * values.std(axis=1, ddof=1) / np.sqrt(values.shape[1])
         ax.fill_between(steps, mean - half, mean + half, color="tab:blue", alpha=0.2, label="95% interval")
-    ax.set_xlabel("policy update")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -72,7 +72,8 @@ def run_online(task: Task, model_name: str, policy_kind: str, config: OnlineConf
 
     leaves = store.save_arrays(run.work, {"final": state.policy, "best": best_policy})
     _plot([{"step": r["step"], "eval/eval_return": r["eval/eval_return"]} for r in records],
-          run.work / "learning_curve.png", f"Online BPO with {model_name} on {task.name} (H={task.horizon})")
+          run.work / "learning_curve.png", f"Online BPO with {model_name} on {task.name} (H={task.horizon})",
+          xlabel="environment step")
     # The final world model of the first seed, as a model directory of its own.
     model_dir = run.work / "model"
     model_dir.mkdir(exist_ok=True)

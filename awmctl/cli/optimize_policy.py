@@ -184,7 +184,7 @@ def _shard_over_devices(state, seeds: int):
     return jax.device_put(state, sharding)
 
 
-def _plot(records, path, title) -> None:
+def _plot(records, path, title, xlabel: str = "policy update") -> None:
     steps = [r["step"] for r in records]
     returns = np.asarray([r["eval/eval_return"] for r in records])  # [logs, seeds]
-    plots.seed_curves(steps, returns, path, title, ylabel="eval return (deterministic policy)")
+    plots.seed_curves(steps, returns, path, title, ylabel="eval return (deterministic policy)", xlabel=xlabel)
