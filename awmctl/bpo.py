@@ -31,6 +31,7 @@ from awmctl.errors import BadInputError
 from awmctl.models import SequenceWorldModel, SimulatorModel, WorldModel
 from awmctl.policies import Policy
 from awmctl.tasks import Task, rollout
+from awmctl.trees import select_tree
 
 PolicyInputGrad = Literal["stop", "full"]
 
@@ -153,7 +154,6 @@ class BPO:
         self.simulator = SimulatorModel(task)
         self.init_obs = jnp.asarray(init_obs)
         params, self.static = eqx.partition(policy, eqx.is_inexact_array)
-        self.template = params
         self.optimizer = optim.adam(config.lr, config.clip)
         stop = config.policy_input_grad == "stop"
         static, optimizer = self.static, self.optimizer
@@ -177,9 +177,9 @@ class BPO:
                 (_, imagined), grads = grad_fn(params, model, batch(kb, init_obs), kl)
                 updates, new_opt = optimizer.update(grads, opt_state, params)
                 new_params = optax.apply_updates(params, updates)
-                keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(is_active, n, o), new, old)  # noqa: E731
                 gnorm = optax.tree.norm(grads)
-                return (keep(new_params, params), keep(new_opt, opt_state), jax.random.key_data(key)), (
+                return (select_tree(is_active, new_params, params), select_tree(is_active, new_opt, opt_state),
+                        jax.random.key_data(key)), (
                     jnp.where(is_active, imagined, jnp.nan), jnp.where(is_active, gnorm, jnp.nan))
 
             (params, opt_state, key), (imagined, gnorms) = jax.lax.scan(

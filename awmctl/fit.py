@@ -24,6 +24,7 @@ from awmctl.errors import BadInputError, RunFailedError
 from awmctl.models import WorldModel, imagine, state_scale
 from awmctl.models.base import like
 from awmctl.tasks import Episode
+from awmctl.trees import select_tree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,10 +132,8 @@ class Fitter:
                 new_params = optax.apply_updates(params, updates)
                 # Steps past the requested total (the last chunk may be partial) are no-ops,
                 # so one compiled chunk serves every chunk of a run.
-                keep = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
-                    lambda n, o: jnp.where(active, n, o), new, old
-                )
-                carry = (keep(new_params, params), keep(new_opt, opt_state), jax.random.key_data(key))
+                carry = (select_tree(active, new_params, params), select_tree(active, new_opt, opt_state),
+                         jax.random.key_data(key))
                 return carry, jnp.where(active, loss, jnp.nan)
 
             (params, opt_state, key), losses = jax.lax.scan(
@@ -181,9 +180,7 @@ class Fitter:
             )
         better = val_loss < state.best_val
         state = state._replace(
-            best_params=jax.tree_util.tree_map(
-                lambda n, o: jnp.where(better, n, o), state.params, state.best_params
-            ),
+            best_params=select_tree(better, state.params, state.best_params),
             best_val=jnp.where(better, val_loss, state.best_val).astype(state.best_val.dtype),
             best_step=jnp.where(better, state.step, state.best_step),
         )

@@ -32,6 +32,7 @@ from awmctl.fit import normalised_mse
 from awmctl.models import WorldModel, fit_normalizers, state_scale
 from awmctl.policies import Policy, with_obs_normalizer
 from awmctl.tasks import Task
+from awmctl.trees import select_tree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,17 +90,14 @@ class Online:
             raise BadInputError(f"{model.name} has a context of {model.max_horizon} steps; the task has {task.horizon}")
         self.task, self.config = task, config
         self.capacity = math.ceil(config.steps_run / task.horizon) + 1
-        model_params, model_static = eqx.partition(model, eqx.is_inexact_array)
-        policy_params, policy_static = eqx.partition(policy, eqx.is_inexact_array)
+        model_static = eqx.partition(model, eqx.is_inexact_array)[1]
+        policy_static = eqx.partition(policy, eqx.is_inexact_array)[1]
         self.model_static, self.policy_static = model_static, policy_static
         model_tx, policy_tx = optim.adam(config.model_lr), optim.adam(config.policy_lr, config.clip)
         self.model_tx, self.policy_tx = model_tx, policy_tx
         H, stop = task.horizon, config.policy_input_grad == "stop"
         capacity = self.capacity
         x0 = task.initial_state()
-
-        def where_tree(cond, new, old):
-            return jax.tree_util.tree_map(lambda n, o: jnp.where(cond, n, o), new, old)
 
         def env_step(s: OnlineState, key) -> OnlineState:
             policy = eqx.combine(s.policy, policy_static)
@@ -117,8 +115,8 @@ class Online:
             refit_model = eqx.filter(fit_normalizers(eqx.combine(s.model, model_static), episode_obs[None]), eqx.is_inexact_array)
             refit_policy = eqx.filter(with_obs_normalizer(policy, episode_obs), eqx.is_inexact_array)
             return s._replace(
-                model=where_tree(first, refit_model, s.model),
-                policy=where_tree(first, refit_policy, s.policy),
+                model=select_tree(first, refit_model, s.model),
+                policy=select_tree(first, refit_policy, s.policy),
                 buffer_obs=jnp.where(done, s.buffer_obs.at[slot].set(episode_obs), s.buffer_obs),
                 buffer_act=jnp.where(done, s.buffer_act.at[slot].set(episode_act), s.buffer_act),
                 count=s.count + done.astype(jnp.int32),
@@ -140,8 +138,8 @@ class Online:
             grads = jax.grad(loss)(s.model)
             updates, opt = model_tx.update(grads, s.model_opt, s.model)
             ready = s.count > 0
-            return s._replace(model=where_tree(ready, optax.apply_updates(s.model, updates), s.model),
-                              model_opt=where_tree(ready, opt, s.model_opt))
+            return s._replace(model=select_tree(ready, optax.apply_updates(s.model, updates), s.model),
+                              model_opt=select_tree(ready, opt, s.model_opt))
 
         def policy_update(s: OnlineState, key) -> OnlineState:
             kb, kl = jax.random.split(key)
@@ -159,8 +157,8 @@ class Online:
             grads = jax.grad(loss)(s.policy)
             updates, opt = policy_tx.update(grads, s.policy_opt, s.policy)
             ready = s.count > 0
-            return s._replace(policy=where_tree(ready, optax.apply_updates(s.policy, updates), s.policy),
-                              policy_opt=where_tree(ready, opt, s.policy_opt))
+            return s._replace(policy=select_tree(ready, optax.apply_updates(s.policy, updates), s.policy),
+                              policy_opt=select_tree(ready, opt, s.policy_opt))
 
         def block(s: OnlineState) -> OnlineState:
             """``policy_every`` env steps, a model update after every ``model_every``, then a
@@ -189,7 +187,6 @@ class Online:
             return s, evaluate(s)
 
         self._period = eqx.filter_jit(eqx.filter_vmap(eval_period))
-        self._init_parts = (model_params, policy_params)
 
     def init(self, models: Any, policies: Any, seeds: np.ndarray) -> OnlineState:
         """Initial states from stacked (leading seed axis) model and policy parameters."""

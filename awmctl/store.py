@@ -255,13 +255,6 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def ensure_finite(name: str, tree: Any) -> None:
-    """Raise :class:`RunFailedError` if any leaf holds NaN or Inf."""
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        if not np.all(np.isfinite(np.asarray(leaf))):
-            raise RunFailedError(f"{name}{jax.tree_util.keystr(path)} contains NaN or Inf")
-
-
 # ------------------------------------------------------------------------- resumable runs
 
 

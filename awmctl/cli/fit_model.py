@@ -70,14 +70,9 @@ def fit_model_command(
             f"--context {context} is shorter than the data's horizon {horizon}; a model's context must cover its episodes"
         )
     hyper = {k: v for k, v in dict(width=width, layers=layers, heads=heads, mlp_width=mlp_width, dropout=dropout).items() if v is not None}
-    if model == "markov-mlp":
-        unknown = sorted(set(hyper) - {"width"})
-        if unknown:
-            raise BadInputError(f"markov-mlp has no {', '.join('--' + u.replace('_', '-') for u in unknown)} option")
-    elif not model.endswith("transformer"):
-        unknown = sorted(set(hyper) - {"width"})
-        if unknown:
-            raise BadInputError(f"{model} has no {', '.join('--' + u.replace('_', '-') for u in unknown)} option (transformers only)")
+    unknown = [] if model.endswith("transformer") else sorted(set(hyper) - {"width"})
+    if unknown:
+        raise BadInputError(f"{model} has no {', '.join('--' + u.replace('_', '-') for u in unknown)} option (transformers only)")
 
     key_model, key_split = jax.random.split(jax.random.key(seed))
     net = build_model(model, task.state_size, task.action_size, context, hyper, key=key_model)

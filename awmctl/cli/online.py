@@ -16,6 +16,7 @@ from awmctl.models import build_model, check_model_name
 from awmctl.models.io import MODEL_KIND, model_record
 from awmctl.online import Online, OnlineConfig
 from awmctl.policies import POLICY_KIND, build_policy
+from awmctl.trees import select_tree
 from awmctl.tasks import Task
 
 
@@ -50,9 +51,7 @@ def run_online(task: Task, model_name: str, policy_kind: str, config: OnlineConf
                 t = int(np.asarray(state.t)[0])
                 improved = returns > best_return
                 best_return = np.where(improved, returns, best_return)
-                best_policy = jax.tree_util.tree_map(
-                    lambda new, old: jnp.where(jnp.reshape(jnp.asarray(improved), (-1,) + (1,) * (new.ndim - 1)), new, old),
-                    state.policy, best_policy)
+                best_policy = select_tree(improved, state.policy, best_policy)
                 run.log({"step": t, "eval/eval_return": returns.tolist(), "train/episodes": np.asarray(state.count).tolist()})
                 run.save(t, {"state": state, "best_policy": best_policy, "best_return": jnp.asarray(best_return, jnp.float32)})
                 update(t, f"eval {np.mean(returns):.4g}")

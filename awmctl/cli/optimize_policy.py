@@ -31,6 +31,7 @@ from awmctl.models import build_model
 from awmctl.models.io import load_model
 from awmctl.online import OnlineConfig
 from awmctl.policies import POLICY_KIND, build_policy, with_obs_normalizer
+from awmctl.trees import select_tree
 from awmctl.tasks import make_task, parse_task_params
 
 
@@ -137,10 +138,7 @@ def optimize_policy_command(
             step = int(np.asarray(state.step)[0])
             improved = metrics["eval_return"] > best_return
             best_return = np.where(improved, metrics["eval_return"], best_return)
-            best_params = jax.tree_util.tree_map(
-                lambda new, old: jnp.where(jnp.reshape(jnp.asarray(improved), (-1,) + (1,) * (new.ndim - 1)), new, old),
-                state.params, best_params,
-            )
+            best_params = select_tree(improved, state.params, best_params)
             records.append({"step": step, **{f"{'eval' if k == 'eval_return' else 'train'}/{k}": v.tolist() for k, v in metrics.items()}})
             update(step, f"eval {np.mean(metrics['eval_return']):.4g}")
 
