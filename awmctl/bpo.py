@@ -29,7 +29,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from awmctl import optim
 from awmctl.errors import BadInputError
 from awmctl.models import SequenceWorldModel, SimulatorModel, WorldModel
-from awmctl.policies import Policy
+from awmctl.policies import Policy, build_policy, with_obs_normalizer
 from awmctl.tasks import Task, rollout
 from awmctl.trees import select_tree
 
@@ -131,6 +131,23 @@ def true_return(policy: Policy, task: Task) -> Float[Array, ""]:
     """Return of the deterministic policy on the real task (tasks are deterministic)."""
     episode = rollout(task, lambda obs, k, key: policy.deterministic(obs), jax.random.key(0))
     return jnp.sum(episode.rewards)
+
+
+def initial_policies(
+    kind: str, task: Task, observations: Float[Array, "N T obs"], seeds: np.ndarray
+) -> tuple[Policy, Any]:
+    """A template policy and the stacked float parameters of one fresh policy per seed.
+
+    Each seed's policy is initialised from ``jax.random.key(seed)`` (so a seed inside a sweep is
+    that seed run alone) and normalises its inputs with statistics of ``observations``.
+    """
+    template = build_policy(kind, task.obs_size, task.action_size, task.horizon, key=jax.random.key(0))
+    policies = eqx.filter_vmap(
+        lambda s: with_obs_normalizer(
+            build_policy(kind, task.obs_size, task.action_size, task.horizon, key=jax.random.key(s)), observations
+        )
+    )(jnp.asarray(seeds))
+    return template, eqx.filter(policies, eqx.is_inexact_array)
 
 
 class BPOState(NamedTuple):

@@ -67,3 +67,73 @@ def seed_curves(steps, values, path: str | os.PathLike, title: str, ylabel: str,
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def norm_vs_horizon(horizons, curves: dict[str, dict[str, Any]], path: str | os.PathLike, title: str) -> Path:
+    """Gradient norms against H on a log scale, one panel per quantity, one line per model.
+
+    ``curves[label][quantity]`` holds ``center``, ``low`` and ``high`` arrays over ``horizons``
+    (the line and its spread band).
+    """
+    plt = _pyplot()
+    quantities = list(next(iter(curves.values())))
+    fig, axes = plt.subplots(1, len(quantities), figsize=(5.2 * len(quantities), 4.0), dpi=120, squeeze=False)
+    for ax, quantity in zip(axes[0], quantities):
+        for label, per_quantity in curves.items():
+            c = per_quantity[quantity]
+            (line,) = ax.plot(horizons, c["center"], marker="o", ms=3, label=label)
+            ax.fill_between(horizons, c["low"], c["high"], color=line.get_color(), alpha=0.15)
+        ax.set_yscale("log")
+        ax.set_xlabel("horizon H")
+        ax.set_ylabel(quantity)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def curves_1d(grid, panels: dict[str, dict[str, Any]], path: str | os.PathLike, title: str, xlabel: str,
+              log_panels: Sequence[str] = ()) -> Path:
+    """Stacked panels sharing the x axis; ``panels[ylabel][label]`` is one curve over ``grid``."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.0, 3.2 * len(panels)), dpi=120, sharex=True, squeeze=False)
+    for ax, (ylabel, lines) in zip(axes[:, 0], panels.items()):
+        for label, values in lines.items():
+            style = {"color": "black", "lw": 1.6} if label == "simulator" else {"lw": 1.0}
+            ax.plot(grid, values, label=label, **style)
+        if ylabel in log_panels:
+            ax.set_yscale("log")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[-1, 0].set_xlabel(xlabel)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def heatmaps(alphas, surfaces: dict[str, Any], path: str | os.PathLike, title: str) -> Path:
+    """One heatmap per model of a surface over ``alphas x alphas`` (rows: first direction)."""
+    import numpy as np
+
+    plt = _pyplot()
+    n = len(surfaces)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), dpi=120, squeeze=False)
+    extent = (float(alphas[0]), float(alphas[-1]), float(alphas[0]), float(alphas[-1]))
+    for ax, (label, surface) in zip(axes[0], surfaces.items()):
+        image = ax.imshow(np.asarray(surface).T, origin="lower", extent=extent, aspect="auto", cmap="viridis")
+        ax.plot([0], [0], marker="+", color="white", ms=10)
+        ax.set_title(label)
+        ax.set_xlabel("direction 1")
+        ax.set_ylabel("direction 2")
+        fig.colorbar(image, ax=ax, shrink=0.85)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import typer
 
 from awmctl import data, plots, store
-from awmctl.bpo import BPO, BPOConfig
+from awmctl.bpo import BPO, BPOConfig, initial_policies
 from awmctl.cli.common import (
     HorizonOpt,
     JsonOpt,
@@ -30,7 +29,7 @@ from awmctl.errors import BadInputError
 from awmctl.models import build_model
 from awmctl.models.io import load_model
 from awmctl.online import OnlineConfig
-from awmctl.policies import POLICY_KIND, build_policy, with_obs_normalizer
+from awmctl.policies import POLICY_KIND
 from awmctl.trees import select_tree
 from awmctl.tasks import make_task, parse_task_params
 
@@ -118,15 +117,9 @@ def optimize_policy_command(
     observations = jnp.asarray(episodes.observations)
 
     seed_list = np.arange(seed, seed + seeds)
-    policies = eqx.filter_vmap(
-        lambda s: with_obs_normalizer(
-            build_policy(policy, the_task.obs_size, the_task.action_size, the_task.horizon, key=jax.random.key(s)),
-            observations,
-        )
-    )(jnp.asarray(seed_list))
-    template = build_policy(policy, the_task.obs_size, the_task.action_size, the_task.horizon, key=jax.random.key(0))
+    template, params0 = initial_policies(policy, the_task, observations, seed_list)
     bpo = BPO(the_task, world, template, observations[:, 0], config)
-    state = bpo.init_from(eqx.filter(policies, eqx.is_inexact_array), seed_list)
+    state = bpo.init_from(params0, seed_list)
     state = _shard_over_devices(state, seeds)
 
     records: list[dict[str, Any]] = []

@@ -1,7 +1,7 @@
 """Differentiable JAX tasks: the paper's Myriad problems, the double pendulum, the bounce block."""
 
 from awmctl.tasks.base import ActFn, Episode, Task, open_loop_return, returns_of, rollout
-from awmctl.tasks.registry import TaskInfo, make_task, parse_task_params, task_info, task_names
+from awmctl.tasks.registry import TaskInfo, make_task, parse_task_params, task_info, task_names, with_horizon
 
 __all__ = [
     "ActFn",
@@ -15,4 +15,5 @@ __all__ = [
     "rollout",
     "task_info",
     "task_names",
+    "with_horizon",
 ]

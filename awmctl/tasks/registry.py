@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 
 from awmctl.errors import BadInputError
@@ -106,3 +107,21 @@ def _load() -> None:
     # alone stays cheap and free of import cycles.
     if not _REGISTRY:
         from awmctl.tasks import catalogue  # noqa: F401
+
+
+def with_horizon(task: Task, horizon: int) -> Task:
+    """The same task over ``horizon`` steps of the *same* length ``dt``.
+
+    Horizon sweeps (gradient norm against H) must keep the per-step dynamics a model was fitted
+    on. Tasks whose ``dt`` is its own parameter (double pendulum, bounce) keep it when rebuilt;
+    Myriad tasks derive ``dt = T / H``, so their duration ``T`` is rescaled to ``dt * horizon``.
+    """
+    if horizon == task.horizon:
+        return task
+    params = dict(task.params)
+    rebuilt = make_task(task.name, horizon, params)
+    if not math.isclose(rebuilt.dt, task.dt, rel_tol=1e-12) and "T" in params:
+        rebuilt = make_task(task.name, horizon, {**params, "T": task.dt * horizon})
+    if not math.isclose(rebuilt.dt, task.dt, rel_tol=1e-9):
+        raise BadInputError(f"cannot rebuild {task.name} at H={horizon} with the same step dt={task.dt}")
+    return rebuilt

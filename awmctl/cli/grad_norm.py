@@ -1,0 +1,150 @@
+"""``awmctl grad-norm``: how the first action's gradient grows with the horizon, per model."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Annotated, Any
+
+import equinox as eqx
+import jax
+import numpy as np
+import typer
+
+from awmctl import analysis, plots, store
+from awmctl.cli.common import (
+    JsonOpt,
+    OutOpt,
+    OverwriteOpt,
+    SeedOpt,
+    TaskParamOpt,
+    emit_json,
+    err_console,
+    handle_errors,
+    progress_bar,
+)
+from awmctl.cli.subjects import check_contexts, load_subjects
+from awmctl.errors import BadInputError
+from awmctl.tasks import parse_task_params, with_horizon
+
+GRAD_NORM_KIND = "grad-norm"
+QUANTITIES = {"state": "||d s_H / d a_1||", "return": "||d R / d a_1||"}
+
+
+def parse_horizons(text: str) -> list[int]:
+    try:
+        horizons = sorted({int(h) for h in text.split(",") if h.strip()})
+    except ValueError:
+        raise BadInputError(f"--horizons takes comma-separated integers like 10,20,50,100, got {text!r}") from None
+    if not horizons or horizons[0] < 1:
+        raise BadInputError(f"--horizons must be integers >= 1, got {text!r}")
+    return horizons
+
+
+@handle_errors
+def grad_norm_command(
+    model: Annotated[list[str], typer.Option("--model", help="A fitted model directory or 'simulator' (repeatable).")],
+    out: OutOpt,
+    horizons: Annotated[str, typer.Option("--horizons", help="Comma-separated horizons H.")] = "10,20,50,100",
+    samples: Annotated[int, typer.Option("--samples", help="Random action sequences (uniform in [-1, 1]) per horizon.")] = 50,
+    task: Annotated[str | None, typer.Option("--task", help="Task (required when every --model is simulator).")] = None,
+    base_horizon: Annotated[int | None, typer.Option("--base-horizon", help="[simulator only] Build the task at this H to fix its step length (Myriad: dt = T/H); fitted models bring their own.")] = None,
+    task_param: TaskParamOpt = None,
+    seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Norm of the gradient of the imagined final state and return w.r.t. the first action.
+
+    For every model and horizon H: over --samples random action sequences from the task's initial
+    state, ||d s_H / d a_1|| (Frobenius norm of the Jacobian) and ||d R / d a_1||, through the
+    model's own imagination, one compiled call per (model, H). Horizons keep the task's step
+    length dt. Writes grad_norm.png (log scale, median with a 10-90% band), grad_norm.csv, the
+    norms as arrays, and for each model the fitted growth: exponential (log-norm linear in H)
+    against polynomial (log-norm linear in log H).
+    """
+    hs = parse_horizons(horizons)
+    if samples < 1:
+        raise BadInputError(f"--samples must be at least 1, got {samples}")
+    base, subjects = load_subjects(model, task, base_horizon, parse_task_params(task_param))
+    check_contexts(subjects, hs[-1])
+    store.check_output_dir(out, overwrite)
+
+    # One set of action sequences per horizon, shared by every model: the models are compared
+    # on the same inputs. The first H actions of the longest draw, so horizons are nested.
+    longest = jax.random.uniform(jax.random.key(seed), (samples, hs[-1], base.action_size), minval=-1.0, maxval=1.0)
+    norms = np.zeros((len(subjects), len(hs), 2, samples))
+    with progress_bar(f"grad-norm on {base.name}", len(subjects) * len(hs)) as update:
+        for i, subject in enumerate(subjects):
+            for j, h in enumerate(hs):
+                task_h = with_horizon(base, h)
+                world = subject.at(task_h)
+                state_n, return_n = _gradients(world, task_h, analysis.initial_observation(task_h), longest[:, :h])
+                norms[i, j] = np.stack([np.asarray(state_n), np.asarray(return_n)])
+                update(i * len(hs) + j + 1, f"{subject.label} H={h}")
+    if not np.all(np.isfinite(norms)):
+        bad = sorted({subjects[i].label for i in np.argwhere(~np.isfinite(norms))[:, 0]})
+        err_console.print(f"[yellow]Warning:[/] non-finite gradients through {', '.join(bad)} (kept as NaN/inf in the output)")
+
+    results: dict[str, Any] = {}
+    for i, subject in enumerate(subjects):
+        entry: dict[str, Any] = {}
+        for q, quantity in enumerate(QUANTITIES):
+            stats = [analysis.spread(norms[i, j, q]) for j in range(len(hs))]
+            entry[quantity] = {str(h): s for h, s in zip(hs, stats)}
+            entry[f"{quantity}_growth"] = analysis.fit_growth(np.asarray(hs), np.asarray([s["geomean"] for s in stats]))
+        results[subject.label] = entry
+
+    summary = {"out": str(out), "task": base.name, "dt": base.dt, "horizons": hs, "samples": samples, "seed": seed,
+               "models": results}
+    with store.atomic_output_dir(out, overwrite) as staging:
+        leaves = store.save_arrays(staging, {"norms": norms, "horizons": np.asarray(hs)})
+        _write_csv(staging / "grad_norm.csv", subjects, hs, results)
+        curves = {s.label: {QUANTITIES[q]: _band(results[s.label][q], hs) for q in QUANTITIES} for s in subjects}
+        plots.norm_vs_horizon(hs, curves, staging / "grad_norm.png",
+                              f"{base.name}: first-action gradient norm (median, 10-90%)")
+        store.write_json_atomic(staging / store.META_FILE, store.base_meta(
+            GRAD_NORM_KIND, task=base.describe(), models=[s.record for s in subjects], labels=[s.label for s in subjects],
+            arrays={"norms": "[model, horizon, (state, return), sample]"}, summary=summary, leaves=leaves,
+        ))
+    err_console.print(_table(results, hs))
+    if json_out:
+        emit_json(summary)
+
+
+# One compilation per (model, H): the model's arrays are traced, the task is static.
+_gradients = eqx.filter_jit(analysis.first_action_gradients)
+
+
+def _band(per_h: dict[str, dict[str, float]], hs: list[int]) -> dict[str, np.ndarray]:
+    return {k: np.asarray([per_h[str(h)][s] for h in hs]) for k, s in (("center", "median"), ("low", "p10"), ("high", "p90"))}
+
+
+def _write_csv(path: Path, subjects, hs, results) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", "quantity", "horizon", "mean", "geomean", "median", "p10", "p90"])
+        for s in subjects:
+            for q in QUANTITIES:
+                for h in hs:
+                    st = results[s.label][q][str(h)]
+                    writer.writerow([s.label, q, h, *(f"{st[k]:.6g}" for k in ("mean", "geomean", "median", "p10", "p90"))])
+
+
+def _table(results, hs):
+    from rich.table import Table
+
+    table = Table(title="First-action gradient norm (geometric mean over samples)", title_justify="left")
+    table.add_column("model", style="bold")
+    table.add_column("quantity")
+    for h in hs:
+        table.add_column(f"H={h}", justify="right")
+    table.add_column("growth (better fit)", no_wrap=True)
+    for label, entry in results.items():
+        for q in QUANTITIES:
+            g = entry[f"{q}_growth"]
+            growth = "n/a" if g["better"] is None else (
+                f"exp {g['exponential_rate']:.3g}/step, R2 {g['exponential_r2']:.2f}" if g["better"] == "exponential"
+                else f"H^{g['polynomial_degree']:.2f}, R2 {g['polynomial_r2']:.2f}")
+            table.add_row(label, q, *(f"{entry[q][str(h)]['geomean']:.3g}" for h in hs), growth)
+    return table

@@ -1,0 +1,163 @@
+"""``awmctl landscape``: the return as a function of the first action (1-D) or of a policy's
+parameters on a random plane (2-D), through each model next to the simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import typer
+
+from awmctl import analysis, plots, store
+from awmctl.cli.common import (
+    HorizonOpt,
+    JsonOpt,
+    OutOpt,
+    OverwriteOpt,
+    SeedOpt,
+    TaskParamOpt,
+    emit_json,
+    err_console,
+    handle_errors,
+    progress_bar,
+)
+from awmctl.cli.subjects import Subject, check_contexts, load_subjects
+from awmctl.errors import BadInputError
+from awmctl.policies import load_policy
+from awmctl.tasks import parse_task_params
+
+LANDSCAPE_KIND = "landscape"
+
+
+@handle_errors
+def landscape_command(
+    model: Annotated[list[str], typer.Option("--model", help="A fitted model directory or 'simulator' (repeatable); the simulator is always added as the reference.")],
+    out: OutOpt,
+    task: Annotated[str | None, typer.Option("--task", help="Task (required when every --model is simulator).")] = None,
+    horizon: HorizonOpt = None,
+    task_param: TaskParamOpt = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="A policy directory from optimize-policy: draw the 2-D landscape around it.")] = None,
+    which: Annotated[str, typer.Option("--which", help="[--policy] best or final checkpoint.")] = "best",
+    policy_seed: Annotated[int, typer.Option("--policy-seed", help="[--policy] Which seed of a multi-seed policy directory (0-based).")] = 0,
+    points: Annotated[int | None, typer.Option("--points", help="Grid points per axis (default 201 in 1-D, 25 in 2-D).")] = None,
+    span: Annotated[float, typer.Option("--span", help="[--policy] The plane covers [-span, span]^2 in filter-normalised units.")] = 1.0,
+    rest: Annotated[str, typer.Option("--rest", help="[1-D] Actions after the first: zero, or random (uniform, drawn once from --seed).")] = "zero",
+    chunk: Annotated[int, typer.Option("--chunk", help="Grid points evaluated per compiled call (memory bound).")] = 256,
+    seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Return landscapes through each model and the true simulator, with roughness figures.
+
+    1-D (default): the return and the final state as functions of the first action over
+    --points values in [-1, 1]; for each model the total variation and number of local maxima
+    of its curve, its distance from the simulator's curve, where its maximum sits and what the
+    simulator loses by playing it. 2-D (--policy DIR): the imagined return through each model and
+    the true return on a --points x --points grid along two random filter-normalised directions
+    around the policy's parameters (Li et al., 2018), as heatmaps and arrays.
+    """
+    two_d = policy is not None
+    points = points if points is not None else (25 if two_d else 201)
+    if points < 3:
+        raise BadInputError(f"--points must be at least 3, got {points}")
+    if chunk < 1:
+        raise BadInputError(f"--chunk must be at least 1, got {chunk}")
+    if rest not in ("zero", "random"):
+        raise BadInputError(f"--rest must be zero or random, got {rest!r}")
+    if not span > 0:
+        raise BadInputError(f"--span must be positive, got {span}")
+    base, subjects = load_subjects(model, task, horizon, parse_task_params(task_param))
+    if all(s.model is not None for s in subjects):
+        subjects = [Subject("simulator", None, {"name": "simulator"}), *subjects]
+    check_contexts(subjects, base.horizon)
+    the_policy = None
+    if two_d:
+        if which not in ("best", "final"):
+            raise BadInputError(f"--which must be best or final, got {which!r}")
+        the_policy, policy_task, _ = load_policy(policy, which, policy_seed)
+        if policy_task.name != base.name or policy_task.obs_size != base.obs_size:
+            raise BadInputError(f"{policy} is a policy for {policy_task.name}, not {base.name}; pass a policy of the same task")
+    store.check_output_dir(out, overwrite)
+
+    obs0 = analysis.initial_observation(base)
+    results: dict[str, Any] = {}
+    with progress_bar(f"landscape on {base.name}", len(subjects) * points ** (2 if two_d else 1)) as update:
+        def progress_of(i):
+            return lambda done, total: update(i * total + done, subjects[i].label)
+
+        if two_d:
+            params, _ = analysis.perturbable(the_policy)
+            k1, k2 = jax.random.split(jax.random.key(seed))
+            directions = (analysis.filter_normalized_direction(params, k1), analysis.filter_normalized_direction(params, k2))
+            grid = np.linspace(-span, span, points)
+            surfaces = np.stack([
+                analysis.policy_plane(the_policy, s.at(base), base, obs0, directions, jnp.asarray(grid), chunk, progress_of(i))
+                for i, s in enumerate(subjects)
+            ])
+            arrays = {"alphas": grid, "returns": surfaces}
+        else:
+            grid = np.linspace(-1.0, 1.0, points)
+            later = (jnp.zeros((base.horizon - 1, base.action_size)) if rest == "zero" else
+                     jax.random.uniform(jax.random.key(seed), (base.horizon - 1, base.action_size), minval=-1.0, maxval=1.0))
+            curves = [analysis.first_action_landscape(s.at(base), base, obs0, jnp.asarray(grid), later, chunk, progress_of(i))
+                      for i, s in enumerate(subjects)]
+            arrays = {"grid": grid, "returns": np.stack([c[0] for c in curves]), "final_states": np.stack([c[1] for c in curves])}
+
+    arrays = {k: np.asarray(v, np.float64) for k, v in arrays.items()}  # one dtype in the checkpoint
+    ref = [s.label for s in subjects].index("simulator")
+    for i, s in enumerate(subjects):
+        entry: dict[str, Any] = {"roughness": analysis.roughness(arrays["returns"][i])}
+        if two_d:
+            entry["centre_return"] = float(arrays["returns"][i][points // 2, points // 2])
+            entry["rmse_vs_simulator"] = float(np.sqrt(np.mean((arrays["returns"][i] - arrays["returns"][ref]) ** 2)))
+        else:
+            entry.update(analysis.curve_comparison(arrays["returns"][i], arrays["returns"][ref], grid))
+            entry["max_return"] = float(np.max(arrays["returns"][i]))
+            entry["final_state_mse_vs_simulator"] = float(np.mean((arrays["final_states"][i] - arrays["final_states"][ref]) ** 2))
+        results[s.label] = entry
+
+    summary = {"out": str(out), "task": base.name, "horizon": base.horizon, "kind": "2d" if two_d else "1d",
+               "points": points, "seed": seed, "models": results}
+    title = f"{base.name} (H={base.horizon})"
+    with store.atomic_output_dir(out, overwrite) as staging:
+        leaves = store.save_arrays(staging, arrays)
+        labels = [s.label for s in subjects]
+        if two_d:
+            plots.heatmaps(grid, dict(zip(labels, arrays["returns"])), staging / "landscape.png",
+                           f"{title}: return around {Path(policy).name} ({which})")
+        else:
+            errors = np.mean((arrays["final_states"] - arrays["final_states"][ref][None]) ** 2, axis=-1)
+            panels = {"return": dict(zip(labels, arrays["returns"]))}
+            if len(labels) > 1:
+                panels["final-state MSE vs simulator"] = {
+                    label: np.maximum(e, 1e-12) for label, e in zip(labels, errors) if label != "simulator"}
+            plots.curves_1d(grid, panels, staging / "landscape.png", f"{title}: return vs first action",
+                            "first action a_1", log_panels=("final-state MSE vs simulator",))
+        store.write_json_atomic(staging / store.META_FILE, store.base_meta(
+            LANDSCAPE_KIND, task=base.describe(), models=[s.record for s in subjects], labels=labels,
+            policy=None if policy is None else {"path": str(Path(policy).absolute()), "which": which, "seed_index": policy_seed},
+            settings={"points": points, "span": span if two_d else None, "rest": None if two_d else rest, "seed": seed},
+            arrays={k: list(np.shape(v)) for k, v in arrays.items()}, summary=summary, leaves=leaves,
+        ))
+    err_console.print(_table(results, two_d))
+    if json_out:
+        emit_json(summary)
+
+
+def _table(results: dict[str, Any], two_d: bool):
+    from rich.table import Table
+
+    table = Table(title="Landscape roughness", title_justify="left")
+    for column in ("model", "total variation", "local maxima", *(("RMSE vs simulator",) if two_d else ("RMSE vs simulator", "argmax a_1", "regret"))):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for label, e in results.items():
+        row = [label, f"{e['roughness']['total_variation']:.4g}", str(e["roughness"]["local_maxima"])]
+        if two_d:
+            row.append(f"{e['rmse_vs_simulator']:.4g}")
+        else:
+            row += [f"{e['rmse']:.4g}", f"{e['argmax']:.3f}", f"{e['regret']:.4g}"]
+        table.add_row(*row)
+    return table

@@ -1,0 +1,85 @@
+"""The models an analysis command compares: ``--model DIR`` (repeatable) or ``simulator``.
+
+All of them must describe the same task with the same step length; the simulator is rebuilt
+for whatever horizon the analysis asks for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+from awmctl.errors import BadInputError
+from awmctl.models import SimulatorModel, WorldModel
+from awmctl.models.io import load_model
+from awmctl.tasks import Task, make_task, with_horizon
+from awmctl.tasks.base import ParamValue
+
+
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    label: str  # legend name: the model's name, or the directory when names repeat
+    model: WorldModel | None  # None for the simulator (rebuilt per horizon)
+    record: dict[str, Any]  # what meta.json records about it
+
+    def at(self, task: Task) -> WorldModel:
+        """This subject as a world model of ``task`` (a horizon of the shared task)."""
+        return SimulatorModel(task) if self.model is None else self.model
+
+    @property
+    def context(self) -> int | None:
+        return None if self.model is None else self.model.max_horizon
+
+
+def load_subjects(
+    specs: list[str], task_name: str | None, horizon: int | None, params: dict[str, ParamValue]
+) -> tuple[Task, list[Subject]]:
+    """Load every ``--model`` and the task they share (at ``horizon`` if given)."""
+    if not specs:
+        raise BadInputError("give at least one --model (a fitted model directory, or simulator)")
+    loaded: list[tuple[str, WorldModel | None, dict[str, Any], Task | None]] = []
+    for spec in specs:
+        if spec == "simulator":
+            loaded.append(("simulator", None, {"name": "simulator"}, None))
+            continue
+        model, task, meta = load_model(spec)
+        loaded.append((model.name, model, {"path": str(Path(spec).absolute()), **meta["model"]}, task))
+    tasks = [t for *_, t in loaded if t is not None]
+    if tasks:
+        base = tasks[0]
+        for (_, _, record, t) in loaded:
+            if t is not None and (t.name != base.name or t.obs_size != base.obs_size or not math.isclose(t.dt, base.dt)):
+                raise BadInputError(
+                    f"{record['path']} was fitted on {t.name} (dt={t.dt:g}), but {loaded[0][2].get('path', 'the first model')} "
+                    f"on {base.name} (dt={base.dt:g}); compare models of one task"
+                )
+        if task_name is not None and task_name != base.name:
+            raise BadInputError(f"the models were fitted on {base.name}, not {task_name}; drop --task or pass models of {task_name}")
+        if params:
+            raise BadInputError("--task-param applies only when every --model is simulator; fitted models carry their task")
+        if horizon is not None:
+            base = with_horizon(base, horizon)
+    else:
+        if task_name is None:
+            raise BadInputError("with only --model simulator, say which task: --task NAME (and optionally --horizon)")
+        base = make_task(task_name, horizon, params)
+    names = [name for name, *_ in loaded]
+    subjects = []
+    for spec, (name, model, record, _) in zip(specs, loaded):
+        label = name if names.count(name) == 1 else f"{name} ({Path(spec).name})"
+        subjects.append(Subject(label, model, record))
+    if len({s.label for s in subjects}) != len(subjects):
+        raise BadInputError("the same --model is given twice")
+    return base, subjects
+
+
+def check_contexts(subjects: list[Subject], horizon: int) -> None:
+    """Refuse, in one line, a horizon longer than a sequence model's context."""
+    for s in subjects:
+        if s.context is not None and horizon > s.context:
+            raise BadInputError(
+                f"{s.record.get('path', s.label)} ({s.label}) has a context of {s.context} steps, shorter than H={horizon}; "
+                "drop the longer horizons or refit with fit-model --context"
+            )
