@@ -161,3 +161,36 @@ def test_parallel_direct_path_equals_the_step_by_step_rollout(name):
     np.testing.assert_allclose(e_fast, e_slow, rtol=1e-5)
     for a, b in zip(jax.tree_util.tree_leaves(g_fast), jax.tree_util.tree_leaves(g_slow)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_offline_bpo_resumes_exactly_after_a_kill(tmp_path, monkeypatch):
+    from awmctl import bpo
+
+    def args(out):
+        return ("optimize-policy", "--model", "simulator", "--task", "cancer", "--horizon", 6, "--steps", 40,
+                "--log-every", 10, "--lr", 1e-3, "--seeds", 2, "--out", out)
+
+    assert run(*args(tmp_path / "whole")).exit_code == 0
+    original = bpo.BPO.run_chunk
+    calls = {"n": 0}
+
+    def killed(self, state):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        return original(self, state)
+
+    monkeypatch.setattr(bpo.BPO, "run_chunk", killed)
+    assert run(*args(tmp_path / "resumed")).exit_code == 130
+    assert not (tmp_path / "resumed").exists() and (tmp_path / "resumed.partial").exists()
+    monkeypatch.setattr(bpo.BPO, "run_chunk", original)
+    resumed = run(*args(tmp_path / "resumed"))
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "Resuming from update 20" in resumed.stderr
+    steps = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 20, 30, 40]
+    for which in ("final", "best"):
+        a, _, _ = load_policy(tmp_path / "whole", which, seed_index=1)
+        b, _, _ = load_policy(tmp_path / "resumed", which, seed_index=1)
+        for x, y in zip(jax.tree_util.tree_leaves(eqx.filter(a, eqx.is_array)), jax.tree_util.tree_leaves(eqx.filter(b, eqx.is_array))):
+            np.testing.assert_array_equal(x, y)

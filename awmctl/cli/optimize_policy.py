@@ -103,7 +103,6 @@ def optimize_policy_command(
     grad_mode = policy_input_grad or ("stop" if world.name.startswith("awm") else "full")
     config = BPOConfig(steps, batch_size, lr, clip, entropy, grad_mode, log_every)  # type: ignore[arg-type]
     config.check()
-    store.check_output_dir(out, overwrite)
 
     if data_dir is not None:
         episodes, data_meta = data.load_dataset(data_dir)
@@ -120,21 +119,34 @@ def optimize_policy_command(
     template, params0 = initial_policies(policy, the_task, observations, seed_list)
     bpo = BPO(the_task, world, template, observations[:, 0], config)
     state = bpo.init_from(params0, seed_list)
-    state = _shard_over_devices(state, seeds)
 
-    records: list[dict[str, Any]] = []
+    run_config = {"task": the_task.describe(), "model": model_meta, "policy": policy, "bpo": config.__dict__,
+                  "data": None if data_dir is None else str(Path(data_dir).absolute()), "seeds": seed_list.tolist()}
+    run = store.ResumableRun(out, POLICY_KIND, run_config, overwrite)
     best_return = np.full(seeds, -np.inf)
     best_params = state.params
-    with progress_bar(f"BPO {world.name} on {the_task.name}", steps) as update:
-        while not bpo.done(state):
-            state, metrics = bpo.run_chunk(state)
-            step = int(np.asarray(state.step)[0])
-            improved = metrics["eval_return"] > best_return
-            best_return = np.where(improved, metrics["eval_return"], best_return)
-            best_params = select_tree(improved, state.params, best_params)
-            records.append({"step": step, **{f"{'eval' if k == 'eval_return' else 'train'}/{k}": v.tolist() for k, v in metrics.items()}})
-            update(step, f"eval {np.mean(metrics['eval_return']):.4g}")
+    restored = run.restore_latest({"state": state, "best_params": best_params, "best_return": jnp.asarray(best_return, jnp.float32)})
+    if restored is not None:
+        saved, step = restored
+        state, best_params, best_return = saved["state"], saved["best_params"], np.asarray(saved["best_return"], np.float64)
+        err_console.print(f"Resuming from update {step} in {run.work}")
+    state = _shard_over_devices(state, seeds)
+    try:
+        with progress_bar(f"BPO {world.name} on {the_task.name}", steps) as update:
+            update(int(np.asarray(state.step)[0]))
+            while not bpo.done(state):
+                state, metrics = bpo.run_chunk(state)
+                step = int(np.asarray(state.step)[0])
+                improved = metrics["eval_return"] > best_return
+                best_return = np.where(improved, metrics["eval_return"], best_return)
+                best_params = select_tree(improved, state.params, best_params)
+                run.log({"step": step, **{f"{'eval' if k == 'eval_return' else 'train'}/{k}": v.tolist() for k, v in metrics.items()}})
+                run.save(step, {"state": state, "best_params": best_params, "best_return": jnp.asarray(best_return, jnp.float32)})
+                update(step, f"eval {np.mean(metrics['eval_return']):.4g}")
+    finally:
+        run.close()  # on an interruption too: checkpoints in flight are completed, not lost
 
+    records = run.metrics()
     final = records[-1]["eval/eval_return"]
     summary = {
         "out": str(out), "model": world.name, "task": the_task.name, "horizon": the_task.horizon,
@@ -143,18 +155,15 @@ def optimize_policy_command(
         "best_return_mean": float(np.mean(best_return)),
         "final_grad_cosine_mean": float(np.mean(records[-1]["train/grad_cosine"])),
     }
-    with store.atomic_output_dir(out, overwrite) as staging:
-        leaves = store.save_arrays(staging, {"final": state.params, "best": best_params})
-        for record in records:
-            store.append_metrics(staging, record)
-        _plot(records, staging / "learning_curve.png", f"BPO through {world.name} on {the_task.name} (H={the_task.horizon})")
-        store.write_json_atomic(staging / store.META_FILE, store.base_meta(
-            POLICY_KIND, task=the_task.describe(),
-            policy={"kind": policy, "obs_size": the_task.obs_size, "action_size": the_task.action_size,
-                    "horizon": the_task.horizon, "hyper": template.hyperparameters(), "seeds": seeds},
-            model=model_meta, bpo=config.__dict__, seed=seed, seeds=seed_list.tolist(),
-            summary=summary, leaves=leaves,
-        ))
+    leaves = store.save_arrays(run.work, {"final": state.params, "best": best_params})
+    _plot(records, run.work / "learning_curve.png", f"BPO through {world.name} on {the_task.name} (H={the_task.horizon})")
+    run.finish(store.base_meta(
+        POLICY_KIND, task=the_task.describe(),
+        policy={"kind": policy, "obs_size": the_task.obs_size, "action_size": the_task.action_size,
+                "horizon": the_task.horizon, "hyper": template.hyperparameters(), "seeds": seeds},
+        model=model_meta, bpo=config.__dict__, seed=seed, seeds=seed_list.tolist(),
+        summary=summary, leaves=leaves,
+    ))
     err_console.print(summary_table(f"Optimised {policy} policy -> {out}", summary))
     if json_out:
         emit_json(summary)
