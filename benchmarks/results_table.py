@@ -1,0 +1,53 @@
+"""Markdown table of benchmarks/bpo_tasks.py results: returns and normalised scores.
+
+Run: .venv/bin/python benchmarks/results_table.py [benchmarks/results/bpo_tasks.jsonl]
+
+Score = (R - R_random) / (R_opt - R_random), R_opt = the direct-shooting plan's return; a score
+above 1 means a closed-loop policy beat the best open-loop plan found. When several rows exist
+for one (task, H, method) the last one counts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+# Tasks whose numbers must not be used to rank methods, and why (shared/spec/tasks.md).
+FLAGS = {
+    ("hiv-treatment", 20): "Euler unstable at dt = 1: clip-dominated, multi-modal (spec 2.4)",
+    ("hiv-treatment", 100): "return dominated by the uncontrollable healthy-cell term; optimum - random is small (spec 2.4)",
+    ("bacteria", 20): "random-policy data always end extinct, so final-state R² is undefined (shown 0) and models never see a surviving run (spec 2.6)",
+    ("bacteria", 100): "random-policy data always end extinct, so final-state R² is undefined (shown 0) and models never see a surviving run (spec 2.6)",
+}
+ORDER = ["random", "direct-shooting", "simulator", "markov-mlp", "awm-transformer", "awm-lstm", "awm-gru",
+         "awm-rnn", "hwm-transformer", "hwm-lstm"]
+
+
+def main(path: str = "benchmarks/results/bpo_tasks.jsonl") -> None:
+    rows = {}
+    for line in open(path):
+        r = json.loads(line)
+        rows[(r["task"], r["horizon"], r["method"])] = r
+    keys = sorted({(t, h) for t, h, _ in rows}, key=lambda k: (k[0], k[1]))
+    print("| task | H | method | return (mean ± 95% CI) | score | fit R² (final state) | time s |")
+    print("|---|---|---|---|---|---|---|")
+    for task, h in keys:
+        random_r = rows.get((task, h, "random"), {}).get("returns_mean")
+        opt = rows.get((task, h, "direct-shooting"), {}).get("returns_mean")
+        for method in ORDER:
+            r = rows.get((task, h, method))
+            if r is None:
+                continue
+            ci = r.get("returns_ci95")
+            ret = f"{r['returns_mean']:.4g}" + (f" ± {ci:.2g}" if ci else "")
+            score = "" if random_r is None or opt is None or opt == random_r else f"{(r['returns_mean'] - random_r) / (opt - random_r):.3f}"
+            r2 = r.get("val_final_r2") or []
+            fit = ", ".join(f"{x:.2f}" for x in r2) if r2 else ""
+            secs = r.get("seconds", "")
+            print(f"| {task} | {h} | {method} | {ret} | {score} | {fit} | {secs} |")
+        if (task, h) in FLAGS:
+            print(f"| {task} | {h} | *flag* | {FLAGS[(task, h)]} | | | |")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
