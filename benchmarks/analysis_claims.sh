@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md "Why AWMs give better gradients" (the paper's Figures 3 and 4).
 # Run: bash benchmarks/analysis_claims.sh [RUNS_DIR]   (default runs/claims; resumable: finished
-# outputs are kept, delete a directory to redo it). About 40 minutes on 2 CPU cores.
+# outputs are kept, delete a directory to redo it). About 45 minutes on 2 CPU cores.
 set -euo pipefail
 RUNS=${1:-runs/claims}
 AWMCTL=${AWMCTL:-.venv/bin/awmctl}
@@ -13,10 +13,16 @@ run() { local out=$1; shift; [ -f "$out/meta.json" ] || "$AWMCTL" "$@" --out "$o
 for task in double-pendulum bounce; do
   dir=$RUNS/$task
   run "$dir/data" collect --task "$task" --horizon 100 --episodes 1024 --seed 0
+  models=()
   for m in $MODELS; do
     run "$dir/$m" fit-model --data "$dir/data" --model "$m" --steps "$FIT_STEPS" --seed 0
+    models+=(--model "$dir/$m")
   done
-  models=(); for m in $MODELS; do models+=(--model "$dir/$m"); done
+  if [ "$task" = double-pendulum ]; then
+    # The Markovian model again with 10x the budget: does its Jacobian start to explode?
+    run "$dir/markov-mlp-20k" fit-model --data "$dir/data" --model markov-mlp --steps 20000 --log-every 500 --seed 0
+    models+=(--model "$dir/markov-mlp-20k")
+  fi
   run "$dir/grad-norm" grad-norm "${models[@]}" --model simulator --horizons 2,5,10,20,30,50,75,100 --samples 50 --seed 0 --json
   run "$dir/landscape" landscape "${models[@]}" --points 401 --seed 0 --json
 done
