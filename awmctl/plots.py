@@ -106,6 +106,8 @@ def curves_1d(grid, panels: dict[str, dict[str, Any]], path: str | os.PathLike, 
             ax.plot(grid, values, label=label, **style)
         if ylabel in log_panels:
             ax.set_yscale("log")
+        elif "simulator" in lines:
+            _clip_to_reference(ax, lines)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -115,6 +117,22 @@ def curves_1d(grid, panels: dict[str, dict[str, Any]], path: str | os.PathLike, 
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def _clip_to_reference(ax, lines: dict[str, Any]) -> None:
+    """Keep the simulator's curve readable when a model's curve runs off by orders of magnitude
+    (a diverging Markovian rollout): limit the axis to the simulator's range plus a margin."""
+    import numpy as np
+
+    ref = np.asarray(lines["simulator"], dtype=np.float64)
+    lo, hi = float(np.min(ref)), float(np.max(ref))
+    margin = 0.5 * (hi - lo) if hi > lo else 1.0
+    values = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in lines.values()])
+    finite = values[np.isfinite(values)]
+    if not np.all(np.isfinite(values)) or (finite.size and (finite.min() < lo - 3 * margin or finite.max() > hi + 3 * margin)):
+        ax.set_ylim(lo - margin, hi + margin)
+        ax.text(0.01, 0.02, "axis limited to the simulator's range; curves leaving it are cut",
+                transform=ax.transAxes, fontsize=7, color="gray")
 
 
 def heatmaps(alphas, surfaces: dict[str, Any], path: str | os.PathLike, title: str) -> Path:
