@@ -224,3 +224,19 @@ def test_same_seed_same_numbers(tmp_path):
     a = json.loads(run(*args, "--out", tmp_path / "a").stdout)
     b = json.loads(run(*args, "--out", tmp_path / "b").stdout)
     assert a["models"] == b["models"]
+
+
+def test_models_imagine_from_the_first_observation_they_were_fitted_on(tmp_path):
+    # The double pendulum's reset placeholder (its goal state) depends on the horizon; a model
+    # evaluated at a shorter horizon must still start from the observation of its own data.
+    from awmctl.cli.subjects import load_subjects
+
+    assert run("collect", "--task", "double-pendulum", "--horizon", 6, "-n", 8, "--out", tmp_path / "d").exit_code == 0
+    fitted = run("fit-model", "--data", tmp_path / "d", "--model", "markov-mlp", "--width", 8, "--steps", 2,
+                 "--log-every", 1, "--out", tmp_path / "m")
+    assert fitted.exit_code == 0, fitted.stderr
+    task, subjects, obs0 = load_subjects([str(tmp_path / "m")], None, 3, {})
+    fitted_on = make_task("double-pendulum", 6)
+    assert task.horizon == 3 and task.dt == fitted_on.dt
+    np.testing.assert_array_equal(np.asarray(obs0), np.asarray(analysis.initial_observation(fitted_on)))
+    assert not np.allclose(np.asarray(obs0), np.asarray(analysis.initial_observation(task)))

@@ -66,7 +66,7 @@ def grad_norm_command(
     hs = parse_horizons(horizons)
     if samples < 1:
         raise BadInputError(f"--samples must be at least 1, got {samples}")
-    base, subjects = load_subjects(model, task, base_horizon, parse_task_params(task_param))
+    base, subjects, obs0 = load_subjects(model, task, base_horizon, parse_task_params(task_param))
     check_contexts(subjects, hs[-1])
     store.check_output_dir(out, overwrite)
 
@@ -74,10 +74,8 @@ def grad_norm_command(
     # on the same inputs. The first H actions of the longest draw, so horizons are nested.
     longest = jax.random.uniform(jax.random.key(seed), (samples, hs[-1], base.action_size), minval=-1.0, maxval=1.0)
     norms = np.zeros((len(subjects), len(hs), 2, samples))
-    # Every horizon starts from the base task's first observation: the one the models were
-    # fitted on (the double pendulum's reset placeholder depends on the horizon; models must
-    # not be asked about a first state they never saw).
-    obs0 = analysis.initial_observation(base)
+    # Every horizon starts from obs0, the first observation of the task the models were fitted
+    # on (see load_subjects).
     with progress_bar(f"grad-norm on {base.name}", len(subjects) * len(hs)) as update:
         for i, subject in enumerate(subjects):
             for j, h in enumerate(hs):

@@ -69,7 +69,7 @@ def landscape_command(
         raise BadInputError(f"--rest must be zero or random, got {rest!r}")
     if not span > 0:
         raise BadInputError(f"--span must be positive, got {span}")
-    base, subjects = load_subjects(model, task, horizon, parse_task_params(task_param))
+    base, subjects, obs0 = load_subjects(model, task, horizon, parse_task_params(task_param))
     if all(s.model is not None for s in subjects):
         subjects = [Subject("simulator", None, {"name": "simulator"}), *subjects]
     check_contexts(subjects, base.horizon)
@@ -82,7 +82,6 @@ def landscape_command(
             raise BadInputError(f"{policy} is a policy for {policy_task.name}, not {base.name}; pass a policy of the same task")
     store.check_output_dir(out, overwrite)
 
-    obs0 = analysis.initial_observation(base)
     results: dict[str, Any] = {}
     with progress_bar(f"landscape on {base.name}", len(subjects) * points ** (2 if two_d else 1)) as update:
         def progress_of(i):

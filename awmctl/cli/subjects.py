@@ -11,6 +11,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from jaxtyping import Array, Float
+
+from awmctl.analysis import initial_observation
 from awmctl.errors import BadInputError
 from awmctl.models import SimulatorModel, WorldModel
 from awmctl.models.io import load_model
@@ -35,8 +38,14 @@ class Subject:
 
 def load_subjects(
     specs: list[str], task_name: str | None, horizon: int | None, params: dict[str, ParamValue]
-) -> tuple[Task, list[Subject]]:
-    """Load every ``--model`` and the task they share (at ``horizon`` if given)."""
+) -> tuple[Task, list[Subject], Float[Array, " obs"]]:
+    """Load every ``--model``, the task they share (at ``horizon`` if given), and the first
+    observation to imagine from.
+
+    That observation is the one of the task the models were *fitted* on, whatever the horizon
+    asked for: the double pendulum's reset placeholder depends on the horizon, and a model must
+    not be asked about a first state it never saw (the simulator ignores it: step 0 sets it).
+    """
     if not specs:
         raise BadInputError("give at least one --model (a fitted model directory, or simulator)")
     loaded: list[tuple[str, WorldModel | None, dict[str, Any], Task | None]] = []
@@ -59,12 +68,14 @@ def load_subjects(
             raise BadInputError(f"the models were fitted on {base.name}, not {task_name}; drop --task or pass models of {task_name}")
         if params:
             raise BadInputError("--task-param applies only when every --model is simulator; fitted models carry their task")
+        obs0 = initial_observation(base)
         if horizon is not None:
             base = with_horizon(base, horizon)
     else:
         if task_name is None:
             raise BadInputError("with only --model simulator, say which task: --task NAME (and optionally --horizon)")
         base = make_task(task_name, horizon, params)
+        obs0 = initial_observation(base)
     names = [name for name, *_ in loaded]
     subjects = []
     for spec, (name, model, record, _) in zip(specs, loaded):
@@ -72,7 +83,7 @@ def load_subjects(
         subjects.append(Subject(label, model, record))
     if len({s.label for s in subjects}) != len(subjects):
         raise BadInputError("the same --model is given twice")
-    return base, subjects
+    return base, subjects, obs0
 
 
 def check_contexts(subjects: list[Subject], horizon: int) -> None:
