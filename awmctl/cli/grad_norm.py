@@ -48,7 +48,7 @@ def grad_norm_command(
     horizons: Annotated[str, typer.Option("--horizons", help="Comma-separated horizons H.")] = "10,20,50,100",
     samples: Annotated[int, typer.Option("--samples", help="Random action sequences (uniform in [-1, 1]) per horizon.")] = 50,
     task: Annotated[str | None, typer.Option("--task", help="Task (required when every --model is simulator).")] = None,
-    base_horizon: Annotated[int | None, typer.Option("--base-horizon", help="[simulator only] Build the task at this H to fix its step length (Myriad: dt = T/H); fitted models bring their own.")] = None,
+    base_horizon: Annotated[int | None, typer.Option("--base-horizon", help="(simulator only) Build the task at this H to fix its step length (Myriad: dt = T/H); fitted models bring their own.")] = None,
     task_param: TaskParamOpt = None,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
