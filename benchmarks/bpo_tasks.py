@@ -8,8 +8,9 @@ Run: .venv/bin/python benchmarks/bpo_tasks.py [--tasks cancer,bacteria,mould-fun
 For each task and horizon, with the same library code as the CLI (`collect`, `fit-model`,
 `optimize-policy`):
 - random: the mean return of 512 random-policy episodes (seed 0); these are also the data;
-- direct shooting: an open-loop plan optimised through the simulator (Adam, `--shooting-lr`,
-  `--shooting-steps`; every plan starts at a = 0, so it is deterministic and run once) = R_opt;
+- direct shooting: open-loop plans optimised through the simulator (Adam, `--shooting-lr`,
+  `--shooting-steps`), one from a = 0 and `--shooting-starts` - 1 from random plans; the best
+  final plan's return is R_opt (in the row's `returns_mean`; `from_zero` is the a = 0 start);
 - simulator: a closed-loop MLP policy trained through the true dynamics (analytic gradient);
 - each model: fitted once (seed 0, `--fit-steps`, batch 64, lr 1e-3, best validation
   checkpoint), then `--seeds` MLP policies trained through it in one vmapped program, the
@@ -41,10 +42,23 @@ def ci95(values: np.ndarray) -> float:
     return float(1.96 * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
-def train_policies(task, world, kind: str, observations, config: BPOConfig, seeds: int) -> np.ndarray:
-    """Final eval return of each seed's deterministic policy after ``config.steps`` updates."""
+def train_policies(task, world, kind: str, observations, config: BPOConfig, seeds: int, spread: float = 0.0) -> np.ndarray:
+    """Final eval return of each seed's deterministic policy after ``config.steps`` updates.
+
+    ``spread > 0`` starts every seed but the first from randomly perturbed parameters (for
+    open-loop plans, whose own start is a = 0 for every seed): a multi-start optimiser.
+    """
     seed_list = np.arange(seeds)
     template, params = initial_policies(kind, task, observations, seed_list)
+    if spread:
+        keys = jax.random.split(jax.random.key(1234), seeds)
+
+        def perturb(x):
+            noise = jax.vmap(lambda k: jax.random.normal(k, x.shape[1:], x.dtype))(keys)
+            mask = (jax.numpy.arange(seeds) > 0).astype(x.dtype).reshape((seeds,) + (1,) * (x.ndim - 1))
+            return x + spread * mask * noise
+
+        params = jax.tree_util.tree_map(perturb, params)
     bpo = BPO(task, world, template, observations[:, 0], config)
     state = bpo.init_from(params, seed_list)
     metrics = {}
@@ -75,6 +89,9 @@ def main() -> None:
     parser.add_argument("--bpo-lr", type=float, default=1e-3)
     parser.add_argument("--shooting-steps", type=int, default=2000)
     parser.add_argument("--shooting-lr", type=float, default=1e-2)
+    parser.add_argument("--shooting-starts", type=int, default=8,
+                        help="Direct shooting from a = 0 and from N-1 random plans (pre-tanh N(0, 1)); R_opt is the best.")
+    parser.add_argument("--redo", default="", help="Comma-separated methods to run again even if rows exist (the last row counts).")
     parser.add_argument("--out", default="benchmarks/results/bpo_tasks.jsonl")
     args = parser.parse_args()
     out = Path(args.out)
@@ -82,6 +99,8 @@ def main() -> None:
     done = set()
     if out.exists():
         done = {(r["task"], r["horizon"], r["method"]) for r in map(json.loads, out.read_text().splitlines())}
+    redo = set(filter(None, args.redo.split(",")))
+    done = {key for key in done if key[2] not in redo}
 
     def record(row: dict) -> None:
         print(json.dumps(row), flush=True)
@@ -105,11 +124,13 @@ def main() -> None:
                         "returns_ci95": ci95(returns), "episodes": args.episodes})
             if (task_name, horizon, "direct-shooting") not in done:
                 t0 = time.perf_counter()
-                returns = train_policies(task, SimulatorModel(task), "open-loop", observations, shooting_config, 1)
+                returns = train_policies(task, SimulatorModel(task), "open-loop", observations, shooting_config,
+                                         args.shooting_starts, spread=1.0)
                 record({**base, "method": "direct-shooting", "returns": returns.tolist(),
-                        "returns_mean": float(returns.mean()), "steps": args.shooting_steps, "lr": args.shooting_lr,
+                        "returns_mean": float(returns.max()), "from_zero": float(returns[0]),
+                        "starts": args.shooting_starts, "steps": args.shooting_steps, "lr": args.shooting_lr,
                         "seconds": round(time.perf_counter() - t0, 1)})
-            methods = ["simulator", *args.models.split(",")]
+            methods = ["simulator", *filter(None, args.models.split(","))]
             for name in methods:
                 if (task_name, horizon, name) in done:
                     continue
