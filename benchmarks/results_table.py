@@ -2,6 +2,8 @@
 
 Run: .venv/bin/python benchmarks/results_table.py [benchmarks/results/bpo_tasks.jsonl]
 
+Prints a pivot of normalised scores (method x task/H), then every row in detail.
+
 Score = (R - R_random) / (R_opt - R_random), R_opt = the direct-shooting plan's return; a score
 above 1 means a closed-loop policy beat the best open-loop plan found. When several rows exist
 for one (task, H, method) the last one counts.
@@ -23,28 +25,55 @@ ORDER = ["random", "direct-shooting", "simulator", "markov-mlp", "awm-transforme
          "awm-rnn", "hwm-transformer", "hwm-lstm"]
 
 
+TASKS = ["cancer", "bacteria", "mould-fungicide", "hiv-treatment"]
+
+
+def score(rows, task, h, value):
+    random_r = rows.get((task, h, "random"), {}).get("returns_mean")
+    opt = rows.get((task, h, "direct-shooting"), {}).get("returns_mean")
+    if random_r is None or opt is None or opt == random_r:
+        return None
+    return (value - random_r) / (opt - random_r)
+
+
+def pivot(rows) -> None:
+    """Normalised scores: one row per method, one column per (task, H)."""
+    keys = [(t, h) for t in TASKS for h in (20, 100) if (t, h, "random") in rows]
+    print("| method | " + " | ".join(f"{t} H={h}" for t, h in keys) + " |")
+    print("|---|" + "---|" * len(keys))
+    for method in ORDER[1:]:
+        cells = []
+        for t, h in keys:
+            r = rows.get((t, h, method))
+            sc = None if r is None else score(rows, t, h, r["returns_mean"])
+            cells.append("" if sc is None else f"{sc:.3f}")
+        if any(cells):
+            print(f"| {method} | " + " | ".join(cells) + " |")
+
+
 def main(path: str = "benchmarks/results/bpo_tasks.jsonl") -> None:
     rows = {}
     for line in open(path):
         r = json.loads(line)
         rows[(r["task"], r["horizon"], r["method"])] = r
-    keys = sorted({(t, h) for t, h, _ in rows}, key=lambda k: (k[0], k[1]))
+    pivot(rows)
+    print()
+    keys = sorted({(t, h) for t, h, _ in rows}, key=lambda k: (TASKS.index(k[0]) if k[0] in TASKS else 99, k[1]))
     print("| task | H | method | return (mean ± 95% CI) | score | fit R² (final state) | time s |")
     print("|---|---|---|---|---|---|---|")
     for task, h in keys:
-        random_r = rows.get((task, h, "random"), {}).get("returns_mean")
-        opt = rows.get((task, h, "direct-shooting"), {}).get("returns_mean")
         for method in ORDER:
             r = rows.get((task, h, method))
             if r is None:
                 continue
             ci = r.get("returns_ci95")
             ret = f"{r['returns_mean']:.4g}" + (f" ± {ci:.2g}" if ci else "")
-            score = "" if random_r is None or opt is None or opt == random_r else f"{(r['returns_mean'] - random_r) / (opt - random_r):.3f}"
+            sc = score(rows, task, h, r["returns_mean"])
+            sc_text = "" if sc is None else f"{sc:.3f}"
             r2 = r.get("val_final_r2") or []
             fit = ", ".join(f"{x:.2f}" for x in r2) if r2 else ""
             secs = r.get("seconds", "")
-            print(f"| {task} | {h} | {method} | {ret} | {score} | {fit} | {secs} |")
+            print(f"| {task} | {h} | {method} | {ret} | {sc_text} | {fit} | {secs} |")
         if (task, h) in FLAGS:
             print(f"| {task} | {h} | *flag* | {FLAGS[(task, h)]} | | | |")
 
