@@ -69,6 +69,8 @@ def landscape_command(
         raise BadInputError(f"--rest must be zero or random, got {rest!r}")
     if not span > 0:
         raise BadInputError(f"--span must be positive, got {span}")
+    if two_d and points % 2 == 0:
+        raise BadInputError(f"--points must be odd for a 2-D landscape, so that the policy itself is the centre point; got {points}")
     base, subjects, obs0 = load_subjects(model, task, horizon, parse_task_params(task_param))
     if all(s.model is not None for s in subjects):
         subjects = [Subject("simulator", None, {"name": "simulator"}), *subjects]
@@ -82,7 +84,6 @@ def landscape_command(
             raise BadInputError(f"{policy} is a policy for {policy_task.name}, not {base.name}; pass a policy of the same task")
     store.check_output_dir(out, overwrite)
 
-    results: dict[str, Any] = {}
     with progress_bar(f"landscape on {base.name}", len(subjects) * points ** (2 if two_d else 1)) as update:
         def progress_of(i):
             return lambda done, total: update(i * total + done, subjects[i].label)
@@ -107,32 +108,25 @@ def landscape_command(
 
     arrays = {k: np.asarray(v, np.float64) for k, v in arrays.items()}  # one dtype in the checkpoint
     ref = [s.label for s in subjects].index("simulator")
-    for i, s in enumerate(subjects):
-        entry: dict[str, Any] = {"roughness": analysis.roughness(arrays["returns"][i])}
-        if two_d:
-            entry["centre_return"] = float(arrays["returns"][i][points // 2, points // 2])
-            entry["rmse_vs_simulator"] = float(np.sqrt(np.mean((arrays["returns"][i] - arrays["returns"][ref]) ** 2)))
-        else:
-            entry.update(analysis.curve_comparison(arrays["returns"][i], arrays["returns"][ref], grid))
-            entry["max_return"] = float(np.max(arrays["returns"][i]))
-            entry["final_state_mse_vs_simulator"] = float(np.mean((arrays["final_states"][i] - arrays["final_states"][ref]) ** 2))
-        results[s.label] = entry
+    labels = [s.label for s in subjects]
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged model: inf/NaN, reported as such
+        # Per grid point, each model's final-state MSE against the simulator's final state.
+        state_errors = None if two_d else np.mean((arrays["final_states"] - arrays["final_states"][ref][None]) ** 2, axis=-1)
+    results = _summaries(arrays, state_errors, labels, ref)
 
     summary = {"out": str(out), "task": base.name, "horizon": base.horizon, "kind": "2d" if two_d else "1d",
                "points": points, "seed": seed, "models": results}
     title = f"{base.name} (H={base.horizon})"
     with store.atomic_output_dir(out, overwrite) as staging:
         leaves = store.save_arrays(staging, arrays)
-        labels = [s.label for s in subjects]
         if two_d:
             plots.heatmaps(grid, dict(zip(labels, arrays["returns"])), staging / "landscape.png",
                            f"{title}: return around {Path(policy).name} ({which})")
         else:
-            errors = np.mean((arrays["final_states"] - arrays["final_states"][ref][None]) ** 2, axis=-1)
             panels = {"return": dict(zip(labels, arrays["returns"]))}
             if len(labels) > 1:
                 panels["final-state MSE vs simulator"] = {
-                    label: np.maximum(e, 1e-12) for label, e in zip(labels, errors) if label != "simulator"}
+                    label: np.maximum(e, 1e-12) for label, e in zip(labels, state_errors) if label != "simulator"}
             plots.curves_1d(grid, panels, staging / "landscape.png", f"{title}: return vs first action",
                             "first action a_1", log_panels=("final-state MSE vs simulator",))
         store.write_json_atomic(staging / store.META_FILE, store.base_meta(
@@ -144,6 +138,26 @@ def landscape_command(
     err_console.print(_table(results, two_d))
     if json_out:
         emit_json(summary)
+
+
+@np.errstate(over="ignore", invalid="ignore")  # a diverged model's curve is inf/NaN: reported as such
+def _summaries(arrays: dict[str, np.ndarray], state_errors: np.ndarray | None, labels: list[str], ref: int) -> dict[str, Any]:
+    """Roughness of every curve (1-D, with ``state_errors``) or surface (2-D) and how it compares
+    with the simulator's (index ``ref``)."""
+    returns = arrays["returns"]
+    results: dict[str, Any] = {}
+    for i, label in enumerate(labels):
+        entry: dict[str, Any] = {"roughness": analysis.roughness(returns[i])}
+        if state_errors is None:
+            centre = returns.shape[1] // 2
+            entry["centre_return"] = float(returns[i][centre, centre])
+            entry["rmse_vs_simulator"] = float(np.sqrt(np.mean((returns[i] - returns[ref]) ** 2)))
+        else:
+            entry.update(analysis.curve_comparison(returns[i], returns[ref], arrays["grid"]))
+            entry["max_return"] = float(np.max(returns[i]))
+            entry["final_state_mse_vs_simulator"] = float(np.mean(state_errors[i]))
+        results[label] = entry
+    return results
 
 
 def _table(results: dict[str, Any], two_d: bool):
