@@ -25,12 +25,13 @@ demo: install
 	$(BIN)/awmctl optimize-policy --model simulator --task cancer --horizon 20 --steps 300 --lr 1e-3 --seeds 2 --out $(DEMO)/policy-simulator --overwrite
 	$(BIN)/awmctl landscape --model $(DEMO)/awm-lstm --policy $(DEMO)/policy --points 21 --out $(DEMO)/landscape --overwrite
 
+# Two workers: the suite is mostly single-threaded compilation, and CI has two cores.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # Everything, including the tests marked slow.
 test-all: install
-	$(BIN)/python -m pytest -m ""
+	$(BIN)/python -m pytest -n 2 -m ""
 
 bench: install
 	$(BIN)/python benchmarks/collect.py

@@ -15,3 +15,27 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 # Keep test runs hermetic: no persistent compilation cache written by CLI invocations.
 os.environ["AWMCTL_COMPILATION_CACHE"] = "off"
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def interrupt_after(monkeypatch):
+    """``interrupt_after(cls, "method", n)``: calls after the n-th raise KeyboardInterrupt (a
+    Ctrl-C in the middle of a run); returns a function that undoes the patch."""
+
+    def patch(cls, name: str, n: int):
+        original = getattr(cls, name)
+        calls = {"n": 0}
+
+        def killed(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] > n:
+                raise KeyboardInterrupt
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, killed)
+        return lambda: monkeypatch.setattr(cls, name, original)
+
+    return patch

@@ -163,7 +163,7 @@ def test_parallel_direct_path_equals_the_step_by_step_rollout(name):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_offline_bpo_resumes_exactly_after_a_kill(tmp_path, monkeypatch):
+def test_offline_bpo_resumes_exactly_after_a_kill(tmp_path, interrupt_after):
     from awmctl import bpo
 
     def args(out):
@@ -171,19 +171,10 @@ def test_offline_bpo_resumes_exactly_after_a_kill(tmp_path, monkeypatch):
                 "--log-every", 10, "--lr", 1e-3, "--seeds", 2, "--out", out)
 
     assert run(*args(tmp_path / "whole")).exit_code == 0
-    original = bpo.BPO.run_chunk
-    calls = {"n": 0}
-
-    def killed(self, state):
-        calls["n"] += 1
-        if calls["n"] > 2:
-            raise KeyboardInterrupt
-        return original(self, state)
-
-    monkeypatch.setattr(bpo.BPO, "run_chunk", killed)
+    undo = interrupt_after(bpo.BPO, "run_chunk", 2)
     assert run(*args(tmp_path / "resumed")).exit_code == 130
     assert not (tmp_path / "resumed").exists() and (tmp_path / "resumed.partial").exists()
-    monkeypatch.setattr(bpo.BPO, "run_chunk", original)
+    undo()
     resumed = run(*args(tmp_path / "resumed"))
     assert resumed.exit_code == 0, resumed.stderr
     assert "Resuming from update 20" in resumed.stderr

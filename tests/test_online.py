@@ -24,7 +24,7 @@ def online_args(out, *extra):
             "--env-steps", 128, "--warmup-steps", 32, "--lr", 1e-3, "--seeds", 2, "--out", out, *extra)
 
 
-def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, monkeypatch):
+def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, interrupt_after):
     whole = run(*online_args(tmp_path / "whole", "--json"))
     assert whole.exit_code == 0, whole.stderr
     summary = json.loads(whole.stdout)
@@ -36,19 +36,10 @@ def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, monkeypatch):
     assert model.name == "markov-mlp" and task.horizon == 8
     policy, _, _ = load_policy(tmp_path / "whole", "final", seed_index=1)
 
-    original = online.Online.run_period
-    calls = {"n": 0}
-
-    def killed(self, state):
-        calls["n"] += 1
-        if calls["n"] > 2:
-            raise KeyboardInterrupt
-        return original(self, state)
-
-    monkeypatch.setattr(online.Online, "run_period", killed)
+    undo = interrupt_after(online.Online, "run_period", 2)
     assert run(*online_args(tmp_path / "resumed")).exit_code == 130
     assert not (tmp_path / "resumed").exists()
-    monkeypatch.setattr(online.Online, "run_period", original)
+    undo()
     resumed = run(*online_args(tmp_path / "resumed"))
     assert resumed.exit_code == 0, resumed.stderr
     assert "Resuming from env step 64" in resumed.stderr

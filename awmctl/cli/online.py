@@ -16,7 +16,7 @@ from awmctl.models import build_model, check_model_name
 from awmctl.models.io import MODEL_KIND, model_record
 from awmctl.online import Online, OnlineConfig
 from awmctl.policies import POLICY_KIND, build_policy
-from awmctl.trees import select_tree
+from awmctl.trees import BestSoFar
 from awmctl.tasks import Task
 
 
@@ -36,12 +36,11 @@ def run_online(task: Task, model_name: str, policy_kind: str, config: OnlineConf
     run_config = {"task": task.describe(), "model": model_name, "policy": policy_kind, "online": config.__dict__,
                   "seeds": seed_list.tolist()}
     run = store.ResumableRun(out, POLICY_KIND, run_config, overwrite)
-    best_return = np.full(seeds, -np.inf)
-    best_policy = state.policy
-    restored = run.restore_latest({"state": state, "best_policy": best_policy, "best_return": jnp.asarray(best_return, jnp.float32)})
+    best = BestSoFar.start(state.policy, seeds)
+    restored = run.restore_latest({"state": state, "best": best.checkpoint()})
     if restored is not None:
         saved, step = restored
-        state, best_policy, best_return = saved["state"], saved["best_policy"], np.asarray(saved["best_return"], np.float64)
+        state, best = saved["state"], BestSoFar.restore(saved["best"])
         err_console.print(f"Resuming from env step {step} in {run.work}")
     try:
         with progress_bar(f"online {model_name} on {task.name}", config.steps_run) as update:
@@ -49,11 +48,9 @@ def run_online(task: Task, model_name: str, policy_kind: str, config: OnlineConf
             while not loop.done(state):
                 state, returns = loop.run_period(state)
                 t = int(np.asarray(state.t)[0])
-                improved = returns > best_return
-                best_return = np.where(improved, returns, best_return)
-                best_policy = select_tree(improved, state.policy, best_policy)
+                best = best.update(state.policy, returns)
                 run.log({"step": t, "eval/eval_return": returns.tolist(), "train/episodes": np.asarray(state.count).tolist()})
-                run.save(t, {"state": state, "best_policy": best_policy, "best_return": jnp.asarray(best_return, jnp.float32)})
+                run.save(t, {"state": state, "best": best.checkpoint()})
                 update(t, f"eval {np.mean(returns):.4g}")
     finally:
         run.close()
@@ -65,11 +62,11 @@ def run_online(task: Task, model_name: str, policy_kind: str, config: OnlineConf
         "online": True, "env_steps": config.steps_run, "seeds": seeds,
         "final_return_mean": float(final.mean()),
         "final_return_ci95": float(1.96 * final.std(ddof=1) / np.sqrt(seeds)) if seeds > 1 else 0.0,
-        "best_return_mean": float(best_return.mean()),
+        "best_return_mean": float(best.returns.mean()),
     }
     from awmctl.cli.optimize_policy import _plot
 
-    leaves = store.save_arrays(run.work, {"final": state.policy, "best": best_policy})
+    leaves = store.save_arrays(run.work, {"final": state.policy, "best": best.params})
     _plot([{"step": r["step"], "eval/eval_return": r["eval/eval_return"]} for r in records],
           run.work / "learning_curve.png", f"Online BPO with {model_name} on {task.name} (H={task.horizon})",
           xlabel="environment step")

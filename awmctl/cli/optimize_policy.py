@@ -30,7 +30,7 @@ from awmctl.models import build_model
 from awmctl.models.io import load_model
 from awmctl.online import OnlineConfig
 from awmctl.policies import POLICY_KIND
-from awmctl.trees import select_tree
+from awmctl.trees import BestSoFar
 from awmctl.tasks import make_task, parse_task_params
 
 
@@ -123,12 +123,11 @@ def optimize_policy_command(
     run_config = {"task": the_task.describe(), "model": model_meta, "policy": policy, "bpo": config.__dict__,
                   "data": None if data_dir is None else str(Path(data_dir).absolute()), "seeds": seed_list.tolist()}
     run = store.ResumableRun(out, POLICY_KIND, run_config, overwrite)
-    best_return = np.full(seeds, -np.inf)
-    best_params = state.params
-    restored = run.restore_latest({"state": state, "best_params": best_params, "best_return": jnp.asarray(best_return, jnp.float32)})
+    best = BestSoFar.start(state.params, seeds)
+    restored = run.restore_latest({"state": state, "best": best.checkpoint()})
     if restored is not None:
         saved, step = restored
-        state, best_params, best_return = saved["state"], saved["best_params"], np.asarray(saved["best_return"], np.float64)
+        state, best = saved["state"], BestSoFar.restore(saved["best"])
         err_console.print(f"Resuming from update {step} in {run.work}")
     state = _shard_over_devices(state, seeds)
     try:
@@ -137,11 +136,9 @@ def optimize_policy_command(
             while not bpo.done(state):
                 state, metrics = bpo.run_chunk(state)
                 step = int(np.asarray(state.step)[0])
-                improved = metrics["eval_return"] > best_return
-                best_return = np.where(improved, metrics["eval_return"], best_return)
-                best_params = select_tree(improved, state.params, best_params)
+                best = best.update(state.params, metrics["eval_return"])
                 run.log({"step": step, **{f"{'eval' if k == 'eval_return' else 'train'}/{k}": v.tolist() for k, v in metrics.items()}})
-                run.save(step, {"state": state, "best_params": best_params, "best_return": jnp.asarray(best_return, jnp.float32)})
+                run.save(step, {"state": state, "best": best.checkpoint()})
                 update(step, f"eval {np.mean(metrics['eval_return']):.4g}")
     finally:
         run.close()  # on an interruption too: checkpoints in flight are completed, not lost
@@ -152,10 +149,10 @@ def optimize_policy_command(
         "out": str(out), "model": world.name, "task": the_task.name, "horizon": the_task.horizon,
         "policy": policy, "policy_input_grad": grad_mode, "steps": steps, "seeds": seeds,
         "final_return_mean": float(np.mean(final)), "final_return_ci95": _ci95(final),
-        "best_return_mean": float(np.mean(best_return)),
+        "best_return_mean": float(np.mean(best.returns)),
         "final_grad_cosine_mean": float(np.mean(records[-1]["train/grad_cosine"])),
     }
-    leaves = store.save_arrays(run.work, {"final": state.params, "best": best_params})
+    leaves = store.save_arrays(run.work, {"final": state.params, "best": best.params})
     _plot(records, run.work / "learning_curve.png", f"BPO through {world.name} on {the_task.name} (H={the_task.horizon})")
     run.finish(store.base_meta(
         POLICY_KIND, task=the_task.describe(),
