@@ -235,15 +235,11 @@ def fit_growth(horizons: np.ndarray, norms: np.ndarray) -> dict[str, Any]:
             "points": int(ok.sum())}
 
 
+@np.errstate(invalid="ignore", over="ignore")  # inf norms (a diverged model) stay inf/NaN
 def spread(values: np.ndarray) -> dict[str, float]:
     """Mean, geometric mean, median and the 10th/90th percentiles of positive norms."""
     v = np.asarray(values, np.float64)
     positive = v[v > 0]
-    with np.errstate(invalid="ignore", over="ignore"):  # inf norms (a diverged model) stay inf/NaN
-        return _spread(v, positive)
-
-
-def _spread(v: np.ndarray, positive: np.ndarray) -> dict[str, float]:
     return {
         "mean": float(v.mean()),
         "geomean": float(np.exp(np.log(positive).mean())) if positive.size else 0.0,
