@@ -39,3 +39,12 @@ def interrupt_after(monkeypatch):
         return lambda: monkeypatch.setattr(cls, name, original)
 
     return patch
+
+
+def run(*args):
+    """Invoke the ``awmctl`` CLI in-process (arguments are stringified), as a user would type it."""
+    from typer.testing import CliRunner
+
+    from awmctl.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])

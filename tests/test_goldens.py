@@ -1,0 +1,123 @@
+"""Golden outputs: the CLI's arrays on fixed seeds, recorded once and compared on every run.
+
+The commands below chain through their checkpoints like a user's session (collect, fit-model,
+offline and online optimize-policy, grad-norm, landscape). Every array they write, and every
+number in their ``metrics.jsonl``, is compared with ``tests/goldens/``: bitwise on the machine
+and JAX version that recorded them, to a tight tolerance elsewhere (XLA's CPU code generator
+picks other vector instructions on another CPU, which moves the last bits).
+
+The arrays are read with Orbax directly, not through awmctl's loaders, so the comparison does
+not depend on the code it checks. Record again (only for a deliberate change of numbers) with
+``AWMCTL_RECORD_GOLDENS=1 pytest tests/test_goldens.py``, and say why in the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+GOLDENS = Path(__file__).parent / "goldens"
+RECORD = os.environ.get("AWMCTL_RECORD_GOLDENS", "") not in ("", "0")
+
+
+def commands(tmp: Path) -> list[tuple[str, list, Path]]:
+    """(name, argv, output directory) in the order they run; later ones read earlier outputs."""
+    d = tmp / "data"
+    h8 = ("--task", "cancer", "--horizon", 8)
+    return [
+        ("collect", ["collect", *h8, "-n", 48, "--seed", 3, "--out", d], d),
+        ("fit-awm-transformer", ["fit-model", "--data", d, "--model", "awm-transformer", "--steps", 200,
+                                 "--log-every", 50, "--seed", 1, "--out", tmp / "awm"], tmp / "awm"),
+        ("fit-markov-mlp", ["fit-model", "--data", d, "--model", "markov-mlp", "--steps", 200,
+                            "--log-every", 100, "--seed", 2, "--out", tmp / "markov"], tmp / "markov"),
+        ("bpo-awm", ["optimize-policy", "--model", tmp / "awm", "--data", d, "--steps", 20, "--log-every", 10,
+                     "--lr", 1e-3, "--seeds", 2, "--out", tmp / "bpo-awm"], tmp / "bpo-awm"),
+        ("bpo-markov", ["optimize-policy", "--model", tmp / "markov", "--steps", 20, "--log-every", 10,
+                        "--lr", 1e-3, "--seed", 5, "--out", tmp / "bpo-markov"], tmp / "bpo-markov"),
+        ("bpo-simulator-open-loop", ["optimize-policy", "--model", "simulator", *h8, "--policy", "open-loop",
+                                     "--steps", 20, "--log-every", 10, "--lr", 1e-2, "--out", tmp / "sim"], tmp / "sim"),
+        ("online-markov-mlp", ["optimize-policy", "--online", *h8, "--model", "markov-mlp", "--env-steps", 128,
+                               "--warmup-steps", 32, "--lr", 1e-3, "--seeds", 2, "--out", tmp / "online"], tmp / "online"),
+        ("online-awm-lstm", ["optimize-policy", "--online", *h8, "--model", "awm-lstm", "--env-steps", 64,
+                             "--warmup-steps", 32, "--seed", 4, "--out", tmp / "online-lstm"], tmp / "online-lstm"),
+        ("grad-norm", ["grad-norm", "--model", tmp / "awm", "--model", tmp / "markov", "--model", "simulator",
+                       "--horizons", "2,4,8", "--samples", 8, "--out", tmp / "gn"], tmp / "gn"),
+        ("landscape-1d", ["landscape", "--model", tmp / "awm", "--points", 21, "--out", tmp / "ls1"], tmp / "ls1"),
+        ("landscape-2d", ["landscape", "--model", tmp / "markov", "--policy", tmp / "bpo-markov", "--points", 5,
+                          "--out", tmp / "ls2"], tmp / "ls2"),
+    ]
+
+
+def fingerprint() -> str:
+    """What decides whether the bits can match: CPU, instruction sets, JAX and jaxlib."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = next((l for l in cpuinfo.splitlines() if l.startswith("model name")), "")
+        flags = next((l for l in cpuinfo.splitlines() if l.startswith("flags")), "")
+    except OSError:
+        model = flags = platform.processor()
+    import jaxlib
+
+    text = "|".join([platform.machine(), model, flags, jax.__version__, jaxlib.__version__])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def outputs(out: Path) -> dict[str, np.ndarray]:
+    """Every array under ``out`` (each ``arrays/`` checkpoint, read with Orbax) and every
+    number of ``metrics.jsonl``, by a name that says where it came from."""
+    import orbax.checkpoint as ocp
+
+    found: dict[str, np.ndarray] = {}
+    for arrays in sorted(out.rglob("arrays")):
+        prefix = arrays.parent.relative_to(out).as_posix()
+        with ocp.StandardCheckpointer() as checkpointer:
+            tree = checkpointer.restore(arrays.absolute())
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            found[f"{prefix}:{jax.tree_util.keystr(path)}"] = np.asarray(leaf)
+    metrics = out / "metrics.jsonl"
+    if metrics.is_file():
+        for i, line in enumerate(metrics.read_text().splitlines()):
+            for key, value in json.loads(line).items():
+                found[f"metrics[{i}]:{key}"] = np.asarray(value, dtype=np.float64)
+    return found
+
+
+@pytest.fixture(scope="module")
+def golden_runs(tmp_path_factory):
+    from conftest import run
+
+    tmp = tmp_path_factory.mktemp("goldens")
+    produced = {}
+    for name, argv, out in commands(tmp):
+        result = run(*argv)
+        assert result.exit_code == 0, f"{name}: {result.stderr}"
+        produced[name] = outputs(out)
+    return produced
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in commands(Path("."))])
+def test_outputs_equal_the_recorded_goldens(golden_runs, name):
+    produced = golden_runs[name]
+    path = GOLDENS / f"{name}.npz"
+    if RECORD:
+        GOLDENS.mkdir(exist_ok=True)
+        np.savez_compressed(path, **produced)
+        (GOLDENS / "fingerprint.txt").write_text(fingerprint() + "\n")
+        return
+    golden = dict(np.load(path))
+    assert sorted(produced) == sorted(golden), "the set of arrays and metrics changed"
+    same_machine = (GOLDENS / "fingerprint.txt").read_text().strip() == fingerprint()
+    for key, want in golden.items():
+        got = produced[key]
+        assert got.shape == want.shape and got.dtype == want.dtype, key
+        if same_machine:
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} {key}")
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5, err_msg=f"{name} {key}")
