@@ -25,23 +25,23 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from awmctl.bpo import imagined_return
-from awmctl.models import WorldModel
-from awmctl.models.base import Normalizer, imagine
+from awmctl.models import AbstractWorldModel, imagine
+from awmctl.normalize import Normalizer
 from awmctl.policies import Policy
-from awmctl.tasks import Task
-from awmctl.tasks.base import observation
+from awmctl.rollouts import imagined_return
+from awmctl.tasks import Task, observation, reset_key
 
 Progress = Callable[[int, int], None]
 
 
 def initial_observation(task: Task) -> Float[Array, " obs"]:
-    """The task's (deterministic) first observation ``[x_0, 0]``."""
-    return observation(task.initial_state(), 0)
+    """The task's first observation ``[x_0, 0]`` (for a task with random resets, the one of
+    ``jax.random.key(0)``)."""
+    return observation(task.initial_state(reset_key(jax.random.key(0))), 0)
 
 
 def imagined_final_and_return(
-    model: WorldModel, task: Task, obs0: Float[Array, " obs"], actions: Float[Array, "H act"]
+    model: AbstractWorldModel, task: Task, obs0: Float[Array, " obs"], actions: Float[Array, "H act"]
 ) -> tuple[Float[Array, " state"], Float[Array, ""]]:
     """Open-loop imagination of ``actions``: the last predicted state and the return.
 
@@ -55,7 +55,7 @@ def imagined_final_and_return(
 
 
 def first_action_gradients(
-    model: WorldModel, task: Task, obs0: Float[Array, " obs"], actions: Float[Array, "S H act"]
+    model: AbstractWorldModel, task: Task, obs0: Float[Array, " obs"], actions: Float[Array, "S H act"]
 ) -> tuple[Float[Array, " S"], Float[Array, " S"]]:
     """``(||d s_H / d a_1||_F, ||d R / d a_1||)`` for each of S action sequences.
 
@@ -74,7 +74,7 @@ def first_action_gradients(
 
 
 def first_action_landscape(
-    model: WorldModel,
+    model: AbstractWorldModel,
     task: Task,
     obs0: Float[Array, " obs"],
     first: Float[Array, " P"],
@@ -129,7 +129,7 @@ def perturbable(policy: Policy) -> tuple[Any, Any]:
 
 def policy_plane(
     policy: Policy,
-    model: WorldModel,
+    model: AbstractWorldModel,
     task: Task,
     obs0: Float[Array, " obs"],
     directions: tuple[Any, Any],

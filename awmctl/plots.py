@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from awmctl.stats import ci95
+
 
 def _pyplot():
     import matplotlib
@@ -23,6 +25,7 @@ def learning_curves(
     path: str | os.PathLike,
     title: str,
     log_y: bool = True,
+    xlabel: str = "step",
 ) -> Path:
     """One line per metric key against ``step``."""
     plt = _pyplot()
@@ -32,7 +35,7 @@ def learning_curves(
         if pts:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, label=key)
-    ax.set_xlabel("step")
+    ax.set_xlabel(xlabel)
     if log_y:
         ax.set_yscale("log")
     ax.set_title(title)
@@ -56,7 +59,7 @@ def seed_curves(steps, values, path: str | os.PathLike, title: str, ylabel: str,
     mean = values.mean(axis=1)
     ax.plot(steps, mean, color="tab:blue", lw=2, label=f"mean of {values.shape[1]} seed(s)")
     if values.shape[1] > 1:
-        half = 1.96 * values.std(axis=1, ddof=1) / np.sqrt(values.shape[1])
+        half = ci95(values, axis=1)
         ax.fill_between(steps, mean - half, mean + half, color="tab:blue", alpha=0.2, label="95% interval")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -13,15 +13,13 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import numpy as np
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl.errors import BadInputError
-from awmctl.models.base import Normalizer
-from awmctl.tasks.base import step_index
-
-POLICY_KIND = "policy"
-POLICIES = ("mlp", "open-loop")
+from awmctl.normalize import Normalizer
+from awmctl.tasks import ActFn, step_index
 
 #: Lower bound of the Gaussian's scale (as in brax's NormalTanhDistribution), so that the
 #: log-probability stays finite.
@@ -43,8 +41,17 @@ class Policy(eqx.Module):
     def deterministic(self, obs: Float[Array, " obs"]) -> Float[Array, " act"]:
         """The evaluation action."""
 
+    @abc.abstractmethod
+    def with_normalizer(self, observations: Float[Array | np.ndarray, "... obs"]) -> Policy:
+        """The same policy with its input statistics set from observations."""
+
+    @abc.abstractmethod
     def hyperparameters(self) -> dict[str, Any]:
-        return {}
+        """What :func:`build_policy` needs to rebuild this policy's skeleton."""
+
+    def controller(self) -> ActFn:
+        """The deterministic policy as a controller for :func:`awmctl.tasks.rollout`."""
+        return lambda obs, k, key: self.deterministic(obs)
 
 
 class MLPPolicy(Policy):
@@ -84,6 +91,10 @@ class MLPPolicy(Policy):
     def deterministic(self, obs: Float[Array, " obs"]) -> Float[Array, " act"]:
         return jnp.tanh(self._dist(obs)[0])
 
+    def with_normalizer(self, observations: Float[Array | np.ndarray, "... obs"]) -> MLPPolicy:
+        flat = jnp.reshape(jnp.asarray(observations), (-1, self.obs_size))
+        return eqx.tree_at(lambda p: p.obs_norm, self, Normalizer.fit(flat))
+
     def hyperparameters(self) -> dict[str, Any]:
         return {"width": self.width}
 
@@ -109,12 +120,20 @@ class OpenLoopPolicy(Policy):
     def sample(self, obs: Float[Array, " obs"], key: PRNGKeyArray) -> tuple[Float[Array, " act"], Float[Array, ""]]:
         return self.deterministic(obs), jnp.zeros((), obs.dtype)
 
+    def with_normalizer(self, observations: Float[Array | np.ndarray, "... obs"]) -> OpenLoopPolicy:
+        return self  # it ignores the state
+
     def hyperparameters(self) -> dict[str, Any]:
         return {"horizon": self.table.shape[0]}
 
 
+#: policy kind (the `--policy` option of optimize-policy) -> class
+POLICIES: dict[str, type[Policy]] = {"mlp": MLPPolicy, "open-loop": OpenLoopPolicy}
+
+
 def build_policy(kind: str, obs_size: int, action_size: int, horizon: int, hyper: dict[str, Any] | None = None,
                  *, key: PRNGKeyArray) -> Policy:
+    """A fresh policy of ``kind`` (see :data:`POLICIES`)."""
     hyper = dict(hyper or {})
     if kind == "mlp":
         return MLPPolicy(obs_size, action_size, hyper.get("width", 64), key=key)
@@ -123,29 +142,4 @@ def build_policy(kind: str, obs_size: int, action_size: int, horizon: int, hyper
     raise BadInputError(f"unknown policy {kind!r}; choose one of: {', '.join(POLICIES)}")
 
 
-def with_obs_normalizer(policy: Policy, observations: Float[Array, "... obs"]) -> Policy:
-    """Set the MLP policy's input statistics from observations (no-op for open-loop)."""
-    if isinstance(policy, MLPPolicy):
-        flat = jnp.reshape(jnp.asarray(observations), (-1, policy.obs_size))
-        return eqx.tree_at(lambda p: p.obs_norm, policy, Normalizer.fit(flat))
-    return policy
-
-
-def load_policy(directory, which: str = "best", seed_index: int = 0):
-    """Restore one seed's policy from an ``optimize-policy`` directory: ``(policy, task, meta)``."""
-    from awmctl import store
-    from awmctl.data import task_from_meta
-
-    meta = store.read_meta(directory, POLICY_KIND)
-    task = task_from_meta(meta)
-    record = meta["policy"]
-    n = record["seeds"]
-    if not 0 <= seed_index < n:
-        raise BadInputError(f"{directory} holds {n} seed(s); seed index {seed_index} does not exist")
-    skeleton = build_policy(record["kind"], record["obs_size"], record["action_size"], record["horizon"],
-                            record.get("hyper"), key=jax.random.key(0))
-    params, static = eqx.partition(skeleton, eqx.is_inexact_array)
-    stacked = jax.tree_util.tree_map(lambda x: jnp.zeros((n, *x.shape), x.dtype), params)
-    arrays = store.restore_arrays(directory, {"final": stacked, "best": stacked}, meta)
-    one = jax.tree_util.tree_map(lambda x: x[seed_index], arrays[which])
-    return eqx.combine(one, static), task, meta
+__all__ = ["MIN_SCALE", "POLICIES", "MLPPolicy", "OpenLoopPolicy", "Policy", "build_policy"]

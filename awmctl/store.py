@@ -82,7 +82,7 @@ def base_meta(kind: str, **fields: Any) -> dict[str, Any]:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    tmp.write_text(json.dumps(jsonable(obj), indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)
 
 
@@ -228,7 +228,7 @@ def restore_arrays(directory: str | os.PathLike, like: Any, meta: dict[str, Any]
 
 def append_metrics(directory: str | os.PathLike, record: dict[str, Any]) -> None:
     with open(Path(directory) / METRICS_FILE, "a") as f:
-        f.write(json.dumps(_jsonable(record)) + "\n")
+        f.write(json.dumps(jsonable(record)) + "\n")
 
 
 def read_metrics(directory: str | os.PathLike) -> list[dict[str, Any]]:
@@ -238,16 +238,16 @@ def read_metrics(directory: str | os.PathLike) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """Numbers from JAX/NumPy, tuples and paths as plain JSON values."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, np.ndarray | jax.Array):
-        return _jsonable(np.asarray(obj).tolist())
+        return jsonable(np.asarray(obj).tolist())
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, float) and not np.isfinite(obj):
@@ -274,7 +274,7 @@ class ResumableRun:
         self.out = check_output_dir(out, overwrite).absolute()
         self.work = self.out.with_name(self.out.name + ".partial")
         self.kind = kind
-        self.config = _jsonable(config)
+        self.config = jsonable(config)
         self.resuming = False
         self._closed = False
         if self.work.exists():

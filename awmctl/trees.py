@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 
 def select_tree(cond: Any, new: Any, old: Any) -> Any:
@@ -20,24 +19,9 @@ def select_tree(cond: Any, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(pick, new, old)
 
 
-class BestSoFar(NamedTuple):
-    """Per seed, the best evaluation return so far and the parameters that reached it."""
+def seed_slice(tree: Any, index: int) -> Any:
+    """The ``index``-th seed of a pytree whose leaves all have a leading seed axis."""
+    return jax.tree_util.tree_map(lambda x: x[index], tree)
 
-    params: Any  # leading seed axis
-    returns: np.ndarray  # float64 [seeds]
 
-    @classmethod
-    def start(cls, params: Any, seeds: int) -> BestSoFar:
-        return cls(params, np.full(seeds, -np.inf))
-
-    def update(self, params: Any, returns: np.ndarray) -> BestSoFar:
-        improved = np.asarray(returns) > self.returns
-        return BestSoFar(select_tree(improved, params, self.params), np.where(improved, returns, self.returns))
-
-    def checkpoint(self) -> dict[str, Any]:
-        """As arrays for an Orbax checkpoint (inverse: :meth:`restore`)."""
-        return {"params": self.params, "returns": jnp.asarray(self.returns, jnp.float32)}
-
-    @classmethod
-    def restore(cls, saved: dict[str, Any]) -> BestSoFar:
-        return cls(saved["params"], np.asarray(saved["returns"], np.float64))
+__all__ = ["seed_slice", "select_tree"]

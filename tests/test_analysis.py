@@ -1,30 +1,22 @@
 """grad-norm and landscape: values against hand-worked answers, the CLI's files, bad input."""
 
 import json
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from awmctl import analysis, store
-from awmctl.cli import app
-from awmctl.models import SimulatorModel, WorldModel
-from awmctl.models.base import step_index
+from awmctl.models import AbstractOneStepModel, SimulatorModel
 from awmctl.tasks import make_task, with_horizon
-from awmctl.tasks.base import observation
-
-runner = CliRunner()
+from conftest import run
 
 
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-class LinearModel(WorldModel):
-    """s_{k+1} = lam * s_k + b * a_k: d s_H / d a_1 = lam^(H-1) * b, in closed form."""
+class LinearModel(AbstractOneStepModel):
+    """s' = lam * s + b * a: its first-action Jacobian after H steps is lam^(H-1) * b."""
 
     lam: float = eqx.field(static=True)
     b: jax.Array
@@ -32,21 +24,24 @@ class LinearModel(WorldModel):
     state_size: int = eqx.field(static=True)
     action_size: int = eqx.field(static=True)
     max_horizon: None = eqx.field(static=True)
+    trainable: ClassVar[bool] = False
+    direct_path: ClassVar[bool] = False
 
     def __init__(self, lam, b):
         self.lam, self.b = lam, b
         self.name, self.state_size, self.action_size, self.max_horizon = "linear", 1, 1, None
 
-    def predict(self, states, actions, *, key=None):
-        raise NotImplementedError
+    def next_state(self, state, action, k):
+        return self.lam * state + self.b * action
 
-    def start(self, obs0):
-        return obs0[:-1], step_index(obs0)
+    def with_normalizers(self, observations):
+        return self
 
-    def step(self, carry, action):
-        state, k = carry
-        nxt = self.lam * state + self.b * action
-        return (nxt, k + 1), observation(nxt, k + 1)
+    def state_scale(self):
+        return jnp.ones((1,))
+
+    def hyperparameters(self):
+        return {}
 
 
 @pytest.mark.parametrize("lam", [0.8, 1.25])
@@ -105,7 +100,7 @@ def test_landscape_of_a_known_quadratic():
     expected = -((180.0 * (grid - 0.3)) ** 2) / 4
     np.testing.assert_allclose(returns, expected, rtol=1e-5, atol=1e-2)
     # The final state is s_2: the set state after one integration interval.
-    state = task.transition(task.transition(task.initial_state(), jnp.asarray([grid[4]], jnp.float32), jnp.asarray(0)), jnp.zeros(1), jnp.asarray(1))
+    state = task.transition(task.transition(task.initial_state(jax.random.key(0)), jnp.asarray([grid[4]], jnp.float32), jnp.asarray(0)), jnp.zeros(1), jnp.asarray(1))
     assert finals.shape == (21, 4)
     np.testing.assert_allclose(finals[4], np.asarray(state), rtol=1e-4, atol=1e-5)  # float32 ODE under vmap
     rough = analysis.roughness(returns)
@@ -179,8 +174,8 @@ def test_landscape_cli_1d_and_2d(tmp_path):
     meta = store.read_meta(tmp_path / "l2", "landscape")
     arrays = store.restore_arrays(tmp_path / "l2", {"alphas": np.zeros(5), "returns": np.zeros((1, 5, 5))}, meta)
     surface = np.asarray(arrays["returns"][0])
-    from awmctl.bpo import true_return
-    from awmctl.policies import load_policy
+    from awmctl.artifacts import load_policy
+    from awmctl.rollouts import true_return
 
     trained, task, _ = load_policy(policy)
     # The centre of the plane is the policy itself: its true return.

@@ -7,24 +7,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from awmctl import data
-from awmctl.bpo import imagined_return
-from awmctl.cli import app
+from awmctl import algorithms
+from awmctl.artifacts import load_policy
+from awmctl.rollouts import collect, direct_path_return, imagined_return, random_controller, stepwise_return, true_return
 from awmctl.models import SimulatorModel
-from awmctl.policies import build_policy, load_policy, with_obs_normalizer
+from awmctl.policies import build_policy
 from awmctl.tasks import make_task, open_loop_return
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from conftest import run
 
 
 def random_mean_return(task, n=64):
-    batch = data.collect(task, data.behaviour(data.parse_policy("random"), task), n, jax.random.key(0))
+    batch = collect(task, random_controller(task), n, jax.random.key(0))
     return float(batch.rewards.sum(-1).mean())
 
 
@@ -41,8 +35,6 @@ def test_bpo_through_the_simulator_beats_the_random_policy_and_round_trips(tmp_p
     assert summary["final_grad_cosine_mean"] == pytest.approx(1.0, abs=1e-5)  # model == simulator
     policy, policy_task, meta = load_policy(out, which="final")
     assert meta["kind"] == "policy" and policy_task == task
-    from awmctl.bpo import true_return
-
     assert float(true_return(policy, task)) == pytest.approx(summary["final_return_mean"], rel=1e-5)
     # collect --policy DIR runs the stored (best) policy deterministically.
     result = run("collect", "--task", "cancer", "--horizon", 20, "-n", 2, "--policy", out, "--out", tmp_path / "d", "--json")
@@ -55,7 +47,7 @@ def test_stop_gradient_leaves_only_the_direct_path():
     task = make_task("cancer", 6)
     sim = SimulatorModel(task)
     policy = build_policy("mlp", task.obs_size, 1, 6, key=jax.random.key(1))
-    obs0 = task.observe(task.initial_state(), 0)
+    obs0 = task.observe(task.initial_state(jax.random.key(0)), 0)
     params, static = eqx.partition(policy, eqx.is_inexact_array)
 
     def ret(p, o0, stop):
@@ -136,7 +128,6 @@ def test_bpo_through_a_fitted_model_uses_the_direct_path_by_default(tmp_path):
 
 @pytest.mark.parametrize("name", ["awm-transformer", "awm-lstm"])
 def test_parallel_direct_path_equals_the_step_by_step_rollout(name):
-    from awmctl.bpo import _awm_direct_path_return, _stepwise_return
     from awmctl.models import build_model
 
     task = make_task("cancer", 8)
@@ -144,14 +135,14 @@ def test_parallel_direct_path_equals_the_step_by_step_rollout(name):
     model = build_model(name, 1, 1, 8, hyper, key=jax.random.key(0))
     policy = build_policy("mlp", task.obs_size, 1, 8, key=jax.random.key(1))
     params, static = eqx.partition(policy, eqx.is_inexact_array)
-    obs0 = task.observe(task.initial_state(), 0)
+    obs0 = task.observe(task.initial_state(jax.random.key(0)), 0)
     keys = jax.random.split(jax.random.key(2), 8)
 
     def value(p, fast):
         pol = eqx.combine(p, static)
         if fast:
-            return _awm_direct_path_return(pol, model, task, obs0, keys, False)
-        return _stepwise_return(pol, model, task, obs0, keys, True, False)
+            return direct_path_return(pol, model, task, obs0, keys, False)
+        return stepwise_return(pol, model, task, obs0, keys, True, False)
 
     r_fast, e_fast = value(params, True)
     g_fast = jax.grad(lambda p: value(p, True)[0])(params)
@@ -164,14 +155,12 @@ def test_parallel_direct_path_equals_the_step_by_step_rollout(name):
 
 
 def test_offline_bpo_resumes_exactly_after_a_kill(tmp_path, interrupt_after):
-    from awmctl import bpo
-
     def args(out):
         return ("optimize-policy", "--model", "simulator", "--task", "cancer", "--horizon", 6, "--steps", 40,
                 "--log-every", 10, "--lr", 1e-3, "--seeds", 2, "--out", out)
 
     assert run(*args(tmp_path / "whole")).exit_code == 0
-    undo = interrupt_after(bpo.BPO, "run_chunk", 2)
+    undo = interrupt_after(algorithms.BPO, "run_chunk", 2)
     assert run(*args(tmp_path / "resumed")).exit_code == 130
     assert not (tmp_path / "resumed").exists() and (tmp_path / "resumed.partial").exists()
     undo()

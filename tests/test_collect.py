@@ -6,24 +6,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from awmctl import data, store
-from awmctl.cli import app
+from awmctl import artifacts, store
+from awmctl.rollouts import collect
 from awmctl.errors import BadInputError
 from awmctl.tasks import make_task, open_loop_return
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from conftest import run
 
 
 def test_collect_constant_policy_matches_open_loop_return():
     task = make_task("cancer", 20)
-    act = data.behaviour(data.parse_policy("constant:0.3"), task)
-    batch = data.collect(task, act, 3, jax.random.key(0))
+    act = artifacts.behaviour(artifacts.parse_policy("constant:0.3"), task)
+    batch = collect(task, act, 3, jax.random.key(0))
     assert batch.observations.shape == (3, 21, 2)
     assert batch.actions.shape == (3, 20, 1)
     assert batch.rewards.shape == (3, 20)
@@ -37,25 +31,25 @@ def test_collect_constant_policy_matches_open_loop_return():
 
 def test_random_policy_is_uniform_in_unit_box_and_chunking_does_not_change_results():
     task = make_task("bear-populations", 10)
-    act = data.behaviour(data.parse_policy("random"), task)
-    whole = data.collect(task, act, 7, jax.random.key(3))
-    chunked = data.collect(task, act, 7, jax.random.key(3), chunk=3)
+    act = artifacts.behaviour(artifacts.parse_policy("random"), task)
+    whole = collect(task, act, 7, jax.random.key(3))
+    chunked = collect(task, act, 7, jax.random.key(3), chunk=3)
     for a, b in zip(whole, chunked):
         np.testing.assert_array_equal(a, b)
     assert whole.actions.shape == (7, 10, 2)
     assert np.all(np.abs(whole.actions) <= 1.0)
     assert whole.actions.std() > 0.4  # U[-1, 1] has std 0.577; not a constant
-    other = data.collect(task, act, 7, jax.random.key(4))
+    other = collect(task, act, 7, jax.random.key(4))
     assert not np.array_equal(whole.actions, other.actions)
 
 
 def test_parse_policy_rejects_garbage_and_wrong_sizes():
     with pytest.raises(BadInputError, match="constant:V"):
-        data.parse_policy("constant:abc")
+        artifacts.parse_policy("constant:abc")
     with pytest.raises(BadInputError, match="cannot parse policy"):
-        data.parse_policy("greedy")
+        artifacts.parse_policy("greedy")
     with pytest.raises(BadInputError, match="2 action dimensions"):
-        data.behaviour(data.parse_policy("constant:0.1,0.2,0.3"), make_task("bear-populations", 5))
+        artifacts.behaviour(artifacts.parse_policy("constant:0.1,0.2,0.3"), make_task("bear-populations", 5))
 
 
 def test_cli_collect_round_trip_and_json_summary(tmp_path):
@@ -63,7 +57,7 @@ def test_cli_collect_round_trip_and_json_summary(tmp_path):
     result = run("collect", "--task", "cancer", "--horizon", 12, "--episodes", 9, "--seed", 5, "--out", out, "--json")
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
-    episodes, meta = data.load_dataset(out)
+    episodes, meta = artifacts.load_dataset(out)
     assert episodes.observations.shape == (9, 13, 2)
     assert meta["kind"] == "dataset" and meta["task"]["name"] == "cancer" and meta["task"]["horizon"] == 12
     assert meta["seed"] == 5 and meta["policy"] == "random" and meta["episodes"] == 9
@@ -72,14 +66,14 @@ def test_cli_collect_round_trip_and_json_summary(tmp_path):
     assert summary["mean_return"] == pytest.approx(float(returns.mean()), rel=1e-6)
     assert summary["min_return"] == pytest.approx(float(returns.min()), rel=1e-6)
     # The task can be rebuilt exactly from the directory.
-    assert data.task_from_meta(meta) == make_task("cancer", 12)
+    assert artifacts.task_from_meta(meta) == make_task("cancer", 12)
     assert "Collected 9 episodes" in result.stderr
 
 
 def test_same_seed_gives_byte_identical_arrays(tmp_path):
     for name in ("a", "b"):
         assert run("collect", "--task", "bacteria", "--horizon", 8, "-n", 5, "--seed", 1, "--out", tmp_path / name).exit_code == 0
-    (ea, _), (eb, _) = data.load_dataset(tmp_path / "a"), data.load_dataset(tmp_path / "b")
+    (ea, _), (eb, _) = artifacts.load_dataset(tmp_path / "a"), artifacts.load_dataset(tmp_path / "b")
     for a, b in zip(ea, eb):
         assert a.tobytes() == b.tobytes()
 

@@ -7,19 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from awmctl import fit
-from awmctl.cli import app
+from awmctl import algorithms, artifacts
 from awmctl.models import imagine
-from awmctl.models.io import load_model
+from awmctl.artifacts import load_model
+from conftest import run
 
-runner = CliRunner()
 SMALL = ["--width", "12", "--heads", "2", "--mlp-width", "24"]
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +43,9 @@ def test_round_trip_restores_identical_predictions(dataset, tmp_path):
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [10, 20, 30, 40]
     # The restored model reproduces the reported validation loss exactly.
-    from awmctl.data import load_dataset, split
-
-    episodes, _ = load_dataset(dataset)
-    _, val = split(episodes, 0.1, jax.random.split(jax.random.key(2))[1])
-    loss = fit.normalised_mse(model, model.norm.std, jnp.asarray(val.observations), jnp.asarray(val.actions))
+    episodes, _ = artifacts.load_dataset(dataset)
+    _, val = algorithms.split_episodes(episodes, 0.1, jax.random.split(jax.random.key(2))[1])
+    loss = algorithms.normalised_mse(model, model.norm.std, jnp.asarray(val.observations), jnp.asarray(val.actions))
     assert float(loss) == pytest.approx(summary["val_mse"], rel=1e-5)
     imagined = imagine(model, jnp.asarray(val.observations[0, 0]), jnp.asarray(val.actions[0]))
     assert imagined.shape == (10, 2) and np.all(np.isfinite(imagined))
@@ -62,7 +54,7 @@ def test_round_trip_restores_identical_predictions(dataset, tmp_path):
 def test_resumed_run_equals_uninterrupted_run(dataset, tmp_path, monkeypatch):
     assert run(*fit_args(dataset, tmp_path / "whole")).exit_code == 0
 
-    original = fit.Fitter.run_chunk
+    original = algorithms.ModelFit.run_chunk
     calls = {"n": 0}
 
     def killed_after_two(self, state):
@@ -71,12 +63,12 @@ def test_resumed_run_equals_uninterrupted_run(dataset, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(self, state)
 
-    monkeypatch.setattr(fit.Fitter, "run_chunk", killed_after_two)
+    monkeypatch.setattr(algorithms.ModelFit, "run_chunk", killed_after_two)
     interrupted = run(*fit_args(dataset, tmp_path / "resumed"))
     assert interrupted.exit_code == 130
     assert not (tmp_path / "resumed").exists()  # nothing that looks complete
     assert (tmp_path / "resumed.partial" / "checkpoints").is_dir()
-    monkeypatch.setattr(fit.Fitter, "run_chunk", original)
+    monkeypatch.setattr(algorithms.ModelFit, "run_chunk", original)
 
     resumed = run(*fit_args(dataset, tmp_path / "resumed"))
     assert resumed.exit_code == 0, resumed.stderr
@@ -92,7 +84,7 @@ def test_resumed_run_equals_uninterrupted_run(dataset, tmp_path, monkeypatch):
 
 
 def test_partial_run_with_other_settings_is_refused(dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(fit.Fitter, "run_chunk", lambda self, state: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(algorithms.ModelFit, "run_chunk", lambda self, state: (_ for _ in ()).throw(KeyboardInterrupt))
     assert run(*fit_args(dataset, tmp_path / "m")).exit_code == 130
     monkeypatch.undo()
     result = run(*fit_args(dataset, tmp_path / "m", "--lr", "0.01"))
@@ -120,13 +112,13 @@ def test_a_model_directory_is_not_a_dataset(dataset, tmp_path):
 
 
 def test_nan_in_dataset_is_refused(tmp_path):
-    from awmctl import data
+    from awmctl.rollouts import collect, random_controller
     from awmctl.tasks import make_task
 
     task = make_task("cancer", 4)
-    batch = data.collect(task, data.behaviour(data.parse_policy("random"), task), 4, jax.random.key(0))
+    batch = collect(task, random_controller(task), 4, jax.random.key(0))
     obs = np.array(batch.observations)
     obs[0, 1, 0] = np.inf
-    data.save_dataset(tmp_path / "bad", batch._replace(observations=obs), task, {})
+    artifacts.save_dataset(tmp_path / "bad", batch._replace(observations=obs), task, {})
     result = run("fit-model", "--data", tmp_path / "bad", "--model", "markov-mlp", "--out", tmp_path / "m")
     assert result.exit_code == 2 and "contain NaN or Inf" in result.stderr

@@ -7,10 +7,11 @@ import numpy as np
 import optax
 import pytest
 
-from awmctl import data, optim
-from awmctl.fit import normalised_mse
-from awmctl.models import TRAINABLE, build_model, fit_normalizers, imagine
-from awmctl.models.base import observation
+from awmctl import optim
+from awmctl.algorithms import normalised_mse
+from awmctl.models import TRAINABLE, build_model, imagine
+from awmctl.rollouts import collect, random_controller
+from awmctl.tasks import observation
 from awmctl.tasks import make_task
 
 SEQUENCE = [n for n in TRAINABLE if n != "markov-mlp"]
@@ -89,12 +90,12 @@ def test_same_seed_same_parameters_and_different_seed_different():
 @pytest.fixture(scope="module")
 def tiny_dataset():
     task = make_task("cancer", 8)
-    return data.collect(task, data.behaviour(data.parse_policy("random"), task), 8, jax.random.key(0))
+    return collect(task, random_controller(task), 8, jax.random.key(0))
 
 
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_every_model_overfits_a_tiny_dataset(name, tiny_dataset):
-    model = fit_normalizers(small(name, state_size=1), tiny_dataset.observations)
+    model = small(name, state_size=1).with_normalizers(tiny_dataset.observations)
     params, static = eqx.partition(model, eqx.is_inexact_array)
     scale = model.norm.std
     obs, act = jnp.asarray(tiny_dataset.observations), jnp.asarray(tiny_dataset.actions)

@@ -333,7 +333,7 @@ def test_sizes_bounds_and_flags(name):
     assert {k: task.params[k] for k in params} == params
     extra = ("terminal_on",) if gT is not None else ()
     assert set(task_info(name).param_names) == {"T", "x0", *params, *extra}
-    assert np.array_equal(np.asarray(task.initial_state()), np.array(x0, dtype=np.float32))
+    assert np.array_equal(np.asarray(task.initial_state(jax.random.key(0))), np.array(x0, dtype=np.float32))
 
 
 @pytest.mark.parametrize(
@@ -480,7 +480,7 @@ def _states_and_rewards(task, actions):
         return x_next, (x_next, r)
 
     _, (states, rewards) = jax.lax.scan(
-        body, task.initial_state(), (jnp.arange(task.horizon), actions)
+        body, task.initial_state(jax.random.key(0)), (jnp.arange(task.horizon), actions)
     )
     return states, rewards
 
@@ -732,7 +732,7 @@ def test_jit_and_vmap_agree_with_plain_calls(name):
         np.asarray(ep.observations[1:, :-1]), np.asarray(states), rtol=1e-6, atol=1e-6
     )
     np.testing.assert_allclose(
-        np.asarray(ep.observations[0, :-1]), np.asarray(task.initial_state())
+        np.asarray(ep.observations[0, :-1]), np.asarray(task.initial_state(jax.random.key(0)))
     )
     np.testing.assert_array_equal(
         np.asarray(ep.observations[:, -1]), np.arange(H + 1, dtype=np.float32)

@@ -5,18 +5,10 @@ import json
 import equinox as eqx
 import jax
 import numpy as np
-from typer.testing import CliRunner
 
-from awmctl import online
-from awmctl.cli import app
-from awmctl.models.io import load_model
-from awmctl.policies import load_policy
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from awmctl import algorithms
+from awmctl.artifacts import load_model, load_policy
+from conftest import run
 
 
 def online_args(out, *extra):
@@ -36,7 +28,7 @@ def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, interrupt_aft
     assert model.name == "markov-mlp" and task.horizon == 8
     policy, _, _ = load_policy(tmp_path / "whole", "final", seed_index=1)
 
-    undo = interrupt_after(online.Online, "run_period", 2)
+    undo = interrupt_after(algorithms.OnlineBPO, "run_chunk", 2)
     assert run(*online_args(tmp_path / "resumed")).exit_code == 130
     assert not (tmp_path / "resumed").exists()
     undo()
@@ -57,6 +49,6 @@ def test_online_bad_input(tmp_path):
 
 
 def test_the_papers_schedule_is_accepted_and_rounded_to_whole_evaluation_periods():
-    config = online.OnlineConfig()  # 5000 env steps, evaluation every 32
+    config = algorithms.OnlineConfig()  # 5000 env steps, evaluation every 32
     config.check()
     assert config.steps_run == 5024

@@ -138,7 +138,7 @@ def test_goal_state_is_l_minus_2_intervals_from_goal_start():
         ref = ref_rk4(start, 8 * 0.05)
         np.testing.assert_allclose(task.goal_state, ref, rtol=0, atol=1e-6)
         # initial (placeholder) state is the goal state
-        np.testing.assert_array_equal(np.asarray(task.initial_state()), np.asarray(task.goal_state))
+        np.testing.assert_array_equal(np.asarray(task.initial_state(jax.random.key(0))), np.asarray(task.goal_state))
         # degenerate horizons: L = 2 -> no interval, L = 1 -> same (documented)
         for h in (1, 2):
             assert DoublePendulumTask(horizon=h).goal_state == start

@@ -7,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from awmctl import data, store
+from awmctl import artifacts, store
+from awmctl.rollouts import collect, random_controller
 from awmctl.errors import BadInputError
 from awmctl.tasks import make_task
 
@@ -15,15 +16,15 @@ from awmctl.tasks import make_task
 @pytest.fixture
 def dataset_dir(tmp_path):
     task = make_task("cancer", 6)
-    batch = data.collect(task, data.behaviour(data.parse_policy("random"), task), 4, jax.random.key(0))
+    batch = collect(task, random_controller(task), 4, jax.random.key(0))
     out = tmp_path / "ds"
-    data.save_dataset(out, batch, task, {"policy": "random", "seed": 0})
+    artifacts.save_dataset(out, batch, task, {"policy": "random", "seed": 0})
     return out, batch
 
 
 def test_save_and_restore_are_exact(dataset_dir):
     out, batch = dataset_dir
-    loaded, meta = data.load_dataset(out)
+    loaded, meta = artifacts.load_dataset(out)
     for a, b in zip(batch, loaded):
         np.testing.assert_array_equal(a, b)
     assert meta["leaves"]["['observations']"] == {"shape": [4, 7, 2], "dtype": "float32"}
@@ -48,7 +49,7 @@ def test_wrong_kind_and_unfinished_runs_are_refused(dataset_dir):
     meta["status"] = "running"
     (out / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(BadInputError, match="unfinished dataset run"):
-        data.load_dataset(out)
+        artifacts.load_dataset(out)
 
 
 def test_truncated_checkpoint_is_reported_as_damaged(dataset_dir):
@@ -57,7 +58,7 @@ def test_truncated_checkpoint_is_reported_as_damaged(dataset_dir):
         if child.is_dir():
             shutil.rmtree(child)
     with pytest.raises(BadInputError, match="damaged or incomplete"):
-        data.load_dataset(out)
+        artifacts.load_dataset(out)
 
 
 def test_shape_mismatch_names_the_leaf(dataset_dir):
@@ -66,17 +67,17 @@ def test_shape_mismatch_names_the_leaf(dataset_dir):
     meta["episodes"] = 5  # claims more episodes than the arrays hold
     (out / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(BadInputError, match=r"array \['actions'\] is float32\[4, 6, 1\], expected float32\[5, 6, 1\]"):
-        data.load_dataset(out)
+        artifacts.load_dataset(out)
 
 
 def test_nan_in_data_is_refused(tmp_path):
     task = make_task("cancer", 3)
-    batch = data.collect(task, data.behaviour(data.parse_policy("random"), task), 2, jax.random.key(0))
+    batch = collect(task, random_controller(task), 2, jax.random.key(0))
     obs = np.array(batch.observations)
     obs[1, 2, 0] = np.nan
-    data.save_dataset(tmp_path / "nan", batch._replace(observations=obs), task, {})
+    artifacts.save_dataset(tmp_path / "nan", batch._replace(observations=obs), task, {})
     with pytest.raises(BadInputError, match="observations contain NaN or Inf"):
-        data.load_dataset(tmp_path / "nan")
+        artifacts.load_dataset(tmp_path / "nan")
 
 
 def test_failed_write_leaves_nothing_and_keeps_the_old_directory(tmp_path):

@@ -7,7 +7,7 @@ from typing import Annotated
 import jax
 import typer
 
-from awmctl import data
+from awmctl import artifacts
 from awmctl.cli.common import (
     HorizonOpt,
     JsonOpt,
@@ -23,7 +23,8 @@ from awmctl.cli.common import (
     summary_table,
 )
 from awmctl.errors import BadInputError
-from awmctl.store import check_output_dir
+from awmctl.rollouts import collect
+from awmctl.stats import return_summary
 from awmctl.tasks import make_task, parse_task_params
 
 
@@ -52,13 +53,13 @@ def collect_command(
     """
     if episodes < 1:
         raise BadInputError(f"--episodes must be at least 1, got {episodes}")
-    spec = data.parse_policy(policy)
+    spec = artifacts.parse_policy(policy)
     the_task = make_task(task, horizon, parse_task_params(task_param))
-    check_output_dir(out, overwrite)  # fail before any work, not after
-    act = data.behaviour(spec, the_task)
+    artifacts.check_output_dir(out, overwrite)  # fail before any work, not after
+    act = artifacts.behaviour(spec, the_task)
 
     with progress_bar(f"collect {the_task.name} H={the_task.horizon}", episodes) as update:
-        batch = data.collect(the_task, act, episodes, jax.random.key(seed), on_chunk=update)
+        batch = collect(the_task, act, episodes, jax.random.key(seed), on_chunk=update)
     returns = batch.rewards.sum(axis=-1)
     summary = {
         "out": str(out),
@@ -67,9 +68,9 @@ def collect_command(
         "policy": spec.describe(),
         "seed": seed,
         "episodes": episodes,
-        **data.summarize_returns(returns),
+        **return_summary(returns),
     }
-    data.save_dataset(
+    artifacts.save_dataset(
         out,
         batch,
         the_task,

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from awmctl.errors import AwmctlError
+from awmctl.artifacts import jsonable
+from awmctl.errors import AwmctlError, BadInputError
 
 err_console = Console(stderr=True)
 
@@ -39,6 +40,28 @@ TaskParamOpt = Annotated[
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def given(ctx: Any, *names: str) -> list[str]:
+    """The options among ``names`` (parameter names) that the user typed on the command line.
+
+    ``ctx`` is the command's ``typer.Context`` (typed ``Any``: at run time typer hands over its
+    own click context, which is not an instance of the class it documents).
+    """
+    out = []
+    for name in names:
+        source = ctx.get_parameter_source(name)  # typer's own click: compare the enum by name
+        if source is not None and source.name != "DEFAULT":
+            flag = next((p.opts[0] for p in ctx.command.params if p.name == name), "--" + name.replace("_", "-"))
+            out.append(flag)
+    return out
+
+
+def refuse_options(ctx: Any, names: tuple[str, ...], reason: str) -> None:
+    """Exit 2 with one line when an option that does not apply (``reason``) was given."""
+    wrong = given(ctx, *names)
+    if wrong:
+        raise BadInputError(f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply {reason}")
 
 
 def handle_errors(fn: F) -> F:
@@ -75,9 +98,7 @@ def handle_errors(fn: F) -> F:
 
 def emit_json(summary: dict[str, Any]) -> None:
     """The one machine-readable object on stdout."""
-    from awmctl.store import _jsonable
-
-    sys.stdout.write(json.dumps(_jsonable(summary)) + "\n")
+    sys.stdout.write(json.dumps(jsonable(summary)) + "\n")
     sys.stdout.flush()
 
 

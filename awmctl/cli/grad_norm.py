@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import typer
 
-from awmctl import analysis, plots, store
+from awmctl import analysis, artifacts, plots
 from awmctl.cli.common import (
     JsonOpt,
     OutOpt,
@@ -25,7 +25,7 @@ from awmctl.cli.common import (
 )
 from awmctl.cli.subjects import check_contexts, load_subjects
 from awmctl.errors import BadInputError
-from awmctl.tasks import parse_task_params, with_horizon
+from awmctl.tasks import parse_task_params, task_record, with_horizon
 
 GRAD_NORM_KIND = "grad-norm"
 QUANTITIES = {"state": "||d s_H / d a_1||", "return": "||d R / d a_1||"}
@@ -68,7 +68,7 @@ def grad_norm_command(
         raise BadInputError(f"--samples must be at least 1, got {samples}")
     base, subjects, obs0 = load_subjects(model, task, base_horizon, parse_task_params(task_param))
     check_contexts(subjects, hs[-1])
-    store.check_output_dir(out, overwrite)
+    artifacts.check_output_dir(out, overwrite)
 
     # One set of action sequences per horizon, shared by every model: the models are compared
     # on the same inputs. The first H actions of the longest draw, so horizons are nested.
@@ -99,16 +99,16 @@ def grad_norm_command(
 
     summary = {"out": str(out), "task": base.name, "dt": base.dt, "horizons": hs, "samples": samples, "seed": seed,
                "models": results}
-    with store.atomic_output_dir(out, overwrite) as staging:
-        leaves = store.save_arrays(staging, {"norms": norms, "horizons": np.asarray(hs)})
-        _write_csv(staging / "grad_norm.csv", subjects, hs, results)
+    with artifacts.output_dir(out, overwrite) as output:
+        leaves = output.save_arrays({"norms": norms, "horizons": np.asarray(hs)})
+        _write_csv(output.path / "grad_norm.csv", subjects, hs, results)
         curves = {s.label: {QUANTITIES[q]: _band(results[s.label][q], hs) for q in QUANTITIES} for s in subjects}
-        plots.norm_vs_horizon(hs, curves, staging / "grad_norm.png",
+        plots.norm_vs_horizon(hs, curves, output.path / "grad_norm.png",
                               f"{base.name}: first-action gradient norm (median, 10-90%)")
-        store.write_json_atomic(staging / store.META_FILE, store.base_meta(
-            GRAD_NORM_KIND, task=base.describe(), models=[s.record for s in subjects], labels=[s.label for s in subjects],
+        output.write_meta(
+            GRAD_NORM_KIND, task=task_record(base), models=[s.record for s in subjects], labels=[s.label for s in subjects],
             arrays={"norms": "[model, horizon, (state, return), sample]"}, summary=summary, leaves=leaves,
-        ))
+        )
     err_console.print(_table(results, hs))
     if json_out:
         emit_json(summary)

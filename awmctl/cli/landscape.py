@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import typer
 
-from awmctl import analysis, plots, store
+from awmctl import analysis, artifacts, plots
 from awmctl.cli.common import (
     HorizonOpt,
     JsonOpt,
@@ -26,8 +26,7 @@ from awmctl.cli.common import (
 )
 from awmctl.cli.subjects import Subject, check_contexts, load_subjects
 from awmctl.errors import BadInputError
-from awmctl.policies import load_policy
-from awmctl.tasks import parse_task_params
+from awmctl.tasks import parse_task_params, task_record
 
 LANDSCAPE_KIND = "landscape"
 
@@ -79,10 +78,10 @@ def landscape_command(
     if two_d:
         if which not in ("best", "final"):
             raise BadInputError(f"--which must be best or final, got {which!r}")
-        the_policy, policy_task, _ = load_policy(policy, which, policy_seed)
+        the_policy, policy_task, _ = artifacts.load_policy(policy, which, policy_seed)
         if policy_task.name != base.name or policy_task.obs_size != base.obs_size:
             raise BadInputError(f"{policy} is a policy for {policy_task.name}, not {base.name}; pass a policy of the same task")
-    store.check_output_dir(out, overwrite)
+    artifacts.check_output_dir(out, overwrite)
 
     with progress_bar(f"landscape on {base.name}", len(subjects) * points ** (2 if two_d else 1)) as update:
         def progress_of(i):
@@ -117,8 +116,9 @@ def landscape_command(
     summary = {"out": str(out), "task": base.name, "horizon": base.horizon, "kind": "2d" if two_d else "1d",
                "points": points, "seed": seed, "models": results}
     title = f"{base.name} (H={base.horizon})"
-    with store.atomic_output_dir(out, overwrite) as staging:
-        leaves = store.save_arrays(staging, arrays)
+    with artifacts.output_dir(out, overwrite) as output:
+        staging = output.path
+        leaves = output.save_arrays(arrays)
         if two_d:
             plots.heatmaps(grid, dict(zip(labels, arrays["returns"])), staging / "landscape.png",
                            f"{title}: return around {Path(policy).name} ({which})")
@@ -129,12 +129,12 @@ def landscape_command(
                     label: np.maximum(e, 1e-12) for label, e in zip(labels, state_errors) if label != "simulator"}
             plots.curves_1d(grid, panels, staging / "landscape.png", f"{title}: return vs first action",
                             "first action a_1", log_panels=("final-state MSE vs simulator",))
-        store.write_json_atomic(staging / store.META_FILE, store.base_meta(
-            LANDSCAPE_KIND, task=base.describe(), models=[s.record for s in subjects], labels=labels,
+        output.write_meta(
+            LANDSCAPE_KIND, task=task_record(base), models=[s.record for s in subjects], labels=labels,
             policy=None if policy is None else {"path": str(Path(policy).absolute()), "which": which, "seed_index": policy_seed},
             settings={"points": points, "span": span if two_d else None, "rest": None if two_d else rest, "seed": seed},
             arrays={k: list(np.shape(v)) for k, v in arrays.items()}, summary=summary, leaves=leaves,
-        ))
+        )
     err_console.print(_table(results, two_d))
     if json_out:
         emit_json(summary)

@@ -1,17 +1,20 @@
-"""``awmctl optimize-policy``: BPO through a fitted model or the simulator, N seeds at once."""
+"""``awmctl optimize-policy``: BPO through a world model, offline (a fitted model or the
+simulator, on initial observations) or online (Algorithm 1: interact, fit, improve), N seeds at
+once. The two modes share the policy options; each has its own, and an option of the other mode
+is refused."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, no_type_check
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import typer
 
-from awmctl import data, plots, store
-from awmctl.bpo import BPO, BPOConfig, initial_policies
+from awmctl import artifacts
+from awmctl.algorithms import BPO, BPOConfig, OnlineBPO, OnlineConfig
 from awmctl.cli.common import (
     HorizonOpt,
     JsonOpt,
@@ -22,70 +25,85 @@ from awmctl.cli.common import (
     emit_json,
     err_console,
     handle_errors,
-    progress_bar,
+    refuse_options,
     summary_table,
 )
+from awmctl.cli.driver import Outcome, open_run, train
 from awmctl.errors import BadInputError
-from awmctl.models import build_model
-from awmctl.models.io import load_model
-from awmctl.online import OnlineConfig
-from awmctl.policies import POLICY_KIND
-from awmctl.trees import BestSoFar
-from awmctl.tasks import make_task, parse_task_params
+from awmctl.models import build_model, model_spec
+from awmctl.policies import POLICIES
+from awmctl.rollouts import collect, random_controller
+from awmctl.stats import ci95
+from awmctl.tasks import Task, make_task, parse_task_params, remake, task_record
+from awmctl.trees import seed_slice
+
+OFFLINE_ONLY = ("data_dir", "steps", "log_every")
+ONLINE_ONLY = ("env_steps", "warmup_steps", "model_every", "policy_every", "eval_every", "model_lr")
+B, O = BPOConfig, OnlineConfig  # the defaults
 
 
 @handle_errors
+@no_type_check  # typer passes its own click context, not an instance of the typer.Context it documents
 def optimize_policy_command(
-    model: Annotated[str, typer.Option("--model", help="A model directory from fit-model, or 'simulator'.")],
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", help="Offline: a model directory from fit-model, or 'simulator'. Online: a model name (e.g. awm-transformer).")],
     out: OutOpt,
-    task: Annotated[str | None, typer.Option("--task", help="Task (required with --model simulator).")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Task (required with --model simulator and --online).")] = None,
     horizon: HorizonOpt = None,
     task_param: TaskParamOpt = None,
-    data_dir: Annotated[Path | None, typer.Option("--data", help="Dataset whose initial observations start the imagined rollouts.")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="Policy updates.")] = 1000,
-    policy: Annotated[str, typer.Option("--policy", help="mlp (closed loop, tanh-Gaussian) or open-loop (one action per step).")] = "mlp",
+    policy: Annotated[str, typer.Option("--policy", help=f"Policy: {', '.join(POLICIES)} (mlp: closed loop, tanh-Gaussian; open-loop: one action per step).")] = "mlp",
     policy_input_grad: Annotated[
-        str | None, typer.Option("--policy-input-grad", help="stop (default for AWMs) or full (default otherwise).")
+        str | None, typer.Option("--policy-input-grad", help="stop (default for AWMs: the direct path) or full (default otherwise).")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Imagined rollouts per update.")] = 16,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-4,
-    clip: Annotated[float, typer.Option("--clip", help="Global-norm gradient clip.")] = 100.0,
-    entropy: Annotated[float, typer.Option("--entropy", help="Entropy bonus (per-step mean).")] = 0.1,
-    log_every: Annotated[int, typer.Option("--log-every", help="Updates between evaluations.")] = 50,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Imagined rollouts per update.")] = B.batch_size,
+    lr: Annotated[float, typer.Option("--lr", help="Policy learning rate (Adam).")] = B.lr,
+    clip: Annotated[float, typer.Option("--clip", help="Global-norm gradient clip.")] = B.clip,
+    entropy: Annotated[float, typer.Option("--entropy", help="Entropy bonus (per-step mean).")] = B.entropy,
     seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds trained in one program (vmap).")] = 1,
+    data_dir: Annotated[Path | None, typer.Option("--data", help="(offline) Dataset whose initial observations start the imagined rollouts.")] = None,
+    steps: Annotated[int, typer.Option("--steps", help="(offline) Policy updates.")] = B.steps,
+    log_every: Annotated[int, typer.Option("--log-every", help="(offline) Updates between evaluations and checkpoints.")] = B.log_every,
     online: Annotated[bool, typer.Option("--online", help="Algorithm 1: interact with the task, fit --model (a model NAME) and the policy in one loop.")] = False,
-    env_steps: Annotated[int, typer.Option("--env-steps", help="[--online] Environment steps.")] = 5000,
-    warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="[--online] First env steps with random actions.")] = 1500,
-    model_every: Annotated[int, typer.Option("--model-every", help="[--online] Env steps between model updates.")] = 2,
-    policy_every: Annotated[int, typer.Option("--policy-every", help="[--online] Env steps between policy updates.")] = 16,
-    eval_every: Annotated[int, typer.Option("--eval-every", help="[--online] Env steps between evaluations and checkpoints.")] = 32,
-    model_lr: Annotated[float, typer.Option("--model-lr", help="[--online] Model learning rate.")] = 1e-3,
+    env_steps: Annotated[int, typer.Option("--env-steps", help="(online) Environment steps.")] = O.env_steps,
+    warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="(online) First env steps with random actions.")] = O.warmup_steps,
+    model_every: Annotated[int, typer.Option("--model-every", help="(online) Env steps between model updates.")] = O.model_every,
+    policy_every: Annotated[int, typer.Option("--policy-every", help="(online) Env steps between policy updates.")] = O.policy_every,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="(online) Env steps between evaluations and checkpoints.")] = O.eval_every,
+    model_lr: Annotated[float, typer.Option("--model-lr", help="(online) Model learning rate.")] = O.model_lr,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Optimise a policy by backpropagating the true reward through a world model's imagination.
 
-    With --model simulator this is the analytic policy gradient (with --policy open-loop: direct
-    shooting). Every --log-every updates the deterministic policy is evaluated on the real task
-    and the cosine between the model's and the simulator's policy gradients is recorded.
+    Offline (default): through a fitted model directory or --model simulator (the analytic
+    policy gradient; with --policy open-loop: direct shooting). Every --log-every updates the
+    deterministic policy is evaluated on the real task and the cosine between the model's and the
+    simulator's policy gradients is recorded. Online (--online): the paper's Algorithm 1, which
+    fits a fresh --model while it interacts with --task. Rerun the same command to resume after a
+    kill.
     """
     if seeds < 1:
         raise BadInputError(f"--seeds must be at least 1, got {seeds}")
+    if policy not in POLICIES:
+        raise BadInputError(f"unknown policy {policy!r}; choose one of: {', '.join(POLICIES)}")
     params = parse_task_params(task_param)
+    seed_list = list(range(seed, seed + seeds))
     if online:
-        from awmctl.cli.online import run_online
+        refuse_options(ctx, OFFLINE_ONLY, "with --online (they set offline BPO; see the (online) options)")
+        config = OnlineConfig(env_steps, warmup_steps, model_every, policy_every, eval_every, O.model_batch, batch_size,
+                              model_lr, lr, clip, entropy, policy_input_grad)  # type: ignore[arg-type]
+        summary = _online(model, task, horizon, params, policy, config, seed_list, out, overwrite)
+    else:
+        refuse_options(ctx, ONLINE_ONLY, "without --online")
+        config = BPOConfig(steps, batch_size, lr, clip, entropy, policy_input_grad, log_every)  # type: ignore[arg-type]
+        summary = _offline(model, task, horizon, params, policy, config, data_dir, seed_list, out, overwrite)
+    if json_out:
+        emit_json(summary)
 
-        if model == "simulator":
-            raise BadInputError("--online fits a world model while interacting; it needs a model name, not simulator")
-        if task is None:
-            raise BadInputError("--online needs --task (and optionally --horizon)")
-        config = OnlineConfig(env_steps, warmup_steps, model_every, policy_every, eval_every, 64, batch_size,
-                              model_lr, lr, clip, entropy, policy_input_grad or ("stop" if model.startswith("awm") else "full"))
-        summary = run_online(make_task(task, horizon, params), model, policy, config, seed, seeds, out, overwrite)
-        if json_out:
-            emit_json(summary)
-        return
+
+def _offline(model: str, task: str | None, horizon: int | None, params: dict, policy: str, config: BPOConfig,
+             data_dir: Path | None, seed_list: list[int], out: Path, overwrite: bool) -> dict[str, Any]:
     if model == "simulator":
         if task is None:
             raise BadInputError("--model simulator needs --task (and optionally --horizon)")
@@ -94,94 +112,79 @@ def optimize_policy_command(
                             key=jax.random.key(0), task=the_task)
         model_meta: dict[str, Any] = {"name": "simulator"}
     else:
-        world, the_task, meta = load_model(model)
+        world, the_task, meta = artifacts.load_model(model)
         model_meta = {"path": str(Path(model).absolute()), **meta["model"]}
         if task is not None and task != the_task.name:
             raise BadInputError(f"{model} was fitted on {the_task.name}, not {task}")
         if horizon is not None and horizon != the_task.horizon:
-            the_task = make_task(the_task.name, horizon, the_task.params)
-    grad_mode = policy_input_grad or ("stop" if world.name.startswith("awm") else "full")
-    config = BPOConfig(steps, batch_size, lr, clip, entropy, grad_mode, log_every)  # type: ignore[arg-type]
-    config.check()
+            the_task = remake(the_task, horizon)
 
     if data_dir is not None:
-        episodes, data_meta = data.load_dataset(data_dir)
+        episodes, data_meta = artifacts.load_dataset(data_dir)
         if data_meta["task"]["name"] != the_task.name or data_meta["sizes"]["obs"] != the_task.obs_size:
             raise BadInputError(f"{data_dir} holds {data_meta['task']['name']} data, not {the_task.name}")
     else:
         # Input scales for the policy and initial observations: random episodes of the task,
         # with a fixed key so that every seed of a sweep sees the same scales.
-        act = data.behaviour(data.parse_policy("random"), the_task)
-        episodes = data.collect(the_task, act, 64, jax.random.key(0))
-    observations = jnp.asarray(episodes.observations)
+        episodes = collect(the_task, random_controller(the_task), 64, jax.random.key(0))
 
-    seed_list = np.arange(seed, seed + seeds)
-    template, params0 = initial_policies(policy, the_task, observations, seed_list)
-    bpo = BPO(the_task, world, template, observations[:, 0], config)
-    state = bpo.init_from(params0, seed_list)
-
-    run_config = {"task": the_task.describe(), "model": model_meta, "policy": policy, "bpo": config.__dict__,
-                  "data": None if data_dir is None else str(Path(data_dir).absolute()), "seeds": seed_list.tolist()}
-    run = store.ResumableRun(out, POLICY_KIND, run_config, overwrite)
-    best = BestSoFar.start(state.params, seeds)
-    restored = run.restore_latest({"state": state, "best": best.checkpoint()})
-    if restored is not None:
-        saved, step = restored
-        state, best = saved["state"], BestSoFar.restore(saved["best"])
-        err_console.print(f"Resuming from update {step} in {run.work}")
-    state = _shard_over_devices(state, seeds)
-    try:
-        with progress_bar(f"BPO {world.name} on {the_task.name}", steps) as update:
-            update(int(np.asarray(state.step)[0]))
-            while not bpo.done(state):
-                state, metrics = bpo.run_chunk(state)
-                step = int(np.asarray(state.step)[0])
-                best = best.update(state.params, metrics["eval_return"])
-                run.log({"step": step, **{f"{'eval' if k == 'eval_return' else 'train'}/{k}": v.tolist() for k, v in metrics.items()}})
-                run.save(step, {"state": state, "best": best.checkpoint()})
-                update(step, f"eval {np.mean(metrics['eval_return']):.4g}")
-    finally:
-        run.close()  # on an interruption too: checkpoints in flight are completed, not lost
-
-    records = run.metrics()
-    final = records[-1]["eval/eval_return"]
+    algorithm = BPO(the_task, world, policy, jnp.asarray(episodes.observations), config)
+    run = open_run(out, artifacts.POLICY_KIND, {
+        "task": task_record(the_task), "model": model_meta, "policy": policy, "bpo": algorithm.config.__dict__,
+        "data": None if data_dir is None else str(Path(data_dir).absolute()), "seeds": seed_list}, overwrite)
+    outcome = train(algorithm, run, seed_list, f"BPO {world.name} on {the_task.name}",
+                    f"BPO through {world.name} on {the_task.name} (H={the_task.horizon})")
     summary = {
-        "out": str(out), "model": world.name, "task": the_task.name, "horizon": the_task.horizon,
-        "policy": policy, "policy_input_grad": grad_mode, "steps": steps, "seeds": seeds,
-        "final_return_mean": float(np.mean(final)), "final_return_ci95": _ci95(final),
-        "best_return_mean": float(np.mean(best.returns)),
-        "final_grad_cosine_mean": float(np.mean(records[-1]["train/grad_cosine"])),
+        "out": str(out), "model": world.name, "task": the_task.name, "horizon": the_task.horizon, "policy": policy,
+        "policy_input_grad": algorithm.config.policy_input_grad, "steps": config.steps, "seeds": len(seed_list),
+        **_returns(outcome),
+        "final_grad_cosine_mean": float(np.mean(outcome.final("train/grad_cosine"))),
     }
-    leaves = store.save_arrays(run.work, {"final": state.params, "best": best.params})
-    _plot(records, run.work / "learning_curve.png", f"BPO through {world.name} on {the_task.name} (H={the_task.horizon})")
-    run.finish(store.base_meta(
-        POLICY_KIND, task=the_task.describe(),
-        policy={"kind": policy, "obs_size": the_task.obs_size, "action_size": the_task.action_size,
-                "horizon": the_task.horizon, "hyper": template.hyperparameters(), "seeds": seeds},
-        model=model_meta, bpo=config.__dict__, seed=seed, seeds=seed_list.tolist(),
-        summary=summary, leaves=leaves,
-    ))
-    err_console.print(summary_table(f"Optimised {policy} policy -> {out}", summary))
-    if json_out:
-        emit_json(summary)
+    _finish(outcome, algorithm.template, the_task, seed_list, summary, model=model_meta, bpo=algorithm.config.__dict__)
+    return summary
 
 
-def _ci95(values) -> float:
-    v = np.asarray(values, dtype=np.float64)
-    return float(1.96 * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+def _online(model: str, task: str | None, horizon: int | None, params: dict, policy: str, config: OnlineConfig,
+            seed_list: list[int], out: Path, overwrite: bool) -> dict[str, Any]:
+    if Path(model).is_dir():
+        raise BadInputError("--online fits a fresh world model while interacting; give a model name (e.g. awm-transformer), not a directory")
+    spec = model_spec(model)
+    if not spec.trainable:
+        raise BadInputError(f"--online fits a world model while interacting; it needs a model name, not {model}")
+    if task is None:
+        raise BadInputError("--online needs --task (and optionally --horizon)")
+    the_task = make_task(task, horizon, params)
+    algorithm = OnlineBPO(the_task, spec, policy, config)
+    run = open_run(out, artifacts.POLICY_KIND, {
+        "task": task_record(the_task), "model": model, "policy": policy, "online": algorithm.config.__dict__,
+        "seeds": seed_list}, overwrite)
+    outcome = train(algorithm, run, seed_list, f"online {model} on {the_task.name}",
+                    f"Online BPO with {model} on {the_task.name} (H={the_task.horizon})")
+    summary = {
+        "out": str(out), "model": model, "task": the_task.name, "horizon": the_task.horizon, "policy": policy,
+        "policy_input_grad": algorithm.config.policy_input_grad, "online": True, "env_steps": config.steps_run,
+        "seeds": len(seed_list), **_returns(outcome),
+    }
+    # The final world model of the first seed, as a model directory of its own.
+    model_dir = outcome.work / "model"
+    model_dir.mkdir(exist_ok=True)
+    first = algorithm.model(seed_slice(outcome.state.model, 0))
+    artifacts.write_meta(model_dir, artifacts.save_model(model_dir, first, the_task, seed=seed_list[0],
+                                                         online=algorithm.config.__dict__))
+    _finish(outcome, algorithm.build_policy(0), the_task, seed_list, summary,
+            model={"name": model, "online": True}, online=algorithm.config.__dict__)
+    return summary
 
 
-def _shard_over_devices(state, seeds: int):
-    """Spread the seed axis over all local devices when it divides evenly (else keep one)."""
-    devices = jax.local_devices()
-    if len(devices) < 2 or seeds % len(devices):
-        return state
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("seed",))
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed"))
-    return jax.device_put(state, sharding)
+def _returns(outcome: Outcome) -> dict[str, float]:
+    final = outcome.final("eval/eval_return")
+    return {"final_return_mean": float(final.mean()), "final_return_ci95": ci95(final),
+            "best_return_mean": float(outcome.best.scores.mean())}
 
 
-def _plot(records, path, title, xlabel: str = "policy update") -> None:
-    steps = [r["step"] for r in records]
-    returns = np.asarray([r["eval/eval_return"] for r in records])  # [logs, seeds]
-    plots.seed_curves(steps, returns, path, title, ylabel="eval return (deterministic policy)", xlabel=xlabel)
+def _finish(outcome: Outcome, template, task: Task, seed_list: list[int], summary: dict[str, Any], **fields: Any) -> None:
+    """Every seed's final and best policy, the meta.json, and the run moved into place."""
+    meta = artifacts.save_policies(outcome.work, outcome.params, outcome.best.params, template, task, seed_list,
+                                   seed=seed_list[0], summary=summary, **fields)
+    outcome.run.finish(meta)
+    err_console.print(summary_table(f"Optimised {template.name} policy -> {summary['out']}", summary))

@@ -14,26 +14,22 @@ from typing import Any
 from jaxtyping import Array, Float
 
 from awmctl.analysis import initial_observation
+from awmctl.artifacts import load_model
 from awmctl.errors import BadInputError
-from awmctl.models import SimulatorModel, WorldModel
-from awmctl.models.io import load_model
-from awmctl.tasks import Task, make_task, with_horizon
-from awmctl.tasks.base import ParamValue
+from awmctl.models import AbstractWorldModel, SimulatorModel, check_context
+from awmctl.tasks import ParamValue, Task, make_task, with_horizon
 
 
 @dataclasses.dataclass(frozen=True)
 class Subject:
     label: str  # legend name: the model's name, or the directory when names repeat
-    model: WorldModel | None  # None for the simulator (rebuilt per horizon)
+    model: AbstractWorldModel | None  # None for the simulator (rebuilt per horizon)
     record: dict[str, Any]  # what meta.json records about it
 
-    def at(self, task: Task) -> WorldModel:
+    def at(self, task: Task) -> AbstractWorldModel:
         """This subject as a world model of ``task`` (a horizon of the shared task)."""
         return SimulatorModel(task) if self.model is None else self.model
 
-    @property
-    def context(self) -> int | None:
-        return None if self.model is None else self.model.max_horizon
 
 
 def load_subjects(
@@ -48,7 +44,7 @@ def load_subjects(
     """
     if not specs:
         raise BadInputError("give at least one --model (a fitted model directory, or simulator)")
-    loaded: list[tuple[str, WorldModel | None, dict[str, Any], Task | None]] = []
+    loaded: list[tuple[str, AbstractWorldModel | None, dict[str, Any], Task | None]] = []
     for spec in specs:
         if spec == "simulator":
             loaded.append(("simulator", None, {"name": "simulator"}, None))
@@ -89,8 +85,5 @@ def load_subjects(
 def check_contexts(subjects: list[Subject], horizon: int) -> None:
     """Refuse, in one line, a horizon longer than a sequence model's context."""
     for s in subjects:
-        if s.context is not None and horizon > s.context:
-            raise BadInputError(
-                f"{s.record.get('path', s.label)} ({s.label}) has a context of {s.context} steps, shorter than H={horizon}; "
-                "drop the longer horizons or refit with fit-model --context"
-            )
+        if s.model is not None:
+            check_context(s.model, horizon, f"{s.record.get('path', s.label)} ({s.label})")

@@ -221,3 +221,26 @@ class Recurrent(AbstractBackbone):
 
         _, outputs = jax.lax.scan(body, self.init_cache(tokens.shape[0], tokens.dtype), tokens)
         return outputs
+
+
+BackboneKind = Literal["transformer", "lstm", "gru", "rnn"]
+
+
+def make_backbone(
+    kind: BackboneKind,
+    width: int,
+    layers: int = 2,
+    heads: int = 3,
+    mlp_width: int = 192,
+    dropout: float = 0.0,
+    *,
+    key: PRNGKeyArray,
+) -> AbstractBackbone:
+    """A backbone by kind; ``layers``, ``heads``, ``mlp_width`` and ``dropout`` are the
+    transformer's (recurrent backbones are one cell of ``width``)."""
+    if kind == "transformer":
+        return Transformer(width, layers, heads, mlp_width, dropout, key=key)
+    return Recurrent(kind, width, key=key)
+
+
+__all__ = ["AbstractBackbone", "BackboneKind", "Recurrent", "Transformer", "make_backbone"]

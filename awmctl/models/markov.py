@@ -2,24 +2,24 @@
 
 An MLP (64, 64, swish) on the normalised state, the action and the step index (the step index is
 part of the observation, as in the paper) predicts the state *difference* in units of the
-training data's per-step difference scale. Trained one step ahead on recorded states; in
-imagination it feeds on its own predictions, so the gradient from ``s_t`` to ``a_k`` is a
-product of ``t - k`` Jacobians.
+training data's per-step difference scale.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
+import numpy as np
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from awmctl.models.base import Carry, like, Normalizer, WorldModel, step_index, observation
+from awmctl.models.one_step import AbstractOneStepModel
+from awmctl.normalize import Normalizer, like
 
 
-class MarkovModel(WorldModel):
+class MarkovModel(AbstractOneStepModel):
     mlp: eqx.nn.MLP
     norm: Normalizer  # of states (inputs)
     delta_scale: Float[Array, " state"]  # std of one-step differences: the output unit
@@ -29,6 +29,8 @@ class MarkovModel(WorldModel):
     hyper: tuple[tuple[str, Any], ...] = eqx.field(static=True)
     name: str = eqx.field(static=True, default="markov-mlp")
     max_horizon: None = eqx.field(static=True, default=None)
+    trainable: ClassVar[bool] = True
+    direct_path: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -54,6 +56,15 @@ class MarkovModel(WorldModel):
     def hyperparameters(self) -> dict[str, Any]:
         return dict(self.hyper)
 
+    def with_normalizers(self, observations: Float[Array | np.ndarray, "N T obs"]) -> MarkovModel:
+        states = jnp.asarray(observations)[..., :-1]
+        deltas = states[:, 1:] - states[:, :-1]
+        scale = jnp.maximum(jnp.std(deltas.reshape(-1, deltas.shape[-1]), axis=0), 1e-6)
+        return eqx.tree_at(lambda m: (m.norm, m.delta_scale), self, (Normalizer.fit(states), scale))
+
+    def state_scale(self) -> Float[Array, " state"]:
+        return self.norm.std
+
     def next_state(
         self, state: Float[Array, " state"], action: Float[Array, " act"], k: Int[Array, ""]
     ) -> Float[Array, " state"]:
@@ -63,20 +74,5 @@ class MarkovModel(WorldModel):
         # untrained model predicts "no change".
         return state + z * like(self.delta_scale, z)
 
-    def predict(
-        self,
-        states: Float[Array, "T state"],
-        actions: Float[Array, "H act"],
-        *,
-        key: Any = None,
-    ) -> Float[Array, "H state"]:
-        steps = jnp.arange(actions.shape[0])
-        return jax.vmap(self.next_state)(states[:-1], actions, steps)
 
-    def start(self, obs0: Float[Array, " obs"]) -> Carry:
-        return (obs0[:-1], step_index(obs0))
-
-    def step(self, carry: Carry, action: Float[Array, " act"]) -> tuple[Carry, Float[Array, " obs"]]:
-        state, k = carry
-        nxt = self.next_state(state, action, k)
-        return (nxt, k + 1), observation(nxt, k + 1)
+__all__ = ["MarkovModel"]

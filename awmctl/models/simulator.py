@@ -7,21 +7,23 @@ collected from the same task.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
-import jax
+import numpy as np
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
-from awmctl.models.base import Carry, WorldModel, step_index, observation
+from awmctl.models.one_step import AbstractOneStepModel
 from awmctl.tasks import Task
 
 
-class SimulatorModel(WorldModel):
+class SimulatorModel(AbstractOneStepModel):
     task: Task
     name: str = eqx.field(static=True)
     max_horizon: None = eqx.field(static=True)
+    trainable: ClassVar[bool] = False
+    direct_path: ClassVar[bool] = False
 
     def __init__(self, task: Task):
         self.task = task
@@ -36,24 +38,19 @@ class SimulatorModel(WorldModel):
     def action_size(self) -> int:
         return self.task.action_size
 
-    @property
-    def trainable(self) -> bool:
-        return False
+    def hyperparameters(self) -> dict[str, Any]:
+        return {}
 
-    def predict(
-        self,
-        states: Float[Array, "T state"],
-        actions: Float[Array, "H act"],
-        *,
-        key: Any = None,
-    ) -> Float[Array, "H state"]:
-        steps = jnp.arange(actions.shape[0])
-        return jax.vmap(self.task.transition)(states[:-1], actions, steps)
+    def with_normalizers(self, observations: Float[Array | np.ndarray, "N T obs"]) -> SimulatorModel:
+        return self  # the true dynamics need no statistics
 
-    def start(self, obs0: Float[Array, " obs"]) -> Carry:
-        return (obs0[:-1], step_index(obs0))
+    def state_scale(self) -> Float[Array, " state"]:
+        return jnp.ones((self.state_size,))
 
-    def step(self, carry: Carry, action: Float[Array, " act"]) -> tuple[Carry, Float[Array, " obs"]]:
-        state, k = carry
-        nxt = self.task.transition(state, action, k)
-        return (nxt, k + 1), observation(nxt, k + 1)
+    def next_state(
+        self, state: Float[Array, " state"], action: Float[Array, " act"], k: Int[Array, ""]
+    ) -> Float[Array, " state"]:
+        return self.task.transition(state, action, k)
+
+
+__all__ = ["SimulatorModel"]

@@ -10,6 +10,8 @@ Conventions (``shared/spec/tasks.md`` §1):
 * an *observation* is ``[state, k]``: the state with the integer step index appended as a float;
 * an episode has ``horizon`` steps ``k = 0 .. H-1``; at step ``k`` the reward is computed from the
   current state, the action and (for variants that need it) the next state;
+* an episode starts in ``initial_state(key)``: the built-in tasks ignore the key (their resets are
+  deterministic), a user's task may draw a random start from it;
 * actions nominally live in ``[-1, 1]`` per dimension and are *not* clipped (the paper's wrapper
   does not clip them; policies are tanh-squashed).
 """
@@ -24,6 +26,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from awmctl.seeds import stream
 
 ParamValue = float | int | str | tuple[float, ...]
 
@@ -66,8 +70,8 @@ class Task(eqx.Module):
         """Every parameter in force (recorded in ``meta.json``)."""
 
     @abc.abstractmethod
-    def initial_state(self) -> Float[Array, " state"]:
-        """The state the episode starts in (``x_0``)."""
+    def initial_state(self, key: PRNGKeyArray) -> Float[Array, " state"]:
+        """The state the episode starts in (``x_0``); ``key`` is for tasks with random resets."""
 
     @abc.abstractmethod
     def transition(
@@ -129,12 +133,17 @@ def step_index(obs: Float[Array, " obs"]) -> Int[Array, ""]:
     return jnp.round(obs[-1]).astype(jnp.int32)
 
 
+def reset_key(key: PRNGKeyArray) -> PRNGKeyArray:
+    """The key an episode's reset draws from, derived from (never equal to) the episode's key."""
+    return stream(key, "task/reset")
+
+
 def rollout(task: Task, act: ActFn, key: PRNGKeyArray) -> Episode:
     """Run one whole episode of ``task`` under the controller ``act`` (a ``lax.scan`` over steps).
 
     Vectorise over episodes with ``jax.vmap(lambda k: rollout(task, act, k))(keys)``.
     """
-    x0 = task.initial_state()
+    x0 = task.initial_state(reset_key(key))
 
     def body(carry, k):
         state, key = carry
@@ -152,15 +161,21 @@ def rollout(task: Task, act: ActFn, key: PRNGKeyArray) -> Episode:
     return Episode(observations, actions, rewards)
 
 
-def open_loop_return(task: Task, actions: Float[Array, "H act"]) -> Float[Array, ""]:
-    """Return of a fixed action sequence: the objective of direct shooting (differentiable)."""
+def open_loop_return(
+    task: Task, actions: Float[Array, "H act"], key: PRNGKeyArray | None = None
+) -> Float[Array, ""]:
+    """Return of a fixed action sequence: the objective of direct shooting (differentiable).
+
+    ``key`` picks the start of a task with random resets (default: ``jax.random.key(0)``).
+    """
+    x0 = task.initial_state(reset_key(jax.random.key(0) if key is None else key))
 
     def body(state, inputs):
         k, action = inputs
         next_state, reward = task.step(state, action, k)
         return next_state, reward
 
-    _, rewards = jax.lax.scan(body, task.initial_state(), (jnp.arange(task.horizon), actions))
+    _, rewards = jax.lax.scan(body, x0, (jnp.arange(task.horizon), actions))
     return jnp.sum(rewards)
 
 
@@ -169,4 +184,15 @@ def returns_of(episodes: Episode) -> Float[Array, "*batch"]:
     return jnp.sum(episodes.rewards, axis=-1)
 
 
-__all__ = ["ActFn", "Episode", "ParamValue", "Task", "open_loop_return", "returns_of", "rollout"]
+__all__ = [
+    "ActFn",
+    "Episode",
+    "ParamValue",
+    "Task",
+    "observation",
+    "open_loop_return",
+    "reset_key",
+    "returns_of",
+    "rollout",
+    "step_index",
+]

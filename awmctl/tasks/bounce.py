@@ -35,9 +35,10 @@ import math
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl.tasks.base import ParamValue, Task
+from awmctl.tasks.info import TaskInfo
 
 DEFAULTS: tuple[tuple[str, float], ...] = (
     ("goal", 0.5),
@@ -125,7 +126,8 @@ class BounceTask(Task):
 
     # ------------------------------------------------------------------------------ dynamics
 
-    def initial_state(self) -> Float[Array, " 4"]:
+    def initial_state(self, key: PRNGKeyArray) -> Float[Array, " 4"]:
+        del key  # deterministic reset
         return jnp.asarray([0.0, 0.0, self.wall, self.goal], dtype=float)
 
     def transition(
@@ -185,24 +187,20 @@ def build(horizon: int, params: dict[str, ParamValue]) -> Task:
     return BounceTask(horizon, **values)  # type: ignore[arg-type]
 
 
-def task_infos() -> list:
-    """Registry entry for the bounce task (imported by ``catalogue``)."""
-    from awmctl.tasks.registry import TaskInfo
+#: The registry's entry for the bounce task.
+TASKS = (
+    TaskInfo(
+        name="bounce",
+        build=build,
+        default_horizon=DEFAULT_HORIZON,
+        title="One-bounce block: launch toward a wall so the block ends at the goal",
+        param_names=PARAM_NAMES,
+        in_paper=True,
+        notes=(
+            "v0 = 10*(a-2); collision reverses v (no drag that step) and mirrors x; "
+            "reward -(x_{L-1} - goal)^2 at the last step only"
+        ),
+    ),
+)
 
-    return [
-        TaskInfo(
-            name="bounce",
-            build=build,
-            default_horizon=DEFAULT_HORIZON,
-            title="One-bounce block: launch toward a wall so the block ends at the goal",
-            param_names=PARAM_NAMES,
-            in_paper=True,
-            notes=(
-                "v0 = 10*(a-2); collision reverses v (no drag that step) and mirrors x; "
-                "reward -(x_{L-1} - goal)^2 at the last step only"
-            ),
-        )
-    ]
-
-
-__all__ = ["BounceTask", "task_infos"]
+__all__ = ["TASKS", "BounceTask"]

@@ -24,9 +24,10 @@ from typing import Literal
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl.tasks.base import ParamValue, Task
+from awmctl.tasks.info import TaskInfo
 
 Params = dict[str, float]
 Dynamics = Callable[[Float[Array, " n"], Float[Array, " m"], Params], Float[Array, " n"]]
@@ -129,7 +130,8 @@ class MyriadTask(Task):
         lo, hi = (jnp.asarray(b, dtype=action.dtype) for b in zip(*self.system.control_bounds))
         return (lo + hi) / 2 + action * (hi - lo) / 2
 
-    def initial_state(self) -> Float[Array, " n"]:
+    def initial_state(self, key: PRNGKeyArray) -> Float[Array, " n"]:
+        del key  # deterministic reset
         return jnp.asarray(self.x0, dtype=float)
 
     def transition(
@@ -549,10 +551,8 @@ VARIANTS: tuple[tuple[str, str, dict[str, ParamValue], str], ...] = (
 )
 
 
-def task_infos() -> list:
-    """Registry entries for every system and named variant (imported by ``catalogue``)."""
-    from awmctl.tasks.registry import TaskInfo
-
+def _task_infos() -> tuple[TaskInfo, ...]:
+    """Registry entries for every system and named variant."""
     by_name = {s.name: s for s in SYSTEMS}
     infos = []
 
@@ -596,4 +596,8 @@ def task_infos() -> list:
                 notes=note,
             )
         )
-    return infos
+    return tuple(infos)
+
+
+#: The registry's entries for the Myriad problems.
+TASKS = _task_infos()

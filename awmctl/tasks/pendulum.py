@@ -43,9 +43,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.experimental.ode import odeint
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl.tasks.base import ParamValue, Task
+from awmctl.tasks.info import TaskInfo
 
 #: Physics constants (spec §3): gravity, rod lengths, masses.
 DEFAULT_PHYSICS: tuple[tuple[str, float], ...] = (
@@ -207,7 +208,8 @@ class DoublePendulumTask(Task):
 
     # ------------------------------------------------------------------------------ dynamics
 
-    def initial_state(self) -> Float[Array, " 4"]:
+    def initial_state(self, key: PRNGKeyArray) -> Float[Array, " 4"]:
+        del key  # deterministic reset (the placeholder that step 0 overwrites)
         return jnp.asarray(self.goal_state, dtype=float)
 
     def transition(
@@ -290,9 +292,8 @@ def build(horizon: int, params: dict[str, ParamValue], name: str = "double-pendu
     )
 
 
-def task_infos() -> list:
-    """Registry entries for the task and its named variant (imported by ``catalogue``)."""
-    from awmctl.tasks.registry import TaskInfo
+def _task_infos() -> tuple[TaskInfo, ...]:
+    """Registry entries for the task and its named variant."""
 
     def builder(fixed: dict[str, ParamValue], name: str):
         def _build(horizon: int, params: dict[str, ParamValue]) -> Task:
@@ -327,7 +328,10 @@ def task_infos() -> list:
                 notes=note,
             )
         )
-    return infos
+    return tuple(infos)
 
 
-__all__ = ["DoublePendulumTask", "derivatives", "integrate_interval", "task_infos"]
+#: The registry's entries for the double pendulum.
+TASKS = _task_infos()
+
+__all__ = ["TASKS", "DoublePendulumTask", "derivatives", "integrate_interval"]

@@ -1,78 +1,158 @@
-"""Names -> tasks. The one place that knows every task, its default horizon and its variants."""
+"""Names -> tasks: the built-in tasks, tasks registered from Python, installed packages' tasks
+(the ``awmctl.tasks`` entry-point group) and tasks given by import path.
+
+``--task`` accepts any of:
+
+* a built-in name (``cancer``, ``double-pendulum``, ...: always there, whatever else is registered);
+* a name registered from Python with :func:`register`, or by an installed package under the
+  entry-point group ``awmctl.tasks`` (``name = "my_pkg.tasks:MyTask"``);
+* an import path ``my_pkg.my_module:MyTask`` (a module importable from the current directory or
+  ``PYTHONPATH``) or a file ``path/to/tasks.py:MyTask``.
+
+A user's task is a :class:`~awmctl.tasks.base.Task` subclass built as ``MyTask(horizon=H, **params)``
+(:meth:`TaskInfo.from_class`). Saved directories record where it came from (:func:`task_record`)
+so that later commands rebuild it (:func:`task_from_record`).
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import importlib
+import importlib.metadata
+import importlib.util
 import math
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from awmctl.errors import BadInputError
+from awmctl.tasks import bounce, myriad, pendulum
 from awmctl.tasks.base import ParamValue, Task
+from awmctl.tasks.info import TaskInfo
+
+ENTRY_POINT_GROUP = "awmctl.tasks"
+
+_BUILTIN: dict[str, TaskInfo] = {info.name: info for info in (*myriad.TASKS, *pendulum.TASKS, *bounce.TASKS)}
+#: registered from Python, and every entry point or import path resolved so far
+_USER: dict[str, TaskInfo] = {}
+#: classes loaded from a file, which no import path names: class -> "path.py:Class"
+_FILE_SOURCES: dict[type, str] = {}
 
 
-@dataclasses.dataclass(frozen=True)
-class TaskInfo:
-    """A registry entry: how to build a task and what to say about it in ``awmctl tasks``."""
-
-    name: str
-    build: Callable[[int, dict[str, ParamValue]], Task]
-    default_horizon: int
-    title: str
-    param_names: tuple[str, ...]  # names --task-param accepts
-    in_paper: bool = True
-    variant_of: str | None = None  # set for the spec's explicitly named fixes
-    notes: str = ""
-
-
-_REGISTRY: dict[str, TaskInfo] = {}
-
-
-def register(info: TaskInfo) -> TaskInfo:
-    if info.name in _REGISTRY:
-        raise ValueError(f"task {info.name!r} registered twice")
-    _REGISTRY[info.name] = info
+def register(task: type[Task] | TaskInfo, name: str | None = None) -> TaskInfo:
+    """Make a user's task available by ``name`` (a :class:`Task` subclass, or a full
+    :class:`TaskInfo`). A built-in name cannot be taken."""
+    info = task if isinstance(task, TaskInfo) else TaskInfo.from_class(task, name or _class_path(task), _class_path(task))
+    if name is not None and info.name != name:
+        info = TaskInfo(**{**info.__dict__, "name": name})
+    if info.name in _BUILTIN:
+        raise BadInputError(f"task name {info.name!r} is built in; register yours under another name")
+    _USER[info.name] = info
     return info
 
 
-def task_names() -> list[str]:
-    _load()
-    return list(_REGISTRY)
+def task_names(include_entry_points: bool = True) -> list[str]:
+    """Every task by name: built-in first, then registered and installed ones."""
+    names = list(_BUILTIN)
+    names += [n for n in _USER if ":" not in n]
+    if include_entry_points:
+        names += [ep.name for ep in _entry_points() if ep.name not in names]
+    return names
 
 
 def task_info(name: str) -> TaskInfo:
-    _load()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise BadInputError(
-            f"unknown task {name!r}; choose one of: {', '.join(_REGISTRY)} (see `awmctl tasks`)"
-        ) from None
+    """The registry entry of a task name, entry-point name or import path."""
+    if name in _BUILTIN:
+        return _BUILTIN[name]
+    if name in _USER:
+        return _USER[name]
+    for ep in _entry_points():
+        if ep.name == name:
+            _USER[name] = _info_from_object(_load_entry_point(ep), name, f"entry point {name!r}")
+            return _USER[name]
+    if ":" in name:
+        _USER[name] = _info_from_object(_import_object(name), name, name)
+        return _USER[name]
+    raise BadInputError(
+        f"unknown task {name!r}; choose one of: {', '.join(task_names())} (see `awmctl tasks`), "
+        "or give your own as my_module:MyTask"
+    )
 
 
 def make_task(
     name: str, horizon: int | None = None, params: Mapping[str, ParamValue] | None = None
 ) -> Task:
-    """Build a task by CLI name. ``horizon=None`` takes the task's default.
+    """Build a task by name (see the module docstring). ``horizon=None`` takes the task's default.
 
     Raises :class:`BadInputError` for an unknown name, a horizon below 1 or an unknown parameter.
     """
     info = task_info(name)
-    horizon = info.default_horizon if horizon is None else horizon
+    if horizon is None:
+        if info.default_horizon is None:
+            raise BadInputError(f"task {name!r} has no default horizon; pass --horizon")
+        horizon = info.default_horizon
     if int(horizon) != horizon or horizon < 1:
         raise BadInputError(f"horizon must be an integer >= 1, got {horizon!r}")
     params = dict(params or {})
     unknown = sorted(set(params) - set(info.param_names))
     if unknown:
-        raise BadInputError(
-            f"task {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"it accepts: {', '.join(info.param_names)}"
-        )
+        accepted = ", ".join(info.param_names) or "no parameters"
+        raise BadInputError(f"task {name!r} has no parameter {', '.join(map(repr, unknown))}; it accepts: {accepted}")
     try:
         return info.build(int(horizon), params)
     except (TypeError, ValueError) as err:
         if isinstance(err, BadInputError):
             raise
         raise BadInputError(f"bad parameter for task {name!r}: {err}") from None
+
+
+def task_record(task: Task) -> dict[str, Any]:
+    """What ``meta.json`` records about a task: its description, and for a user's task where
+    its class comes from."""
+    record = task.describe()
+    source = task_source(task)
+    if source is not None:
+        record["source"] = source
+    return record
+
+
+def task_from_record(record: Mapping[str, Any]) -> Task:
+    """Rebuild the exact task (name or source, horizon, every parameter) a record describes."""
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in record.get("params", {}).items()}
+    return make_task(record.get("source") or record["name"], record["horizon"], params)
+
+
+def task_source(task: Task) -> str | None:
+    """None for a built-in task; otherwise the import path (or file) of its class."""
+    cls = type(task)
+    if cls.__module__.startswith("awmctl.tasks.") and task.name in _BUILTIN:
+        return None
+    return _FILE_SOURCES.get(cls) or _class_path(cls)
+
+
+def remake(task: Task, horizon: int) -> Task:
+    """The same task with every parameter as it is, over ``horizon`` steps (for Myriad tasks,
+    whose ``dt = T / H``, the same duration in steps of another length)."""
+    return make_task(task_source(task) or task.name, horizon, task.params)
+
+
+def with_horizon(task: Task, horizon: int) -> Task:
+    """The same task over ``horizon`` steps of the *same* length ``dt``.
+
+    Horizon sweeps (gradient norm against H) must keep the per-step dynamics a model was fitted
+    on. Tasks whose ``dt`` is its own parameter (double pendulum, bounce) keep it when rebuilt;
+    Myriad tasks derive ``dt = T / H``, so their duration ``T`` is rescaled to ``dt * horizon``.
+    """
+    if horizon == task.horizon:
+        return task
+    name = task_source(task) or task.name
+    params = dict(task.params)
+    rebuilt = make_task(name, horizon, params)
+    if not math.isclose(rebuilt.dt, task.dt, rel_tol=1e-12) and "T" in params:
+        rebuilt = make_task(name, horizon, {**params, "T": task.dt * horizon})
+    if not math.isclose(rebuilt.dt, task.dt, rel_tol=1e-9):
+        raise BadInputError(f"cannot rebuild {task.name} at H={horizon} with the same step dt={task.dt}")
+    return rebuilt
 
 
 def parse_task_params(items: list[str] | None) -> dict[str, ParamValue]:
@@ -93,6 +173,9 @@ def parse_task_params(items: list[str] | None) -> dict[str, ParamValue]:
     return out
 
 
+# ------------------------------------------------------------------------------ internals
+
+
 def _parse_value(raw: str) -> ParamValue:
     pieces = [p.strip() for p in raw.split(",")]
     try:
@@ -102,26 +185,88 @@ def _parse_value(raw: str) -> ParamValue:
     return numbers if len(numbers) > 1 or raw.endswith(",") else numbers[0]
 
 
-def _load() -> None:
-    # Importing the task modules registers them; done lazily so that importing this module
-    # alone stays cheap and free of import cycles.
-    if not _REGISTRY:
-        from awmctl.tasks import catalogue  # noqa: F401
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def with_horizon(task: Task, horizon: int) -> Task:
-    """The same task over ``horizon`` steps of the *same* length ``dt``.
+def _info_from_object(obj: Any, name: str, where: str) -> TaskInfo:
+    if isinstance(obj, TaskInfo):
+        return obj if obj.name == name else TaskInfo(**{**obj.__dict__, "name": name})
+    return TaskInfo.from_class(obj, name, _FILE_SOURCES.get(obj) or (_class_path(obj) if isinstance(obj, type) else where))
 
-    Horizon sweeps (gradient norm against H) must keep the per-step dynamics a model was fitted
-    on. Tasks whose ``dt`` is its own parameter (double pendulum, bounce) keep it when rebuilt;
-    Myriad tasks derive ``dt = T / H``, so their duration ``T`` is rescaled to ``dt * horizon``.
-    """
-    if horizon == task.horizon:
-        return task
-    params = dict(task.params)
-    rebuilt = make_task(task.name, horizon, params)
-    if not math.isclose(rebuilt.dt, task.dt, rel_tol=1e-12) and "T" in params:
-        rebuilt = make_task(task.name, horizon, {**params, "T": task.dt * horizon})
-    if not math.isclose(rebuilt.dt, task.dt, rel_tol=1e-9):
-        raise BadInputError(f"cannot rebuild {task.name} at H={horizon} with the same step dt={task.dt}")
-    return rebuilt
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Any:
+    try:
+        return ep.load()
+    except Exception as err:  # a broken installed package: say which, in one line
+        raise BadInputError(f"task entry point {ep.name!r} ({ep.value}) does not load: {type(err).__name__}: {err}") from None
+
+
+def _import_object(source: str) -> Any:
+    """``module.path:Name`` or ``path/to/file.py:Name`` -> the object."""
+    target, _, attribute = source.rpartition(":")
+    if not target or not attribute:
+        raise BadInputError(f"cannot read task {source!r}; write my_module:MyTask or path/to/file.py:MyTask")
+    if target.endswith(".py"):
+        module = _import_file(Path(target), source)
+    else:
+        # A console script does not put the current directory on sys.path; a user's module
+        # next to their data is the common case, so look there too (as uvicorn and others do).
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            module = importlib.import_module(target)
+        except ImportError as err:
+            raise BadInputError(
+                f"cannot import {target!r} for task {source!r} ({err}); run from its directory or add it to PYTHONPATH"
+            ) from None
+    obj: Any = module
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise BadInputError(f"{target} has no {attribute!r} (task {source!r})") from None
+    return obj
+
+
+def _import_file(path: Path, source: str):
+    path = path.expanduser().absolute()
+    if not path.is_file():
+        raise BadInputError(f"task file {path} does not exist (task {source!r})")
+    module_name = f"awmctl_user_tasks.{path.stem}_{abs(hash(str(path))):x}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise BadInputError(f"cannot load {path} as a Python module (task {source!r})")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[module_name]
+        raise BadInputError(f"{path} fails to import: {type(err).__name__}: {err}") from None
+    for value in vars(module).values():
+        if isinstance(value, type) and value.__module__ == module_name:
+            _FILE_SOURCES[value] = f"{path}:{value.__qualname__}"
+    return module
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "TaskInfo",
+    "make_task",
+    "parse_task_params",
+    "register",
+    "remake",
+    "task_from_record",
+    "task_info",
+    "task_names",
+    "task_record",
+    "task_source",
+    "with_horizon",
+]

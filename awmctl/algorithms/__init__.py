@@ -1,0 +1,39 @@
+"""Training algorithms, one shape each (:class:`~awmctl.algorithms.base.Algorithm`): model
+fitting, offline BPO and online BPO (Algorithm 1)."""
+
+from awmctl.algorithms.base import Algorithm, LearningCurve, shard_seeds
+from awmctl.algorithms.bpo import BPO, BPOConfig, BPOState, policy_gradient, policy_objective, policy_step
+from awmctl.algorithms.fit import (
+    FitConfig,
+    FitState,
+    ModelFit,
+    model_step,
+    normalised_mse,
+    open_loop_metrics,
+    seed_keys,
+    split_episodes,
+)
+from awmctl.algorithms.online import OnlineBPO, OnlineConfig, OnlineState
+
+__all__ = [
+    "BPO",
+    "Algorithm",
+    "BPOConfig",
+    "BPOState",
+    "FitConfig",
+    "FitState",
+    "LearningCurve",
+    "ModelFit",
+    "OnlineBPO",
+    "OnlineConfig",
+    "OnlineState",
+    "model_step",
+    "normalised_mse",
+    "open_loop_metrics",
+    "policy_gradient",
+    "policy_objective",
+    "policy_step",
+    "seed_keys",
+    "shard_seeds",
+    "split_episodes",
+]

@@ -1,0 +1,108 @@
+"""The one shape every training algorithm has (model fitting, offline and online BPO; model-free
+agents next), so that one driver runs any of them.
+
+An algorithm is built from an immutable config (a frozen dataclass: the one source of its
+defaults) and the fixed inputs of a run (task, data, model). Then, in the PureJaxRL style:
+
+* ``init(seeds)`` -> a state pytree whose every leaf has a leading seed axis, built from the seeds
+  alone (a seed inside ``--seeds N`` is that seed run alone);
+* ``run_chunk(state)`` -> ``(state, metrics)``: one compiled call, vmapped over the seed axis, for
+  a chunk of training steps and the evaluation that ends it; ``metrics`` maps namespaced keys
+  (``train/...``, ``val/...``, ``eval/...``) to per-seed NumPy arrays;
+* ``progress(state)`` / ``total`` / ``done(state)``: how far it is, in its own unit;
+* ``params(state)``: what is kept of a seed when it scores best (``score`` in the metrics ranks
+  chunks; ``higher_is_better`` says which way).
+
+The state is a pytree of arrays only, so a checkpoint of it resumes the run exactly.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+import equinox as eqx
+import jax
+import numpy as np
+
+State = TypeVar("State")
+
+
+@dataclasses.dataclass(frozen=True)
+class LearningCurve:
+    """What the driver draws when a run ends (the algorithm never imports a plotting library)."""
+
+    file: str
+    metrics: tuple[str, ...]
+    ylabel: str
+    xlabel: str
+    #: True: one line per seed of ``metrics[0]`` with the mean and a 95% interval; False: one
+    #: line per metric (of the first seed)
+    per_seed: bool = True
+    log_scale: bool = False
+
+
+class Algorithm(abc.ABC, Generic[State]):
+    config: Any
+    #: what :meth:`progress` counts ("step", "update", "env step")
+    unit: ClassVar[str]
+    #: the per-seed metric that ranks chunks for the best-so-far parameters
+    score: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    curve: ClassVar[LearningCurve]
+
+    @abc.abstractmethod
+    def init(self, seeds: Sequence[int]) -> State:
+        """The initial state of each seed, stacked along a leading axis."""
+
+    @abc.abstractmethod
+    def run_chunk(self, state: State) -> tuple[State, dict[str, np.ndarray]]:
+        """One compiled chunk of training and its evaluation; per-seed metrics."""
+
+    @abc.abstractmethod
+    def progress(self, state: State) -> int:
+        """Units done (the same for every seed)."""
+
+    @property
+    @abc.abstractmethod
+    def total(self) -> int:
+        """Units in the whole run."""
+
+    @abc.abstractmethod
+    def params(self, state: State) -> Any:
+        """The parameters a run keeps (seed axis first): the model's or the policy's."""
+
+    def done(self, state: State) -> bool:
+        return self.progress(state) >= self.total
+
+
+def over_seeds(fn: Callable[..., Any], sequential: bool = False) -> Callable[..., Any]:
+    """``fn(state, *shared)`` of one seed -> one compiled function of every seed's state (leading
+    axis), ``shared`` inputs broadcast.
+
+    ``sequential=False`` vectorises the seeds (``vmap``: what a GPU wants); ``sequential=True``
+    runs one seed after another inside the compiled call (``lax.map``), so N seeds cost N single
+    runs and each computes exactly what it computes alone.
+    """
+
+    def mapped(state, *shared):
+        one = lambda s: fn(s, *shared)  # noqa: E731
+        return jax.lax.map(one, state) if sequential else eqx.filter_vmap(one)(state)
+
+    return eqx.filter_jit(mapped)
+
+
+def shard_seeds(state: Any) -> Any:
+    """Spread the leading seed axis over all local devices when it divides evenly (else leave
+    the state where it is): ``--seeds N`` uses every device of the machine."""
+    devices = jax.local_devices()
+    seeds = jax.tree_util.tree_leaves(state)[0].shape[0]
+    if len(devices) < 2 or seeds % len(devices):
+        return state
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("seed",))
+    return jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed")))
+
+
+__all__ = ["Algorithm", "LearningCurve", "State", "over_seeds", "shard_seeds"]

@@ -1,0 +1,221 @@
+"""Backpropagation-based policy optimisation (BPO) through any world model, offline.
+
+One policy update (:func:`policy_step`, shared with online BPO): from a batch of initial
+observations, imagine the policy's episodes in the model for the whole horizon, score them with
+the task's true reward, and ascend the return plus an entropy bonus with Adam (global-norm
+clipping). :class:`BPO` scans ``log_every`` updates in one compiled call, vmapped over seeds, then
+evaluates the deterministic policy on the real task and compares the model's policy gradient
+with the simulator's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from awmctl import optim
+from awmctl.algorithms.base import Algorithm, LearningCurve
+from awmctl.errors import BadInputError
+from awmctl.models import AbstractWorldModel, PolicyInputGrad, SimulatorModel, check_context, model_spec
+from awmctl.policies import Policy, build_policy
+from awmctl.rollouts import imagined_return, true_return
+from awmctl.seeds import seed_stream, stream
+from awmctl.tasks import Task
+from awmctl.trees import select_tree
+
+
+@dataclasses.dataclass(frozen=True)
+class BPOConfig:
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-4
+    clip: float = 100.0
+    entropy: float = 0.1
+    #: None: the model's default (``stop`` for AWMs: the direct path; ``full`` otherwise)
+    policy_input_grad: PolicyInputGrad | None = None
+    log_every: int = 50
+
+    def check(self) -> None:
+        for name in ("steps", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise BadInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise BadInputError(f"--lr must be positive, got {self.lr}")
+        if self.policy_input_grad not in (None, "stop", "full"):
+            raise BadInputError(f"--policy-input-grad must be stop or full, got {self.policy_input_grad!r}")
+
+    def for_model(self, model: AbstractWorldModel) -> BPOConfig:
+        """This config with the model's default policy-input gradient filled in."""
+        if self.policy_input_grad is not None:
+            return self
+        return dataclasses.replace(self, policy_input_grad=model_spec(model.name).policy_input_grad)
+
+
+class BPOState(NamedTuple):
+    params: Any  # the policy's float arrays
+    opt_state: Any
+    key: Array  # raw key data
+    step: Array
+
+
+def policy_objective(
+    policy: Policy, model: AbstractWorldModel, task: Task, obs0: Float[Array, "B obs"], key: PRNGKeyArray,
+    entropy: float, stop_input: bool,
+) -> tuple[Float[Array, ""], Float[Array, ""]]:
+    """BPO's loss, -(mean imagined return + entropy x mean entropy estimate), and the mean
+    imagined return, over one imagined episode from each of ``obs0``."""
+    keys = jax.random.split(key, obs0.shape[0])
+    returns, ent = jax.vmap(lambda o, k: imagined_return(policy, model, task, o, k, stop_input))(obs0, keys)
+    return -(jnp.mean(returns) + entropy * jnp.mean(ent)), jnp.mean(returns)
+
+
+def policy_gradient(
+    params: Any, static: Any, model: AbstractWorldModel, task: Task, obs0: Float[Array, "B obs"], key: PRNGKeyArray,
+    entropy: float, stop_input: bool,
+) -> tuple[Any, Float[Array, ""]]:
+    """The gradient of :func:`policy_objective` in the policy's float arrays, and the mean
+    imagined return."""
+
+    def loss(p):
+        return policy_objective(eqx.combine(p, static), model, task, obs0, key, entropy, stop_input)
+
+    (_, imagined), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    return grads, imagined
+
+
+def policy_step(
+    params: Any, opt_state: Any, static: Any, optimizer: optax.GradientTransformation, model: AbstractWorldModel,
+    task: Task, obs0: Float[Array, "B obs"], key: PRNGKeyArray, entropy: float, stop_input: bool,
+) -> tuple[Any, Any, Any, Float[Array, ""]]:
+    """One BPO update: ``(params, opt_state, grads, mean imagined return)``."""
+    grads, imagined = policy_gradient(params, static, model, task, obs0, key, entropy, stop_input)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, grads, imagined
+
+
+class BPO(Algorithm[BPOState]):
+    """Offline BPO of one policy family through one model on one task.
+
+    ``observations`` (episodes of the task, ``[N, T, obs]``) give the initial observations the
+    imagined episodes start from and the statistics that normalise the policy's input. Each
+    seed's policy is initialised from ``jax.random.key(seed)``.
+    """
+
+    unit: ClassVar[str] = "update"
+    score: ClassVar[str] = "eval/eval_return"
+    higher_is_better: ClassVar[bool] = True
+    curve: ClassVar[LearningCurve] = LearningCurve(
+        "learning_curve.png", ("eval/eval_return",), "eval return (deterministic policy)", "policy update")
+
+    def __init__(self, task: Task, model: AbstractWorldModel, policy_kind: str,
+                 observations: Float[Array, "N T obs"], config: BPOConfig):
+        config = config.for_model(model)
+        config.check()
+        check_context(model, task.horizon)
+        self.task, self.model, self.policy_kind, self.config = task, model, policy_kind, config
+        self.simulator = SimulatorModel(task)
+        self.observations = jnp.asarray(observations)
+        self.init_obs = self.observations[:, 0]
+        self.template = self.build(seed=0)
+        self.static = eqx.partition(self.template, eqx.is_inexact_array)[1]
+        self.optimizer = optim.adam(config.lr, config.clip)
+        stop = config.policy_input_grad == "stop"
+        static, optimizer = self.static, self.optimizer
+
+        def batch(key, init_obs):
+            idx = jax.random.randint(key, (config.batch_size,), 0, init_obs.shape[0])
+            return init_obs[idx]
+
+        def chunk(state: BPOState, model, init_obs, active):
+            def one(carry, is_active):
+                params, opt_state, key = carry
+                key, kb, kl = jax.random.split(jax.random.wrap_key_data(key), 3)
+                new_params, new_opt, grads, imagined = policy_step(
+                    params, opt_state, static, optimizer, model, task, batch(kb, init_obs), kl, config.entropy, stop)
+                gnorm = optax.tree.norm(grads)
+                return (select_tree(is_active, new_params, params), select_tree(is_active, new_opt, opt_state),
+                        jax.random.key_data(key)), (
+                    jnp.where(is_active, imagined, jnp.nan), jnp.where(is_active, gnorm, jnp.nan))
+
+            (params, opt_state, key), (imagined, gnorms) = jax.lax.scan(
+                one, (state.params, state.opt_state, state.key), active)
+            new_state = BPOState(params, opt_state, key, state.step + jnp.sum(active.astype(jnp.int32)))
+            return new_state, {"imagined_return": jnp.nanmean(imagined), "grad_norm": jnp.nanmean(gnorms)}
+
+        def evaluate(state: BPOState, model, simulator, init_obs):
+            """Eval return on the real task; cosine between model and simulator gradients."""
+            policy = eqx.combine(state.params, static)
+            kb, kl = jax.random.split(stream(jax.random.wrap_key_data(state.key), "bpo/eval"))
+            obs0 = batch(kb, init_obs)
+            g_model, _ = policy_gradient(state.params, static, model, task, obs0, kl, config.entropy, stop)
+            g_sim, _ = policy_gradient(state.params, static, simulator, task, obs0, kl, config.entropy, stop)
+            a, b = ravel_pytree(g_model)[0], ravel_pytree(g_sim)[0]
+            cosine = jnp.dot(a, b) / jnp.maximum(jnp.linalg.norm(a) * jnp.linalg.norm(b), 1e-30)
+            det_imagined, _ = imagined_return(policy, model, task, init_obs[0], kl, stop, deterministic=True)
+            return {
+                "eval_return": true_return(policy, task),
+                "imagined_return_det": det_imagined,
+                "grad_cosine": cosine,
+                "grad_norm_model": jnp.linalg.norm(a),
+                "grad_norm_simulator": jnp.linalg.norm(b),
+            }
+
+        # vmap over the seed axis of the state; the model and data are shared.
+        # filter_* because models hold non-array leaves (activation functions).
+        self._chunk = eqx.filter_jit(eqx.filter_vmap(chunk, in_axes=(0, None, None, None)))
+        self._evaluate = eqx.filter_jit(eqx.filter_vmap(evaluate, in_axes=(0, None, None, None)))
+
+    def build(self, seed: int | Array) -> Policy:
+        """The initial policy of ``seed``, normalising its input with the observations' statistics."""
+        task = self.task
+        policy = build_policy(self.policy_kind, task.obs_size, task.action_size, task.horizon, key=jax.random.key(seed))
+        return policy.with_normalizer(self.observations)
+
+    # ------------------------------------------------------------------------------ the shape
+
+    def init(self, seeds: Sequence[int]) -> BPOState:
+        seeds = jnp.asarray(seeds)
+        params = eqx.filter(eqx.filter_vmap(self.build)(seeds), eqx.is_inexact_array)
+        keys = jax.vmap(lambda s: jax.random.key_data(seed_stream(s, "bpo/updates")))(seeds)
+        return BPOState(params, jax.vmap(self.optimizer.init)(params), keys, jnp.zeros((len(seeds),), jnp.int32))
+
+    def train_chunk(self, state: BPOState, active: Array | None = None) -> tuple[BPOState, dict[str, Array]]:
+        """``log_every`` policy updates (those where ``active`` is False are skipped), one
+        compiled call: the state and each seed's mean imagined return and gradient norm."""
+        if active is None:
+            active = jnp.ones((self.config.log_every,), bool)
+        return self._chunk(state, self.model, self.init_obs, active)
+
+    def run_chunk(self, state: BPOState) -> tuple[BPOState, dict[str, np.ndarray]]:
+        remaining = self.config.steps - self.progress(state)
+        state, stats = self.train_chunk(state, jnp.arange(self.config.log_every) < remaining)
+        evals = self._evaluate(state, self.model, self.simulator, self.init_obs)
+        metrics = {f"train/{k}": v for k, v in stats.items()}
+        metrics.update({("eval/" if k == "eval_return" else "train/") + k: v for k, v in evals.items()})
+        return state, {k: np.asarray(v) for k, v in metrics.items()}
+
+    def progress(self, state: BPOState) -> int:
+        return int(np.asarray(state.step)[0])
+
+    @property
+    def total(self) -> int:
+        return self.config.steps
+
+    def params(self, state: BPOState) -> Any:
+        return state.params
+
+    def policy(self, params: Any) -> Policy:
+        """One seed's policy from its float arrays."""
+        return eqx.combine(params, self.static)
+
+
+__all__ = ["BPO", "BPOConfig", "BPOState", "policy_gradient", "policy_objective", "policy_step"]

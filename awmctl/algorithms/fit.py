@@ -1,0 +1,277 @@
+"""World-model fitting: Adam on the normalised-state MSE over whole recorded episodes.
+
+One optimiser step (:func:`model_step`) is shared with online BPO. :class:`ModelFit` scans
+``log_every`` of them (minibatches drawn inside) in one compiled call, then evaluates the
+validation episodes; the state between chunks is a small pytree that resumes exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from awmctl import optim
+from awmctl.algorithms.base import Algorithm, LearningCurve, over_seeds
+from awmctl.errors import BadInputError, RunFailedError
+from awmctl.models import AbstractWorldModel, ModelSpec, check_context, imagine
+from awmctl.normalize import like
+from awmctl.seeds import seed_stream
+from awmctl.tasks import Episode
+from awmctl.trees import select_tree
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    steps: int = 2000
+    batch_size: int = 64  # whole episodes per step, as in the paper
+    lr: float = 1e-3
+    val_fraction: float = 0.1
+    log_every: int = 50
+
+    def check(self) -> None:
+        if self.steps < 1:
+            raise BadInputError(f"--steps must be at least 1, got {self.steps}")
+        if self.batch_size < 1:
+            raise BadInputError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise BadInputError(f"--lr must be positive, got {self.lr}")
+        if self.log_every < 1:
+            raise BadInputError(f"--log-every must be at least 1, got {self.log_every}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise BadInputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+
+
+class FitState(NamedTuple):
+    """Everything a resumed run needs; every leaf is an array (one row per seed)."""
+
+    params: Any  # the model's float arrays (eqx.filter(model, eqx.is_inexact_array))
+    opt_state: Any
+    step: Array
+    key: Array  # raw uint32 key data (Orbax stores plain arrays)
+
+
+def normalised_mse(
+    model: AbstractWorldModel,
+    scale: Float[Array, " state"],
+    observations: Float[Array, "B T obs"],
+    actions: Float[Array, "B H act"],
+    key: PRNGKeyArray | None = None,
+) -> Float[Array, ""]:
+    """Mean squared error of the one-call predictions, in units of the data's state std."""
+    states = observations[..., :-1]
+    keys = None if key is None else jax.random.split(key, states.shape[0])
+    if keys is None:
+        preds = jax.vmap(lambda s, a: model.predict(s, a))(states, actions)
+    else:
+        preds = jax.vmap(lambda s, a, k: model.predict(s, a, key=k))(states, actions, keys)
+    return jnp.mean(jnp.square((preds - states[:, 1:]) / like(scale, preds)))
+
+
+def model_step(
+    params: Any,
+    opt_state: Any,
+    static: Any,
+    optimizer: optax.GradientTransformation,
+    observations: Float[Array, "B T obs"],
+    actions: Float[Array, "B H act"],
+    key: PRNGKeyArray | None = None,
+    scale: Float[Array, " state"] | None = None,
+) -> tuple[Any, Any, Float[Array, ""]]:
+    """One Adam step of a model (its float arrays ``params``) on a batch of whole episodes:
+    ``(params, opt_state, loss)``. ``key`` only matters for models configured with dropout;
+    ``scale`` is the loss's per-dimension unit (default: the model's own
+    :meth:`~awmctl.models.AbstractWorldModel.state_scale`)."""
+
+    def loss_fn(p):
+        model = eqx.combine(p, static)
+        return normalised_mse(model, model.state_scale() if scale is None else scale, observations, actions, key)
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+
+def open_loop_metrics(
+    model: AbstractWorldModel, scale: Float[Array, " state"], episodes: Episode
+) -> dict[str, Array]:
+    """Imagination through ``start``/``step`` with the recorded actions: final-state error."""
+    obs = jnp.asarray(episodes.observations)
+    imagined = jax.vmap(lambda o0, a: imagine(model, o0, a))(obs[:, 0], jnp.asarray(episodes.actions))
+    final_pred, final_true = imagined[:, -1, :-1], obs[:, -1, :-1]
+    err = final_pred - final_true
+    ss_res = jnp.sum(jnp.square(err), axis=0)
+    ss_tot = jnp.sum(jnp.square(final_true - jnp.mean(final_true, axis=0, keepdims=True)), axis=0)
+    # A constant final state (ss_tot = 0) has no variance to explain: report R^2 = 1 if it is
+    # predicted exactly and 0 otherwise, rather than dividing by zero.
+    r2 = jnp.where(ss_tot > 0, 1.0 - ss_res / jnp.where(ss_tot > 0, ss_tot, 1.0), jnp.where(ss_res > 0, 0.0, 1.0))
+    return {
+        "final_mse": jnp.mean(jnp.square(err / like(scale, err))),
+        "final_r2": r2,
+        "rollout_mse": jnp.mean(jnp.square((imagined[..., :-1] - obs[:, 1:, :-1]) / like(scale, obs[:, 1:, :-1]))),
+    }
+
+
+def seed_keys(seed: int) -> tuple[PRNGKeyArray, PRNGKeyArray]:
+    """The two halves of a fitting run's seed: the model's initial weights, and the
+    train/validation split."""
+    model_key, split_key = jax.random.split(jax.random.key(seed))
+    return model_key, split_key
+
+
+def split_episodes(episodes: Episode, val_fraction: float, key: PRNGKeyArray) -> tuple[Episode, Episode]:
+    """Shuffle episodes and hold out ``val_fraction`` of them (at least one) for validation."""
+    n = episodes.observations.shape[0]
+    if not 0.0 <= val_fraction < 1.0:
+        raise BadInputError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n_val == 0:
+        n_val = 1
+    if n - n_val < 1:
+        raise BadInputError(f"a dataset of {n} episodes is too small to hold out {n_val} for validation")
+    order = np.asarray(jax.random.permutation(key, n))
+    take = lambda idx: Episode(*(np.asarray(x)[idx] for x in episodes))  # noqa: E731
+    return take(order[n_val:]), take(order[:n_val])
+
+
+class ModelFit(Algorithm[FitState]):
+    """Fit one model spec to a train/validation split (see the module docstring).
+
+    Each seed's model is built from the first half of its key (:func:`seed_keys`) and normalises
+    with the training episodes' statistics.
+    """
+
+    unit: ClassVar[str] = "step"
+    score: ClassVar[str] = "val/loss"
+    higher_is_better: ClassVar[bool] = False
+    curve: ClassVar[LearningCurve] = LearningCurve(
+        "loss.png", ("train/loss", "val/loss", "val/rollout_mse"), "normalised MSE", "step", per_seed=False, log_scale=True)
+
+    def __init__(self, spec: ModelSpec, hyper: dict[str, Any], context: int, train: Episode, val: Episode,
+                 config: FitConfig):
+        config.check()
+        self.spec, self.hyper, self.context, self.config = spec, dict(hyper), context, config
+        self.train_obs = jnp.asarray(train.observations)
+        self.train_act = jnp.asarray(train.actions)
+        self.val = Episode(*(jnp.asarray(x) for x in val))
+        template = self.build(seed=0)
+        check_context(template, self.train_act.shape[1])
+        self.static = eqx.partition(template, eqx.is_inexact_array)[1]
+        # The loss's unit: the training states' std, the same for every seed (and a constant of
+        # the compiled program, not a parameter).
+        self.scale = template.state_scale()
+        self.optimizer = optim.adam(config.lr)
+        self.batch = min(config.batch_size, self.train_obs.shape[0])
+        static, scale, optimizer, batch = self.static, self.scale, self.optimizer, self.batch
+
+        def train_chunk(state: FitState, train_obs, train_act, active):
+            def one(carry, is_active):
+                params, opt_state, key = carry
+                key, sub, drop = jax.random.split(jax.random.wrap_key_data(key), 3)
+                idx = jax.random.choice(sub, train_obs.shape[0], (batch,), replace=False)
+                new_params, new_opt, loss = model_step(params, opt_state, static, optimizer, train_obs[idx],
+                                                       train_act[idx], drop, scale)
+                # Steps past the requested total (the last chunk may be partial) are no-ops,
+                # so one compiled chunk serves every chunk of a run.
+                carry = (select_tree(is_active, new_params, params), select_tree(is_active, new_opt, opt_state),
+                         jax.random.key_data(key))
+                return carry, jnp.where(is_active, loss, jnp.nan)
+
+            (params, opt_state, key), losses = jax.lax.scan(one, (state.params, state.opt_state, state.key), active)
+            step = state.step + jnp.sum(active.astype(jnp.int32))
+            return FitState(params, opt_state, step, key), jnp.nanmean(losses)
+
+        def evaluate(params, val: Episode):
+            model = eqx.combine(params, static)
+            out = {"val_loss": normalised_mse(model, scale, val.observations, val.actions)}
+            out.update(open_loop_metrics(model, scale, val))
+            return out
+
+        self._train_chunk = over_seeds(train_chunk, sequential=True)
+        self._evaluate = over_seeds(evaluate, sequential=True)
+
+    def build(self, seed: int) -> AbstractWorldModel:
+        """The initial model of ``seed``, normalised with the training data's statistics."""
+        model = self.spec.build(self.train_obs.shape[2] - 1, self.train_act.shape[2], self.context, self.hyper,
+                                key=seed_keys(seed)[0])
+        return model.with_normalizers(self.train_obs)
+
+    # ------------------------------------------------------------------------------ the shape
+
+    def init(self, seeds: Sequence[int]) -> FitState:
+        params = [eqx.filter(self.build(s), eqx.is_inexact_array) for s in seeds]
+        params = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *params)
+        keys = jnp.stack([jax.random.key_data(seed_stream(s, "fit/steps")) for s in seeds])
+        return FitState(params, jax.vmap(self.optimizer.init)(params), jnp.zeros((len(seeds),), jnp.int32), keys)
+
+    def train_chunk(self, state: FitState, active: Array | None = None) -> tuple[FitState, Array]:
+        """``log_every`` optimiser steps (those where ``active`` is False are skipped): the state
+        and the mean training loss of each seed. One compiled call."""
+        if active is None:
+            active = jnp.ones((self.config.log_every,), bool)
+        return self._train_chunk(state, self.train_obs, self.train_act, active)
+
+    def run_chunk(self, state: FitState) -> tuple[FitState, dict[str, np.ndarray]]:
+        remaining = self.config.steps - self.progress(state)
+        state, train_loss = self.train_chunk(state, jnp.arange(self.config.log_every) < remaining)
+        metrics = self._evaluate(state.params, self.val)
+        if not (np.all(np.isfinite(train_loss)) and np.all(np.isfinite(metrics["val_loss"]))):
+            raise RunFailedError(
+                f"training diverged at step {self.progress(state)} (loss {np.asarray(train_loss).tolist()}); "
+                "lower --lr or check the data"
+            )
+        return state, {
+            "train/loss": np.asarray(train_loss),
+            "val/loss": np.asarray(metrics["val_loss"]),
+            "val/final_mse": np.asarray(metrics["final_mse"]),
+            "val/final_r2": np.asarray(metrics["final_r2"]),
+            "val/rollout_mse": np.asarray(metrics["rollout_mse"]),
+        }
+
+    def progress(self, state: FitState) -> int:
+        return int(np.asarray(state.step)[0])
+
+    @property
+    def total(self) -> int:
+        return self.config.steps
+
+    def params(self, state: FitState) -> Any:
+        return state.params
+
+    # --------------------------------------------------------------------------- the results
+
+    def model(self, params: Any) -> AbstractWorldModel:
+        """One seed's model from its float arrays."""
+        return eqx.combine(params, self.static)
+
+    def summary(self, params: Any) -> dict[str, Any]:
+        """Train/validation MSE and open-loop final-state error of one seed's model."""
+        model = self.model(params)
+        metrics = self._evaluate(jax.tree_util.tree_map(lambda x: x[None], params), self.val)
+        train_loss = normalised_mse(model, self.scale, self.train_obs, self.train_act)
+        return {
+            "train_mse": float(train_loss),
+            "val_mse": float(metrics["val_loss"][0]),
+            "val_final_mse": float(metrics["final_mse"][0]),
+            "val_final_r2": np.asarray(metrics["final_r2"][0]).tolist(),
+            "val_rollout_mse": float(metrics["rollout_mse"][0]),
+        }
+
+
+__all__ = [
+    "FitConfig",
+    "FitState",
+    "ModelFit",
+    "model_step",
+    "normalised_mse",
+    "open_loop_metrics",
+    "seed_keys",
+    "split_episodes",
+]

@@ -1,0 +1,43 @@
+"""Everything awmctl saves and restores: datasets, models, policies and runs (the only user of
+:mod:`awmctl.store`, which holds the Orbax and ``meta.json`` mechanics)."""
+
+from awmctl.artifacts.behaviour import PolicySpec, behaviour, parse_policy
+from awmctl.artifacts.datasets import DATASET_KIND, load_dataset, save_dataset
+from awmctl.artifacts.models import MODEL_KIND, load_model, model_record, save_model
+from awmctl.artifacts.policies import POLICY_KIND, load_policy, save_policies
+from awmctl.artifacts.records import task_from_meta
+from awmctl.artifacts.runs import (
+    Output,
+    Run,
+    check_output_dir,
+    jsonable,
+    output_dir,
+    read_meta,
+    read_metrics,
+    write_meta,
+)
+
+__all__ = [
+    "DATASET_KIND",
+    "MODEL_KIND",
+    "POLICY_KIND",
+    "Output",
+    "PolicySpec",
+    "Run",
+    "behaviour",
+    "check_output_dir",
+    "jsonable",
+    "load_dataset",
+    "load_model",
+    "load_policy",
+    "model_record",
+    "output_dir",
+    "parse_policy",
+    "read_meta",
+    "read_metrics",
+    "save_dataset",
+    "save_model",
+    "save_policies",
+    "task_from_meta",
+    "write_meta",
+]

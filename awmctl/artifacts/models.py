@@ -1,0 +1,66 @@
+"""World-model directories. Equinox has no Orbax bridge, so the model's kind and hyper-parameters
+are stored as JSON, a skeleton is rebuilt from them, and the arrays are restored into it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+
+from awmctl import store
+from awmctl.artifacts.records import task_from_meta
+from awmctl.models import AbstractWorldModel, build_model
+from awmctl.tasks import Task, task_record
+
+MODEL_KIND = "model"
+
+
+def model_record(model: AbstractWorldModel, horizon: int, context: int | None = None) -> dict[str, Any]:
+    """The ``model`` entry of a ``meta.json``: enough to rebuild the skeleton.
+
+    ``horizon`` is the episode length of the training data; ``context`` the length the model
+    was built for (default: the same).
+    """
+    return {
+        "name": model.name,
+        "state_size": model.state_size,
+        "action_size": model.action_size,
+        "horizon": horizon,
+        "context": horizon if context is None else context,
+        "max_horizon": model.max_horizon,
+        "hyper": model.hyperparameters(),
+        "parameters": int(sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array)))),
+    }
+
+
+def save_model(
+    directory: str | os.PathLike, model: AbstractWorldModel, task: Task, context: int | None = None, **fields: Any
+) -> dict[str, Any]:
+    """Write ``model``'s arrays into ``directory`` and return the ``meta.json`` that describes
+    them (with ``fields``); the caller completes the directory with it (``Run.finish`` or
+    :func:`~awmctl.artifacts.write_meta`)."""
+    leaves = store.save_arrays(directory, eqx.filter(model, eqx.is_array))
+    return store.base_meta(
+        MODEL_KIND, task=task_record(task), model=model_record(model, task.horizon, context), leaves=leaves, **fields)
+
+
+def load_model(directory: str | os.PathLike) -> tuple[AbstractWorldModel, Task, dict[str, Any]]:
+    """Restore a fitted model directory: ``(model, task, meta)``.
+
+    Refuses (one line, :class:`~awmctl.errors.BadInputError`) anything but a complete model
+    directory whose every array matches the recorded structure.
+    """
+    meta = store.read_meta(directory, MODEL_KIND)
+    task = task_from_meta(meta)
+    record = meta["model"]
+    skeleton = build_model(record["name"], record["state_size"], record["action_size"], record["context"],
+                           record.get("hyper", {}), key=jax.random.key(0), task=task)
+    arrays, static = eqx.partition(skeleton, eqx.is_array)
+    restored = store.restore_arrays(Path(directory), arrays, meta)
+    return eqx.combine(restored, static), task, meta
+
+
+__all__ = ["MODEL_KIND", "load_model", "model_record", "save_model"]

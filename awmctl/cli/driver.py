@@ -1,0 +1,127 @@
+"""The one resumable driver: it runs any :class:`~awmctl.algorithms.Algorithm` to the end.
+
+It owns what every training command shares: the working directory (``OUT.partial`` until the
+run is complete), resuming from the latest checkpoint, sharding the seeds over the devices, the
+progress bar, ``metrics.jsonl``, the best-so-far parameters of each seed, completing checkpoints
+in flight on Ctrl-C, and the learning-curve plot. Each command builds its algorithm, calls
+:func:`train`, then writes its own results into ``outcome.work`` and finishes the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from awmctl import artifacts, plots
+from awmctl.algorithms import Algorithm, shard_seeds
+from awmctl.cli.common import err_console, progress_bar
+from awmctl.trees import select_tree
+
+#: Changes whenever the layout of a run's checkpoints does, so that a run left unfinished by an
+#: older awmctl is refused with a reason instead of failing to restore.
+CHECKPOINT_FORMAT = 2
+
+
+class BestSoFar(NamedTuple):
+    """Per seed, the best score so far, the progress at which it was reached and the parameters."""
+
+    params: Any  # leading seed axis
+    scores: np.ndarray  # float64 [seeds]
+    steps: np.ndarray  # int64 [seeds]
+    higher_is_better: bool
+
+    @classmethod
+    def start(cls, params: Any, seeds: int, higher_is_better: bool) -> BestSoFar:
+        worst = -np.inf if higher_is_better else np.inf
+        return cls(params, np.full(seeds, worst), np.zeros(seeds, np.int64), higher_is_better)
+
+    def update(self, params: Any, scores: np.ndarray, step: int) -> BestSoFar:
+        scores = np.asarray(scores, np.float64)
+        improved = scores > self.scores if self.higher_is_better else scores < self.scores
+        return BestSoFar(select_tree(improved, params, self.params), np.where(improved, scores, self.scores),
+                         np.where(improved, step, self.steps), self.higher_is_better)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """As arrays for an Orbax checkpoint (inverse: :meth:`restore`)."""
+        return {"params": self.params, "scores": jnp.asarray(self.scores, jnp.float32),
+                "steps": jnp.asarray(self.steps, jnp.int32)}
+
+    def restore(self, saved: dict[str, Any]) -> BestSoFar:
+        return BestSoFar(saved["params"], np.asarray(saved["scores"], np.float64), np.asarray(saved["steps"], np.int64),
+                         self.higher_is_better)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """A finished training run, still in its working directory ``work``."""
+
+    state: Any
+    params: Any  # the final parameters of every seed (Algorithm.params)
+    best: BestSoFar
+    records: list[dict[str, Any]]
+    run: artifacts.Run
+
+    @property
+    def work(self) -> Path:
+        return self.run.work
+
+    def final(self, key: str) -> np.ndarray:
+        """Every seed's value of a metric in the last record."""
+        return np.atleast_1d(np.asarray(self.records[-1][key], np.float64))
+
+
+def open_run(out: Path, kind: str, config: dict[str, Any], overwrite: bool) -> artifacts.Run:
+    """The working directory of a training run; ``config`` decides whether a run left unfinished
+    there may be resumed (the same settings) or is refused."""
+    return artifacts.Run(out, kind, {**config, "checkpoint_format": CHECKPOINT_FORMAT}, overwrite)
+
+
+def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], description: str, title: str,
+          per_seed: bool = True) -> Outcome:
+    """Run ``algorithm`` for ``seeds`` to the end in ``run``, resuming from its latest checkpoint.
+
+    ``per_seed``: log each metric as a list over seeds (False for commands that train one thing:
+    the values of the only seed). ``title`` heads the learning-curve plot.
+    """
+    state = algorithm.init(seeds)
+    best = BestSoFar.start(algorithm.params(state), len(seeds), algorithm.higher_is_better)
+    restored = run.restore_latest({"state": state, "best": best.checkpoint()})
+    if restored is not None:
+        saved, step = restored
+        state, best = saved["state"], best.restore(saved["best"])
+        err_console.print(f"Resuming from {algorithm.unit} {step} in {run.work}")
+    state = shard_seeds(state)
+    try:
+        with progress_bar(description, algorithm.total) as update:
+            update(algorithm.progress(state))
+            while not algorithm.done(state):
+                state, metrics = algorithm.run_chunk(state)
+                step = algorithm.progress(state)
+                best = best.update(algorithm.params(state), metrics[algorithm.score], step)
+                run.log({"step": step, **{k: (v if per_seed else v[0]).tolist() for k, v in metrics.items()}})
+                run.save(step, {"state": state, "best": best.checkpoint()})
+                update(step, f"{algorithm.score} {np.mean(metrics[algorithm.score]):.4g}")
+    finally:
+        run.close()  # on an interruption too: checkpoints in flight are completed, not lost
+    records = run.metrics()
+    _plot(algorithm, records, run.work, title)
+    return Outcome(state, algorithm.params(state), best, records, run)
+
+
+def _plot(algorithm: Algorithm, records: list[dict[str, Any]], work: Path, title: str) -> None:
+    curve = algorithm.curve
+    if curve.per_seed:
+        values = np.asarray([np.atleast_1d(r[curve.metrics[0]]) for r in records], np.float64)  # [points, seeds]
+        plots.seed_curves([r["step"] for r in records], values, work / curve.file, title,
+                          ylabel=curve.ylabel, xlabel=curve.xlabel)
+    else:
+        plots.learning_curves(records, curve.metrics, work / curve.file, title, log_y=curve.log_scale,
+                              xlabel=curve.xlabel)
+
+
+__all__ = ["BestSoFar", "Outcome", "open_run", "train"]
