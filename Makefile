@@ -25,12 +25,16 @@ demo: install
 	$(BIN)/awmctl optimize-policy --model simulator --task cancer --horizon 20 --steps 300 --lr 1e-3 --seeds 2 --out $(DEMO)/policy-simulator --overwrite
 	$(BIN)/awmctl landscape --model $(DEMO)/awm-lstm --policy $(DEMO)/policy --points 21 --out $(DEMO)/landscape --overwrite
 
-# Two workers: the suite is mostly single-threaded compilation, and CI has two cores.
+# The layers contract first (pyproject.toml, [tool.importlinter]): an upward import or a cycle
+# fails before any test runs. Two workers: the suite is mostly single-threaded compilation, and
+# CI has two cores.
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2
 
 # Everything, including the tests marked slow.
 test-all: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 -m ""
 
 bench: install
