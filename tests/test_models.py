@@ -128,3 +128,21 @@ def test_simulator_model_predicts_the_task_exactly(tiny_dataset):
     np.testing.assert_allclose(sim.predict(obs[:, :-1], act), obs[1:, :-1], rtol=1e-6)
     np.testing.assert_allclose(imagine(sim, obs[0], act), obs[1:], rtol=1e-6)
     assert not sim.trainable
+
+
+def test_the_spec_table_says_what_each_model_offers():
+    from awmctl.models import MODEL_SPECS, ActionsWorldModel, HistoryWorldModel, model_spec
+    from awmctl.errors import BadInputError
+
+    for name, spec in MODEL_SPECS.items():
+        model = spec.build(2, 1, 8, key=jax.random.key(0), task=make_task("cancer", 8))
+        assert model.name == name and isinstance(model, spec.model_class)
+        assert spec.direct_path == isinstance(model, ActionsWorldModel) == (spec.family == "awm")
+        assert spec.policy_input_grad == ("stop" if spec.direct_path else "full")
+        assert spec.trainable == (name != "simulator")
+        assert set(model.hyperparameters()) <= set(spec.hyper)
+    assert isinstance(model_spec("hwm-lstm").build(2, 1, 8, key=jax.random.key(0)), HistoryWorldModel)
+    with pytest.raises(BadInputError, match="has no size option heads"):
+        model_spec("awm-lstm").build(2, 1, 8, {"heads": 2}, key=jax.random.key(0))
+    with pytest.raises(BadInputError, match="unknown model 'gpt'"):
+        model_spec("gpt")

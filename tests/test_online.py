@@ -52,3 +52,24 @@ def test_the_papers_schedule_is_accepted_and_rounded_to_whole_evaluation_periods
     config = algorithms.OnlineConfig()  # 5000 env steps, evaluation every 32
     config.check()
     assert config.steps_run == 5024
+
+
+def test_options_of_the_other_mode_are_refused_not_ignored(tmp_path):
+    result = run("optimize-policy", "--model", "simulator", "--task", "cancer", "--env-steps", 64, "--out", tmp_path / "a")
+    assert result.exit_code == 2 and "--env-steps does not apply without --online" in result.stderr
+    result = run(*online_args(tmp_path / "a", "--steps", 5, "--log-every", 2))
+    assert result.exit_code == 2 and "--steps, --log-every do not apply with --online" in result.stderr
+    result = run(*online_args(tmp_path / "a", "--data", tmp_path))
+    assert result.exit_code == 2 and "--data does not apply with --online" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_seed_inside_a_multi_seed_online_run_equals_that_seed_alone(tmp_path):
+    common = ("optimize-policy", "--online", "--task", "cancer", "--horizon", 4, "--model", "markov-mlp",
+              "--env-steps", 64, "--warmup-steps", 16, "--eval-every", 16, "--lr", 1e-3)
+    assert run(*common, "--seeds", 2, "--seed", 0, "--out", tmp_path / "both").exit_code == 0
+    assert run(*common, "--seeds", 1, "--seed", 1, "--out", tmp_path / "one").exit_code == 0
+    both = [json.loads(l)["eval/eval_return"] for l in (tmp_path / "both" / "metrics.jsonl").read_text().splitlines()]
+    one = [json.loads(l)["eval/eval_return"] for l in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose(np.asarray(both)[:, 1], np.asarray(one)[:, 0], rtol=1e-4)
+    assert both[-1][0] != both[-1][1]

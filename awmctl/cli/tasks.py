@@ -15,7 +15,9 @@ def tasks_command(json_out: JsonOpt = False) -> None:
     rows = []
     for name in task_names():
         info = task_info(name)
-        task = make_task(name)
+        # A user's task without a default horizon is described at H = 1 (its sizes do not
+        # depend on H; its default horizon shows as "-").
+        task = make_task(name, None if info.default_horizon is not None else 1)
         params = task.params
         rows.append(
             {
@@ -23,7 +25,7 @@ def tasks_command(json_out: JsonOpt = False) -> None:
                 "state_size": task.state_size,
                 "action_size": task.action_size,
                 "obs_size": task.obs_size,
-                "duration": params.get("T", task.dt * task.horizon),
+                "duration": params.get("T", None if info.default_horizon is None else task.dt * task.horizon),
                 "default_horizon": info.default_horizon,
                 "dt": task.dt,
                 "in_paper": info.in_paper,
@@ -31,6 +33,7 @@ def tasks_command(json_out: JsonOpt = False) -> None:
                 "params": sorted(info.param_names),
                 "title": info.title,
                 "notes": info.notes,
+                "source": info.source,
             }
         )
     if json_out:
@@ -43,10 +46,11 @@ def tasks_command(json_out: JsonOpt = False) -> None:
     table.add_column("paper", no_wrap=True, min_width=7)
     table.add_column("description", overflow="fold")
     for r in rows:
-        paper = "yes" if r["in_paper"] else ("variant" if r["variant_of"] else "no")
+        paper = "yes" if r["in_paper"] else ("variant" if r["variant_of"] else ("user" if r["source"] else "no"))
+        horizon = "-" if r["default_horizon"] is None else str(r["default_horizon"])
         table.add_row(
-            r["name"], str(r["state_size"]), str(r["action_size"]), f"{r['duration']:g}",
-            str(r["default_horizon"]), f"{r['dt']:g}", paper, r["title"],
+            r["name"], str(r["state_size"]), str(r["action_size"]), "-" if r["duration"] is None else f"{r['duration']:g}",
+            horizon, f"{r['dt']:g}", paper, r["title"],
         )
     # The listing is this command's result, so it goes to stdout (pipe it to grep).
     stdout = Console()

@@ -25,6 +25,7 @@ from awmctl.tasks.registry import (
     task_names,
     task_record,
     task_source,
+    unregister,
     with_horizon,
 )
 
@@ -50,5 +51,6 @@ __all__ = [
     "task_names",
     "task_record",
     "task_source",
+    "unregister",
     "with_horizon",
 ]

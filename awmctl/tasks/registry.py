@@ -33,8 +33,10 @@ from awmctl.tasks.info import TaskInfo
 ENTRY_POINT_GROUP = "awmctl.tasks"
 
 _BUILTIN: dict[str, TaskInfo] = {info.name: info for info in (*myriad.TASKS, *pendulum.TASKS, *bounce.TASKS)}
-#: registered from Python, and every entry point or import path resolved so far
+#: registered from Python with register()
 _USER: dict[str, TaskInfo] = {}
+#: entry points and import paths resolved so far (a cache: they are looked up by name on demand)
+_RESOLVED: dict[str, TaskInfo] = {}
 #: classes loaded from a file, which no import path names: class -> "path.py:Class"
 _FILE_SOURCES: dict[type, str] = {}
 
@@ -51,10 +53,16 @@ def register(task: type[Task] | TaskInfo, name: str | None = None) -> TaskInfo:
     return info
 
 
+def unregister(name: str) -> None:
+    """Forget a task registered with :func:`register` (built-in names cannot be removed)."""
+    if name not in _USER:
+        raise BadInputError(f"no task {name!r} was registered")
+    del _USER[name]
+
+
 def task_names(include_entry_points: bool = True) -> list[str]:
     """Every task by name: built-in first, then registered and installed ones."""
-    names = list(_BUILTIN)
-    names += [n for n in _USER if ":" not in n]
+    names = list(_BUILTIN) + list(_USER)
     if include_entry_points:
         names += [ep.name for ep in _entry_points() if ep.name not in names]
     return names
@@ -66,13 +74,15 @@ def task_info(name: str) -> TaskInfo:
         return _BUILTIN[name]
     if name in _USER:
         return _USER[name]
+    if name in _RESOLVED:
+        return _RESOLVED[name]
     for ep in _entry_points():
         if ep.name == name:
-            _USER[name] = _info_from_object(_load_entry_point(ep), name, f"entry point {name!r}")
-            return _USER[name]
+            _RESOLVED[name] = _info_from_object(_load_entry_point(ep), name, f"entry point {name!r}")
+            return _RESOLVED[name]
     if ":" in name:
-        _USER[name] = _info_from_object(_import_object(name), name, name)
-        return _USER[name]
+        _RESOLVED[name] = _info_from_object(_import_object(name), name, name)
+        return _RESOLVED[name]
     raise BadInputError(
         f"unknown task {name!r}; choose one of: {', '.join(task_names())} (see `awmctl tasks`), "
         "or give your own as my_module:MyTask"
@@ -268,5 +278,6 @@ __all__ = [
     "task_names",
     "task_record",
     "task_source",
+    "unregister",
     "with_horizon",
 ]
