@@ -14,34 +14,24 @@ import json
 import statistics
 import time
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
-import numpy as np
 
-from awmctl.bpo import BPO, BPOConfig
-from awmctl.models import build_model
-from awmctl.policies import build_policy
-from awmctl.tasks import make_task
+from awmctl import BPO, BPOConfig, build_model, collect, make_task, random_controller
 
 
 def bench(name: str, horizon: int, seeds: int, chunk: int, repeats: int) -> dict:
     task = make_task("cancer", horizon)
     model = build_model(name, task.state_size, task.action_size, horizon, key=jax.random.key(0), task=task)
-    template = build_policy("mlp", task.obs_size, task.action_size, horizon, key=jax.random.key(0))
-    init_obs = task.observe(task.initial_state(), 0)[None]
-    bpo = BPO(task, model, template, init_obs, BPOConfig(steps=10**9, log_every=chunk))
-    seed_list = np.arange(seeds)
-    params = eqx.filter(eqx.filter_vmap(lambda s: build_policy("mlp", task.obs_size, 1, horizon, key=jax.random.key(s)))(jnp.asarray(seed_list)), eqx.is_inexact_array)
-    state = bpo.init_from(params, seed_list)
-    active = jnp.ones((chunk,), bool)
+    episodes = collect(task, random_controller(task), 64, jax.random.key(0))  # as optimize-policy without --data
+    bpo = BPO(task, model, "mlp", episodes.observations, BPOConfig(steps=10**9, log_every=chunk))
+    state = bpo.init(range(seeds))
     t0 = time.perf_counter()
-    state, _ = jax.block_until_ready(bpo._chunk(state, bpo.model, bpo.init_obs, active))
+    state, _ = jax.block_until_ready(bpo.train_chunk(state))
     first = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        state, _ = jax.block_until_ready(bpo._chunk(state, bpo.model, bpo.init_obs, active))
+        state, _ = jax.block_until_ready(bpo.train_chunk(state))
         times.append((time.perf_counter() - t0) / chunk)
     per = statistics.median(times)
     return {"model": name, "horizon": horizon, "seeds": seeds, "ms_per_update": round(per * 1e3, 2),

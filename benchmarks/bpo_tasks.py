@@ -30,16 +30,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from awmctl import data
-from awmctl.bpo import BPO, BPOConfig, initial_policies
-from awmctl.fit import FitConfig, Fitter
-from awmctl.models import TRAINABLE, SimulatorModel, build_model, fit_normalizers
-from awmctl.tasks import make_task
-
-
-def ci95(values: np.ndarray) -> float:
-    v = np.asarray(values, np.float64)
-    return float(1.96 * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+from awmctl import BPO, BPOConfig, FitConfig, ModelFit, SimulatorModel, collect, make_task, model_spec, random_controller
+from awmctl.algorithms import run, seed_keys, split_episodes
+from awmctl.models import TRAINABLE
+from awmctl.stats import ci95
 
 
 def train_policies(task, world, kind: str, observations, config: BPOConfig, seeds: int, spread: float = 0.0) -> np.ndarray:
@@ -48,8 +42,8 @@ def train_policies(task, world, kind: str, observations, config: BPOConfig, seed
     ``spread > 0`` starts every seed but the first from randomly perturbed parameters (for
     open-loop plans, whose own start is a = 0 for every seed): a multi-start optimiser.
     """
-    seed_list = np.arange(seeds)
-    template, params = initial_policies(kind, task, observations, seed_list)
+    bpo = BPO(task, world, kind, observations, config)
+    state = bpo.init(range(seeds))
     if spread:
         keys = jax.random.split(jax.random.key(1234), seeds)
 
@@ -58,23 +52,23 @@ def train_policies(task, world, kind: str, observations, config: BPOConfig, seed
             mask = (jax.numpy.arange(seeds) > 0).astype(x.dtype).reshape((seeds,) + (1,) * (x.ndim - 1))
             return x + spread * mask * noise
 
-        params = jax.tree_util.tree_map(perturb, params)
-    bpo = BPO(task, world, template, observations[:, 0], config)
-    state = bpo.init_from(params, seed_list)
+        state = state._replace(params=jax.tree_util.tree_map(perturb, state.params))
     metrics = {}
-    while not bpo.done(state):
-        state, metrics = bpo.run_chunk(state)
-    return np.asarray(metrics["eval_return"], np.float64)
+
+    def last(state, best, chunk_metrics):
+        metrics.update(chunk_metrics)
+
+    run(bpo, state, on_chunk=last)
+    return np.asarray(metrics["eval/eval_return"], np.float64)
 
 
 def fit(task, name: str, episodes, steps: int):
-    train, val = data.split(episodes, 0.1, jax.random.key(1))
-    model = build_model(name, task.state_size, task.action_size, task.horizon, key=jax.random.key(0))
-    fitter = Fitter(fit_normalizers(model, train.observations), train, val, FitConfig(steps=steps, log_every=100))
-    state = fitter.init()
-    while not fitter.done(state):
-        state, _ = fitter.run_chunk(state)
-    return fitter.model(state.best_params), fitter.summary(state)
+    """As `fit-model --seed 0`: the best validation checkpoint and its summary."""
+    train, val = split_episodes(episodes, 0.1, seed_keys(0)[1])
+    fitter = ModelFit(model_spec(name), {}, task.horizon, train, val, FitConfig(steps=steps, log_every=100))
+    _, best = run(fitter, fitter.init([0]))
+    params = jax.tree_util.tree_map(lambda x: x[0], best.params)
+    return fitter.model(params), fitter.summary(params)
 
 
 def main() -> None:
@@ -113,8 +107,7 @@ def main() -> None:
     for task_name in args.tasks.split(","):
         for horizon in map(int, args.horizons.split(",")):
             task = make_task(task_name, horizon)
-            episodes = data.collect(task, data.behaviour(data.parse_policy("random"), task), args.episodes,
-                                    jax.random.key(0))
+            episodes = collect(task, random_controller(task), args.episodes, jax.random.key(0))
             observations = jax.numpy.asarray(episodes.observations)
             base = {"task": task_name, "horizon": horizon}
             settings = {"seeds": args.seeds, "bpo_steps": args.bpo_steps, "bpo_lr": args.bpo_lr}
@@ -141,7 +134,7 @@ def main() -> None:
                 else:
                     world, fit_summary = fit(task, name, episodes, args.fit_steps)
                 fit_seconds = time.perf_counter() - t0
-                mode = "stop" if name.startswith("awm") else "full"
+                mode = model_spec(name).policy_input_grad
                 config = BPOConfig(**{**policy_config.__dict__, "policy_input_grad": mode})
                 returns = train_policies(task, world, "mlp", observations, config, args.seeds)
                 record({**base, "method": name, "returns": returns.tolist(), "returns_mean": float(returns.mean()),

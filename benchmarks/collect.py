@@ -19,16 +19,14 @@ import time
 
 import jax
 
-from awmctl import data
-from awmctl.tasks import make_task
+from awmctl import batched_rollout, make_task, random_controller
 
 TASKS = ("cancer", "bear-populations", "hiv-treatment", "glucose", "double-pendulum", "bounce")
 
 
 def bench(name: str, episodes: int, horizon: int, repeats: int) -> dict:
     task = make_task(name, horizon)
-    act = data.behaviour(data.parse_policy("random"), task)
-    run = data._batched_rollout(task, act)
+    run = batched_rollout(task, random_controller(task))
     keys = jax.random.split(jax.random.key(0), episodes)
     t0 = time.perf_counter()
     jax.block_until_ready(run(keys))

@@ -20,10 +20,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from awmctl import data
-from awmctl.fit import FitConfig, Fitter
-from awmctl.models import TRAINABLE, build_model, fit_normalizers
-from awmctl.tasks import make_task
+from awmctl import FitConfig, ModelFit, collect, make_task, model_spec, random_controller, split_episodes
+from awmctl.algorithms import run
+from awmctl.models import TRAINABLE
 
 
 def main() -> None:
@@ -39,17 +38,13 @@ def main() -> None:
     print(f"{'task':<17}{'model':<17}{'final R2':>10}{'val mse':>12}{'rollout mse':>13}{'time s':>8}")
     for task_name in args.tasks.split(","):
         task = make_task(task_name, args.horizon)
-        episodes = data.collect(task, data.behaviour(data.parse_policy("random"), task), args.episodes, jax.random.key(0))
-        train, val = data.split(episodes, 0.1, jax.random.key(1))
+        episodes = collect(task, random_controller(task), args.episodes, jax.random.key(0))
+        train, val = split_episodes(episodes, 0.1, jax.random.key(1))
         for name in args.models.split(","):
             t0 = time.perf_counter()
-            model = build_model(name, task.state_size, task.action_size, task.horizon, key=jax.random.key(0))
-            model = fit_normalizers(model, train.observations)
-            fitter = Fitter(model, train, val, FitConfig(steps=args.steps, log_every=100))
-            state = fitter.init()
-            while not fitter.done(state):
-                state, _ = fitter.run_chunk(state)
-            summary = fitter.summary(state)
+            fitter = ModelFit(model_spec(name), {}, task.horizon, train, val, FitConfig(steps=args.steps, log_every=100))
+            _, best = run(fitter, fitter.init([0]))
+            summary = fitter.summary(jax.tree_util.tree_map(lambda x: x[0], best.params))
             seconds = time.perf_counter() - t0
             r2 = float(np.mean(summary["val_final_r2"]))
             row = {"task": task_name, "model": name, "horizon": args.horizon, "steps": args.steps,

@@ -3,7 +3,7 @@
 Run: .venv/bin/python benchmarks/fit_speed.py [--models awm-transformer,awm-lstm] [--batch 64] [--horizon 100]
 
 One training step = sample a batch of whole episodes, predict every next state, normalised-state
-MSE, gradient, Adam update: exactly the step `awmctl fit-model` runs (Fitter.run_chunk scans
+MSE, gradient, Adam update: exactly the step `awmctl fit-model` runs (ModelFit.train_chunk scans
 --chunk of them in one compiled call). Data: random-policy CANCER episodes.
 """
 
@@ -18,26 +18,22 @@ import time
 
 import jax
 
-from awmctl import data
-from awmctl.fit import FitConfig, Fitter
-from awmctl.models import TRAINABLE, build_model, fit_normalizers
-from awmctl.tasks import make_task
+from awmctl import FitConfig, ModelFit, collect, make_task, model_spec, random_controller, split_episodes
+from awmctl.models import TRAINABLE
 
 
 def bench(name: str, episodes, batch: int, chunk: int, repeats: int) -> dict:
-    train, val = data.split(episodes, 0.1, jax.random.key(0))
+    train, val = split_episodes(episodes, 0.1, jax.random.key(0))
     task_h = episodes.actions.shape[1]
-    model = fit_normalizers(build_model(name, 1, 1, task_h, key=jax.random.key(0)), train.observations)
-    fitter = Fitter(model, train, val, FitConfig(steps=10**9, batch_size=batch, log_every=chunk))
-    state = fitter.init()
-    mask = jax.numpy.ones((chunk,), bool)
+    fitter = ModelFit(model_spec(name), {}, task_h, train, val, FitConfig(steps=10**9, batch_size=batch, log_every=chunk))
+    state = fitter.init([0])
     t0 = time.perf_counter()
-    state, _ = jax.block_until_ready(fitter._run_chunk(state, fitter.train_obs, fitter.train_act, mask))
+    state, _ = jax.block_until_ready(fitter.train_chunk(state))
     first = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        state, _ = jax.block_until_ready(fitter._run_chunk(state, fitter.train_obs, fitter.train_act, mask))
+        state, _ = jax.block_until_ready(fitter.train_chunk(state))
         times.append((time.perf_counter() - t0) / chunk)
     step = statistics.median(times)
     return {"model": name, "batch": batch, "horizon": task_h, "ms_per_step": round(step * 1e3, 2),
@@ -53,7 +49,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     task = make_task("cancer", args.horizon)
-    episodes = data.collect(task, data.behaviour(data.parse_policy("random"), task), 512, jax.random.key(0))
+    episodes = collect(task, random_controller(task), 512, jax.random.key(0))
     print(f"# {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, backend {jax.default_backend()}")
     print(f"{'model':<18}{'ms/step':>10}{'compile s':>11}")
     for name in args.models.split(","):

@@ -1,7 +1,7 @@
 """Training algorithms, one shape each (:class:`~awmctl.algorithms.base.Algorithm`): model
 fitting, offline BPO and online BPO (Algorithm 1)."""
 
-from awmctl.algorithms.base import Algorithm, LearningCurve, shard_seeds
+from awmctl.algorithms.base import Algorithm, BestSoFar, LearningCurve, over_seeds, run, shard_seeds
 from awmctl.algorithms.bpo import BPO, BPOConfig, BPOState, policy_gradient, policy_objective, policy_step
 from awmctl.algorithms.fit import (
     FitConfig,
@@ -20,6 +20,7 @@ __all__ = [
     "Algorithm",
     "BPOConfig",
     "BPOState",
+    "BestSoFar",
     "FitConfig",
     "FitState",
     "LearningCurve",
@@ -32,7 +33,9 @@ __all__ = [
     "open_loop_metrics",
     "policy_gradient",
     "policy_objective",
+    "over_seeds",
     "policy_step",
+    "run",
     "seed_keys",
     "shard_seeds",
     "split_episodes",

@@ -21,11 +21,14 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+from awmctl.trees import select_tree
 
 State = TypeVar("State")
 
@@ -78,6 +81,54 @@ class Algorithm(abc.ABC, Generic[State]):
         return self.progress(state) >= self.total
 
 
+class BestSoFar(NamedTuple):
+    """Per seed, the best score so far, the progress at which it was reached and the parameters."""
+
+    params: Any  # leading seed axis
+    scores: np.ndarray  # float64 [seeds]
+    steps: np.ndarray  # int64 [seeds]
+    higher_is_better: bool
+
+    @classmethod
+    def start(cls, params: Any, seeds: int, higher_is_better: bool) -> BestSoFar:
+        worst = -np.inf if higher_is_better else np.inf
+        return cls(params, np.full(seeds, worst), np.zeros(seeds, np.int64), higher_is_better)
+
+    def update(self, params: Any, scores: np.ndarray, step: int) -> BestSoFar:
+        scores = np.asarray(scores, np.float64)
+        improved = scores > self.scores if self.higher_is_better else scores < self.scores
+        return BestSoFar(select_tree(improved, params, self.params), np.where(improved, scores, self.scores),
+                         np.where(improved, step, self.steps), self.higher_is_better)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """As arrays for an Orbax checkpoint (inverse: :meth:`restore`)."""
+        return {"params": self.params, "scores": jnp.asarray(self.scores, jnp.float32),
+                "steps": jnp.asarray(self.steps, jnp.int32)}
+
+    def restore(self, saved: dict[str, Any]) -> BestSoFar:
+        return BestSoFar(saved["params"], np.asarray(saved["scores"], np.float64), np.asarray(saved["steps"], np.int64),
+                         self.higher_is_better)
+
+
+ChunkCallback = Callable[[Any, BestSoFar, dict[str, np.ndarray]], None]
+
+
+def run(
+    algorithm: Algorithm[State], state: State, best: BestSoFar | None = None, on_chunk: ChunkCallback | None = None
+) -> tuple[State, BestSoFar]:
+    """Run ``algorithm`` from ``state`` to the end, keeping each seed's best parameters;
+    ``on_chunk(state, best, metrics)`` after every chunk (to log, checkpoint, report)."""
+    if best is None:
+        seeds = jax.tree_util.tree_leaves(state)[0].shape[0]
+        best = BestSoFar.start(algorithm.params(state), seeds, algorithm.higher_is_better)
+    while not algorithm.done(state):
+        state, metrics = algorithm.run_chunk(state)
+        best = best.update(algorithm.params(state), metrics[algorithm.score], algorithm.progress(state))
+        if on_chunk is not None:
+            on_chunk(state, best, metrics)
+    return state, best
+
+
 def over_seeds(fn: Callable[..., Any], sequential: bool = False) -> Callable[..., Any]:
     """``fn(state, *shared)`` of one seed -> one compiled function of every seed's state (leading
     axis), ``shared`` inputs broadcast.
@@ -105,4 +156,4 @@ def shard_seeds(state: Any) -> Any:
     return jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed")))
 
 
-__all__ = ["Algorithm", "LearningCurve", "State", "over_seeds", "shard_seeds"]
+__all__ = ["Algorithm", "BestSoFar", "LearningCurve", "State", "over_seeds", "run", "shard_seeds"]

@@ -12,48 +12,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 
 from awmctl import artifacts, plots
-from awmctl.algorithms import Algorithm, shard_seeds
+from awmctl.algorithms import Algorithm, BestSoFar, shard_seeds
+from awmctl.algorithms import run as run_to_end
 from awmctl.cli.common import err_console, progress_bar
-from awmctl.trees import select_tree
 
 #: Changes whenever the layout of a run's checkpoints does, so that a run left unfinished by an
 #: older awmctl is refused with a reason instead of failing to restore.
 CHECKPOINT_FORMAT = 2
-
-
-class BestSoFar(NamedTuple):
-    """Per seed, the best score so far, the progress at which it was reached and the parameters."""
-
-    params: Any  # leading seed axis
-    scores: np.ndarray  # float64 [seeds]
-    steps: np.ndarray  # int64 [seeds]
-    higher_is_better: bool
-
-    @classmethod
-    def start(cls, params: Any, seeds: int, higher_is_better: bool) -> BestSoFar:
-        worst = -np.inf if higher_is_better else np.inf
-        return cls(params, np.full(seeds, worst), np.zeros(seeds, np.int64), higher_is_better)
-
-    def update(self, params: Any, scores: np.ndarray, step: int) -> BestSoFar:
-        scores = np.asarray(scores, np.float64)
-        improved = scores > self.scores if self.higher_is_better else scores < self.scores
-        return BestSoFar(select_tree(improved, params, self.params), np.where(improved, scores, self.scores),
-                         np.where(improved, step, self.steps), self.higher_is_better)
-
-    def checkpoint(self) -> dict[str, Any]:
-        """As arrays for an Orbax checkpoint (inverse: :meth:`restore`)."""
-        return {"params": self.params, "scores": jnp.asarray(self.scores, jnp.float32),
-                "steps": jnp.asarray(self.steps, jnp.int32)}
-
-    def restore(self, saved: dict[str, Any]) -> BestSoFar:
-        return BestSoFar(saved["params"], np.asarray(saved["scores"], np.float64), np.asarray(saved["steps"], np.int64),
-                         self.higher_is_better)
 
 
 @dataclasses.dataclass
@@ -95,17 +65,17 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
         saved, step = restored
         state, best = saved["state"], best.restore(saved["best"])
         err_console.print(f"Resuming from {algorithm.unit} {step} in {run.work}")
-    state = shard_seeds(state)
     try:
         with progress_bar(description, algorithm.total) as update:
             update(algorithm.progress(state))
-            while not algorithm.done(state):
-                state, metrics = algorithm.run_chunk(state)
+
+            def record(state: Any, best: BestSoFar, metrics: dict[str, np.ndarray]) -> None:
                 step = algorithm.progress(state)
-                best = best.update(algorithm.params(state), metrics[algorithm.score], step)
                 run.log({"step": step, **{k: (v if per_seed else v[0]).tolist() for k, v in metrics.items()}})
                 run.save(step, {"state": state, "best": best.checkpoint()})
                 update(step, f"{algorithm.score} {np.mean(metrics[algorithm.score]):.4g}")
+
+            state, best = run_to_end(algorithm, shard_seeds(state), best, record)
     finally:
         run.close()  # on an interruption too: checkpoints in flight are completed, not lost
     records = run.metrics()
@@ -124,4 +94,4 @@ def _plot(algorithm: Algorithm, records: list[dict[str, Any]], work: Path, title
                               xlabel=curve.xlabel)
 
 
-__all__ = ["BestSoFar", "Outcome", "open_run", "train"]
+__all__ = ["Outcome", "open_run", "train"]
