@@ -196,6 +196,7 @@ class ModelFit(Algorithm[FitState]):
 
         self._train_chunk = over_seeds(train_chunk, sequential=True)
         self._evaluate = over_seeds(evaluate, sequential=True)
+        self._loss = eqx.filter_jit(lambda params, obs, act: normalised_mse(eqx.combine(params, static), scale, obs, act))
 
     def build(self, seed: int) -> AbstractWorldModel:
         """The initial model of ``seed``, normalised with the training data's statistics."""
@@ -253,9 +254,8 @@ class ModelFit(Algorithm[FitState]):
 
     def summary(self, params: Any) -> dict[str, Any]:
         """Train/validation MSE and open-loop final-state error of one seed's model."""
-        model = self.model(params)
         metrics = self._evaluate(jax.tree_util.tree_map(lambda x: x[None], params), self.val)
-        train_loss = normalised_mse(model, self.scale, self.train_obs, self.train_act)
+        train_loss = self._loss(params, self.train_obs, self.train_act)
         return {
             "train_mse": float(train_loss),
             "val_mse": float(metrics["val_loss"][0]),
