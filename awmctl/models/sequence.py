@@ -79,19 +79,30 @@ class AbstractSequenceModel(AbstractWorldModel):
             raise ValueError(f"{self.name} has a context of {self.max_horizon} steps, got {horizon}")
 
 
+#: The paper's sizes (the authors' configuration), per backbone: every size option a sequence
+#: model takes, with its default.
+TRANSFORMER_SIZES: dict[str, Any] = {"width": 48, "layers": 2, "heads": 3, "mlp_width": 192, "dropout": 0.0,
+                                     "decoder_width": 64}
+RECURRENT_SIZES: dict[str, Any] = {"width": 48, "decoder_width": 64}
+
+
 def _shared_parts(
-    backbone: BackboneKind, state_in: int, state_size: int, tokens: int, width: int, layers: int, heads: int,
-    mlp_width: int, dropout: float, decoder_width: int, keys: tuple[PRNGKeyArray, ...],
+    backbone: BackboneKind, state_in: int, state_size: int, tokens: int, keys: tuple[PRNGKeyArray, ...], **sizes: Any
 ) -> dict[str, Any]:
     """The backbone, the state embedder, the position table, the decoder, the normaliser and the
-    recorded hyper-parameters, from the keys ``(backbone, state, position, decoder)``."""
+    recorded hyper-parameters, from the keys ``(backbone, state, position, decoder)`` and the
+    size options (the paper's where not given)."""
     kb, ks, kp, kd = keys
     is_transformer = backbone == "transformer"
-    hyper: dict[str, Any] = {"width": width, "decoder_width": decoder_width}
-    if is_transformer:
-        hyper.update(layers=layers, heads=heads, mlp_width=mlp_width, dropout=dropout)
+    defaults = TRANSFORMER_SIZES if is_transformer else RECURRENT_SIZES
+    unknown = sorted(set(sizes) - set(defaults))
+    if unknown:
+        raise TypeError(f"a {backbone} sequence model has no size option {', '.join(unknown)}")
+    hyper = {**defaults, **sizes}
+    width, decoder_width = hyper["width"], hyper["decoder_width"]
+    transformer_sizes = {k: v for k, v in hyper.items() if k not in ("width", "decoder_width")}
     return {
-        "backbone": make_backbone(backbone, width, layers, heads, mlp_width, dropout, key=kb),
+        "backbone": make_backbone(backbone, width, key=kb, **transformer_sizes),
         "state_embed": _embedder(state_in, width, not is_transformer, key=ks),
         "position_embed": eqx.nn.Embedding(tokens, width, key=kp) if is_transformer else None,
         "decoder": eqx.nn.MLP(width, state_size, width_size=decoder_width, depth=2, activation=jax.nn.relu, key=kd),
@@ -113,20 +124,14 @@ class ActionsWorldModel(AbstractSequenceModel):
         action_size: int,
         max_horizon: int,
         *,
-        width: int = 48,
-        layers: int = 2,
-        heads: int = 3,
-        mlp_width: int = 192,
-        dropout: float = 0.0,
-        decoder_width: int = 64,
         key: PRNGKeyArray,
+        **sizes: Any,
     ):
         kb, ks, ka, kp, kd = jax.random.split(key, 5)
-        parts = _shared_parts(backbone, state_size, state_size, max_horizon + 1, width, layers, heads, mlp_width,
-                              dropout, decoder_width, (kb, ks, kp, kd))
+        parts = _shared_parts(backbone, state_size, state_size, max_horizon + 1, (kb, ks, kp, kd), **sizes)
         for field, value in parts.items():
             setattr(self, field, value)
-        self.action_embed = _embedder(action_size, width, backbone != "transformer", key=ka)
+        self.action_embed = _embedder(action_size, dict(parts["hyper"])["width"], backbone != "transformer", key=ka)
         self.name = f"awm-{backbone}"
         self.state_size = state_size
         self.action_size = action_size
@@ -172,19 +177,13 @@ class HistoryWorldModel(AbstractSequenceModel):
         action_size: int,
         max_horizon: int,
         *,
-        width: int = 48,
-        layers: int = 2,
-        heads: int = 3,
-        mlp_width: int = 192,
-        dropout: float = 0.0,
-        decoder_width: int = 64,
         key: PRNGKeyArray,
+        **sizes: Any,
     ):
         # The same key layout as ActionsWorldModel (its action-embedder key goes unused), so that
         # a seed builds the same backbone in both families.
         kb, ks, _, kp, kd = jax.random.split(key, 5)
-        parts = _shared_parts(backbone, state_size + action_size, state_size, max_horizon, width, layers, heads,
-                              mlp_width, dropout, decoder_width, (kb, ks, kp, kd))
+        parts = _shared_parts(backbone, state_size + action_size, state_size, max_horizon, (kb, ks, kp, kd), **sizes)
         for field, value in parts.items():
             setattr(self, field, value)
         self.name = f"hwm-{backbone}"
@@ -216,4 +215,4 @@ class HistoryWorldModel(AbstractSequenceModel):
         return (cache, position + 1, k + 1, next_state), observation(next_state, k + 1)
 
 
-__all__ = ["AbstractSequenceModel", "ActionsWorldModel", "HistoryWorldModel"]
+__all__ = ["RECURRENT_SIZES", "TRANSFORMER_SIZES", "AbstractSequenceModel", "ActionsWorldModel", "HistoryWorldModel"]

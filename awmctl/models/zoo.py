@@ -19,7 +19,7 @@ from jaxtyping import PRNGKeyArray
 from awmctl.errors import BadInputError
 from awmctl.models.base import AbstractWorldModel
 from awmctl.models.markov import MarkovModel
-from awmctl.models.sequence import ActionsWorldModel, HistoryWorldModel
+from awmctl.models.sequence import RECURRENT_SIZES, TRANSFORMER_SIZES, ActionsWorldModel, HistoryWorldModel
 from awmctl.models.simulator import SimulatorModel
 from awmctl.tasks import Task
 
@@ -85,10 +85,6 @@ def _sequence(cls: type, backbone: str, state_size: int, action_size: int, horiz
     return cls(backbone, state_size, action_size, horizon, key=key, **hyper)
 
 
-_TRANSFORMER = {"width": 48, "layers": 2, "heads": 3, "mlp_width": 192, "dropout": 0.0, "decoder_width": 64}
-_RECURRENT = {"width": 48, "decoder_width": 64}
-
-
 def _sequence_spec(cls: type, family: Literal["awm", "hwm"], backbone: str, description: str) -> ModelSpec:
     return ModelSpec(
         name=f"{family}-{backbone}",
@@ -96,7 +92,7 @@ def _sequence_spec(cls: type, family: Literal["awm", "hwm"], backbone: str, desc
         family=family,
         description=description,
         factory=functools.partial(_sequence, cls, backbone),
-        hyper=_TRANSFORMER if backbone == "transformer" else _RECURRENT,
+        hyper=TRANSFORMER_SIZES if backbone == "transformer" else RECURRENT_SIZES,
         policy_input_grad="stop" if family == "awm" else "full",
         backbone=backbone,
     )
