@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl.models.backbones import AbstractBackbone, BackboneKind, make_backbone
-from awmctl.models.base import AbstractWorldModel, Carry
+from awmctl.models.base import AbstractWorldModel, Carry, check_context
 from awmctl.normalize import Normalizer
 from awmctl.tasks import observation, step_index
 
@@ -73,10 +73,6 @@ class AbstractSequenceModel(AbstractWorldModel):
 
     def _decode(self, out: Float[Array, " width"]) -> Float[Array, " state"]:
         return self.norm.denormalize(self.decoder(out))
-
-    def _check_length(self, horizon: int) -> None:
-        if horizon > self.max_horizon:
-            raise ValueError(f"{self.name} has a context of {self.max_horizon} steps, got {horizon}")
 
 
 #: The paper's sizes (the authors' configuration), per backbone: every size option a sequence
@@ -144,7 +140,7 @@ class ActionsWorldModel(AbstractSequenceModel):
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "H state"]:
-        self._check_length(actions.shape[0])
+        check_context(self, actions.shape[0])
         first = self.state_embed(self.norm.normalize(states[0]))
         rest = jax.vmap(self.action_embed)(actions)
         outputs = self.backbone(self._positioned(jnp.concatenate([first[None], rest])), key=key)
@@ -198,7 +194,7 @@ class HistoryWorldModel(AbstractSequenceModel):
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "H state"]:
-        self._check_length(actions.shape[0])
+        check_context(self, actions.shape[0])
         inputs = jnp.concatenate([self.norm.normalize(states[:-1]), actions], axis=-1)
         outputs = self.backbone(self._positioned(jax.vmap(self.state_embed)(inputs)), key=key)
         return jax.vmap(self._decode)(outputs)

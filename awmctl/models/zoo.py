@@ -93,7 +93,8 @@ def _sequence_spec(cls: type, family: Literal["awm", "hwm"], backbone: str, desc
         description=description,
         factory=functools.partial(_sequence, cls, backbone),
         hyper=TRANSFORMER_SIZES if backbone == "transformer" else RECURRENT_SIZES,
-        policy_input_grad="stop" if family == "awm" else "full",
+        # With the direct path the policy's input is gradient-stopped by default (the paper's AWM).
+        policy_input_grad="stop" if cls.direct_path else "full",
         backbone=backbone,
     )
 

@@ -33,6 +33,7 @@ from awmctl.tasks.info import TaskInfo
 ENTRY_POINT_GROUP = "awmctl.tasks"
 
 _BUILTIN: dict[str, TaskInfo] = {info.name: info for info in (*myriad.TASKS, *pendulum.TASKS, *bounce.TASKS)}
+_BUILTIN_CLASSES = (myriad.MyriadTask, pendulum.DoublePendulumTask, bounce.BounceTask)
 #: registered from Python with register()
 _USER: dict[str, TaskInfo] = {}
 #: entry points and import paths resolved so far (a cache: they are looked up by name on demand)
@@ -134,10 +135,9 @@ def task_from_record(record: Mapping[str, Any]) -> Task:
 
 def task_source(task: Task) -> str | None:
     """None for a built-in task; otherwise the import path (or file) of its class."""
-    cls = type(task)
-    if cls.__module__.startswith("awmctl.tasks.") and task.name in _BUILTIN:
+    if isinstance(task, _BUILTIN_CLASSES) and task.name in _BUILTIN:
         return None
-    return _FILE_SOURCES.get(cls) or _class_path(cls)
+    return _FILE_SOURCES.get(type(task)) or _class_path(type(task))
 
 
 def remake(task: Task, horizon: int) -> Task:
