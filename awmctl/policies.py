@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl.errors import BadInputError
+from awmctl.layers import mlp
 from awmctl.normalize import Normalizer
 from awmctl.tasks import ActFn, step_index
 
@@ -73,7 +74,7 @@ class MLPPolicy(Policy):
         self.width = width
 
     def _dist(self, obs: Float[Array, " obs"]) -> tuple[Float[Array, " act"], Float[Array, " act"]]:
-        out = self.mlp(self.obs_norm.normalize(obs))
+        out = mlp(self.mlp, self.obs_norm.normalize(obs))
         mean, raw_scale = out[: self.action_size], out[self.action_size :]
         return mean, jax.nn.softplus(raw_scale) + MIN_SCALE
 

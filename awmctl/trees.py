@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def select_tree(cond: Any, new: Any, old: Any) -> Any:
@@ -20,8 +21,20 @@ def select_tree(cond: Any, new: Any, old: Any) -> Any:
 
 
 def seed_slice(tree: Any, index: int) -> Any:
-    """The ``index``-th seed of a pytree whose leaves all have a leading seed axis."""
-    return jax.tree_util.tree_map(lambda x: x[index], tree)
+    """The ``index``-th seed of a pytree whose leaves all have a leading seed axis, as NumPy
+    arrays on the host (indexing device arrays one by one would compile a program per shape)."""
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[index], tree)
 
 
-__all__ = ["seed_slice", "select_tree"]
+def select_rows(cond: np.ndarray, new: Any, old: Any) -> Any:
+    """:func:`select_tree` on the host: per seed (leading axis), ``new`` where ``cond``; NumPy."""
+    cond = np.asarray(cond)
+
+    def pick(n, o):
+        n, o = np.asarray(n), np.asarray(o)
+        return np.where(np.reshape(cond, cond.shape + (1,) * (n.ndim - cond.ndim)), n, o)
+
+    return jax.tree_util.tree_map(pick, new, old)
+
+
+__all__ = ["seed_slice", "select_rows", "select_tree"]

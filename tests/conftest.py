@@ -15,6 +15,9 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 # Keep test runs hermetic: no persistent compilation cache written by CLI invocations.
 os.environ["AWMCTL_COMPILATION_CACHE"] = "off"
+# Checkpoint after every chunk (the default waits a minute between checkpoints), so that the
+# resume tests can interrupt a tiny run between any two chunks.
+os.environ["AWMCTL_CHECKPOINT_SECONDS"] = "0"
 
 
 import pytest  # noqa: E402

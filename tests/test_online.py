@@ -73,3 +73,27 @@ def test_a_seed_inside_a_multi_seed_online_run_equals_that_seed_alone(tmp_path):
     one = [json.loads(l)["eval/eval_return"] for l in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
     np.testing.assert_allclose(np.asarray(both)[:, 1], np.asarray(one)[:, 0], rtol=1e-4)
     assert both[-1][0] != both[-1][1]
+
+
+def test_updates_follow_the_authors_schedule_by_default():
+    model, policy = algorithms.OnlineConfig().update_steps(horizon=100)
+    # The authors' code: first model update at env step 1502, first policy update at 1504; over
+    # our 5024 steps (5000 rounded up to whole evaluation periods of 32) that is 1762 and 221.
+    assert (model[0], policy[0], len(model), len(policy)) == (1502, 1504, 1762, 221)
+    eager = algorithms.OnlineConfig(updates_from="first-episode").update_steps(horizon=100)
+    assert (eager[0][0], eager[1][0]) == (100, 112)
+
+
+def test_a_run_makes_exactly_the_scheduled_updates(tmp_path):
+    schedule = ("--env-steps", 64, "--warmup-steps", 16, "--model-every", 2, "--policy-every", 8, "--eval-every", 16)
+    for mode in ("warmup", "first-episode"):
+        out = tmp_path / mode
+        result = run("optimize-policy", "--online", "--task", "cancer", "--horizon", 4, "--model", "markov-mlp",
+                     *schedule, "--updates-from", mode, "--out", out)
+        assert result.exit_code == 0, result.stderr
+        config = algorithms.OnlineConfig(64, 16, 2, 8, 16, updates_from=mode)
+        model, policy = config.update_steps(horizon=4)
+        for record in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()):
+            assert record["train/model_updates"] == [sum(t <= record["step"] for t in model)]
+            assert record["train/policy_updates"] == [sum(t <= record["step"] for t in policy)]
+        assert (len(model), len(policy)) == ((24, 6) if mode == "warmup" else (31, 8))

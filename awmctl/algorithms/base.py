@@ -11,7 +11,9 @@ defaults) and the fixed inputs of a run (task, data, model). Then, in the PureJa
   (``train/...``, ``val/...``, ``eval/...``) to per-seed NumPy arrays;
 * ``progress(state)`` / ``total`` / ``done(state)``: how far it is, in its own unit;
 * ``params(state)``: what is kept of a seed when it scores best (``score`` in the metrics ranks
-  chunks; ``higher_is_better`` says which way).
+  chunks; ``higher_is_better`` says which way);
+* ``sequential_seeds``: whether the seeds run one after another inside the compiled call
+  (:func:`over_seeds`) or are vectorised, and then sharded over the devices (:func:`shard_seeds`).
 
 The state is a pytree of arrays only, so a checkpoint of it resumes the run exactly.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
@@ -28,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from awmctl.trees import select_tree
+from awmctl.errors import BadInputError
+from awmctl.trees import select_rows
 
 State = TypeVar("State")
 
@@ -55,6 +59,8 @@ class Algorithm(abc.ABC, Generic[State]):
     score: ClassVar[str]
     higher_is_better: ClassVar[bool]
     curve: ClassVar[LearningCurve]
+    #: seeds run one after another in the compiled call (not sharded over devices) or vectorised
+    sequential_seeds: bool
 
     @abc.abstractmethod
     def init(self, seeds: Sequence[int]) -> State:
@@ -97,7 +103,8 @@ class BestSoFar(NamedTuple):
     def update(self, params: Any, scores: np.ndarray, step: int) -> BestSoFar:
         scores = np.asarray(scores, np.float64)
         improved = scores > self.scores if self.higher_is_better else scores < self.scores
-        return BestSoFar(select_tree(improved, params, self.params), np.where(improved, scores, self.scores),
+        # On the host: once per chunk, and without compiling a program per parameter shape.
+        return BestSoFar(select_rows(improved, params, self.params), np.where(improved, scores, self.scores),
                          np.where(improved, step, self.steps), self.higher_is_better)
 
     def checkpoint(self) -> dict[str, Any]:
@@ -129,14 +136,37 @@ def run(
     return state, best
 
 
-def over_seeds(fn: Callable[..., Any], sequential: bool = False) -> Callable[..., Any]:
+#: ``AWMCTL_SEEDS=vmap|sequential`` overrides how seeds share a compiled call (default: one
+#: after another on a CPU, vectorised on an accelerator).
+SEEDS_ENV = "AWMCTL_SEEDS"
+
+
+def seeds_in_sequence() -> bool:
+    """Whether seeds run one after another inside a compiled call (see :func:`over_seeds`).
+
+    On a CPU, vectorising seeds turns every small matrix product into a batched one that XLA
+    runs far less efficiently (8 seeds of a transformer policy update cost 13 times one seed),
+    while the cores are already busy with one seed's work: running them in sequence costs exactly
+    N single runs. An accelerator has room for every seed at once, so there they are vectorised.
+    """
+    choice = os.environ.get(SEEDS_ENV, "").strip().lower()
+    if choice in ("vmap", "sequential"):
+        return choice == "sequential"
+    if choice:
+        raise BadInputError(f"{SEEDS_ENV} must be vmap or sequential, got {choice!r}")
+    return jax.default_backend() == "cpu"
+
+
+def over_seeds(fn: Callable[..., Any], sequential: bool | None = None) -> Callable[..., Any]:
     """``fn(state, *shared)`` of one seed -> one compiled function of every seed's state (leading
     axis), ``shared`` inputs broadcast.
 
-    ``sequential=False`` vectorises the seeds (``vmap``: what a GPU wants); ``sequential=True``
-    runs one seed after another inside the compiled call (``lax.map``), so N seeds cost N single
-    runs and each computes exactly what it computes alone.
+    ``sequential=True`` runs one seed after another inside the compiled call (``lax.map``), so N
+    seeds cost N single runs and each computes exactly what it computes alone; ``False``
+    vectorises them (``vmap``); None: :func:`seeds_in_sequence`.
     """
+    if sequential is None:
+        sequential = seeds_in_sequence()
 
     def mapped(state, *shared):
         one = lambda s: fn(s, *shared)  # noqa: E731
@@ -145,10 +175,28 @@ def over_seeds(fn: Callable[..., Any], sequential: bool = False) -> Callable[...
     return eqx.filter_jit(mapped)
 
 
-def shard_seeds(state: Any) -> Any:
-    """Spread the leading seed axis over all local devices when it divides evenly (else leave
-    the state where it is): ``--seeds N`` uses every device of the machine."""
+def is_parameter(x: Any) -> bool:
+    """A float array, or the shape of one (a leaf of an ``eqx.filter_eval_shape`` skeleton)."""
+    if isinstance(x, jax.ShapeDtypeStruct):
+        return bool(jnp.issubdtype(x.dtype, jnp.inexact))
+    return eqx.is_inexact_array(x)
+
+
+def abstract(build: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
+    """``build(*args)`` traced, not run: ``(skeleton, static)``, where ``static`` is everything
+    but the float arrays (what ``eqx.combine`` needs to turn parameters back into a module).
+    Building a template this way costs no computation and no compilation."""
+    skeleton = eqx.filter_eval_shape(build, *args)
+    return skeleton, eqx.partition(skeleton, is_parameter)[1]
+
+
+def shard_seeds(state: Any, sequential: bool = False) -> Any:
+    """Spread the leading seed axis of vectorised seeds over all local devices when it divides
+    evenly (else, or for seeds run in sequence, leave the state where it is): ``--seeds N`` uses
+    every device of the machine."""
     devices = jax.local_devices()
+    if sequential:
+        return state
     seeds = jax.tree_util.tree_leaves(state)[0].shape[0]
     if len(devices) < 2 or seeds % len(devices):
         return state
@@ -156,4 +204,16 @@ def shard_seeds(state: Any) -> Any:
     return jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed")))
 
 
-__all__ = ["Algorithm", "BestSoFar", "LearningCurve", "State", "over_seeds", "run", "shard_seeds"]
+__all__ = [
+    "SEEDS_ENV",
+    "Algorithm",
+    "BestSoFar",
+    "LearningCurve",
+    "State",
+    "abstract",
+    "is_parameter",
+    "over_seeds",
+    "run",
+    "seeds_in_sequence",
+    "shard_seeds",
+]

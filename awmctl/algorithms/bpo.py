@@ -23,7 +23,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
-from awmctl.algorithms.base import Algorithm, LearningCurve
+from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, over_seeds, seeds_in_sequence
 from awmctl.errors import BadInputError
 from awmctl.models import AbstractWorldModel, PolicyInputGrad, SimulatorModel, check_context, model_spec
 from awmctl.policies import Policy, build_policy
@@ -125,8 +125,7 @@ class BPO(Algorithm[BPOState]):
         self.simulator = SimulatorModel(task)
         self.observations = jnp.asarray(observations)
         self.init_obs = self.observations[:, 0]
-        self.template = self.build(seed=0)
-        self.static = eqx.partition(self.template, eqx.is_inexact_array)[1]
+        self.template, self.static = abstract(self.build, 0, self.observations)
         self.optimizer = optim.adam(config.lr, config.clip)
         stop = config.policy_input_grad == "stop"
         static, optimizer = self.static, self.optimizer
@@ -169,24 +168,27 @@ class BPO(Algorithm[BPOState]):
                 "grad_norm_simulator": jnp.linalg.norm(b),
             }
 
-        # vmap over the seed axis of the state; the model and data are shared.
-        # filter_* because models hold non-array leaves (activation functions).
-        self._chunk = eqx.filter_jit(eqx.filter_vmap(chunk, in_axes=(0, None, None, None)))
-        self._evaluate = eqx.filter_jit(eqx.filter_vmap(evaluate, in_axes=(0, None, None, None)))
+        # Over the seed axis of the state; the model and data are shared.
+        self.sequential_seeds = seeds_in_sequence()
+        self._chunk = over_seeds(chunk, self.sequential_seeds)
+        self._evaluate = over_seeds(evaluate, self.sequential_seeds)
 
-    def build(self, seed: int | Array) -> Policy:
+    def build(self, seed: int | Array, observations: Float[Array, "N T obs"]) -> Policy:
         """The initial policy of ``seed``, normalising its input with the observations' statistics."""
         task = self.task
         policy = build_policy(self.policy_kind, task.obs_size, task.action_size, task.horizon, key=jax.random.key(seed))
-        return policy.with_normalizer(self.observations)
+        return policy.with_normalizer(observations)
 
     # ------------------------------------------------------------------------------ the shape
 
     def init(self, seeds: Sequence[int]) -> BPOState:
-        seeds = jnp.asarray(seeds)
-        params = eqx.filter(eqx.filter_vmap(self.build)(seeds), eqx.is_inexact_array)
+        return self._init(jnp.asarray(seeds), self.observations)
+
+    @eqx.filter_jit  # one compiled program, not one per operation of every layer's initialiser
+    def _init(self, seeds: Array, observations: Float[Array, "N T obs"]) -> BPOState:
+        params = eqx.filter(eqx.filter_vmap(lambda s: self.build(s, observations))(seeds), eqx.is_inexact_array)
         keys = jax.vmap(lambda s: jax.random.key_data(seed_stream(s, "bpo/updates")))(seeds)
-        return BPOState(params, jax.vmap(self.optimizer.init)(params), keys, jnp.zeros((len(seeds),), jnp.int32))
+        return BPOState(params, jax.vmap(self.optimizer.init)(params), keys, jnp.zeros(seeds.shape, jnp.int32))
 
     def train_chunk(self, state: BPOState, active: Array | None = None) -> tuple[BPOState, dict[str, Array]]:
         """``log_every`` policy updates (those where ``active`` is False are skipped), one

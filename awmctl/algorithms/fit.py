@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl import optim
-from awmctl.algorithms.base import Algorithm, LearningCurve, over_seeds
+from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, over_seeds
 from awmctl.errors import BadInputError, RunFailedError
 from awmctl.models import AbstractWorldModel, ModelSpec, check_context, imagine
 from awmctl.normalize import like
@@ -119,7 +119,7 @@ def open_loop_metrics(
     }
 
 
-def seed_keys(seed: int) -> tuple[PRNGKeyArray, PRNGKeyArray]:
+def seed_keys(seed: int | Int[Array, ""]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
     """The two halves of a fitting run's seed: the model's initial weights, and the
     train/validation split."""
     model_key, split_key = jax.random.split(jax.random.key(seed))
@@ -161,12 +161,11 @@ class ModelFit(Algorithm[FitState]):
         self.train_obs = jnp.asarray(train.observations)
         self.train_act = jnp.asarray(train.actions)
         self.val = Episode(*(jnp.asarray(x) for x in val))
-        template = self.build(seed=0)
-        check_context(template, self.train_act.shape[1])
-        self.static = eqx.partition(template, eqx.is_inexact_array)[1]
+        self.template, self.static = abstract(self.build, 0, self.train_obs)
+        check_context(self.template, self.train_act.shape[1])
         # The loss's unit: the training states' std, the same for every seed (and a constant of
         # the compiled program, not a parameter).
-        self.scale = template.state_scale()
+        self.scale = eqx.filter_jit(lambda obs: self.build(0, obs).state_scale())(self.train_obs)
         self.optimizer = optim.adam(config.lr)
         self.batch = min(config.batch_size, self.train_obs.shape[0])
         static, scale, optimizer, batch = self.static, self.scale, self.optimizer, self.batch
@@ -194,23 +193,28 @@ class ModelFit(Algorithm[FitState]):
             out.update(open_loop_metrics(model, scale, val))
             return out
 
-        self._train_chunk = over_seeds(train_chunk, sequential=True)
-        self._evaluate = over_seeds(evaluate, sequential=True)
+        # One seed after another (fit-model trains one): each computes exactly what it does alone.
+        self.sequential_seeds = True
+        self._train_chunk = over_seeds(train_chunk, self.sequential_seeds)
+        self._evaluate = over_seeds(evaluate, self.sequential_seeds)
         self._loss = eqx.filter_jit(lambda params, obs, act: normalised_mse(eqx.combine(params, static), scale, obs, act))
 
-    def build(self, seed: int) -> AbstractWorldModel:
-        """The initial model of ``seed``, normalised with the training data's statistics."""
-        model = self.spec.build(self.train_obs.shape[2] - 1, self.train_act.shape[2], self.context, self.hyper,
+    def build(self, seed: int | Array, train_obs: Float[Array, "N T obs"]) -> AbstractWorldModel:
+        """The initial model of ``seed``, normalised with the training observations' statistics."""
+        model = self.spec.build(train_obs.shape[2] - 1, self.train_act.shape[2], self.context, self.hyper,
                                 key=seed_keys(seed)[0])
-        return model.with_normalizers(self.train_obs)
+        return model.with_normalizers(train_obs)
 
     # ------------------------------------------------------------------------------ the shape
 
     def init(self, seeds: Sequence[int]) -> FitState:
-        params = [eqx.filter(self.build(s), eqx.is_inexact_array) for s in seeds]
-        params = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *params)
-        keys = jnp.stack([jax.random.key_data(seed_stream(s, "fit/steps")) for s in seeds])
-        return FitState(params, jax.vmap(self.optimizer.init)(params), jnp.zeros((len(seeds),), jnp.int32), keys)
+        return self._init(jnp.asarray(seeds), self.train_obs)
+
+    @eqx.filter_jit  # one compiled program, not one per operation of every layer's initialiser
+    def _init(self, seeds: Array, train_obs: Float[Array, "N T obs"]) -> FitState:
+        params = jax.lax.map(lambda s: eqx.filter(self.build(s, train_obs), eqx.is_inexact_array), seeds)
+        keys = jax.vmap(lambda s: jax.random.key_data(seed_stream(s, "fit/steps")))(seeds)
+        return FitState(params, jax.vmap(self.optimizer.init)(params), jnp.zeros(seeds.shape, jnp.int32), keys)
 
     def train_chunk(self, state: FitState, active: Array | None = None) -> tuple[FitState, Array]:
         """``log_every`` optimiser steps (those where ``active`` is False are skipped): the state

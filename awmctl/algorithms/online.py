@@ -1,18 +1,21 @@
 """Online BPO, the paper's Algorithm 1: interact, store whole episodes, fit the model, improve
 the policy through the model, in one loop.
 
-Schedule (defaults are the paper's): every env step acts in the real task (uniform random
-actions during the first ``warmup_steps``, the stochastic policy afterwards); every
-``model_every`` env steps one model update (:func:`~awmctl.algorithms.fit.model_step`) on
-``model_batch`` stored whole episodes; every ``policy_every`` env steps one policy update
-(:func:`~awmctl.algorithms.bpo.policy_step`) from ``policy_batch`` stored initial observations
-with a full-horizon imagined rollout (no critic); evaluation every ``eval_every`` env steps.
+Schedule (defaults are the paper's, as its authors' code runs it): every env step acts in the
+real task (uniform random actions during the first ``warmup_steps``, the stochastic policy
+afterwards); after the warm-up, every ``model_every`` env steps one model update
+(:func:`~awmctl.algorithms.fit.model_step`) on ``model_batch`` stored whole episodes, and every
+``policy_every`` env steps one policy update (:func:`~awmctl.algorithms.bpo.policy_step`) from
+``policy_batch`` stored initial observations with a full-horizon imagined rollout (no critic);
+evaluation every ``eval_every`` env steps. With 1500 warm-up steps the first model update comes
+at env step 1502 and the first policy update at 1504. ``updates_from="first-episode"`` starts
+updating as soon as one episode is stored instead (awmctl 0.1's schedule).
 
 One compiled *block* runs ``policy_every`` env steps with their model updates and then the policy
 update (scans inside; no Python loop over env steps); a chunk is the blocks of one evaluation
-period, vmapped over a leading seed axis. Normalisation statistics of the model and of the
-policy's input are set from the first complete episode (collected with random actions) at the
-moment it is stored.
+period, for every seed. Normalisation statistics of the model and of the policy's input are set
+once, from the first complete episode (collected with random actions), at the end of the model
+round in which it is stored: before any update uses them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -28,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from awmctl import optim
-from awmctl.algorithms.base import Algorithm, LearningCurve
+from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, over_seeds, seeds_in_sequence
 from awmctl.algorithms.bpo import policy_step
 from awmctl.algorithms.fit import model_step
 from awmctl.errors import BadInputError
@@ -37,7 +40,6 @@ from awmctl.policies import Policy, build_policy
 from awmctl.rollouts import EpisodeReplay, true_return
 from awmctl.seeds import seed_stream
 from awmctl.tasks import Task, reset_key
-from awmctl.trees import select_tree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +57,9 @@ class OnlineConfig:
     entropy: float = 0.1
     #: None: the model's default (``stop`` for AWMs: the direct path; ``full`` otherwise)
     policy_input_grad: PolicyInputGrad | None = None
+    #: "warmup": no update before ``warmup_steps`` env steps (the paper authors' schedule);
+    #: "first-episode": updates as soon as one whole episode is stored
+    updates_from: Literal["warmup", "first-episode"] = "warmup"
 
     def check(self) -> None:
         if min(self.env_steps, self.model_every, self.policy_every, self.eval_every, self.model_batch, self.policy_batch) < 1:
@@ -67,12 +72,22 @@ class OnlineConfig:
             raise BadInputError("--lr and --model-lr must be positive")
         if self.policy_input_grad not in (None, "stop", "full"):
             raise BadInputError(f"--policy-input-grad must be stop or full, got {self.policy_input_grad!r}")
+        if self.updates_from not in ("warmup", "first-episode"):
+            raise BadInputError(f"--updates-from must be warmup or first-episode, got {self.updates_from!r}")
 
     @property
     def steps_run(self) -> int:
         """Env steps actually taken: --env-steps rounded up to whole evaluation periods (the
         paper's 5000 with evaluation every 32 gives 5024)."""
         return math.ceil(self.env_steps / self.eval_every) * self.eval_every
+
+    def update_steps(self, horizon: int) -> tuple[list[int], list[int]]:
+        """The env steps after which a model update and a policy update run, in a whole run of
+        episodes of ``horizon`` steps (the schedule, worked out in Python for tests and docs)."""
+        start = self.warmup_steps if self.updates_from == "warmup" else horizon - 1
+        model = [t for t in range(self.model_every, self.steps_run + 1, self.model_every) if t > start and t >= horizon]
+        policy = [t for t in range(self.policy_every, self.steps_run + 1, self.policy_every) if t > start and t >= horizon]
+        return model, policy
 
     def for_model(self, spec: ModelSpec) -> OnlineConfig:
         """This config with the model's default policy-input gradient filled in."""
@@ -91,6 +106,8 @@ class OnlineState(NamedTuple):
     k: jax.Array  # step index within the episode in progress
     t: jax.Array  # env steps taken
     key: jax.Array  # raw key data
+    model_updates: jax.Array  # updates applied so far (logged, and checked against the schedule)
+    policy_updates: jax.Array
 
 
 class OnlineBPO(Algorithm[OnlineState]):
@@ -113,11 +130,12 @@ class OnlineBPO(Algorithm[OnlineState]):
             raise BadInputError(f"online BPO fits a world model while interacting; {spec.name} has nothing to fit "
                                 "(pass a model name such as awm-transformer)")
         self.task, self.spec, self.policy_kind, self.config = task, spec, policy_kind, config
-        template_model, template_policy = self.build_model(0), self.build_policy(0)
+        template_model, model_static = abstract(self.build_model, 0)
+        template_policy, policy_static = abstract(self.build_policy, 0)
         check_context(template_model, task.horizon)
+        # Every episode of the run, and the one in progress: nothing is ever overwritten.
         self.capacity = math.ceil(config.steps_run / task.horizon) + 1
-        model_static = eqx.partition(template_model, eqx.is_inexact_array)[1]
-        policy_static = eqx.partition(template_policy, eqx.is_inexact_array)[1]
+        self.template_policy = template_policy
         self.model_static, self.policy_static = model_static, policy_static
         model_tx, policy_tx = optim.adam(config.model_lr), optim.adam(config.policy_lr, config.clip)
         self.model_tx, self.policy_tx = model_tx, policy_tx
@@ -131,27 +149,31 @@ class OnlineBPO(Algorithm[OnlineState]):
             action = jnp.where(s.t < config.warmup_steps, random_action, policy.sample(obs, ka)[0])
             next_state = task.transition(s.env_state, action, s.k)
             replay, done = s.replay.record(s.k, obs, action, task.observe(next_state, s.k + 1))
-            # The first stored episode sets the normalisation statistics of model and policy.
-            first = done & (s.replay.count == 0)
-            episode = replay.episode_observations
-            refit_model = eqx.filter(eqx.combine(s.model, model_static).with_normalizers(episode[None]), eqx.is_inexact_array)
-            refit_policy = eqx.filter(policy.with_normalizer(episode), eqx.is_inexact_array)
             x0 = task.initial_state(reset_key(key)).astype(next_state.dtype)
             return s._replace(
-                model=select_tree(first, refit_model, s.model),
-                policy=select_tree(first, refit_policy, s.policy),
                 replay=replay,
                 env_state=jnp.where(done, x0, next_state),
                 k=jnp.where(done, 0, s.k + 1),
                 t=s.t + 1,
             )
 
+        def set_normalizers(s: OnlineState) -> OnlineState:
+            """Model and policy statistics from the first stored episode (slot 0)."""
+            episode = s.replay.observations[0]
+            model = eqx.combine(s.model, model_static).with_normalizers(episode[None])
+            policy = eqx.combine(s.policy, policy_static).with_normalizer(episode)
+            return s._replace(model=eqx.filter(model, eqx.is_inexact_array),
+                              policy=eqx.filter(policy, eqx.is_inexact_array))
+
+        def updating(s: OnlineState) -> jax.Array:
+            stored = s.replay.count > 0
+            return stored & (s.t > config.warmup_steps) if config.updates_from == "warmup" else stored
+
         def model_update(s: OnlineState, key) -> OnlineState:
             idx = s.replay.sample(key, config.model_batch)
             params, opt, _ = model_step(s.model, s.model_opt, model_static, model_tx,
                                         s.replay.observations[idx], s.replay.actions[idx])
-            ready = s.replay.count > 0
-            return s._replace(model=select_tree(ready, params, s.model), model_opt=select_tree(ready, opt, s.model_opt))
+            return s._replace(model=params, model_opt=opt, model_updates=s.model_updates + 1)
 
         def policy_update(s: OnlineState, key) -> OnlineState:
             kb, kl = jax.random.split(key)
@@ -159,8 +181,11 @@ class OnlineBPO(Algorithm[OnlineState]):
             model = eqx.combine(s.model, model_static)
             params, opt, _, _ = policy_step(s.policy, s.policy_opt, policy_static, policy_tx, model, task, obs0, kl,
                                             config.entropy, stop)
-            ready = s.replay.count > 0
-            return s._replace(policy=select_tree(ready, params, s.policy), policy_opt=select_tree(ready, opt, s.policy_opt))
+            return s._replace(policy=params, policy_opt=opt, policy_updates=s.policy_updates + 1)
+
+        def when(ready: jax.Array, update, s: OnlineState, key) -> OnlineState:
+            # A real branch (not a select) on one seed: no update work before the schedule says.
+            return jax.lax.cond(ready, update, lambda s, key: s, s, key)
 
         def block(s: OnlineState) -> OnlineState:
             """``policy_every`` env steps, a model update after every ``model_every``, then a
@@ -171,12 +196,15 @@ class OnlineBPO(Algorithm[OnlineState]):
 
             def model_round(s, keys):
                 env_keys, model_key = keys
+                stored_before = s.replay.count
                 s = jax.lax.fori_loop(0, config.model_every, lambda i, s: env_step(s, env_keys[i]), s)
-                return model_update(s, model_key), None
+                first = (stored_before == 0) & (s.replay.count > 0)  # happens in exactly one round
+                s = jax.lax.cond(first, set_normalizers, lambda s: s, s)
+                return when(updating(s), model_update, s, model_key), None
 
             env_keys = jax.random.split(k_env, (n_model, config.model_every))
             s, _ = jax.lax.scan(model_round, s, (env_keys, jax.random.split(k_model, n_model)))
-            s = policy_update(s, k_policy)
+            s = when(updating(s), policy_update, s, k_policy)
             return s._replace(key=jax.random.key_data(key))
 
         blocks_per_eval = config.eval_every // config.policy_every
@@ -185,7 +213,8 @@ class OnlineBPO(Algorithm[OnlineState]):
             s = jax.lax.fori_loop(0, blocks_per_eval, lambda i, s: block(s), s)
             return s, true_return(eqx.combine(s.policy, policy_static), task)
 
-        self._period = eqx.filter_jit(eqx.filter_vmap(eval_period))
+        self.sequential_seeds = seeds_in_sequence()
+        self._period = over_seeds(eval_period, self.sequential_seeds)
 
     def build_model(self, seed: int | jax.Array) -> AbstractWorldModel:
         task = self.task
@@ -199,12 +228,16 @@ class OnlineBPO(Algorithm[OnlineState]):
     # ------------------------------------------------------------------------------ the shape
 
     def init(self, seeds: Sequence[int]) -> OnlineState:
-        task, seeds = self.task, jnp.asarray(seeds)
+        return self._init(jnp.asarray(seeds))
+
+    @eqx.filter_jit  # one compiled program, not one per operation of every layer's initialiser
+    def _init(self, seeds: jax.Array) -> OnlineState:
+        task = self.task
         models = eqx.filter(eqx.filter_vmap(self.build_model)(seeds), eqx.is_inexact_array)
         policies = eqx.filter(eqx.filter_vmap(self.build_policy)(seeds), eqx.is_inexact_array)
         keys = jax.vmap(lambda s: jax.random.key_data(seed_stream(s, "online/loop")))(seeds)
         replay = EpisodeReplay.empty(self.capacity, task.horizon, task.obs_size, task.action_size)
-        n = len(seeds)
+        n = seeds.shape[0]
         return OnlineState(
             model=models,
             model_opt=jax.vmap(self.model_tx.init)(models),
@@ -215,12 +248,16 @@ class OnlineBPO(Algorithm[OnlineState]):
             k=jnp.zeros((n,), jnp.int32),
             t=jnp.zeros((n,), jnp.int32),
             key=keys,
+            model_updates=jnp.zeros((n,), jnp.int32),
+            policy_updates=jnp.zeros((n,), jnp.int32),
         )
 
     def run_chunk(self, state: OnlineState) -> tuple[OnlineState, dict[str, np.ndarray]]:
         """``eval_every`` env steps with their updates, then the eval return of every seed."""
         state, returns = self._period(state)
-        return state, {"eval/eval_return": np.asarray(returns), "train/episodes": np.asarray(state.replay.count)}
+        return state, {"eval/eval_return": np.asarray(returns), "train/episodes": np.asarray(state.replay.count),
+                       "train/model_updates": np.asarray(state.model_updates),
+                       "train/policy_updates": np.asarray(state.policy_updates)}
 
     def progress(self, state: OnlineState) -> int:
         return int(np.asarray(state.t)[0])

@@ -9,6 +9,8 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from awmctl import store
 from awmctl.artifacts.records import task_from_meta
@@ -32,8 +34,14 @@ def model_record(model: AbstractWorldModel, horizon: int, context: int | None = 
         "context": horizon if context is None else context,
         "max_horizon": model.max_horizon,
         "hyper": model.hyperparameters(),
-        "parameters": int(sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array)))),
+        "parameters": parameter_count(model),
     }
+
+
+def parameter_count(model: AbstractWorldModel) -> int:
+    """Float parameters of a model, or of its skeleton (``eqx.filter_eval_shape``)."""
+    arrays = (x for x in jax.tree_util.tree_leaves(model) if isinstance(x, jax.Array | np.ndarray | jax.ShapeDtypeStruct))
+    return int(sum(np.size(x) for x in arrays if jnp.issubdtype(x.dtype, jnp.inexact)))
 
 
 def save_model(

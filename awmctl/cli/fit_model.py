@@ -73,7 +73,7 @@ def fit_model_command(
     if val.observations.shape[0] == 0:
         val = train_set  # --val-fraction 0: "validation" is the training set, said in meta
     algorithm = ModelFit(spec, hyper, context, train_set, val, config)
-    record = artifacts.model_record(algorithm.build(seed), task.horizon, context)
+    record = artifacts.model_record(algorithm.template, task.horizon, context)
     run = open_run(out, artifacts.MODEL_KIND,
                    {"data": str(Path(data_dir).absolute()), "model": record, "fit": config.__dict__, "seed": seed},
                    overwrite)
@@ -83,7 +83,7 @@ def fit_model_command(
     best = seed_slice(outcome.best.params, 0)
     summary: dict[str, Any] = {"out": str(out), "model": model, "task": task.name, "horizon": task.horizon, "steps": steps,
                                "parameters": record["parameters"], "best_step": int(outcome.best.steps[0]),
-                               **algorithm.summary(best)}
+                               **algorithm.summary(best), **outcome.time.as_dict()}
     meta = artifacts.save_model(
         outcome.work, algorithm.model(best), task, context,
         data={"path": str(Path(data_dir).absolute()), "episodes": int(episodes.observations.shape[0]),

@@ -38,7 +38,7 @@ from awmctl.tasks import Task, make_task, parse_task_params, remake, task_record
 from awmctl.trees import seed_slice
 
 OFFLINE_ONLY = ("data_dir", "steps", "log_every")
-ONLINE_ONLY = ("env_steps", "warmup_steps", "model_every", "policy_every", "eval_every", "model_lr")
+ONLINE_ONLY = ("env_steps", "warmup_steps", "model_every", "policy_every", "eval_every", "model_lr", "updates_from")
 B, O = BPOConfig, OnlineConfig  # the defaults
 
 
@@ -70,6 +70,7 @@ def optimize_policy_command(
     policy_every: Annotated[int, typer.Option("--policy-every", help="(online) Env steps between policy updates.")] = O.policy_every,
     eval_every: Annotated[int, typer.Option("--eval-every", help="(online) Env steps between evaluations and checkpoints.")] = O.eval_every,
     model_lr: Annotated[float, typer.Option("--model-lr", help="(online) Model learning rate.")] = O.model_lr,
+    updates_from: Annotated[str, typer.Option("--updates-from", help="(online) warmup: no update before --warmup-steps (the paper authors' schedule); first-episode: update as soon as one episode is stored.")] = O.updates_from,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
@@ -92,7 +93,7 @@ def optimize_policy_command(
     if online:
         refuse_options(ctx, OFFLINE_ONLY, "with --online (they set offline BPO; see the (online) options)")
         config = OnlineConfig(env_steps, warmup_steps, model_every, policy_every, eval_every, O.model_batch, batch_size,
-                              model_lr, lr, clip, entropy, policy_input_grad)  # type: ignore[arg-type]
+                              model_lr, lr, clip, entropy, policy_input_grad, updates_from)  # type: ignore[arg-type]
         summary = _online(model, task, horizon, params, policy, config, seed_list, out, overwrite)
     else:
         refuse_options(ctx, ONLINE_ONLY, "without --online")
@@ -171,7 +172,7 @@ def _online(model: str, task: str | None, horizon: int | None, params: dict, pol
     first = algorithm.model(seed_slice(outcome.state.model, 0))
     artifacts.write_meta(model_dir, artifacts.save_model(model_dir, first, the_task, seed=seed_list[0],
                                                          online=algorithm.config.__dict__))
-    _finish(outcome, algorithm.build_policy(0), the_task, seed_list, summary,
+    _finish(outcome, algorithm.template_policy, the_task, seed_list, summary,
             model={"name": model, "online": True}, online=algorithm.config.__dict__)
     return summary
 
@@ -179,7 +180,7 @@ def _online(model: str, task: str | None, horizon: int | None, params: dict, pol
 def _returns(outcome: Outcome) -> dict[str, float]:
     final = outcome.final("eval/eval_return")
     return {"final_return_mean": float(final.mean()), "final_return_ci95": ci95(final),
-            "best_return_mean": float(outcome.best.scores.mean())}
+            "best_return_mean": float(outcome.best.scores.mean()), **outcome.time.as_dict()}
 
 
 def _finish(outcome: Outcome, template, task: Task, seed_list: list[int], summary: dict[str, Any], **fields: Any) -> None:

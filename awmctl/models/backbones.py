@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from awmctl.layers import affine, dense, layer_norm
+
 Cache = Any  # a pytree of arrays; its structure is private to each backbone
 
 
@@ -72,8 +74,8 @@ class _Block(eqx.Module):
     def _split_heads(self, x: Float[Array, "*t width"]) -> Float[Array, "*t heads hd"]:
         return x.reshape(*x.shape[:-1], self.heads, x.shape[-1] // self.heads)
 
-    def _mlp(self, x: Float[Array, " width"]) -> Float[Array, " width"]:
-        return self.fc2(jax.nn.gelu(self.fc1(x)))
+    def _mlp(self, x: Float[Array, "*rows width"]) -> Float[Array, "*rows width"]:
+        return dense(self.fc2, jax.nn.gelu(dense(self.fc1, x)))
 
     def _drop(self, x: Array, key: PRNGKeyArray | None) -> Array:
         if key is None or self.dropout == 0.0:
@@ -83,14 +85,19 @@ class _Block(eqx.Module):
 
     def __call__(self, x: Float[Array, "T width"], key: PRNGKeyArray | None) -> Float[Array, "T width"]:
         k1, k2 = (None, None) if key is None else jax.random.split(key)
-        q, k, v = jnp.split(jax.vmap(self.qkv)(jax.vmap(self.ln1)(x)), 3, axis=-1)
+        q, k, v = jnp.split(dense(self.qkv, layer_norm(self.ln1, x)), 3, axis=-1)
+        # The 1/sqrt(d) scale on the queries ([T, width]) rather than on the scores ([heads, T, T]).
+        q = q * (1.0 / math.sqrt(q.shape[-1] // self.heads))
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
-        scores = jnp.einsum("thd,shd->hts", q, k) / math.sqrt(q.shape[-1])
+        scores = jnp.einsum("thd,shd->hts", q, k)
         causal = jnp.tril(jnp.ones((x.shape[0], x.shape[0]), dtype=bool))
         scores = jnp.where(causal, scores, jnp.finfo(scores.dtype).min)
-        attended = jnp.einsum("hts,shd->thd", jax.nn.softmax(scores, axis=-1), v).reshape(x.shape)
-        x = x + self._drop(jax.vmap(self.proj)(attended), k1)
-        return x + self._drop(jax.vmap(self._mlp)(jax.vmap(self.ln2)(x)), k2)
+        # Softmax with the normalisation after the product with the values: it divides [T, heads,
+        # head] outputs instead of [heads, T, T] weights (the same numbers, less work).
+        weights = jnp.exp(scores - jax.lax.stop_gradient(jnp.max(scores, axis=-1, keepdims=True)))
+        attended = jnp.einsum("hts,shd->thd", weights, v) / jnp.sum(weights, axis=-1).T[:, :, None]
+        x = x + self._drop(dense(self.proj, attended.reshape(x.shape)), k1)
+        return x + self._drop(self._mlp(layer_norm(self.ln2, x)), k2)
 
     def step(
         self,
@@ -99,16 +106,17 @@ class _Block(eqx.Module):
         values: Float[Array, "L heads hd"],
         position: Int[Array, ""],
     ) -> tuple[Float[Array, " width"], Float[Array, "L heads hd"], Float[Array, "L heads hd"]]:
-        q, k, v = jnp.split(self.qkv(self.ln1(x)), 3)
+        q, k, v = jnp.split(dense(self.qkv, layer_norm(self.ln1, x)), 3)
+        q = q * (1.0 / math.sqrt(q.shape[-1] // self.heads))
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
         keys = jax.lax.dynamic_update_index_in_dim(keys, k, position, axis=0)
         values = jax.lax.dynamic_update_index_in_dim(values, v, position, axis=0)
-        scores = jnp.einsum("hd,shd->hs", q, keys) / math.sqrt(q.shape[-1])
+        scores = jnp.einsum("hd,shd->hs", q, keys)
         visible = jnp.arange(keys.shape[0]) <= position
         scores = jnp.where(visible, scores, jnp.finfo(scores.dtype).min)
         attended = jnp.einsum("hs,shd->hd", jax.nn.softmax(scores, axis=-1), values).reshape(x.shape)
-        x = x + self.proj(attended)
-        return x + self._mlp(self.ln2(x)), keys, values
+        x = x + dense(self.proj, attended)
+        return x + self._mlp(layer_norm(self.ln2, x)), keys, values
 
 
 class Transformer(AbstractBackbone):
@@ -147,7 +155,7 @@ class Transformer(AbstractBackbone):
         x = tokens
         for block, k in zip(self.blocks, keys):  # a handful of layers, not a loop over time
             x = block(x, k)
-        return jax.vmap(self.ln_f)(x)
+        return layer_norm(self.ln_f, x)
 
     def init_cache(self, max_len: int, dtype: Any) -> Cache:
         heads = self.blocks[0].heads
@@ -164,7 +172,7 @@ class Transformer(AbstractBackbone):
             x, k, v = block.step(x, all_keys[i], all_values[i], position)
             new_keys.append(k)
             new_values.append(v)
-        return (jnp.stack(new_keys), jnp.stack(new_values)), self.ln_f(x)
+        return (jnp.stack(new_keys), jnp.stack(new_values)), layer_norm(self.ln_f, x)
 
 
 # -------------------------------------------------------------------------------- recurrent
@@ -181,15 +189,18 @@ class _TanhCell(eqx.Module):
         self.input_map = eqx.nn.Linear(input_size, hidden_size, key=k1)
         self.hidden_map = eqx.nn.Linear(hidden_size, hidden_size, use_bias=False, key=k2)
 
-    def __call__(self, x: Float[Array, " i"], h: Float[Array, " h"]) -> Float[Array, " h"]:
-        return jnp.tanh(self.input_map(x) + self.hidden_map(h))
-
 
 RecurrentKind = Literal["lstm", "gru", "rnn"]
 
 
 class Recurrent(AbstractBackbone):
-    """A single-layer LSTM, GRU or tanh RNN; its output at each step is the hidden state."""
+    """A single-layer LSTM, GRU or tanh RNN; its output at each step is the hidden state.
+
+    The cells hold Equinox's parameters (``eqx.nn.LSTMCell``/``GRUCell`` and a tanh cell), but
+    the recurrence is written here in two parts, as cuDNN does: the input's share of every gate
+    for all tokens at once (one matrix product before the loop), then per step only the hidden
+    state's share. A step of the loop then does a fraction of the work.
+    """
 
     cell: eqx.nn.LSTMCell | eqx.nn.GRUCell | _TanhCell
     kind: RecurrentKind = eqx.field(static=True)
@@ -207,19 +218,43 @@ class Recurrent(AbstractBackbone):
         h = jnp.zeros((self.width,), dtype)
         return (h, h) if self.kind == "lstm" else h
 
+    def _input_part(self, tokens: Float[Array, "*rows width"]) -> Float[Array, "*rows gates"]:
+        """The input's contribution to the gates (bias included), for any number of tokens."""
+        cell = self.cell
+        if isinstance(cell, _TanhCell):
+            return dense(cell.input_map, tokens)
+        return affine(tokens, cell.weight_ih, cell.bias)
+
+    def _recur(self, cache: Cache, pre: Float[Array, " gates"]) -> tuple[Cache, Float[Array, " width"]]:
+        """One step from the input's share of the gates ``pre`` and the previous state."""
+        cell = self.cell
+        if isinstance(cell, eqx.nn.LSTMCell):
+            h, c = cache
+            i, f, g, o = jnp.split(pre + h @ cell.weight_hh.T, 4)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), h
+        if isinstance(cell, eqx.nn.GRUCell):
+            h = cache
+            i_r, i_z, i_n = jnp.split(pre, 3)
+            h_r, h_z, h_n = jnp.split(h @ cell.weight_hh.T, 3)
+            reset, update = jax.nn.sigmoid(i_r + h_r), jax.nn.sigmoid(i_z + h_z)
+            new = jnp.tanh(i_n + reset * (h_n + cell.bias_n))
+            h = new + update * (h - new)
+            return h, h
+        h = jnp.tanh(pre + dense(cell.hidden_map, cache))
+        return h, h
+
     def step(
         self, cache: Cache, token: Float[Array, " width"], position: Int[Array, ""]
     ) -> tuple[Cache, Float[Array, " width"]]:
-        cache = self.cell(token, cache)
-        return cache, cache[0] if self.kind == "lstm" else cache
+        return self._recur(cache, self._input_part(token))
 
     def __call__(
         self, tokens: Float[Array, "T width"], *, key: PRNGKeyArray | None = None
     ) -> Float[Array, "T width"]:
-        def body(cache, token):
-            return self.step(cache, token, jnp.zeros((), jnp.int32))
-
-        _, outputs = jax.lax.scan(body, self.init_cache(tokens.shape[0], tokens.dtype), tokens)
+        _, outputs = jax.lax.scan(lambda c, p: self._recur(c, p), self.init_cache(tokens.shape[0], tokens.dtype),
+                                  self._input_part(tokens))
         return outputs
 
 

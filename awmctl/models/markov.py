@@ -15,6 +15,7 @@ import numpy as np
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from awmctl.layers import mlp
 from awmctl.models.one_step import AbstractOneStepModel
 from awmctl.normalize import Normalizer, like
 
@@ -69,7 +70,7 @@ class MarkovModel(AbstractOneStepModel):
         self, state: Float[Array, " state"], action: Float[Array, " act"], k: Int[Array, ""]
     ) -> Float[Array, " state"]:
         t = (jnp.asarray(k, dtype=state.dtype) * self.time_scale)[None]
-        z = self.mlp(jnp.concatenate([self.norm.normalize(state), action, t]))
+        z = mlp(self.mlp, jnp.concatenate([self.norm.normalize(state), action, t]))
         # Only the scale of the differences is data; a mean drift is learnt, not baked in, so an
         # untrained model predicts "no change".
         return state + z * like(self.delta_scale, z)

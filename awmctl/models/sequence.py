@@ -26,13 +26,14 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl.models.backbones import AbstractBackbone, BackboneKind, make_backbone
 from awmctl.models.base import AbstractWorldModel, Carry, check_context
+from awmctl.layers import embed, mlp
 from awmctl.normalize import Normalizer
 from awmctl.tasks import observation, step_index
 
 
-def _embedder(in_size: int, width: int, mlp: bool, *, key: PRNGKeyArray) -> eqx.Module:
+def _embedder(in_size: int, width: int, deep: bool, *, key: PRNGKeyArray) -> eqx.nn.Linear | eqx.nn.MLP:
     """Linear embedding (transformer, as in the paper) or an MLP (64, 64) -> width (recurrent)."""
-    if mlp:
+    if deep:
         return eqx.nn.MLP(in_size, width, width_size=64, depth=2, activation=jax.nn.relu, key=key)
     return eqx.nn.Linear(in_size, width, key=key)
 
@@ -41,7 +42,7 @@ class AbstractSequenceModel(AbstractWorldModel):
     """What AWMs and HWMs share: backbone, token positions, decoder, normaliser."""
 
     backbone: AbstractBackbone
-    state_embed: eqx.Module  # AWM: s_0 -> token; HWM: (s_t, a_t) -> token
+    state_embed: eqx.nn.Linear | eqx.nn.MLP  # AWM: s_0 -> token; HWM: (s_t, a_t) -> token
     position_embed: eqx.nn.Embedding | None  # transformer only
     decoder: eqx.nn.MLP
     norm: Normalizer
@@ -71,8 +72,8 @@ class AbstractSequenceModel(AbstractWorldModel):
             return tokens
         return tokens + jax.vmap(self.position_embed)(jnp.arange(tokens.shape[0]))
 
-    def _decode(self, out: Float[Array, " width"]) -> Float[Array, " state"]:
-        return self.norm.denormalize(self.decoder(out))
+    def _decode(self, out: Float[Array, "*rows width"]) -> Float[Array, "*rows state"]:
+        return self.norm.denormalize(mlp(self.decoder, out))
 
 
 #: The paper's sizes (the authors' configuration), per backbone: every size option a sequence
@@ -110,7 +111,7 @@ def _shared_parts(
 class ActionsWorldModel(AbstractSequenceModel):
     """``s_{t+1} = h(s_0, a_0..a_t)`` (see the module docstring)."""
 
-    action_embed: eqx.Module
+    action_embed: eqx.nn.Linear | eqx.nn.MLP
     direct_path: ClassVar[bool] = True
 
     def __init__(
@@ -141,22 +142,22 @@ class ActionsWorldModel(AbstractSequenceModel):
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "H state"]:
         check_context(self, actions.shape[0])
-        first = self.state_embed(self.norm.normalize(states[0]))
-        rest = jax.vmap(self.action_embed)(actions)
+        first = embed(self.state_embed, self.norm.normalize(states[0]))
+        rest = embed(self.action_embed, actions)
         outputs = self.backbone(self._positioned(jnp.concatenate([first[None], rest])), key=key)
-        return jax.vmap(self._decode)(outputs[1:])  # the output at token a_t predicts s_{t+1}
+        return self._decode(outputs[1:])  # the output at token a_t predicts s_{t+1}
 
     def start(self, obs0: Float[Array, " obs"]) -> Carry:
         state = obs0[:-1]
         cache = self.backbone.init_cache(self.max_horizon + 1, obs0.dtype)
         position = jnp.zeros((), jnp.int32)
-        token = self._position(self.state_embed(self.norm.normalize(state)), position)
+        token = self._position(embed(self.state_embed, self.norm.normalize(state)), position)
         cache, _ = self.backbone.step(cache, token, position)
         return (cache, position + 1, step_index(obs0), state)
 
     def step(self, carry: Carry, action: Float[Array, " act"]) -> tuple[Carry, Float[Array, " obs"]]:
         cache, position, k, state = carry
-        cache, out = self.backbone.step(cache, self._position(self.action_embed(action), position), position)
+        cache, out = self.backbone.step(cache, self._position(embed(self.action_embed, action), position), position)
         next_state = self._decode(out)
         return (cache, position + 1, k + 1, next_state), observation(next_state, k + 1)
 
@@ -196,8 +197,8 @@ class HistoryWorldModel(AbstractSequenceModel):
     ) -> Float[Array, "H state"]:
         check_context(self, actions.shape[0])
         inputs = jnp.concatenate([self.norm.normalize(states[:-1]), actions], axis=-1)
-        outputs = self.backbone(self._positioned(jax.vmap(self.state_embed)(inputs)), key=key)
-        return jax.vmap(self._decode)(outputs)
+        outputs = self.backbone(self._positioned(embed(self.state_embed, inputs)), key=key)
+        return self._decode(outputs)
 
     def start(self, obs0: Float[Array, " obs"]) -> Carry:
         cache = self.backbone.init_cache(self.max_horizon, obs0.dtype)
@@ -205,7 +206,7 @@ class HistoryWorldModel(AbstractSequenceModel):
 
     def step(self, carry: Carry, action: Float[Array, " act"]) -> tuple[Carry, Float[Array, " obs"]]:
         cache, position, k, state = carry
-        token = self.state_embed(jnp.concatenate([self.norm.normalize(state), action]))
+        token = embed(self.state_embed, jnp.concatenate([self.norm.normalize(state), action]))
         cache, out = self.backbone.step(cache, self._position(token, position), position)
         next_state = self._decode(out)
         return (cache, position + 1, k + 1, next_state), observation(next_state, k + 1)

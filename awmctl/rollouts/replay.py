@@ -1,9 +1,11 @@
 """A replay of whole episodes inside compiled training loops (no Python-side buffer).
 
-Online loops act in the task one step at a time and learn from whole stored episodes: the
-episode in progress is written step by step, and copied into the next slot of the replay when
-its last step is taken. Everything is an array of fixed shape, so the buffer lives in the
-state of a ``lax.scan`` and is checkpointed with it.
+Online loops act in the task one step at a time and learn from whole stored episodes. Each step
+writes one observation and one action into the slot of the episode in progress (work that does
+not grow with the replay); the episode counts as stored once its last step is written. Every
+array has a fixed shape, so the replay lives in the state of a ``lax.scan`` and is checkpointed
+with it. Sampling draws only complete episodes: the ``capacity - 1`` most recent ones (the last
+slot is the one being written).
 """
 
 from __future__ import annotations
@@ -16,20 +18,18 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 
 class EpisodeReplay(NamedTuple):
-    observations: Float[Array, "C H+1 obs"]  # complete episodes
+    observations: Float[Array, "C H+1 obs"]
     actions: Float[Array, "C H act"]
-    count: Int[Array, ""]  # episodes stored so far (the next slot is count % capacity)
-    episode_observations: Float[Array, "H+1 obs"]  # the episode in progress
-    episode_actions: Float[Array, "H act"]
+    count: Int[Array, ""]  # complete episodes stored so far; slot count % capacity is in progress
 
     @classmethod
     def empty(cls, capacity: int, horizon: int, obs_size: int, action_size: int) -> EpisodeReplay:
+        if capacity < 2:
+            raise ValueError("an episode replay needs room for one complete episode and the one in progress")
         return cls(
             observations=jnp.zeros((capacity, horizon + 1, obs_size)),
             actions=jnp.zeros((capacity, horizon, action_size)),
             count=jnp.zeros((), jnp.int32),
-            episode_observations=jnp.zeros((horizon + 1, obs_size)),
-            episode_actions=jnp.zeros((horizon, action_size)),
         )
 
     @property
@@ -39,24 +39,22 @@ class EpisodeReplay(NamedTuple):
     def record(
         self, k: Int[Array, ""], obs: Float[Array, " obs"], action: Float[Array, " act"], next_obs: Float[Array, " obs"]
     ) -> tuple[EpisodeReplay, Int[Array, ""]]:
-        """Step ``k`` of the episode in progress; when it is the last one, the episode is stored.
-        Returns the replay and whether an episode was completed."""
-        episode_obs = self.episode_observations.at[k].set(obs).at[k + 1].set(next_obs)
-        episode_act = self.episode_actions.at[k].set(action)
-        done = k + 1 == self.episode_actions.shape[0]
+        """Step ``k`` of the episode in progress; returns the replay and whether this step
+        completed (stored) the episode."""
         slot = self.count % self.capacity
+        done = k + 1 == self.actions.shape[1]
         return EpisodeReplay(
-            observations=jnp.where(done, self.observations.at[slot].set(episode_obs), self.observations),
-            actions=jnp.where(done, self.actions.at[slot].set(episode_act), self.actions),
+            observations=self.observations.at[slot, k].set(obs).at[slot, k + 1].set(next_obs),
+            actions=self.actions.at[slot, k].set(action),
             count=self.count + done.astype(jnp.int32),
-            episode_observations=episode_obs,
-            episode_actions=episode_act,
         ), done
 
     def sample(self, key: PRNGKeyArray, n: int) -> Int[Array, " n"]:
-        """Indices of ``n`` stored episodes, uniformly with replacement (all 0 while none is)."""
-        stored = jnp.minimum(self.count, self.capacity)
-        return jax.random.randint(key, (n,), 0, jnp.maximum(stored, 1))
+        """Slots of ``n`` complete episodes, uniformly with replacement among the stored ones
+        (meaningless while none is: callers wait for ``count > 0``)."""
+        stored = jnp.minimum(self.count, self.capacity - 1)
+        back = jax.random.randint(key, (n,), 0, jnp.maximum(stored, 1))
+        return (self.count - 1 - back) % self.capacity
 
 
 __all__ = ["EpisodeReplay"]

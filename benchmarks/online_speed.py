@@ -1,0 +1,219 @@
+"""Online BPO speed (the paper's Algorithm 1) next to the paper authors' code, on this machine.
+
+Run: .venv/bin/python benchmarks/online_speed.py [--parts peak,updates,seeds,compile,runs]
+     [--models awm-transformer,awm-lstm,markov-mlp] [--seeds 1,4] [--run-seeds 1]
+     [--out benchmarks/results/online_speed.jsonl] [--redo]
+
+Parts (each row is appended to --out as one JSON line, tagged with the machine, backend and
+jax/jaxlib versions; a row already there for this machine is skipped, so an interrupted run
+resumes: pass --redo to measure again):
+- peak: a 1024x1024 float32 matrix product (GFLOP/s), the reference for the updates' rates;
+- updates: one model update (64 whole episodes of CANCER at H=100: `model_step`, as online BPO
+  and fit-model run it) and one policy update (16 imagined rollouts of 100 steps: `policy_step`
+  through the model), compiled alone; milliseconds (median of --repeats), XLA's FLOP count and
+  the achieved GFLOP/s;
+- seeds: one evaluation period of online BPO (32 env steps with their updates, compiled as the
+  command runs it) for each of --seeds at once; time per period and its ratio to one seed;
+- compile: `optimize-policy --online` on a short budget in a fresh process, twice with one new
+  persistent compilation cache: seconds JAX spent compiling (cold, then from the cache);
+- runs: the whole command, `awmctl optimize-policy --online --task cancer --horizon 100 --model M
+  --seeds S` (5000 env steps, the authors' schedule), in a fresh process: wall seconds per seed
+  (compilation included) and the final return.
+
+The authors' figures were measured on a 2-core AMD EPYC (Zen 3) with their code; they are
+printed beside ours for reference, not remeasured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from awmctl import BPO, BPOConfig, OnlineBPO, OnlineConfig, collect, make_task, model_spec, optim, random_controller
+from awmctl.algorithms import model_step
+
+#: The paper authors' code on a 2-core AMD EPYC (Zen 3): (model update ms, policy update ms, run s)
+AUTHORS = {"awm-transformer": (123, 124, 280), "awm-lstm": (35, 9.9, 82), "markov-mlp": (0.76, 0.37, 9)}
+TARGETS = {"awm-transformer": 90, "awm-lstm": 25, "markov-mlp": 10}  # whole-run seconds per seed
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    devices = jax.devices()
+    return {"cpu": cpu, "cores": os.cpu_count(), "backend": jax.default_backend(),
+            "device": str(devices[0].device_kind), "jax": jax.__version__,
+            "jaxlib": importlib.metadata.version("jaxlib"), "awmctl": importlib.metadata.version("awmctl")}
+
+
+def median_seconds(fn, *args, repeats: int) -> float:
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def flops(compiled_fn, *args) -> float:
+    cost = compiled_fn.lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    return float(cost.get("flops", 0.0))
+
+
+def peak(repeats: int) -> dict:
+    x = jnp.ones((1024, 1024), jnp.float32)
+    product = jax.jit(lambda a: a @ a)
+    seconds = median_seconds(product, x, repeats=repeats * 10)
+    return {"gflops": round(2 * 1024**3 / seconds / 1e9, 1)}
+
+
+def updates(name: str, repeats: int) -> dict:
+    task = make_task("cancer", 100)
+    episodes = collect(task, random_controller(task), 256, jax.random.key(0))
+    obs, act = jnp.asarray(episodes.observations[:64]), jnp.asarray(episodes.actions[:64])
+    model = model_spec(name).build(1, 1, 100, key=jax.random.key(0)).with_normalizers(episodes.observations)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    tx = optim.adam(1e-3)
+    opt = tx.init(params)
+    step = jax.jit(lambda p, o, ob, ac: model_step(p, o, static, tx, ob, ac)[:2])
+    model_s = median_seconds(step, params, opt, obs, act, repeats=repeats)
+    model_flops = flops(step, params, opt, obs, act)
+    chunk = 10
+    bpo = BPO(task, model, "mlp", episodes.observations[:64], BPOConfig(steps=10**9, log_every=chunk))
+    state = bpo.init([0])
+    policy_s = median_seconds(bpo.train_chunk, state, repeats=max(2, repeats // 4)) / chunk
+    return {"model_update_ms": round(model_s * 1e3, 2), "model_update_gflop": round(model_flops / 1e9, 3),
+            "model_update_gflops": round(model_flops / model_s / 1e9, 1), "policy_update_ms": round(policy_s * 1e3, 2)}
+
+
+def seeds(name: str, counts: list[int], repeats: int) -> dict:
+    task = make_task("cancer", 100)
+    loop = OnlineBPO(task, model_spec(name), "mlp", OnlineConfig(warmup_steps=0, updates_from="first-episode"))
+    period = {}
+    for n in counts:
+        state = loop.init(range(n))
+        for _ in range(4):  # past the first episode, so that every update runs
+            state, _ = loop.run_chunk(state)
+        period[n] = median_seconds(lambda s: loop.run_chunk(s)[0], state, repeats=repeats)
+    one = period[counts[0]]
+    return {"period_ms": {str(n): round(s * 1e3, 1) for n, s in period.items()},
+            "ratio": {str(n): round(s / one, 2) for n, s in period.items()}}
+
+
+def command(name: str, n_seeds: int, extra: list[str], env: dict) -> dict:
+    out = Path(tempfile.mkdtemp()) / "run"
+    argv = [str(Path(sys.executable).with_name("awmctl")), "optimize-policy", "--online", "--task", "cancer",
+            "--horizon", "100", "--model", name, "--seeds", str(n_seeds), "--out", str(out), "--json", *extra]
+    start = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env})
+    wall = time.perf_counter() - start
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr[-2000:]}")
+    summary = json.loads(result.stdout)
+    return {"process_s": round(wall, 1), "compile_s": summary["compile_s"], "loop_s": summary["wall_s"],
+            "final_return_mean": summary["final_return_mean"], "final_return_ci95": summary["final_return_ci95"],
+            "returns": json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["eval/eval_return"]}
+
+
+def compile_times(name: str) -> dict:
+    cache = tempfile.mkdtemp(prefix="awmctl-cache-")
+    cold = command(name, 1, ["--env-steps", "64"], {"AWMCTL_COMPILATION_CACHE": cache})
+    warm = command(name, 1, ["--env-steps", "64"], {"AWMCTL_COMPILATION_CACHE": cache})
+    return {"cold_compile_s": cold["compile_s"], "warm_compile_s": warm["compile_s"],
+            "cold_process_s": cold["process_s"], "warm_process_s": warm["process_s"]}
+
+
+def whole_run(name: str, n_seeds: int) -> dict:
+    row = command(name, n_seeds, [], {"AWMCTL_COMPILATION_CACHE": "off"})
+    row["per_seed_s"] = round(row["process_s"] / n_seeds, 1)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="peak,updates,seeds,compile,runs")
+    parser.add_argument("--models", default="awm-transformer,awm-lstm,markov-mlp")
+    parser.add_argument("--seeds", default="1,4", help="seed counts compared in the 'seeds' part")
+    parser.add_argument("--run-seeds", default="1", help="seed counts of the whole runs ('runs' part)")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", default="benchmarks/results/online_speed.jsonl")
+    parser.add_argument("--redo", action="store_true", help="measure rows that are already in --out again")
+    args = parser.parse_args()
+    where = machine()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = [json.loads(l) for l in out.read_text().splitlines()] if out.exists() else []
+
+    def key(row: dict) -> tuple:
+        return (row["part"], row.get("model"), row.get("seeds"), row["machine"]["cpu"], row["machine"]["backend"],
+                row["machine"]["jaxlib"])
+
+    def measure(part: str, fn, model: str | None = None, n: int | None = None, **kwargs) -> dict:
+        row = {"part": part, "model": model, "seeds": n, "machine": where}
+        done = [r for r in rows if key(r) == key(row)]
+        if done and not args.redo:
+            return done[-1]
+        row.update(fn(**kwargs))
+        rows.append(row)
+        with open(out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
+
+    parts = set(args.parts.split(","))
+    models = args.models.split(",")
+    print(f"# {where['cpu']}, {where['cores']} cores, {where['backend']} ({where['device']}), "
+          f"jax {where['jax']}, jaxlib {where['jaxlib']}", flush=True)
+    top = measure("peak", peak, repeats=args.repeats)["gflops"] if "peak" in parts else None
+    if top:
+        print(f"1024x1024 float32 matmul: {top} GFLOP/s", flush=True)
+    if "updates" in parts:
+        print(f"\n{'per update':<18}{'model ms':>10}{'authors':>9}{'GFLOP/s':>9}{'% of peak':>10}"
+              f"{'policy ms':>11}{'authors':>9}", flush=True)
+        for name in models:
+            r = measure("updates", updates, name, name=name, repeats=args.repeats)
+            share = f"{100 * r['model_update_gflops'] / top:.0f}%" if top else "-"
+            print(f"{name:<18}{r['model_update_ms']:>10.1f}{AUTHORS[name][0]:>9}{r['model_update_gflops']:>9.1f}"
+                  f"{share:>10}{r['policy_update_ms']:>11.1f}{AUTHORS[name][1]:>9}", flush=True)
+    if "seeds" in parts:
+        counts = [int(c) for c in args.seeds.split(",")]
+        print(f"\n{'seeds':<18}" + "".join(f"{c:>9}" for c in counts) + "   (eval period of 32 env steps, ms; ratio)")
+        for name in models:
+            r = measure("seeds", seeds, name, name=name, counts=counts, repeats=max(3, args.repeats // 4))
+            print(f"{name:<18}" + "".join(f"{r['period_ms'][str(c)]:>9.1f}" for c in counts) + "   "
+                  + " ".join(f"x{r['ratio'][str(c)]}" for c in counts), flush=True)
+    if "compile" in parts:
+        print(f"\n{'compile (64 steps)':<18}{'cold s':>9}{'cached s':>9}", flush=True)
+        for name in models:
+            r = measure("compile", compile_times, name, name=name)
+            print(f"{name:<18}{r['cold_compile_s']:>9.1f}{r['warm_compile_s']:>9.1f}", flush=True)
+    if "runs" in parts:
+        print(f"\n{'whole run':<18}{'seeds':>6}{'s/seed':>8}{'target':>8}{'authors':>9}{'compile s':>10}"
+              f"{'return':>9}", flush=True)
+        for name in models:
+            for n in (int(c) for c in args.run_seeds.split(",")):
+                r = measure("runs", whole_run, name, n, name=name, n_seeds=n)
+                print(f"{name:<18}{n:>6}{r['per_seed_s']:>8.1f}{TARGETS[name]:>8}{AUTHORS[name][2]:>9}"
+                      f"{r['compile_s']:>10.1f}{r['final_return_mean']:>9.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
