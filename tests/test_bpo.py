@@ -174,3 +174,28 @@ def test_offline_bpo_resumes_exactly_after_a_kill(tmp_path, interrupt_after):
         b, _, _ = load_policy(tmp_path / "resumed", which, seed_index=1)
         for x, y in zip(jax.tree_util.tree_leaves(eqx.filter(a, eqx.is_array)), jax.tree_util.tree_leaves(eqx.filter(b, eqx.is_array))):
             np.testing.assert_array_equal(x, y)
+
+
+def test_checkpoints_wait_for_their_interval_and_a_run_without_one_starts_over(tmp_path, interrupt_after, monkeypatch):
+    def args(out):
+        return ("optimize-policy", "--model", "simulator", "--task", "cancer", "--horizon", 6, "--steps", 30,
+                "--log-every", 10, "--lr", 1e-3, "--out", out)
+
+    assert run(*args(tmp_path / "whole")).exit_code == 0
+    monkeypatch.setenv("AWMCTL_CHECKPOINT_SECONDS", "3600")
+    undo = interrupt_after(algorithms.BPO, "run_chunk", 2)
+    assert run(*args(tmp_path / "again")).exit_code == 130
+    assert not any((tmp_path / "again.partial" / "checkpoints").glob("[0-9]*"))  # none was due yet
+    undo()
+    again = run(*args(tmp_path / "again"))
+    assert again.exit_code == 0 and "Resuming" not in again.stderr
+    a, _, _ = load_policy(tmp_path / "whole", "final")
+    b, _, _ = load_policy(tmp_path / "again", "final")
+    for x, y in zip(jax.tree_util.tree_leaves(eqx.filter(a, eqx.is_array)), jax.tree_util.tree_leaves(eqx.filter(b, eqx.is_array))):
+        np.testing.assert_array_equal(x, y)
+    monkeypatch.setenv("AWMCTL_CHECKPOINT_SECONDS", "soon")
+    result = run(*args(tmp_path / "bad"))
+    assert result.exit_code == 2 and "AWMCTL_CHECKPOINT_SECONDS must be a number" in result.stderr
+    monkeypatch.setenv("AWMCTL_SEEDS", "parallel")
+    result = run(*args(tmp_path / "bad"))
+    assert result.exit_code == 2 and "AWMCTL_SEEDS must be vmap or sequential" in result.stderr

@@ -68,6 +68,7 @@ class Outcome:
 def open_run(out: Path, kind: str, config: dict[str, Any], overwrite: bool) -> artifacts.Run:
     """The working directory of a training run; ``config`` decides whether a run left unfinished
     there may be resumed (the same settings) or is refused."""
+    checkpoint_seconds()  # a bad setting is refused before anything is written
     return artifacts.Run(out, kind, {**config, "checkpoint_format": CHECKPOINT_FORMAT}, overwrite)
 
 
