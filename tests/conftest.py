@@ -6,6 +6,8 @@ jaxtyping shape checks are switched on for the ``awmctl`` package through pytest
 """
 
 import os
+import shutil
+import tempfile
 
 import jax
 
@@ -13,8 +15,10 @@ jax.config.update("jax_num_cpu_devices", 2)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-# Keep test runs hermetic: no persistent compilation cache written by CLI invocations.
-os.environ["AWMCTL_COMPILATION_CACHE"] = "off"
+# A persistent compilation cache of this test process only (removed at the end): runs of the same
+# program in different tests compile it once, and nothing is written outside the session.
+_CACHE = tempfile.mkdtemp(prefix="awmctl-test-jax-cache-")
+os.environ["AWMCTL_COMPILATION_CACHE"] = _CACHE
 # Checkpoint after every chunk (the default waits a minute between checkpoints), so that the
 # resume tests can interrupt a tiny run between any two chunks.
 os.environ["AWMCTL_CHECKPOINT_SECONDS"] = "0"
@@ -51,3 +55,7 @@ def run(*args):
     from awmctl.cli import app
 
     return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_CACHE, ignore_errors=True)
