@@ -84,11 +84,12 @@ RECURRENT_SIZES: dict[str, Any] = {"width": 48, "decoder_width": 64}
 
 
 def _shared_parts(
-    backbone: BackboneKind, state_in: int, state_size: int, tokens: int, keys: tuple[PRNGKeyArray, ...], **sizes: Any
+    family: str, backbone: BackboneKind, state_in: int, state_size: int, action_size: int, max_horizon: int,
+    tokens: int, keys: tuple[PRNGKeyArray, ...], **sizes: Any
 ) -> dict[str, Any]:
-    """The backbone, the state embedder, the position table, the decoder, the normaliser and the
-    recorded hyper-parameters, from the keys ``(backbone, state, position, decoder)`` and the
-    size options (the paper's where not given)."""
+    """Every field the two families share: the backbone, the state embedder, the position table,
+    the decoder, the normaliser, the recorded hyper-parameters and the sizes, from the keys
+    ``(backbone, state, position, decoder)`` and the size options (the paper's where not given)."""
     kb, ks, kp, kd = keys
     is_transformer = backbone == "transformer"
     defaults = TRANSFORMER_SIZES if is_transformer else RECURRENT_SIZES
@@ -105,6 +106,10 @@ def _shared_parts(
         "decoder": eqx.nn.MLP(width, state_size, width_size=decoder_width, depth=2, activation=jax.nn.relu, key=kd),
         "norm": Normalizer.identity(state_size),
         "hyper": tuple(hyper.items()),
+        "name": f"{family}-{backbone}",
+        "state_size": state_size,
+        "action_size": action_size,
+        "max_horizon": max_horizon,
     }
 
 
@@ -125,14 +130,11 @@ class ActionsWorldModel(AbstractSequenceModel):
         **sizes: Any,
     ):
         kb, ks, ka, kp, kd = jax.random.split(key, 5)
-        parts = _shared_parts(backbone, state_size, state_size, max_horizon + 1, (kb, ks, kp, kd), **sizes)
+        parts = _shared_parts("awm", backbone, state_size, state_size, action_size, max_horizon, max_horizon + 1,
+                              (kb, ks, kp, kd), **sizes)
         for field, value in parts.items():
             setattr(self, field, value)
         self.action_embed = _embedder(action_size, dict(parts["hyper"])["width"], backbone != "transformer", key=ka)
-        self.name = f"awm-{backbone}"
-        self.state_size = state_size
-        self.action_size = action_size
-        self.max_horizon = max_horizon
 
     def predict(
         self,
@@ -180,13 +182,10 @@ class HistoryWorldModel(AbstractSequenceModel):
         # The same key layout as ActionsWorldModel (its action-embedder key goes unused), so that
         # a seed builds the same backbone in both families.
         kb, ks, _, kp, kd = jax.random.split(key, 5)
-        parts = _shared_parts(backbone, state_size + action_size, state_size, max_horizon, (kb, ks, kp, kd), **sizes)
+        parts = _shared_parts("hwm", backbone, state_size + action_size, state_size, action_size, max_horizon,
+                              max_horizon, (kb, ks, kp, kd), **sizes)
         for field, value in parts.items():
             setattr(self, field, value)
-        self.name = f"hwm-{backbone}"
-        self.state_size = state_size
-        self.action_size = action_size
-        self.max_horizon = max_horizon
 
     def predict(
         self,
