@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from awmctl import BPO, BPOConfig, FitConfig, ModelFit, SimulatorModel, collect, make_task, model_spec, random_controller
-from awmctl.algorithms import run, seed_keys, split_episodes
+from awmctl.algorithms import BPOState, run, seed_keys, split_episodes
 from awmctl.models import TRAINABLE
 from awmctl.stats import ci95
 
@@ -52,7 +52,7 @@ def train_policies(task, world, kind: str, observations, config: BPOConfig, seed
             mask = (jax.numpy.arange(seeds) > 0).astype(x.dtype).reshape((seeds,) + (1,) * (x.ndim - 1))
             return x + spread * mask * noise
 
-        state = state._replace(params=jax.tree_util.tree_map(perturb, state.params))
+        state = BPOState(jax.tree_util.tree_map(perturb, state.params), state.opt_state, state.key, state.step)
     metrics = {}
 
     def last(state, best, chunk_metrics):
