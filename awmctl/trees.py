@@ -12,12 +12,12 @@ import numpy as np
 def select_tree(cond: Any, new: Any, old: Any) -> Any:
     """Leafwise ``where(cond, new, old)``; ``cond`` may be a scalar or a per-seed vector that
     indexes the leading axis of every leaf (it is reshaped to broadcast explicitly)."""
-    cond = jnp.asarray(cond)
+    return _select(jnp, cond, new, old)
 
-    def pick(n, o):
-        return jnp.where(jnp.reshape(cond, cond.shape + (1,) * (jnp.ndim(n) - cond.ndim)), n, o)
 
-    return jax.tree_util.tree_map(pick, new, old)
+def select_rows(cond: np.ndarray, new: Any, old: Any) -> Any:
+    """:func:`select_tree` on the host, in NumPy (no program compiled per parameter shape)."""
+    return _select(np, cond, new, old)
 
 
 def seed_slice(tree: Any, index: int) -> Any:
@@ -26,13 +26,12 @@ def seed_slice(tree: Any, index: int) -> Any:
     return jax.tree_util.tree_map(lambda x: np.asarray(x)[index], tree)
 
 
-def select_rows(cond: np.ndarray, new: Any, old: Any) -> Any:
-    """:func:`select_tree` on the host: per seed (leading axis), ``new`` where ``cond``; NumPy."""
-    cond = np.asarray(cond)
+def _select(xp: Any, cond: Any, new: Any, old: Any) -> Any:
+    cond = xp.asarray(cond)
 
     def pick(n, o):
-        n, o = np.asarray(n), np.asarray(o)
-        return np.where(np.reshape(cond, cond.shape + (1,) * (n.ndim - cond.ndim)), n, o)
+        n, o = xp.asarray(n), xp.asarray(o)
+        return xp.where(xp.reshape(cond, cond.shape + (1,) * (n.ndim - cond.ndim)), n, o)
 
     return jax.tree_util.tree_map(pick, new, old)
 
