@@ -6,7 +6,7 @@ The public Python API, layer by layer (each imports only the ones above it in th
 * models and policies: pure Equinox modules (:class:`AbstractWorldModel`, the specs table
   :data:`MODEL_SPECS`, :func:`build_model`; :class:`Policy`, :func:`build_policy`);
 * rollouts: :func:`collect`, :func:`imagined_return`, :func:`true_return`, :class:`EpisodeReplay`;
-* algorithms: :class:`ModelFit`, :class:`BPO`, :class:`OnlineBPO` (config -> init -> run_chunk);
+* algorithms: :class:`ModelFit`, :class:`BPO`, :class:`OnlineBPO`, :class:`SAC`, :class:`OnlineDT` (config -> init -> run_chunk);
 * artifacts: saving and loading datasets, models and policies.
 """
 
@@ -37,7 +37,7 @@ from awmctl.models import (
     imagine,
     model_spec,
 )
-from awmctl.policies import POLICIES, MLPPolicy, OpenLoopPolicy, Policy, build_policy
+from awmctl.policies import POLICIES, DecisionTransformer, MarkovPolicy, MLPPolicy, OpenLoopPolicy, Policy, QNetwork, build_policy
 from awmctl.rollouts import (
     EpisodeReplay,
     batched_rollout,
@@ -54,6 +54,10 @@ from awmctl.algorithms import (
     FitConfig,
     ModelFit,
     OnlineBPO,
+    OnlineDT,
+    OnlineDTConfig,
+    SAC,
+    SACConfig,
     OnlineConfig,
     model_step,
     policy_step,
@@ -82,11 +86,18 @@ __all__ = [
     "EpisodeReplay",
     "FitConfig",
     "HistoryWorldModel",
+    "DecisionTransformer",
     "MLPPolicy",
+    "MarkovPolicy",
+    "QNetwork",
     "MarkovModel",
     "ModelFit",
     "ModelSpec",
     "OnlineBPO",
+    "OnlineDT",
+    "OnlineDTConfig",
+    "SAC",
+    "SACConfig",
     "OnlineConfig",
     "OpenLoopPolicy",
     "Policy",

@@ -27,7 +27,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl.models import AbstractWorldModel, imagine
 from awmctl.normalize import Normalizer
-from awmctl.policies import Policy
+from awmctl.policies import MarkovPolicy
 from awmctl.rollouts import imagined_return
 from awmctl.tasks import Task, observation, reset_key
 
@@ -119,7 +119,7 @@ def filter_normalized_direction(params: Any, key: PRNGKeyArray) -> Any:
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
-def perturbable(policy: Policy) -> tuple[Any, Any]:
+def perturbable(policy: MarkovPolicy) -> tuple[Any, Any]:
     """Split a policy into its trainable float arrays and the rest (input normaliser included,
     which is data statistics, not a parameter)."""
     spec = jax.tree_util.tree_map(
@@ -128,7 +128,7 @@ def perturbable(policy: Policy) -> tuple[Any, Any]:
     return eqx.partition(policy, spec)
 
 def policy_plane(
-    policy: Policy,
+    policy: MarkovPolicy,
     model: AbstractWorldModel,
     task: Task,
     obs0: Float[Array, " obs"],

@@ -1,5 +1,5 @@
 """Training algorithms, one shape each (:class:`~awmctl.algorithms.base.Algorithm`): model
-fitting, offline BPO and online BPO (Algorithm 1)."""
+fitting, offline BPO, online BPO (Algorithm 1), and the model-free baselines SAC and Online-DT."""
 
 from awmctl.algorithms.base import Algorithm, BestSoFar, LearningCurve, over_seeds, run, shard_seeds
 from awmctl.algorithms.bpo import BPO, BPOConfig, BPOState, policy_gradient, policy_objective, policy_step
@@ -14,6 +14,8 @@ from awmctl.algorithms.fit import (
     split_episodes,
 )
 from awmctl.algorithms.online import OnlineBPO, OnlineConfig, OnlineState
+from awmctl.algorithms.online_dt import OnlineDT, OnlineDTConfig, OnlineDTState
+from awmctl.algorithms.sac import SAC, SACConfig, SACState
 
 __all__ = [
     "BPO",
@@ -27,7 +29,13 @@ __all__ = [
     "ModelFit",
     "OnlineBPO",
     "OnlineConfig",
+    "OnlineDT",
+    "OnlineDTConfig",
+    "OnlineDTState",
     "OnlineState",
+    "SAC",
+    "SACConfig",
+    "SACState",
     "model_step",
     "normalised_mse",
     "open_loop_metrics",

@@ -26,7 +26,7 @@ from awmctl import optim
 from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, over_seeds, seeds_in_sequence
 from awmctl.errors import BadInputError
 from awmctl.models import AbstractWorldModel, PolicyInputGrad, SimulatorModel, check_context, model_spec
-from awmctl.policies import Policy, build_policy
+from awmctl.policies import MarkovPolicy, build_policy
 from awmctl.rollouts import imagined_return, true_return
 from awmctl.seeds import seed_stream, stream
 from awmctl.tasks import Task
@@ -68,7 +68,7 @@ class BPOState(NamedTuple):
 
 
 def policy_objective(
-    policy: Policy, model: AbstractWorldModel, task: Task, obs0: Float[Array, "B obs"], key: PRNGKeyArray,
+    policy: MarkovPolicy, model: AbstractWorldModel, task: Task, obs0: Float[Array, "B obs"], key: PRNGKeyArray,
     entropy: float, stop_input: bool,
 ) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """BPO's loss, -(mean imagined return + entropy x mean entropy estimate), and the mean
@@ -173,7 +173,7 @@ class BPO(Algorithm[BPOState]):
         self._chunk = over_seeds(chunk, self.sequential_seeds)
         self._evaluate = over_seeds(evaluate, self.sequential_seeds)
 
-    def build(self, seed: int | Array, observations: Float[Array, "N T obs"]) -> Policy:
+    def build(self, seed: int | Array, observations: Float[Array, "N T obs"]) -> MarkovPolicy:
         """The initial policy of ``seed``, normalising its input with the observations' statistics."""
         task = self.task
         policy = build_policy(self.policy_kind, task.obs_size, task.action_size, task.horizon, key=jax.random.key(seed))
@@ -215,7 +215,7 @@ class BPO(Algorithm[BPOState]):
     def params(self, state: BPOState) -> Any:
         return state.params
 
-    def policy(self, params: Any) -> Policy:
+    def policy(self, params: Any) -> MarkovPolicy:
         """One seed's policy from its float arrays."""
         return eqx.combine(params, self.static)
 

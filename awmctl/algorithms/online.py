@@ -36,8 +36,8 @@ from awmctl.algorithms.bpo import policy_step
 from awmctl.algorithms.fit import model_step
 from awmctl.errors import BadInputError
 from awmctl.models import AbstractWorldModel, ModelSpec, PolicyInputGrad, check_context
-from awmctl.policies import Policy, build_policy
-from awmctl.rollouts import EpisodeReplay, true_return
+from awmctl.policies import MarkovPolicy, build_policy
+from awmctl.rollouts import EpisodeReplay, advance, explore, true_return
 from awmctl.seeds import seed_stream
 from awmctl.tasks import Task, reset_key
 
@@ -145,17 +145,10 @@ class OnlineBPO(Algorithm[OnlineState]):
             policy = eqx.combine(s.policy, policy_static)
             ka, kr = jax.random.split(key)
             obs = task.observe(s.env_state, s.k)
-            random_action = jax.random.uniform(kr, (task.action_size,), obs.dtype, -1.0, 1.0)
-            action = jnp.where(s.t < config.warmup_steps, random_action, policy.sample(obs, ka)[0])
-            next_state = task.transition(s.env_state, action, s.k)
-            replay, done = s.replay.record(s.k, obs, action, task.observe(next_state, s.k + 1))
-            x0 = task.initial_state(reset_key(key)).astype(next_state.dtype)
-            return s._replace(
-                replay=replay,
-                env_state=jnp.where(done, x0, next_state),
-                k=jnp.where(done, 0, s.k + 1),
-                t=s.t + 1,
-            )
+            action = explore(s.t, config.warmup_steps, policy.sample(obs, ka)[0], kr)
+            stepped = advance(task, s.env_state, s.k, action, key)
+            replay, _ = s.replay.record(s.k, obs, action, stepped.next_obs, stepped.reward)
+            return s._replace(replay=replay, env_state=stepped.state, k=stepped.k, t=s.t + 1)
 
         def set_normalizers(s: OnlineState) -> OnlineState:
             """Model and policy statistics from the first stored episode (slot 0)."""
@@ -220,7 +213,7 @@ class OnlineBPO(Algorithm[OnlineState]):
         task = self.task
         return self.spec.build(task.state_size, task.action_size, task.horizon, key=jax.random.key(seed), task=task)
 
-    def build_policy(self, seed: int | jax.Array) -> Policy:
+    def build_policy(self, seed: int | jax.Array) -> MarkovPolicy:
         task = self.task
         return build_policy(self.policy_kind, task.obs_size, task.action_size, task.horizon,
                             key=seed_stream(seed, "online/policy-init"))
@@ -269,7 +262,7 @@ class OnlineBPO(Algorithm[OnlineState]):
     def params(self, state: OnlineState) -> Any:
         return state.policy
 
-    def policy(self, params: Any) -> Policy:
+    def policy(self, params: Any) -> MarkovPolicy:
         """One seed's policy from its float arrays."""
         return eqx.combine(params, self.policy_static)
 

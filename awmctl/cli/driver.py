@@ -27,7 +27,7 @@ from awmctl.timing import Clock, clock
 
 #: Changes whenever the layout of a run's checkpoints does, so that a run left unfinished by an
 #: older awmctl is refused with a reason instead of failing to restore.
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 #: ``AWMCTL_CHECKPOINT_SECONDS``: the least time between two checkpoints of a run (default 60;
 #: 0 checkpoints after every chunk). An Orbax save costs tens of milliseconds, which adds up
 #: over the 157 evaluation periods of an online run; a killed run loses at most this much work.

@@ -1,7 +1,7 @@
 """``awmctl optimize-policy``: BPO through a world model, offline (a fitted model or the
-simulator, on initial observations) or online (Algorithm 1: interact, fit, improve), N seeds at
-once. The two modes share the policy options; each has its own, and an option of the other mode
-is refused."""
+simulator, on initial observations) or online (Algorithm 1: interact, fit, improve), and the
+paper's model-free baselines online (``--agent sac`` or ``online-dt``), N seeds at once. Each
+mode and agent has its own options; an option that does not apply is refused."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import typer
 
 from awmctl import artifacts
-from awmctl.algorithms import BPO, BPOConfig, OnlineBPO, OnlineConfig
+from awmctl.algorithms import BPO, SAC, BPOConfig, OnlineBPO, OnlineConfig, OnlineDT, OnlineDTConfig, SACConfig
 from awmctl.cli.common import (
     HorizonOpt,
     JsonOpt,
@@ -39,15 +39,21 @@ from awmctl.trees import seed_slice
 
 OFFLINE_ONLY = ("data_dir", "steps", "log_every")
 ONLINE_ONLY = ("env_steps", "warmup_steps", "model_every", "policy_every", "eval_every", "model_lr", "updates_from")
-B, O = BPOConfig, OnlineConfig  # the defaults
+#: options of BPO (through a world model) that no model-free agent has
+BPO_ONLY = ("model", "policy", "policy_input_grad", "clip", "entropy", "model_every", "policy_every", "model_lr",
+            "updates_from", "data_dir", "steps", "log_every")
+AGENTS = ("bpo", "sac", "online-dt")
+AGENT_ONLY = {"sac": ("variant",), "online-dt": ("context",)}
+B, O, S, D = BPOConfig, OnlineConfig, SACConfig, OnlineDTConfig  # the defaults
 
 
 @handle_errors
 @no_type_check  # typer passes its own click context, not an instance of the typer.Context it documents
 def optimize_policy_command(
     ctx: typer.Context,
-    model: Annotated[str, typer.Option("--model", help="Offline: a model directory from fit-model, or 'simulator'. Online: a model name (e.g. awm-transformer).")],
     out: OutOpt,
+    model: Annotated[str | None, typer.Option("--model", help="Offline: a model directory from fit-model, or 'simulator'. Online: a model name (e.g. awm-transformer).")] = None,
+    agent: Annotated[str, typer.Option("--agent", help="bpo (through --model), or a model-free baseline, online: sac or online-dt (implies --online).")] = "bpo",
     task: Annotated[str | None, typer.Option("--task", help="Task (required with --model simulator and --online).")] = None,
     horizon: HorizonOpt = None,
     task_param: TaskParamOpt = None,
@@ -55,8 +61,8 @@ def optimize_policy_command(
     policy_input_grad: Annotated[
         str | None, typer.Option("--policy-input-grad", help="stop (default for AWMs: the direct path) or full (default otherwise).")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Imagined rollouts per update.")] = B.batch_size,
-    lr: Annotated[float, typer.Option("--lr", help="Policy learning rate (Adam).")] = B.lr,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help=f"Per update: imagined rollouts (BPO, {B.batch_size}), transitions (sac, {S.batch}) or context windows (online-dt, {D.batch}).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help=f"Policy learning rate (BPO {B.lr:g}, sac {S.lr:g}, online-dt {D.lr:g}).")] = None,
     clip: Annotated[float, typer.Option("--clip", help="Global-norm gradient clip.")] = B.clip,
     entropy: Annotated[float, typer.Option("--entropy", help="Entropy bonus (per-step mean).")] = B.entropy,
     seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds trained in one program (vmap).")] = 1,
@@ -65,12 +71,14 @@ def optimize_policy_command(
     log_every: Annotated[int, typer.Option("--log-every", help="(offline) Updates between evaluations and checkpoints.")] = B.log_every,
     online: Annotated[bool, typer.Option("--online", help="Algorithm 1: interact with the task, fit --model (a model NAME) and the policy in one loop.")] = False,
     env_steps: Annotated[int, typer.Option("--env-steps", help="(online) Environment steps.")] = O.env_steps,
-    warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="(online) First env steps with random actions.")] = O.warmup_steps,
+    warmup_steps: Annotated[int | None, typer.Option("--warmup-steps", help=f"(online) First env steps with random actions (BPO and online-dt {O.warmup_steps}, sac {S.warmup_steps}).")] = None,
     model_every: Annotated[int, typer.Option("--model-every", help="(online) Env steps between model updates.")] = O.model_every,
     policy_every: Annotated[int, typer.Option("--policy-every", help="(online) Env steps between policy updates.")] = O.policy_every,
     eval_every: Annotated[int, typer.Option("--eval-every", help="(online) Env steps between evaluations and checkpoints.")] = O.eval_every,
     model_lr: Annotated[float, typer.Option("--model-lr", help="(online) Model learning rate.")] = O.model_lr,
     updates_from: Annotated[str, typer.Option("--updates-from", help="(online) warmup: no update before --warmup-steps (the paper authors' schedule); first-episode: update as soon as one episode is stored.")] = O.updates_from,
+    variant: Annotated[str, typer.Option("--variant", help="(sac) authors: the paper authors' SAC (one critic, fixed alpha 0.1, target actor); standard: twin critics, tuned alpha.")] = S.variant,
+    context: Annotated[int, typer.Option("--context", help="(online-dt) Steps of context the transformer reads.")] = D.context,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
@@ -81,23 +89,38 @@ def optimize_policy_command(
     policy gradient; with --policy open-loop: direct shooting). Every --log-every updates the
     deterministic policy is evaluated on the real task and the cosine between the model's and the
     simulator's policy gradients is recorded. Online (--online): the paper's Algorithm 1, which
-    fits a fresh --model while it interacts with --task. Rerun the same command to resume after a
+    fits a fresh --model while it interacts with --task. --agent sac or online-dt: the paper's
+    model-free baselines on the same online budget. Rerun the same command to resume after a
     kill.
     """
     if seeds < 1:
         raise BadInputError(f"--seeds must be at least 1, got {seeds}")
+    if agent not in AGENTS:
+        raise BadInputError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENTS)}")
+    for other, names in AGENT_ONLY.items():
+        if other != agent:
+            refuse_options(ctx, names, f"to --agent {agent} (only to --agent {other})")
     if policy not in POLICIES:
         raise BadInputError(f"unknown policy {policy!r}; choose one of: {', '.join(POLICIES)}")
     params = parse_task_params(task_param)
     seed_list = list(range(seed, seed + seeds))
-    if online:
+    if agent != "bpo":
+        refuse_options(ctx, BPO_ONLY, f"to --agent {agent} (a model-free agent: no world model, its own policy)")
+        summary = _model_free(agent, task, horizon, params, seed_list, out, overwrite, env_steps=env_steps,
+                              warmup_steps=warmup_steps, eval_every=eval_every, lr=lr, batch=batch_size,
+                              variant=variant, context=context)
+    elif model is None:
+        raise BadInputError("--model is missing: a model directory or 'simulator' (offline), a model name with --online")
+    elif online:
         refuse_options(ctx, OFFLINE_ONLY, "with --online (they set offline BPO; see the (online) options)")
-        config = OnlineConfig(env_steps, warmup_steps, model_every, policy_every, eval_every, O.model_batch, batch_size,
-                              model_lr, lr, clip, entropy, policy_input_grad, updates_from)  # type: ignore[arg-type]
+        config = OnlineConfig(env_steps, O.warmup_steps if warmup_steps is None else warmup_steps, model_every,
+                              policy_every, eval_every, O.model_batch, batch_size or O.policy_batch, model_lr,
+                              O.policy_lr if lr is None else lr, clip, entropy, policy_input_grad, updates_from)  # type: ignore[arg-type]
         summary = _online(model, task, horizon, params, policy, config, seed_list, out, overwrite)
     else:
         refuse_options(ctx, ONLINE_ONLY, "without --online")
-        config = BPOConfig(steps, batch_size, lr, clip, entropy, policy_input_grad, log_every)  # type: ignore[arg-type]
+        config = BPOConfig(steps, B.batch_size if batch_size is None else batch_size, B.lr if lr is None else lr, clip,
+                           entropy, policy_input_grad, log_every)  # type: ignore[arg-type]
         summary = _offline(model, task, horizon, params, policy, config, data_dir, seed_list, out, overwrite)
     if json_out:
         emit_json(summary)
@@ -174,6 +197,30 @@ def _online(model: str, task: str | None, horizon: int | None, params: dict, pol
                                                          online=algorithm.config.__dict__))
     _finish(outcome, algorithm.template_policy, the_task, seed_list, summary,
             model={"name": model, "online": True}, online=algorithm.config.__dict__)
+    return summary
+
+
+def _model_free(agent: str, task: str | None, horizon: int | None, params: dict, seed_list: list[int], out: Path,
+                overwrite: bool, **options: Any) -> dict[str, Any]:
+    if task is None:
+        raise BadInputError(f"--agent {agent} needs --task (and optionally --horizon)")
+    the_task = make_task(task, horizon, params)
+    given_options = {k: v for k, v in options.items() if v is not None}
+    if agent == "sac":
+        given_options.pop("context")
+        config: Any = SACConfig(**given_options)
+        algorithm: Any = SAC(the_task, config)
+    else:
+        given_options.pop("variant")
+        config = OnlineDTConfig(**given_options)
+        algorithm = OnlineDT(the_task, config)
+    run = open_run(out, artifacts.POLICY_KIND, {
+        "task": task_record(the_task), "agent": agent, agent: config.__dict__, "seeds": seed_list}, overwrite)
+    outcome = train(algorithm, run, seed_list, f"{agent} on {the_task.name}",
+                    f"{'SAC' if agent == 'sac' else 'Online-DT'} on {the_task.name} (H={the_task.horizon})")
+    summary = {"out": str(out), "agent": agent, "task": the_task.name, "horizon": the_task.horizon, "online": True,
+               "env_steps": config.steps_run, "seeds": len(seed_list), **_returns(outcome)}
+    _finish(outcome, algorithm.template_policy, the_task, seed_list, summary, agent=agent, **{agent: config.__dict__})
     return summary
 
 

@@ -1,7 +1,7 @@
 """The world-model zoo: every family behind one interface (:mod:`awmctl.models.base`) and one
 table of specs (:mod:`awmctl.models.zoo`)."""
 
-from awmctl.models.backbones import AbstractBackbone, Recurrent, Transformer, make_backbone
+from awmctl.backbones import AbstractBackbone, Recurrent, Transformer, make_backbone
 from awmctl.models.base import AbstractWorldModel, Carry, check_context, imagine
 from awmctl.models.markov import MarkovModel
 from awmctl.models.one_step import AbstractOneStepModel

@@ -24,7 +24,7 @@ import numpy as np
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from awmctl.models.backbones import AbstractBackbone, BackboneKind, make_backbone
+from awmctl.backbones import AbstractBackbone, BackboneKind, make_backbone
 from awmctl.models.base import AbstractWorldModel, Carry, check_context
 from awmctl.layers import embed, mlp
 from awmctl.normalize import Normalizer

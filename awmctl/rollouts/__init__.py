@@ -1,5 +1,6 @@
 """Rollouts shared by every training loop and analysis: imagination through world models, true
-returns and episode collection on tasks, and the replay of whole episodes of online loops."""
+returns and episode collection on tasks, and what online loops need: stepping the real task one
+step at a time, and replays of whole episodes or of transitions."""
 
 from awmctl.rollouts.collection import (
     DEFAULT_CHUNK,
@@ -15,16 +16,21 @@ from awmctl.rollouts.imagination import (
     stepwise_return,
     true_return,
 )
-from awmctl.rollouts.replay import EpisodeReplay
+from awmctl.rollouts.interaction import Stepped, advance, explore
+from awmctl.rollouts.replay import EpisodeReplay, TransitionReplay
 
 __all__ = [
     "DEFAULT_CHUNK",
     "EpisodeReplay",
+    "Stepped",
+    "TransitionReplay",
+    "advance",
     "batched_rollout",
     "closed_loop_observations",
     "collect",
     "constant_controller",
     "direct_path_return",
+    "explore",
     "imagined_return",
     "random_controller",
     "stepwise_return",

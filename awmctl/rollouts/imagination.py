@@ -14,12 +14,12 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Key, PRNGKeyArray
 
 from awmctl.models import AbstractWorldModel
-from awmctl.policies import Policy
+from awmctl.policies import MarkovPolicy, Policy
 from awmctl.tasks import Task, rollout
 
 
 def imagined_return(
-    policy: Policy,
+    policy: MarkovPolicy,
     model: AbstractWorldModel,
     task: Task,
     obs0: Float[Array, " obs"],
@@ -35,7 +35,7 @@ def imagined_return(
 
 
 def stepwise_return(
-    policy: Policy,
+    policy: MarkovPolicy,
     model: AbstractWorldModel,
     task: Task,
     obs0: Float[Array, " obs"],
@@ -62,7 +62,7 @@ def stepwise_return(
 
 
 def direct_path_return(
-    policy: Policy,
+    policy: MarkovPolicy,
     model: AbstractWorldModel,
     task: Task,
     obs0: Float[Array, " obs"],
@@ -93,7 +93,7 @@ def direct_path_return(
 
 
 def closed_loop_observations(
-    policy: Policy,
+    policy: MarkovPolicy,
     model: AbstractWorldModel,
     obs0: Float[Array, " obs"],
     keys: Key[Array, " H"],

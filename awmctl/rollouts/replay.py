@@ -1,4 +1,4 @@
-"""A replay of whole episodes inside compiled training loops (no Python-side buffer).
+"""Replays inside compiled training loops (no Python-side buffer): whole episodes, or transitions.
 
 Online loops act in the task one step at a time and learn from whole stored episodes. Each step
 writes one observation and one action into the slot of the episode in progress (work that does
@@ -14,12 +14,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 
 class EpisodeReplay(NamedTuple):
     observations: Float[Array, "C H+1 obs"]
     actions: Float[Array, "C H act"]
+    rewards: Float[Array, "C H"]
     count: Int[Array, ""]  # complete episodes stored so far; slot count % capacity is in progress
 
     @classmethod
@@ -29,6 +30,7 @@ class EpisodeReplay(NamedTuple):
         return cls(
             observations=jnp.zeros((capacity, horizon + 1, obs_size)),
             actions=jnp.zeros((capacity, horizon, action_size)),
+            rewards=jnp.zeros((capacity, horizon)),
             count=jnp.zeros((), jnp.int32),
         )
 
@@ -37,7 +39,8 @@ class EpisodeReplay(NamedTuple):
         return self.observations.shape[0]
 
     def record(
-        self, k: Int[Array, ""], obs: Float[Array, " obs"], action: Float[Array, " act"], next_obs: Float[Array, " obs"]
+        self, k: Int[Array, ""], obs: Float[Array, " obs"], action: Float[Array, " act"], next_obs: Float[Array, " obs"],
+        reward: Float[Array, ""],
     ) -> tuple[EpisodeReplay, Int[Array, ""]]:
         """Step ``k`` of the episode in progress; returns the replay and whether this step
         completed (stored) the episode."""
@@ -46,6 +49,7 @@ class EpisodeReplay(NamedTuple):
         return EpisodeReplay(
             observations=self.observations.at[slot, k].set(obs).at[slot, k + 1].set(next_obs),
             actions=self.actions.at[slot, k].set(action),
+            rewards=self.rewards.at[slot, k].set(reward),
             count=self.count + done.astype(jnp.int32),
         ), done
 
@@ -57,4 +61,39 @@ class EpisodeReplay(NamedTuple):
         return (self.count - 1 - back) % self.capacity
 
 
-__all__ = ["EpisodeReplay"]
+class TransitionReplay(NamedTuple):
+    """A ring buffer of single transitions ``(obs, action, reward, next_obs, terminal)``; the
+    oldest is overwritten once ``capacity`` are stored."""
+
+    observations: Float[Array, "C obs"]
+    actions: Float[Array, "C act"]
+    rewards: Float[Array, " C"]
+    next_observations: Float[Array, "C obs"]
+    terminals: Float[Array, " C"]  # 1 where the episode ended with the transition: nothing follows
+    count: Int[Array, ""]  # transitions written so far
+
+    @classmethod
+    def empty(cls, capacity: int, obs_size: int, action_size: int) -> TransitionReplay:
+        return cls(jnp.zeros((capacity, obs_size)), jnp.zeros((capacity, action_size)), jnp.zeros((capacity,)),
+                   jnp.zeros((capacity, obs_size)), jnp.zeros((capacity,)), jnp.zeros((), jnp.int32))
+
+    @property
+    def capacity(self) -> int:
+        return self.observations.shape[0]
+
+    def add(self, obs: Float[Array, " obs"], action: Float[Array, " act"], reward: Float[Array, ""],
+            next_obs: Float[Array, " obs"], terminal: Bool[Array, ""]) -> TransitionReplay:
+        i = self.count % self.capacity
+        return TransitionReplay(self.observations.at[i].set(obs), self.actions.at[i].set(action),
+                                self.rewards.at[i].set(reward), self.next_observations.at[i].set(next_obs),
+                                self.terminals.at[i].set(terminal.astype(self.terminals.dtype)), self.count + 1)
+
+    def sample(self, key: PRNGKeyArray, n: int) -> TransitionReplay:
+        """``n`` stored transitions, uniformly with replacement (a batch with the same fields;
+        meaningless while none is stored)."""
+        idx = jax.random.randint(key, (n,), 0, jnp.maximum(jnp.minimum(self.count, self.capacity), 1))
+        return TransitionReplay(self.observations[idx], self.actions[idx], self.rewards[idx],
+                                self.next_observations[idx], self.terminals[idx], self.count)
+
+
+__all__ = ["EpisodeReplay", "TransitionReplay"]

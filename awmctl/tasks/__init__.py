@@ -3,6 +3,7 @@ and users' own tasks (see :mod:`awmctl.tasks.registry`)."""
 
 from awmctl.tasks.base import (
     ActFn,
+    Controller,
     Episode,
     ParamValue,
     Task,
@@ -32,6 +33,7 @@ from awmctl.tasks.registry import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ActFn",
+    "Controller",
     "Episode",
     "ParamValue",
     "Task",

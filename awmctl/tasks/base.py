@@ -44,6 +44,23 @@ class Episode(NamedTuple):
 ActFn = Callable[[Float[Array, " obs"], Int[Array, ""], PRNGKeyArray], Float[Array, " act"]]
 
 
+class Controller(NamedTuple):
+    """A controller with a memory within the episode (a decision transformer's context).
+
+    ``start()`` is the memory when an episode begins; ``act(memory, obs, k, key) -> (memory,
+    action)`` acts; ``record(memory, reward) -> memory`` hears the reward of the step just taken.
+    A plain :data:`ActFn` is the special case with no memory.
+    """
+
+    start: Callable[[], Any]
+    act: Callable[[Any, Float[Array, " obs"], Int[Array, ""], PRNGKeyArray], tuple[Any, Float[Array, " act"]]]
+    record: Callable[[Any, Float[Array, ""]], Any]
+
+    @classmethod
+    def memoryless(cls, act: ActFn) -> Controller:
+        return cls(lambda: (), lambda memory, obs, k, key: (memory, act(obs, k, key)), lambda memory, reward: memory)
+
+
 class Task(eqx.Module):
     """Abstract base of every task. Concrete tasks are final and hold only static fields.
 
@@ -138,23 +155,24 @@ def reset_key(key: PRNGKeyArray) -> PRNGKeyArray:
     return stream(key, "task/reset")
 
 
-def rollout(task: Task, act: ActFn, key: PRNGKeyArray) -> Episode:
+def rollout(task: Task, act: ActFn | Controller, key: PRNGKeyArray) -> Episode:
     """Run one whole episode of ``task`` under the controller ``act`` (a ``lax.scan`` over steps).
 
     Vectorise over episodes with ``jax.vmap(lambda k: rollout(task, act, k))(keys)``.
     """
+    controller = act if isinstance(act, Controller) else Controller.memoryless(act)
     x0 = task.initial_state(reset_key(key))
 
     def body(carry, k):
-        state, key = carry
+        state, key, memory = carry
         key, sub = jax.random.split(key)
         obs = task.observe(state, k)
-        action = act(obs, k, sub)
+        memory, action = controller.act(memory, obs, k, sub)
         next_state, reward = task.step(state, action, k)
-        return (next_state, key), (obs, action, reward)
+        return (next_state, key, controller.record(memory, reward)), (obs, action, reward)
 
-    (final_state, _), (obs, actions, rewards) = jax.lax.scan(
-        body, (x0, key), jnp.arange(task.horizon)
+    (final_state, _, _), (obs, actions, rewards) = jax.lax.scan(
+        body, (x0, key, controller.start()), jnp.arange(task.horizon)
     )
     last_obs = task.observe(final_state, task.horizon)
     observations = jnp.concatenate([obs, last_obs[None]], axis=0)
@@ -186,6 +204,7 @@ def returns_of(episodes: Episode) -> Float[Array, "*batch"]:
 
 __all__ = [
     "ActFn",
+    "Controller",
     "Episode",
     "ParamValue",
     "Task",

@@ -1,0 +1,46 @@
+"""Acting in the real task one step at a time, inside the compiled loop of an online algorithm.
+
+Online algorithms (BPO's Algorithm 1, SAC, Online-DT) keep the episode in progress in their state
+as ``(task state, step index k)`` and advance it by one step per env step; when an episode ends,
+the next one starts at once (a time limit: every episode has exactly ``H`` steps).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from awmctl.tasks import Task, reset_key
+
+
+class Stepped(NamedTuple):
+    """One env step's outcome, and where the episode stands after it."""
+
+    state: Float[Array, " state"]  # the next state, or the next episode's first one once ``done``
+    k: Int[Array, ""]
+    reward: Float[Array, ""]
+    next_obs: Float[Array, " obs"]  # the observation the step reached (``x_H`` at the last step)
+    done: Bool[Array, ""]  # the step was the episode's last
+
+
+def advance(task: Task, state: Float[Array, " state"], k: Int[Array, ""], action: Float[Array, " act"],
+            key: PRNGKeyArray) -> Stepped:
+    """Take ``action`` at step ``k``; the next episode's start (if this step ends the episode)
+    is drawn from ``key`` like every reset (:func:`awmctl.tasks.reset_key`)."""
+    next_state, reward = task.step(state, action, k)
+    done = k + 1 == task.horizon
+    x0 = task.initial_state(reset_key(key)).astype(next_state.dtype)
+    return Stepped(jnp.where(done, x0, next_state), jnp.where(done, 0, k + 1), reward,
+                   task.observe(next_state, k + 1), done)
+
+
+def explore(t: Int[Array, ""], warmup_steps: int, action: Float[Array, " act"], key: PRNGKeyArray) -> Float[Array, " act"]:
+    """Uniform random actions in [-1, 1] for the first ``warmup_steps`` env steps, ``action`` after."""
+    random_action = jax.random.uniform(key, action.shape, action.dtype, -1.0, 1.0)
+    return jnp.where(t < warmup_steps, random_action, action)
+
+
+__all__ = ["Stepped", "advance", "explore"]
