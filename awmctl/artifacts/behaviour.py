@@ -8,7 +8,7 @@ from pathlib import Path
 from awmctl.artifacts.policies import load_policy
 from awmctl.errors import BadInputError
 from awmctl.rollouts import constant_controller, random_controller
-from awmctl.tasks import ActFn, Task
+from awmctl.tasks import ActFn, Controller, Task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,7 @@ def parse_policy(text: str) -> PolicySpec:
     )
 
 
-def behaviour(spec: PolicySpec, task: Task) -> ActFn:
+def behaviour(spec: PolicySpec, task: Task) -> ActFn | Controller:
     """A controller for :func:`awmctl.tasks.rollout`; a policy directory's best checkpoint (first
     seed) acts deterministically."""
     if spec.kind == "random":

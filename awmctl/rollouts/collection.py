@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from awmctl.errors import BadInputError
-from awmctl.tasks import ActFn, Episode, Task, rollout
+from awmctl.tasks import ActFn, Controller, Episode, Task, rollout
 
 #: Episodes per compiled call of :func:`collect`; larger requests are processed in chunks of
 #: this many (the last one padded), so one compilation serves any number of episodes.
@@ -41,14 +41,14 @@ def constant_controller(task: Task, value: Sequence[float]) -> ActFn:
     return act
 
 
-def batched_rollout(task: Task, act: ActFn) -> Callable[[PRNGKeyArray], Episode]:
+def batched_rollout(task: Task, act: ActFn | Controller) -> Callable[[PRNGKeyArray], Episode]:
     """One compiled call that rolls out one episode per key (``vmap`` over keys, ``scan`` over steps)."""
     return eqx.filter_jit(jax.vmap(lambda k: rollout(task, act, k)))
 
 
 def collect(
     task: Task,
-    act: ActFn,
+    act: ActFn | Controller,
     episodes: int,
     key: PRNGKeyArray,
     chunk: int = DEFAULT_CHUNK,
