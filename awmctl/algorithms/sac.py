@@ -55,7 +55,9 @@ Variant = Literal["authors", "standard"]
 
 @dataclasses.dataclass(frozen=True)
 class SACConfig:
-    variant: Variant = "authors"
+    #: a :data:`Variant`; typed ``str`` so that a bad value from the command line reaches
+    #: :meth:`check` (and its one-line error) rather than a type checker
+    variant: str = "authors"
     env_steps: int = 5000
     warmup_steps: int = 1000
     critic_every: int = 2
