@@ -14,6 +14,7 @@ from awmctl.tasks.base import (
     rollout,
     step_index,
 )
+from awmctl.tasks.domains import FINITE, NONNEGATIVE, POSITIVE, Domain
 from awmctl.tasks.info import TaskInfo
 from awmctl.tasks.registry import (
     ENTRY_POINT_GROUP,
@@ -34,7 +35,11 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "ActFn",
     "Controller",
+    "Domain",
     "Episode",
+    "FINITE",
+    "NONNEGATIVE",
+    "POSITIVE",
     "ParamValue",
     "Task",
     "TaskInfo",

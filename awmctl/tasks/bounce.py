@@ -38,6 +38,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl.tasks.base import ParamValue, Task
+from awmctl.tasks.domains import NONNEGATIVE, POSITIVE, Domain
 from awmctl.tasks.info import TaskInfo
 
 DEFAULTS: tuple[tuple[str, float], ...] = (
@@ -50,6 +51,9 @@ DEFAULTS: tuple[tuple[str, float], ...] = (
 )
 DEFAULT_HORIZON = 100
 PARAM_NAMES: tuple[str, ...] = tuple(k for k, _ in DEFAULTS)
+#: the step is positive and friction non-negative; the goal, the wall and the launch are any
+#: finite numbers
+DOMAINS: dict[str, Domain] = {"dt": POSITIVE, "friction": NONNEGATIVE}
 
 
 class BounceTask(Task):
@@ -195,6 +199,7 @@ TASKS = (
         default_horizon=DEFAULT_HORIZON,
         title="One-bounce block: launch toward a wall so the block ends at the goal",
         param_names=PARAM_NAMES,
+        domains=DOMAINS,
         in_paper=True,
         notes=(
             "v0 = 10*(a-2); collision reverses v (no drag that step) and mirrors x; "

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from awmctl.errors import BadInputError
 from awmctl.tasks.base import ParamValue, Task
+from awmctl.tasks.domains import Domain
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,9 @@ class TaskInfo:
     #: where a user's task comes from ("module:Class", or a file path "path.py:Class"); None for
     #: the built-in ones. Saved directories record it so that later commands rebuild the task.
     source: str | None = None
+    #: each parameter's domain (:mod:`awmctl.tasks.domains`); a parameter not named is any
+    #: finite number
+    domains: Mapping[str, Domain] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_class(cls, task_class: object, name: str, source: str) -> TaskInfo:
@@ -60,6 +64,7 @@ class TaskInfo:
             in_paper=False,
             notes=f"user task from {source}",
             source=source,
+            domains=dict(getattr(task_class, "param_domains", None) or {}),
         )
 
 

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl.tasks.base import ParamValue, Task
+from awmctl.tasks.domains import NONNEGATIVE, POSITIVE, Domain, vector
+from awmctl.tasks.domains import names as names_of
 from awmctl.tasks.info import TaskInfo
 
 Params = dict[str, float]
@@ -566,6 +568,16 @@ def _task_infos() -> tuple[TaskInfo, ...]:
 
         return build
 
+    def domains(system: MyriadSystem) -> dict[str, Domain]:
+        """The duration is positive, the start lies within the state bounds, and every
+        coefficient is a rate, capacity or cost: non-negative."""
+        out = {"T": dataclasses.replace(POSITIVE, meaning="the duration"),
+               "x0": dataclasses.replace(vector(system.state_size, system.state_bounds), meaning="the initial state"),
+               **{k: NONNEGATIVE for k, _ in system.params}}
+        if system.terminal_cost is not None:
+            out["terminal_on"] = names_of("before-last", "final")
+        return out
+
     def names(system: MyriadSystem) -> tuple[str, ...]:
         extra = ("terminal_on",) if system.terminal_cost is not None else ()
         return ("T", "x0", *(k for k, _ in system.params), *extra)
@@ -578,6 +590,7 @@ def _task_infos() -> tuple[TaskInfo, ...]:
                 default_horizon=DEFAULT_HORIZON,
                 title=system.title,
                 param_names=names(system),
+                domains=domains(system),
                 in_paper=system.in_paper,
                 notes=system.notes,
             )
@@ -591,6 +604,7 @@ def _task_infos() -> tuple[TaskInfo, ...]:
                 default_horizon=DEFAULT_HORIZON,
                 title=f"{system.title} [variant: {note}]",
                 param_names=names(system),
+                domains=domains(system),
                 in_paper=False,
                 variant_of=base,
                 notes=note,

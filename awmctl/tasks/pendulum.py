@@ -46,6 +46,7 @@ from jax.experimental.ode import odeint
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl.tasks.base import ParamValue, Task
+from awmctl.tasks.domains import NONNEGATIVE, POSITIVE, Domain, vector
 from awmctl.tasks.info import TaskInfo
 
 #: Physics constants (spec §3): gravity, rod lengths, masses.
@@ -63,6 +64,12 @@ DEFAULT_DT = 0.05
 DEFAULT_HORIZON = 10
 
 PARAM_NAMES: tuple[str, ...] = ("goal", "angle_scale", "dt", *(k for k, _ in DEFAULT_PHYSICS))
+#: the goal lies in [-1, 1]^2 (scaled angles); lengths, masses, the step and the angle scale are
+#: positive; gravity may be switched off
+DOMAINS: dict[str, Domain] = {
+    "goal": vector(2, low=-1.0, high=1.0), "angle_scale": POSITIVE, "dt": POSITIVE, "g": NONNEGATIVE,
+    "L1": POSITIVE, "L2": POSITIVE, "M1": POSITIVE, "M2": POSITIVE,
+}
 
 
 def derivatives(
@@ -308,6 +315,7 @@ def _task_infos() -> tuple[TaskInfo, ...]:
             default_horizon=DEFAULT_HORIZON,
             title=_TITLE,
             param_names=PARAM_NAMES,
+            domains=DOMAINS,
             in_paper=True,
             notes=(
                 "authors' convention: angles 180*a and 180*g used as radians; goal in [-1,1]^2; "
@@ -323,6 +331,7 @@ def _task_infos() -> tuple[TaskInfo, ...]:
                 default_horizon=DEFAULT_HORIZON,
                 title=f"{_TITLE} [variant: {note}]",
                 param_names=PARAM_NAMES,
+                domains=DOMAINS,
                 in_paper=False,
                 variant_of="double-pendulum",
                 notes=note,

@@ -28,6 +28,7 @@ from typing import Any
 from awmctl.errors import BadInputError
 from awmctl.tasks import bounce, myriad, pendulum
 from awmctl.tasks.base import ParamValue, Task
+from awmctl.tasks.domains import check_params
 from awmctl.tasks.info import TaskInfo
 
 ENTRY_POINT_GROUP = "awmctl.tasks"
@@ -109,6 +110,7 @@ def make_task(
     if unknown:
         accepted = ", ".join(info.param_names) or "no parameters"
         raise BadInputError(f"task {name!r} has no parameter {', '.join(map(repr, unknown))}; it accepts: {accepted}")
+    check_params(name, params, dict(info.domains))
     try:
         return info.build(int(horizon), params)
     except (TypeError, ValueError) as err:
