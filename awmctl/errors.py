@@ -24,3 +24,8 @@ class RunFailedError(AwmctlError, RuntimeError):
     """Something went wrong while running (non-finite numbers, a failed write, ...)."""
 
     exit_code = 1
+
+
+class DivergedError(RunFailedError):
+    """Training diverged: updates kept producing non-finite numbers (they were skipped, so the
+    parameters and checkpoints stay finite)."""

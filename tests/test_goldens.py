@@ -17,7 +17,12 @@ History:
    normalised after the product with the values, the recurrent input projections outside the
    loop, seeds run one after another on a CPU. Rounding-level changes, checked before recording:
    the offline outputs moved by at most 4e-5 (relative), the online returns by 2.5e-5 with the
-   0.1 schedule (``--updates-from first-episode``), whose default is now the authors'.
+   0.1 schedule (``--updates-from first-episode``), whose default is now the authors';
+3. re-recorded when every optimiser began to skip non-finite updates (``optax.apply_if_finite``)
+   and ``metrics.jsonl`` gained ``train/nonfinite_updates``: XLA fuses the update differently.
+   Checked before recording: every array within 2e-5 of the old one relative to (|old| + 1e-3),
+   except the fitted transformer's query/key/value biases (1.8e-2): the key bias has no
+   gradient at all (a softmax ignores a constant shift), so only rounding moves it.
 """
 
 from __future__ import annotations
@@ -122,8 +127,9 @@ def test_outputs_equal_the_recorded_goldens(tmp_path):
         golden = dict(np.load(path))
         if sorted(produced) != sorted(golden):
             failures.append(f"{name}: the set of arrays and metrics changed: {sorted(set(produced) ^ set(golden))}")
-            continue
         for key, want in golden.items():
+            if key not in produced:
+                continue
             got = produced[key]
             try:
                 assert got.shape == want.shape and got.dtype == want.dtype, f"{got.dtype}{got.shape} != {want.dtype}{want.shape}"

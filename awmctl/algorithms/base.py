@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from awmctl.errors import BadInputError
+from awmctl.errors import BadInputError, DivergedError
+from awmctl.optim import skipped_updates
 from awmctl.trees import select_rows
 
 State = TypeVar("State")
@@ -120,19 +121,37 @@ class BestSoFar(NamedTuple):
 ChunkCallback = Callable[[Any, BestSoFar, dict[str, np.ndarray]], None]
 
 
+#: updates skipped in a row (non-finite gradients) after which a run counts as diverged
+DIVERGED_AFTER = 10
+
+
 def run(
     algorithm: Algorithm[State], state: State, best: BestSoFar | None = None, on_chunk: ChunkCallback | None = None
 ) -> tuple[State, BestSoFar]:
     """Run ``algorithm`` from ``state`` to the end, keeping each seed's best parameters;
-    ``on_chunk(state, best, metrics)`` after every chunk (to log, checkpoint, report)."""
+    ``on_chunk(state, best, metrics)`` after every chunk (to log, checkpoint, report).
+
+    Every optimiser skips updates with non-finite gradients (:mod:`awmctl.optim`); their count
+    is logged as ``train/nonfinite_updates``. When a seed's last :data:`DIVERGED_AFTER` updates
+    were all skipped, the run has diverged: :class:`DivergedError`, after ``on_chunk`` has seen
+    the chunk (whose state is still finite).
+    """
     if best is None:
         seeds = jax.tree_util.tree_leaves(state)[0].shape[0]
         best = BestSoFar.start(algorithm.params(state), seeds, algorithm.higher_is_better)
     while not algorithm.done(state):
         state, metrics = algorithm.run_chunk(state)
+        skipped, in_a_row = skipped_updates(state)
+        metrics = {**metrics, "train/nonfinite_updates": np.broadcast_to(skipped, np.shape(metrics[algorithm.score]))}
         best = best.update(algorithm.params(state), metrics[algorithm.score], algorithm.progress(state))
         if on_chunk is not None:
             on_chunk(state, best, metrics)
+        if np.any(in_a_row >= DIVERGED_AFTER):
+            seeds = np.flatnonzero(np.atleast_1d(in_a_row) >= DIVERGED_AFTER).tolist()
+            raise DivergedError(
+                f"diverged at {algorithm.unit} {algorithm.progress(state)} (seed index {seeds}: the last "
+                f"{int(np.max(in_a_row))} updates had non-finite gradients and were skipped; the checkpoints keep "
+                "the last finite parameters): lower the learning rate (--lr)")
     return state, best
 
 
@@ -207,6 +226,7 @@ def shard_seeds(state: Any, sequential: bool = False) -> Any:
 __all__ = [
     "SEEDS_ENV",
     "Algorithm",
+    "DIVERGED_AFTER",
     "BestSoFar",
     "LearningCurve",
     "State",

@@ -20,7 +20,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl import optim
 from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, over_seeds
-from awmctl.errors import BadInputError, RunFailedError
+from awmctl.errors import BadInputError, DivergedError
 from awmctl.models import AbstractWorldModel, ModelSpec, check_context, imagine
 from awmctl.normalize import like
 from awmctl.seeds import seed_stream
@@ -228,8 +228,9 @@ class ModelFit(Algorithm[FitState]):
         state, train_loss = self.train_chunk(state, jnp.arange(self.config.log_every) < remaining)
         metrics = self._evaluate(state.params, self.val)
         if not (np.all(np.isfinite(train_loss)) and np.all(np.isfinite(metrics["val_loss"]))):
-            raise RunFailedError(
-                f"training diverged at step {self.progress(state)} (loss {np.asarray(train_loss).tolist()}); "
+            raise DivergedError(
+                f"diverged at step {self.progress(state)} (the loss is no longer finite: "
+                f"{np.asarray(train_loss).tolist()}; the checkpoints keep the last finite parameters): "
                 "lower --lr or check the data"
             )
         return state, {

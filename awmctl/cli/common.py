@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -75,7 +76,7 @@ def handle_errors(fn: F) -> F:
         except AwmctlError as err:
             if debug:
                 raise
-            err_console.print(f"[bold red]Error:[/] {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]Error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]Interrupted.[/] Rerun the same command to resume where it supports it.")
@@ -86,7 +87,7 @@ def handle_errors(fn: F) -> F:
             if debug:
                 raise
             err_console.print(
-                f"[bold red]Error:[/] unexpected failure: {type(err).__name__}: {err} "
+                f"[bold red]Error:[/] unexpected failure: {type(err).__name__}: {escape(str(err))} "
                 "(set AWMCTL_DEBUG=1 for the traceback)",
                 highlight=False,
                 soft_wrap=True,
