@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,10 @@ import numpy as np
 
 from awmctl.errors import BadInputError, RunFailedError
 
+#: the layout of output directories; a directory of another format is refused, naming the
+#: awmctl that wrote it (format 1: every version so far)
 FORMAT_VERSION = 1
+OLDEST_READABLE_FORMAT = 1
 META_FILE = "meta.json"
 ARRAYS_DIR = "arrays"
 METRICS_FILE = "metrics.jsonl"
@@ -104,9 +108,14 @@ def read_meta(directory: str | os.PathLike, kind: str | tuple[str, ...] | None =
         raise BadInputError(f"{meta_path} is damaged ({err}); re-create {directory}") from None
     if not isinstance(meta, dict) or "kind" not in meta:
         raise BadInputError(f"{meta_path} is not an awmctl meta file; re-create {directory}")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not (isinstance(version, int) and OLDEST_READABLE_FORMAT <= version <= FORMAT_VERSION):
+        writer = (meta.get("environment") or {}).get("versions", {}).get("awmctl") or "an unknown version"
+        advice = "upgrade awmctl" if isinstance(version, int) and version > FORMAT_VERSION else \
+            "re-create it with this awmctl"
         raise BadInputError(
-            f"{directory} was written by a newer awmctl (format {meta['format_version']}); upgrade awmctl"
+            f"{directory} was written by awmctl {writer} in directory format {version}; this awmctl reads formats "
+            f"{OLDEST_READABLE_FORMAT}..{FORMAT_VERSION}: {advice}"
         )
     wanted = (kind,) if isinstance(kind, str) else kind
     if wanted is not None and meta["kind"] not in wanted:
@@ -122,6 +131,42 @@ def read_meta(directory: str | os.PathLike, kind: str | tuple[str, ...] | None =
 
 
 # -------------------------------------------------------------------------- output folders
+
+
+class OutputLock:
+    """An exclusive lock on one ``--out`` path, so that two processes never write it at once.
+
+    A ``flock`` on ``.NAME.lock`` beside the output: the kernel releases it when its process
+    ends, however it ends (``kill -9`` included), so a lock is never left stuck. (On network
+    file systems without ``flock`` support it is a no-op; give each array task its own --out.)
+    """
+
+    def __init__(self, out: Path):
+        import fcntl
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.path = out.parent / f".{out.name}.lock"
+        self._file = open(self.path, "a+")  # noqa: SIM115 (held until release)
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise BadInputError(f"--out {out} is being written by {holder}; wait for it to finish or choose "
+                                "another --out") from None
+        except OSError:  # no flock on this file system
+            pass
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"awmctl pid {os.getpid()} on {socket.gethostname()}")
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            with contextlib.suppress(OSError):
+                self.path.unlink()  # while still held: a waiting process never locks a stale file
+            self._file.close()
 
 
 def check_output_dir(out: str | os.PathLike, overwrite: bool) -> Path:
@@ -142,22 +187,25 @@ def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterat
     failure at any point loses nothing.
     """
     out = check_output_dir(out, overwrite).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    lock = OutputLock(out)
     try:
-        yield staging
-    except BaseException:
+        staging = out.parent / f".{out.name}.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        raise
-    trash = None
-    if out.exists():
-        trash = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, trash)
-    os.replace(staging, out)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
+        staging.mkdir()
+        try:
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        trash = None
+        if out.exists():
+            trash = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, trash)
+        os.replace(staging, out)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    finally:
+        lock.release()
 
 
 # ----------------------------------------------------------------------- pytrees of arrays
@@ -269,9 +317,17 @@ class ResumableRun:
     """
 
     def __init__(self, out: str | os.PathLike, kind: str, config: dict[str, Any], overwrite: bool = False):
+        self.out = check_output_dir(out, overwrite).absolute()
+        self.lock = OutputLock(self.out)  # before the working directory is read or touched
+        try:
+            self._open(kind, config, overwrite)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, kind: str, config: dict[str, Any], overwrite: bool) -> None:
         import orbax.checkpoint as ocp
 
-        self.out = check_output_dir(out, overwrite).absolute()
         self.work = self.out.with_name(self.out.name + ".partial")
         self.kind = kind
         self.config = jsonable(config)
@@ -342,6 +398,11 @@ class ResumableRun:
             self.manager.close()
             self._closed = True
 
+    def release(self) -> None:
+        """Give up the run (it stays resumable): completes checkpoints, frees ``--out``."""
+        self.close()
+        self.lock.release()
+
     def finish(self, meta: dict[str, Any]) -> Path:
         """Mark the run complete and move it into place (replacing an old ``OUT``)."""
         self.close()
@@ -353,4 +414,5 @@ class ResumableRun:
         os.replace(self.work, self.out)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
+        self.lock.release()
         return self.out

@@ -7,10 +7,13 @@ running. ``AWMCTL_DEBUG=1`` shows full tracebacks instead of one-line errors.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +68,42 @@ def refuse_options(ctx: Any, names: tuple[str, ...], reason: str) -> None:
         raise BadInputError(f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply {reason}")
 
 
+#: the exit code after SIGTERM (128 + 15, as a shell reports a process SIGTERM ended)
+TERMINATED_EXIT = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (a cluster scheduler's notice before it kills the job). A BaseException,
+    like KeyboardInterrupt, so that no ``except Exception`` swallows it."""
+
+
+_termination = {"requested": False, "deferred": False}
+
+
+def on_sigterm(signum: int, frame: Any) -> None:
+    """The SIGTERM handler: stop at once, unless a training loop asked to stop at the end of
+    its current chunk (:func:`deferring_termination`) so that it can checkpoint first."""
+    _termination["requested"] = True
+    if not _termination["deferred"]:
+        raise Terminated
+
+
+def install_sigterm_handler() -> None:
+    if threading.current_thread() is threading.main_thread():
+        _termination["requested"] = False
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+
+@contextlib.contextmanager
+def deferring_termination() -> Iterator[Callable[[], bool]]:
+    """Inside: SIGTERM only sets a flag, which the yielded function reads."""
+    _termination["deferred"] = True
+    try:
+        yield lambda: _termination["requested"]
+    finally:
+        _termination["deferred"] = False
+
+
 def handle_errors(fn: F) -> F:
     """Map awmctl's own errors to ``Error: ...`` on stderr and their exit codes."""
 
@@ -81,6 +120,10 @@ def handle_errors(fn: F) -> F:
         except KeyboardInterrupt:
             err_console.print("[bold red]Interrupted.[/] Rerun the same command to resume where it supports it.")
             raise typer.Exit(130) from None
+        except Terminated:
+            err_console.print("[bold red]Terminated[/] (SIGTERM): the checkpoint is written; rerun the same command "
+                              "to resume where it supports it.")
+            raise typer.Exit(TERMINATED_EXIT) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as err:  # a bug or an environment failure: still one line by default

@@ -21,7 +21,7 @@ import numpy as np
 from awmctl import artifacts, plots
 from awmctl.algorithms import Algorithm, BestSoFar, shard_seeds
 from awmctl.algorithms import run as run_to_end
-from awmctl.cli.common import err_console, progress_bar
+from awmctl.cli.common import Terminated, deferring_termination, err_console, progress_bar
 from awmctl.errors import BadInputError
 from awmctl.timing import Clock, clock
 
@@ -80,15 +80,16 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
     the values of the only seed). ``title`` heads the learning-curve plot.
     """
     interval = checkpoint_seconds()
-    state = algorithm.init(seeds)
-    best = BestSoFar.start(algorithm.params(state), len(seeds), algorithm.higher_is_better)
-    restored = run.restore_latest({"state": state, "best": best.checkpoint()})
-    if restored is not None:
-        saved, step = restored
-        state, best = saved["state"], best.restore(saved["best"])
-        err_console.print(f"Resuming from {algorithm.unit} {step} in {run.work}")
     try:
-        with clock() as time, progress_bar(description, algorithm.total) as update:
+        state = algorithm.init(seeds)
+        best = BestSoFar.start(algorithm.params(state), len(seeds), algorithm.higher_is_better)
+        restored = run.restore_latest({"state": state, "best": best.checkpoint()})
+        if restored is not None:
+            saved, step = restored
+            state, best = saved["state"], best.restore(saved["best"])
+            err_console.print(f"Resuming from {algorithm.unit} {step} in {run.work}")
+        with clock() as time, progress_bar(description, algorithm.total) as update, \
+                deferring_termination() as terminating:
             update(algorithm.progress(state))
 
             last_save = time_module.monotonic()
@@ -98,15 +99,22 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
                 step = algorithm.progress(state)
                 run.log({"step": step, **{k: (v if per_seed else v[0]).tolist() for k, v in metrics.items()}})
                 # The last chunk's state is saved with the results; a resumed run restarts from
-                # the latest checkpoint and repeats the chunks after it exactly.
-                if time_module.monotonic() - last_save >= interval and not algorithm.done(state):
+                # the latest checkpoint and repeats the chunks after it exactly. After SIGTERM
+                # (a scheduler's notice), this chunk's state is saved and the run stops.
+                due = time_module.monotonic() - last_save >= interval or terminating()
+                if due and not algorithm.done(state):
                     run.save(step, {"state": state, "best": best.checkpoint()})
                     last_save = time_module.monotonic()
+                if terminating() and not algorithm.done(state):
+                    raise Terminated
                 update(step, f"{algorithm.score} {np.mean(metrics[algorithm.score]):.4g}")
 
             state, best = run_to_end(algorithm, shard_seeds(state, algorithm.sequential_seeds), best, record)
+    except BaseException:
+        run.release()  # checkpoints in flight are completed, not lost; --out is free again
+        raise
     finally:
-        run.close()  # on an interruption too: checkpoints in flight are completed, not lost
+        run.close()
     records = run.metrics()
     _plot(algorithm, records, run.work, title)
     return Outcome(state, algorithm.params(state), best, records, run, time)
