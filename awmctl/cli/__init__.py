@@ -8,7 +8,7 @@ import typer
 
 from awmctl import __version__
 from awmctl.cli import collect, fit_model, grad_norm, landscape, optimize_policy, tasks
-from awmctl.cli.common import configure_jax, install_sigterm_handler
+from awmctl.cli.common import configure_jax, install_process_handlers
 
 app = typer.Typer(
     name="awmctl",
@@ -38,7 +38,7 @@ def main(
 ) -> None:
     """Policy learning by backpropagation through world models."""
     configure_jax()
-    install_sigterm_handler()
+    install_process_handlers()
 
 
 app.command("tasks")(tasks.tasks_command)

@@ -88,10 +88,21 @@ def on_sigterm(signum: int, frame: Any) -> None:
         raise Terminated
 
 
-def install_sigterm_handler() -> None:
+def install_process_handlers() -> None:
+    """SIGTERM -> :class:`Terminated`; and silence the "Event loop is closed" errors that Orbax's
+    background I/O raises while the interpreter shuts down after a failed restore (the user has
+    already read the one-line error; these would follow it as tracebacks)."""
     if threading.current_thread() is threading.main_thread():
         _termination["requested"] = False
         signal.signal(signal.SIGTERM, on_sigterm)
+    default = sys.__unraisablehook__
+
+    def quiet_closed_loops(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(unraisable.exc_value):
+            return
+        default(unraisable)
+
+    sys.unraisablehook = quiet_closed_loops
 
 
 @contextlib.contextmanager

@@ -1,0 +1,141 @@
+"""Bad invocations a new user (or a sweep script) makes: each gets one line on stderr and the
+documented exit code (2: bad input, nothing written; 1: the run failed), never a traceback.
+
+The table covers what reliability work found accepted or crashing (task parameters outside their
+domain, a constant action outside [-1, 1], divergence, a damaged dataset, a busy --out, a
+directory written by an incompatible awmctl) and a sample of what was already refused; the
+per-command tests hold the rest.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from conftest import run
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bad") / "data"
+    assert run("collect", "--task", "cancer", "--horizon", 8, "-n", 32, "--out", out).exit_code == 0
+    return out
+
+
+BAD_INPUT = [
+    # task parameters: finite, positive where physical, the right size, within the state bounds, a known name
+    (["collect", "--task", "cancer", "--task-param", "T=nan"], 2, "T=nan for cancer (the duration) must be finite"),
+    (["collect", "--task", "cancer", "--task-param", "T=-1"], 2, "must be a number > 0"),
+    (["collect", "--task", "cancer", "--task-param", "r=-0.5"], 2, "r=-0.5 for cancer must be a number >= 0"),
+    (["collect", "--task", "cancer", "--task-param", "x0=0.5,0.5"], 2, "must be 1 comma-separated number(s), got 2"),
+    (["collect", "--task", "cancer", "--task-param", "x0=7"], 2, "must lie within the state bounds"),
+    (["collect", "--task", "bacteria", "--task-param", "terminal_on=end"], 2, "must be one of before-last, final"),
+    (["collect", "--task", "double-pendulum", "--task-param", "goal=2,0"], 2, "in [-1, 1]"),
+    (["collect", "--task", "double-pendulum", "--task-param", "M1=0"], 2, "M1=0 for double-pendulum must be a number > 0"),
+    (["collect", "--task", "bounce", "--task-param", "dt=inf"], 2, "must be finite"),
+    (["collect", "--task", "cancer", "--task-param", "nope=1"], 2, "has no parameter 'nope'"),
+    (["collect", "--task", "cancer", "--task-param", "T"], 2, "write it as NAME=VALUE"),
+    # behaviours and sizes
+    (["collect", "--task", "cancer", "--policy", "constant:5"], 2, "constant action 5 is outside [-1, 1]"),
+    (["collect", "--task", "cancer", "--policy", "constant:nan"], 2, "outside [-1, 1]"),
+    (["collect", "--task", "cancer", "--horizon", 0], 2, "horizon must be an integer >= 1"),
+    (["collect", "--task", "no-such-task"], 2, "unknown task"),
+    (["optimize-policy", "--task", "cancer", "--model", "simulator", "--seeds", 0], 2, "--seeds must be at least 1"),
+    (["optimize-policy", "--agent", "ppo", "--task", "cancer"], 2, "unknown agent 'ppo'"),
+    (["optimize-policy", "--agent", "sac", "--task", "cancer", "--model", "awm-lstm"], 2, "--model does not apply to --agent sac"),
+    (["optimize-policy", "--online", "--task", "cancer", "--model", "awm-lstm", "--steps", 5], 2, "--steps does not apply with --online"),
+]
+
+
+@pytest.mark.parametrize("argv, code, message", BAD_INPUT, ids=[" ".join(map(str, a[0][:4])) + f" {i}" for i, a in enumerate(BAD_INPUT)])
+def test_bad_input_gets_one_line_and_its_exit_code(tmp_path, argv, code, message):
+    result = run(*argv, "--out", tmp_path / "out")
+    assert result.exit_code == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "unexpected failure" not in result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fit-model", "--model", "markov-mlp", "--steps", 200, "--lr", 1e9], "diverged at step 50"),
+    (["optimize-policy", "--agent", "sac", "--task", "cancer", "--horizon", 8, "--env-steps", 320,
+      "--warmup-steps", 32, "--lr", 1e9], "diverged at env step"),
+])
+def test_divergence_is_reported_and_no_checkpoint_holds_a_non_finite_number(tmp_path, data, argv, message):
+    if argv[0] == "fit-model":
+        argv = [*argv, "--data", data]
+    result = run(*argv, "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    if argv[0] == "fit-model":
+        return  # it stops inside its first chunk, before any checkpoint
+    records = [json.loads(line) for line in (tmp_path / "out.partial" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["train/nonfinite_updates"][0] >= 10
+    checkpoints = sorted(p for p in (tmp_path / "out.partial" / "checkpoints").iterdir() if p.name.isdigit())
+    assert checkpoints, "the chunk that diverged is checkpointed (its parameters are the last finite ones)"
+    for step in checkpoints:
+        restored = ocp.StandardCheckpointer().restore(step / "default")
+        for path, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]:
+            name = jax.tree_util.keystr(path)
+            # parameters (not the optimiser's moments, which may overflow, or the latest loss)
+            if "opt" not in name and "loss" not in name and np.issubdtype(np.asarray(leaf).dtype, np.floating):
+                assert np.all(np.isfinite(leaf)), name
+
+
+def test_a_damaged_dataset_is_one_line_whatever_orbax_does_at_exit(tmp_path, data):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(data, damaged)
+    chunk = max((p for p in (damaged / "arrays").rglob("*") if p.is_file() and "/d/" in str(p)), key=lambda p: p.stat().st_size)
+    chunk.write_bytes(os.urandom(64))
+    for _ in range(3):  # the extra tracebacks came only sometimes
+        result = subprocess.run([sys.executable, "-m", "awmctl", "fit-model", "--data", str(damaged), "--model",
+                                 "markov-mlp", "--steps", "10", "--out", str(tmp_path / "m")],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "damaged" in result.stderr
+
+
+def test_a_busy_out_is_refused_and_a_killed_writer_leaves_no_stuck_lock(tmp_path):
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "awmctl", "optimize-policy", "--online", "--task", "cancer", "--horizon", "8",
+            "--model", "markov-mlp", "--env-steps", "100000", "--warmup-steps", "32", "--out", str(out)]
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out.with_name("run.partial") / "metrics.jsonl").exists():
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.5)
+        second = run("optimize-policy", "--online", "--task", "cancer", "--horizon", 8, "--model", "markov-mlp",
+                     "--env-steps", 100000, "--warmup-steps", 32, "--out", out)
+        assert second.exit_code == 2 and "is being written by awmctl pid" in second.stderr, second.stderr
+        first.kill()  # kill -9: no handler runs
+        first.wait()
+        # the killed writer's --out is free at once: a new run takes it over (other settings need --overwrite)
+        takeover = run("optimize-policy", "--online", "--task", "cancer", "--horizon", 8, "--model", "markov-mlp",
+                       "--env-steps", 64, "--warmup-steps", 32, "--out", out, "--overwrite")
+        assert takeover.exit_code == 0, takeover.stderr
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+
+def test_a_directory_of_an_incompatible_format_names_the_awmctl_that_wrote_it(tmp_path, data):
+    old = tmp_path / "old"
+    shutil.copytree(data, old)
+    meta = json.loads((old / "meta.json").read_text())
+    meta["format_version"] = 99
+    meta["environment"]["versions"]["awmctl"] = "9.9.9"
+    (old / "meta.json").write_text(json.dumps(meta))
+    result = run("fit-model", "--data", old, "--model", "markov-mlp", "--out", tmp_path / "m")
+    assert result.exit_code == 2
+    assert "written by awmctl 9.9.9 in directory format 99" in result.stderr and "upgrade awmctl" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
