@@ -345,9 +345,15 @@ class ResumableRun:
                     f"{self.work} holds an unfinished run with other settings ({', '.join(changed)}); "
                     "rerun with the same arguments to resume it, or pass --overwrite to start over"
                 )
-        if not self.resuming:
+        if self.resuming:
+            # A run killed while it wrote its results (after its last chunk) left them half
+            # written: they are made again, from the checkpoints and metrics kept here.
+            for child in self.work.iterdir():
+                if child.name not in ("checkpoints", METRICS_FILE, META_FILE):
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        else:
             self.work.mkdir(parents=True)
-            write_json_atomic(self.work / META_FILE, base_meta(kind, status="running", config=self.config))
+        write_json_atomic(self.work / META_FILE, base_meta(kind, status="running", config=self.config))
         self.manager = ocp.CheckpointManager(
             self.work / "checkpoints",
             options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True, cleanup_tmp_directories=True),
