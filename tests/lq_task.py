@@ -25,6 +25,9 @@ class LinearQuadratic(awmctl.Task):
     action_size: ClassVar[int] = 1
     dt: ClassVar[float] = 1.0
     state_bounds: ClassVar[tuple[tuple[float, float], ...]] = ((-math.inf, math.inf),)
+    # what --task-param accepts (a parameter not named here: any finite number)
+    param_domains: ClassVar[dict] = {"q": awmctl.tasks.NONNEGATIVE, "r": awmctl.tasks.POSITIVE,
+                                     "x0_noise": awmctl.tasks.NONNEGATIVE}
 
     @property
     def params(self):

@@ -139,3 +139,23 @@ def test_a_directory_of_an_incompatible_format_names_the_awmctl_that_wrote_it(tm
     assert result.exit_code == 2
     assert "written by awmctl 9.9.9 in directory format 99" in result.stderr and "upgrade awmctl" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_json_output_carries_its_schema_version_and_the_documented_fields(tmp_path):
+    documented = {  # docs/usage.md, "JSON output"
+        "collect": {"out", "task", "horizon", "policy", "seed", "episodes", "mean_return", "std_return", "min_return",
+                    "max_return"},
+        "optimize-policy": {"out", "model", "task", "horizon", "policy", "policy_input_grad", "steps", "seeds",
+                            "final_return_mean", "final_return_ci95", "best_return_mean", "final_grad_cosine_mean",
+                            "wall_s", "compile_s"},
+    }
+    runs = {
+        "collect": run("collect", "--task", "cancer", "--horizon", 8, "-n", 2, "--out", tmp_path / "d", "--json"),
+        "optimize-policy": run("optimize-policy", "--model", "simulator", "--task", "cancer", "--horizon", 8,
+                               "--steps", 4, "--log-every", 2, "--out", tmp_path / "p", "--json"),
+    }
+    for command, result in runs.items():
+        assert result.exit_code == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert summary["schema_version"] == 1
+        assert documented[command] <= set(summary), documented[command] - set(summary)

@@ -145,3 +145,11 @@ def test_a_task_without_a_default_horizon_needs_one():
         assert run("tasks").exit_code == 0
     finally:
         registry.unregister("drift")
+
+
+def test_a_users_task_declares_the_domains_of_its_parameters(tmp_path):
+    refused = run("collect", "--task", LQ, "--task-param", "r=0", "--out", tmp_path / "d")
+    assert refused.exit_code == 2 and "r=0 for lq_task:LinearQuadratic must be a number > 0" in refused.stderr
+    refused = run("collect", "--task", LQ, "--task-param", "a=nan", "--out", tmp_path / "d")
+    assert refused.exit_code == 2 and "must be finite" in refused.stderr  # not declared: any finite number
+    assert run("collect", "--task", LQ, "--task-param", "a=-2", "-n", 2, "--out", tmp_path / "d").exit_code == 0

@@ -151,9 +151,14 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: the version of the ``--json`` schema (docs/usage.md, "JSON output"): fields may be added
+#: within a version; renaming, removing or changing the meaning of one bumps it
+JSON_SCHEMA_VERSION = 1
+
+
 def emit_json(summary: dict[str, Any]) -> None:
-    """The one machine-readable object on stdout."""
-    sys.stdout.write(json.dumps(jsonable(summary)) + "\n")
+    """The one machine-readable object on stdout (non-finite numbers: null or +-1e308)."""
+    sys.stdout.write(json.dumps(jsonable({"schema_version": JSON_SCHEMA_VERSION, **summary})) + "\n")
     sys.stdout.flush()
 
 
