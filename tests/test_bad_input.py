@@ -47,6 +47,7 @@ BAD_INPUT = [
     (["collect", "--task", "cancer", "--policy", "constant:5"], 2, "constant action 5 is outside [-1, 1]"),
     (["collect", "--task", "cancer", "--policy", "constant:nan"], 2, "outside [-1, 1]"),
     (["collect", "--task", "cancer", "--horizon", 0], 2, "horizon must be an integer >= 1"),
+    (["collect", "--task", "cancer", "--horizon", 100, "--episodes", 10**11], 2, "100000000000 episodes need"),
     (["collect", "--task", "no-such-task"], 2, "unknown task"),
     (["optimize-policy", "--task", "cancer", "--model", "simulator", "--seeds", 0], 2, "--seeds must be at least 1"),
     (["optimize-policy", "--agent", "ppo", "--task", "cancer"], 2, "unknown agent 'ppo'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,35 @@ from awmctl.errors import BadInputError
 from awmctl.tasks import Episode, Task, returns_of, task_record
 
 DATASET_KIND = "dataset"
+
+
+def dataset_bytes(task: Task, episodes: int) -> int:
+    """Bytes a dataset of ``episodes`` episodes holds (float32 observations, actions, rewards,
+    returns)."""
+    per_episode = (task.horizon + 1) * task.obs_size + task.horizon * (task.action_size + 1) + 1
+    return 4 * episodes * per_episode
+
+
+def check_room(out: str | os.PathLike, task: Task, episodes: int) -> None:
+    """Refuse, before any work, a collection that this machine's free memory or the disk under
+    ``out`` cannot hold (it is built in memory, then written; both need room for it)."""
+    need = dataset_bytes(task, episodes)
+    parent = Path(out).absolute()
+    while not parent.exists():
+        parent = parent.parent
+    disk = shutil.disk_usage(parent).free
+    try:
+        memory = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system that reports it
+        memory = None
+    gb = lambda n: f"{n / 1e9:.3g} GB"  # noqa: E731
+    fix = f"collect fewer --episodes (this task: {dataset_bytes(task, 1)} bytes per episode), or several datasets"
+    if need > disk:
+        raise BadInputError(f"{episodes} episodes need {gb(need)} on disk, and {parent} has {gb(disk)} free; {fix}")
+    # twice: the chunks as they are collected, and the joined arrays
+    if memory is not None and 2 * need > memory:
+        raise BadInputError(f"{episodes} episodes need about {gb(2 * need)} of memory to collect, and "
+                            f"{gb(memory)} is available; {fix}")
 
 
 def save_dataset(

@@ -56,6 +56,7 @@ def collect_command(
     spec = artifacts.parse_policy(policy)
     the_task = make_task(task, horizon, parse_task_params(task_param))
     artifacts.check_output_dir(out, overwrite)  # fail before any work, not after
+    artifacts.check_room(out, the_task, episodes)
     act = artifacts.behaviour(spec, the_task)
 
     with progress_bar(f"collect {the_task.name} H={the_task.horizon}", episodes) as update:
