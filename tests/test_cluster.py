@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parent.parent / "docs" / "examples" / "slurm_sweep.sh"
 
 
@@ -43,6 +45,7 @@ def test_each_array_task_runs_its_row_and_a_complete_row_is_skipped(tmp_path):
     assert missing.returncode == 2 and "no row 7" in err
 
 
+@pytest.mark.slow  # awmctl's own SIGTERM handling is in the default run (test_preemption.py)
 def test_sigterm_to_the_job_checkpoints_and_the_requeued_task_resumes(tmp_path):
     rows = "long optimize-policy --online --model markov-mlp --task cancer --horizon 8 --env-steps 1600 --warmup-steps 32\n"
     job = sweep(tmp_path, rows, 0)

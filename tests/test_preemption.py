@@ -75,7 +75,8 @@ def sigterm_during_chunk(monkeypatch):
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("command", ["fit-model", "offline", "online"])
+@pytest.mark.parametrize("command", [pytest.param("fit-model", marks=pytest.mark.slow),
+                                     pytest.param("offline", marks=pytest.mark.slow), "online"])
 def test_sigterm_checkpoints_the_chunk_exits_143_and_the_same_command_resumes_exactly(tmp_path, data, command,
                                                                                      sigterm_during_chunk):
     whole = run(*commands(data, tmp_path / "whole")[command])
