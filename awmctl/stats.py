@@ -31,4 +31,29 @@ def return_summary(returns: ArrayLike) -> dict[str, float]:
     }
 
 
-__all__ = ["ci95", "return_summary"]
+class RunningSummary:
+    """:func:`return_summary` over returns that arrive in chunks (Chan et al.'s pairwise update
+    of the mean and the sum of squared deviations, in float64), so that streaming needs no
+    array of every return."""
+
+    def __init__(self) -> None:
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+        self.low, self.high = np.inf, -np.inf
+
+    def add(self, returns: ArrayLike) -> None:
+        r = np.asarray(returns, dtype=np.float64).ravel()
+        if r.size == 0:
+            return
+        n, mean = r.size, float(r.mean())
+        delta, total = mean - self.mean, self.n + n
+        self.m2 += float(np.sum(np.square(r - mean))) + delta**2 * self.n * n / total
+        self.mean += delta * n / total
+        self.n = total
+        self.low, self.high = min(self.low, float(r.min())), max(self.high, float(r.max()))
+
+    def summary(self) -> dict[str, float]:
+        return {"mean_return": self.mean, "std_return": float(np.sqrt(self.m2 / max(self.n, 1))),
+                "min_return": self.low, "max_return": self.high}
+
+
+__all__ = ["RunningSummary", "ci95", "return_summary"]

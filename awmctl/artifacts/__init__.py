@@ -2,7 +2,7 @@
 :mod:`awmctl.store`, which holds the Orbax and ``meta.json`` mechanics)."""
 
 from awmctl.artifacts.behaviour import PolicySpec, behaviour, parse_policy
-from awmctl.artifacts.datasets import DATASET_KIND, check_room, dataset_bytes, load_dataset, save_dataset
+from awmctl.artifacts.datasets import DATASET_KIND, check_room, dataset_bytes, load_dataset, save_dataset, write_dataset
 from awmctl.artifacts.models import MODEL_KIND, load_model, model_record, save_model
 from awmctl.artifacts.policies import POLICY_KIND, load_policy, save_policies
 from awmctl.artifacts.records import task_from_meta
@@ -21,6 +21,7 @@ __all__ = [
     "DATASET_KIND",
     "check_room",
     "dataset_bytes",
+    "write_dataset",
     "MODEL_KIND",
     "POLICY_KIND",
     "Output",

@@ -23,8 +23,7 @@ from awmctl.cli.common import (
     summary_table,
 )
 from awmctl.errors import BadInputError
-from awmctl.rollouts import collect
-from awmctl.stats import return_summary
+from awmctl.rollouts import DEFAULT_CHUNK, collect_chunks
 from awmctl.tasks import make_task, parse_task_params
 
 
@@ -42,6 +41,9 @@ def collect_command(
         ),
     ] = "random",
     task_param: TaskParamOpt = None,
+    max_memory: Annotated[
+        float, typer.Option("--max-memory", help="MB of episodes held in memory at once: larger datasets are written in parts as they are made.")
+    ] = 1024.0,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
@@ -49,19 +51,25 @@ def collect_command(
     """Roll out N episodes of a task (one compiled vmap+scan call) and store them under --out.
 
     Stores observations [N, H+1, obs], actions [N, H, act], rewards [N, H] and returns [N],
-    with a meta.json saying what they are.
+    with a meta.json saying what they are. Memory stays within --max-memory whatever N: episodes
+    are written in parts as they are made.
     """
     if episodes < 1:
         raise BadInputError(f"--episodes must be at least 1, got {episodes}")
+    if not max_memory > 0:
+        raise BadInputError(f"--max-memory must be a positive number of MB, got {max_memory}")
     spec = artifacts.parse_policy(policy)
     the_task = make_task(task, horizon, parse_task_params(task_param))
     artifacts.check_output_dir(out, overwrite)  # fail before any work, not after
     artifacts.check_room(out, the_task, episodes)
     act = artifacts.behaviour(spec, the_task)
 
+    # Half the budget for the part being gathered, half for the arrays Orbax writes from it.
+    part = max(1, int(max_memory * 1_000_000 / 2) // artifacts.dataset_bytes(the_task, 1))
     with progress_bar(f"collect {the_task.name} H={the_task.horizon}", episodes) as update:
-        batch = collect(the_task, act, episodes, jax.random.key(seed), on_chunk=update)
-    returns = batch.rewards.sum(axis=-1)
+        chunks = collect_chunks(the_task, act, episodes, jax.random.key(seed), min(DEFAULT_CHUNK, part))
+        meta = artifacts.write_dataset(out, chunks, the_task, {"policy": spec.describe(), "seed": seed}, overwrite,
+                                       part_episodes=part, on_chunk=update)
     summary = {
         "out": str(out),
         "task": the_task.name,
@@ -69,15 +77,8 @@ def collect_command(
         "policy": spec.describe(),
         "seed": seed,
         "episodes": episodes,
-        **return_summary(returns),
+        **meta["summary"],
     }
-    artifacts.save_dataset(
-        out,
-        batch,
-        the_task,
-        {"policy": spec.describe(), "seed": seed, "summary": summary},
-        overwrite=overwrite,
-    )
     err_console.print(summary_table(f"Collected {episodes} episodes -> {out}", summary))
     if json_out:
         emit_json(summary)

@@ -6,7 +6,9 @@ from awmctl.rollouts.collection import (
     DEFAULT_CHUNK,
     batched_rollout,
     collect,
+    collect_chunks,
     constant_controller,
+    episode_keys,
     random_controller,
 )
 from awmctl.rollouts.imagination import (
@@ -28,8 +30,10 @@ __all__ = [
     "batched_rollout",
     "closed_loop_observations",
     "collect",
+    "collect_chunks",
     "constant_controller",
     "direct_path_return",
+    "episode_keys",
     "explore",
     "imagined_return",
     "random_controller",

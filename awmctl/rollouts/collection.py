@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, Key, PRNGKeyArray
 
 from awmctl.errors import BadInputError
 from awmctl.tasks import ActFn, Controller, Episode, Task, rollout
@@ -46,6 +46,37 @@ def batched_rollout(task: Task, act: ActFn | Controller) -> Callable[[PRNGKeyArr
     return eqx.filter_jit(jax.vmap(lambda k: rollout(task, act, k)))
 
 
+def episode_keys(key: PRNGKeyArray, start: int, stop: int) -> Key[Array, " n"]:
+    """Keys ``start .. stop - 1`` of ``jax.random.split(key, N)`` for any N, without making the
+    other N - (stop - start): with JAX's (default) partitionable threefry, split key ``i`` is
+    ``fold_in(key, i)`` (tested), so memory does not grow with N."""
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(start, stop, dtype=jnp.uint32))
+
+
+def collect_chunks(
+    task: Task,
+    act: ActFn | Controller,
+    episodes: int,
+    key: PRNGKeyArray,
+    chunk: int = DEFAULT_CHUNK,
+) -> Iterator[Episode]:
+    """Roll out ``episodes`` episodes of ``task`` under ``act``, one compiled call per chunk of
+    ``chunk`` episodes, yielded as NumPy arrays as they are made (memory: one chunk).
+
+    Episode ``i`` always uses key ``i`` of ``jax.random.split(key, episodes)``, so the episodes
+    do not depend on ``chunk``.
+    """
+    if episodes < 1:
+        raise BadInputError(f"--episodes must be at least 1, got {episodes}")
+    size = min(chunk, episodes)
+    run = batched_rollout(task, act)
+    for start in range(0, episodes, size):
+        n = min(size, episodes - start)
+        batch = episode_keys(key, start, start + size)  # the last chunk padded: one compiled program
+        out = run(batch)
+        yield Episode(*(np.asarray(x[:n]) for x in out))
+
+
 def collect(
     task: Task,
     act: ActFn | Controller,
@@ -54,28 +85,15 @@ def collect(
     chunk: int = DEFAULT_CHUNK,
     on_chunk: Callable[[int], None] | None = None,
 ) -> Episode:
-    """Roll out ``episodes`` episodes of ``task`` under ``act``, one compiled call per chunk of
-    ``chunk`` episodes; NumPy arrays.
-
-    Episode ``i`` always uses the ``i``-th key of ``jax.random.split(key, episodes)``, so the
-    result does not depend on ``chunk``. ``on_chunk(n_done)`` reports progress.
-    """
-    if episodes < 1:
-        raise BadInputError(f"--episodes must be at least 1, got {episodes}")
-    keys = jax.random.split(key, episodes)
-    size = min(chunk, episodes)
-    run = batched_rollout(task, act)
-    parts = []
-    for start in range(0, episodes, size):
-        batch = keys[start : start + size]
-        n = batch.shape[0]
-        if n < size:  # pad the last chunk so the compiled program is reused
-            batch = jnp.concatenate([batch, jnp.repeat(batch[-1:], size - n, axis=0)])
-        out = run(batch)
-        parts.append(jax.tree_util.tree_map(lambda x: np.asarray(x[:n]), out))
+    """:func:`collect_chunks` joined into one batch; ``on_chunk(n_done)`` reports progress."""
+    parts, done = [], 0
+    for part in collect_chunks(task, act, episodes, key, chunk):
+        parts.append(part)
+        done += part.rewards.shape[0]
         if on_chunk is not None:
-            on_chunk(start + n)
+            on_chunk(done)
     return Episode(*(np.concatenate(leaves) for leaves in zip(*parts)))
 
 
-__all__ = ["DEFAULT_CHUNK", "batched_rollout", "collect", "constant_controller", "random_controller"]
+__all__ = ["DEFAULT_CHUNK", "batched_rollout", "collect", "collect_chunks", "constant_controller", "episode_keys",
+           "random_controller"]
