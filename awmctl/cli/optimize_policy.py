@@ -65,7 +65,7 @@ def optimize_policy_command(
     lr: Annotated[float | None, typer.Option("--lr", help=f"Policy learning rate (BPO {B.lr:g}, sac {S.lr:g}, online-dt {D.lr:g}).")] = None,
     clip: Annotated[float, typer.Option("--clip", help="Global-norm gradient clip.")] = B.clip,
     entropy: Annotated[float, typer.Option("--entropy", help="Entropy bonus (per-step mean).")] = B.entropy,
-    seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds trained in one program (vmap).")] = 1,
+    seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds S..S+N-1 trained in one compiled program (one after another on a CPU, vectorised on a GPU).")] = 1,
     data_dir: Annotated[Path | None, typer.Option("--data", help="(offline) Dataset whose initial observations start the imagined rollouts.")] = None,
     steps: Annotated[int, typer.Option("--steps", help="(offline) Policy updates.")] = B.steps,
     log_every: Annotated[int, typer.Option("--log-every", help="(offline) Updates between evaluations and checkpoints.")] = B.log_every,
