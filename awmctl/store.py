@@ -211,6 +211,16 @@ def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterat
 # ----------------------------------------------------------------------- pytrees of arrays
 
 
+def _this_process_only() -> Any:
+    """Orbax's multi-process settings: in a run spread over several processes only process 0
+    writes (it has gathered every seed's arrays), so no Orbax call waits for the others."""
+    import orbax.checkpoint as ocp
+
+    if jax.process_count() == 1:
+        return ocp.options.MultiprocessingOptions()
+    return ocp.options.MultiprocessingOptions(primary_host=0, active_processes={jax.process_index()})
+
+
 def leaf_specs(tree: Any) -> dict[str, dict[str, Any]]:
     """``{"path.to.leaf": {"shape": [...], "dtype": "float32"}}`` for every array leaf."""
     specs = {}
@@ -226,7 +236,7 @@ def save_arrays(directory: str | os.PathLike, tree: Any) -> dict[str, dict[str, 
     path = Path(directory).absolute() / ARRAYS_DIR
     tree = jax.tree_util.tree_map(np.asarray, tree)
     try:
-        with ocp.StandardCheckpointer() as checkpointer:
+        with ocp.StandardCheckpointer(multiprocessing_options=_this_process_only()) as checkpointer:
             checkpointer.save(path, tree)
             checkpointer.wait_until_finished()
     except OSError as err:
@@ -262,7 +272,7 @@ def restore_arrays(directory: str | os.PathLike, like: Any, meta: dict[str, Any]
     abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), like)
     path = directory.absolute() / ARRAYS_DIR
     try:
-        with ocp.StandardCheckpointer() as checkpointer:
+        with ocp.StandardCheckpointer(multiprocessing_options=_this_process_only()) as checkpointer:
             restored = checkpointer.restore(path, abstract)
     except Exception as err:  # Orbax raises many types for a truncated or damaged checkpoint
         raise BadInputError(
@@ -354,9 +364,12 @@ class ResumableRun:
         else:
             self.work.mkdir(parents=True)
         write_json_atomic(self.work / META_FILE, base_meta(kind, status="running", config=self.config))
+        (self.work / "checkpoints").mkdir(exist_ok=True)  # Orbax may not create it when one process of several writes
         self.manager = ocp.CheckpointManager(
             self.work / "checkpoints",
-            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True, cleanup_tmp_directories=True),
+            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=jax.process_count() == 1,
+                                                 cleanup_tmp_directories=True,
+                                                 multiprocessing_options=_this_process_only()),
         )
 
     def _previous_config(self) -> dict[str, Any] | None:

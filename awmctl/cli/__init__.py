@@ -8,7 +8,8 @@ import typer
 
 from awmctl import __version__
 from awmctl.cli import collect, fit_model, grad_norm, landscape, optimize_policy, tasks
-from awmctl.cli.common import configure_jax, install_process_handlers
+from awmctl.cli.common import configure_jax, err_console, install_process_handlers
+from awmctl.errors import AwmctlError
 
 app = typer.Typer(
     name="awmctl",
@@ -37,7 +38,11 @@ def main(
     ] = False,
 ) -> None:
     """Policy learning by backpropagation through world models."""
-    configure_jax()
+    try:
+        configure_jax()
+    except AwmctlError as err:
+        err_console.print(f"[bold red]Error:[/] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(err.exit_code) from None
     install_process_handlers()
 
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 from rich.markup import escape
 from rich.console import Console
@@ -157,7 +158,12 @@ JSON_SCHEMA_VERSION = 1
 
 
 def emit_json(summary: dict[str, Any]) -> None:
-    """The one machine-readable object on stdout (non-finite numbers: null or +-1e308)."""
+    """The one machine-readable object on stdout (non-finite numbers: null or +-1e308); in a
+    run spread over several processes, process 0's."""
+    import jax
+
+    if jax.process_index() != 0:
+        return
     sys.stdout.write(json.dumps(jsonable({"schema_version": JSON_SCHEMA_VERSION, **summary})) + "\n")
     sys.stdout.flush()
 
@@ -172,8 +178,8 @@ def summary_table(title: str, rows: dict[str, Any]) -> Table:
 
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr, shown only when stderr is a terminal.
+def progress_bar(description: str, total: int, show: bool = True) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr, shown only when stderr is a terminal (and ``show``).
 
     Yields ``update(completed)``.
     """
@@ -185,7 +191,7 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
         console=err_console,
-        disable=not err_console.is_terminal,
+        disable=not (show and err_console.is_terminal),
         transient=False,
     )
     with progress:
@@ -214,3 +220,35 @@ def configure_jax() -> None:
             pass
     if os.environ.get("AWMCTL_X64", "") not in ("", "0"):
         jax.config.update("jax_enable_x64", True)
+    if os.environ.get(DISTRIBUTED_ENV, "") not in ("", "0"):
+        start_distributed()
+
+
+#: ``AWMCTL_DISTRIBUTED=1``: spread ``--seeds N`` over the processes of a multi-process job
+DISTRIBUTED_ENV = "AWMCTL_DISTRIBUTED"
+
+
+def start_distributed() -> None:
+    """Join the job's processes with JAX's multi-controller runtime, its settings read from the
+    environment as JAX reads them (SLURM's ``SLURM_NTASKS``/``SLURM_PROCID``/..., or
+    ``JAX_COORDINATOR_ADDRESS`` with the other cluster environments JAX detects)."""
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # collectives between CPU processes
+    try:
+        jax.distributed.initialize()
+    except (ValueError, RuntimeError) as err:
+        raise BadInputError(f"{DISTRIBUTED_ENV}=1 but the job's processes could not be joined ({err}); run it under "
+                            "srun --ntasks=K, or set JAX_COORDINATOR_ADDRESS and the process count and index") from None
+    # The first collective connects the processes, and Gloo announces it on stdout, which
+    # belongs to --json: connect now, with stdout sent to stderr.
+    from jax.experimental import multihost_utils
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        multihost_utils.process_allgather(np.zeros((1,), np.int32))
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import tempfile
 import time as time_module
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from awmctl import artifacts, plots
@@ -55,6 +58,8 @@ class Outcome:
     records: list[dict[str, Any]]
     run: artifacts.Run
     time: Clock  # of this invocation (a resumed run counts only what it did itself)
+    #: False in the other processes of a run spread over several (only process 0 writes)
+    main: bool = True
 
     @property
     def work(self) -> Path:
@@ -65,10 +70,45 @@ class Outcome:
         return np.atleast_1d(np.asarray(self.records[-1][key], np.float64))
 
 
+class FollowerRun:
+    """What the other processes of a multi-process run hold instead of the run directory: they
+    compute their seeds and hand them to process 0, which alone reads and writes the disk."""
+
+    resuming = False
+
+    def __init__(self) -> None:
+        self.work = Path(tempfile.mkdtemp(prefix="awmctl-follower-"))
+
+    def restore_latest(self, like: Any) -> None:
+        return None
+
+    def save(self, step: int, state: Any) -> None:
+        pass
+
+    def log(self, record: dict[str, Any]) -> None:
+        pass
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+    def release(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def finish(self, meta: dict[str, Any]) -> Path:
+        self.release()
+        return self.work
+
+
 def open_run(out: Path, kind: str, config: dict[str, Any], overwrite: bool) -> artifacts.Run:
     """The working directory of a training run; ``config`` decides whether a run left unfinished
-    there may be resumed (the same settings) or is refused."""
+    there may be resumed (the same settings) or is refused. In a run spread over several
+    processes, only process 0 opens it."""
     checkpoint_seconds()  # a bad setting is refused before anything is written
+    if jax.process_index() != 0:
+        return FollowerRun()  # type: ignore[return-value]
     return artifacts.Run(out, kind, {**config, "checkpoint_format": CHECKPOINT_FORMAT}, overwrite)
 
 
@@ -80,15 +120,20 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
     the values of the only seed). ``title`` heads the learning-curve plot.
     """
     interval = checkpoint_seconds()
+    processes = Processes(len(seeds))
     try:
         state = algorithm.init(seeds)
         best = BestSoFar.start(algorithm.params(state), len(seeds), algorithm.higher_is_better)
-        restored = run.restore_latest({"state": state, "best": best.checkpoint()})
+        restored = processes.from_main(run.restore_latest({"state": state, "best": best.checkpoint()}),
+                                       ({"state": state, "best": best.checkpoint()}, 0))
         if restored is not None:
             saved, step = restored
             state, best = saved["state"], best.restore(saved["best"])
-            err_console.print(f"Resuming from {algorithm.unit} {step} in {run.work}")
-        with clock() as time, progress_bar(description, algorithm.total) as update, \
+            if processes.main:
+                err_console.print(f"Resuming from {algorithm.unit} {step} in {run.work}")
+        # Each process trains its share of the seeds (all of them in a one-process run).
+        state, best = processes.share(state), processes.share_best(best)
+        with clock() as time, progress_bar(description, algorithm.total, processes.main) as update, \
                 deferring_termination() as terminating:
             update(algorithm.progress(state))
 
@@ -97,27 +142,91 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
             def record(state: Any, best: BestSoFar, metrics: dict[str, np.ndarray]) -> None:
                 nonlocal last_save
                 step = algorithm.progress(state)
+                metrics = processes.gather(metrics)
                 run.log({"step": step, **{k: (v if per_seed else v[0]).tolist() for k, v in metrics.items()}})
                 # The last chunk's state is saved with the results; a resumed run restarts from
                 # the latest checkpoint and repeats the chunks after it exactly. After SIGTERM
-                # (a scheduler's notice), this chunk's state is saved and the run stops.
-                due = time_module.monotonic() - last_save >= interval or terminating()
-                if due and not algorithm.done(state):
-                    run.save(step, {"state": state, "best": best.checkpoint()})
+                # (a scheduler's notice), this chunk's state is saved and the run stops. Process
+                # 0's clock decides for every process, and SIGTERM to any process stops them all.
+                due, stopping = processes.agree(time_module.monotonic() - last_save >= interval, terminating())
+                if (due or stopping) and not algorithm.done(state):
+                    run.save(step, processes.gather({"state": state, "best": best.checkpoint()}))
                     last_save = time_module.monotonic()
-                if terminating() and not algorithm.done(state):
+                if stopping and not algorithm.done(state):
                     raise Terminated
                 update(step, f"{algorithm.score} {np.mean(metrics[algorithm.score]):.4g}")
 
             state, best = run_to_end(algorithm, shard_seeds(state, algorithm.sequential_seeds), best, record)
+            state, best = processes.gather(state), processes.gather_best(best)
     except BaseException:
         run.release()  # checkpoints in flight are completed, not lost; --out is free again
         raise
     finally:
         run.close()
     records = run.metrics()
-    _plot(algorithm, records, run.work, title)
-    return Outcome(state, algorithm.params(state), best, records, run, time)
+    if processes.main:
+        _plot(algorithm, records, run.work, title)
+    return Outcome(state, algorithm.params(state), best, records, run, time, processes.main)
+
+
+class Processes:
+    """The processes of one run (``AWMCTL_DISTRIBUTED=1`` under a multi-process launcher): each
+    trains a contiguous block of the seeds, and process 0 gathers them to log, checkpoint and
+    write. With one process every method is the identity."""
+
+    def __init__(self, seeds: int):
+        self.count, self.index = jax.process_count(), jax.process_index()
+        self.main = self.index == 0
+        if seeds % self.count:
+            raise BadInputError(f"--seeds {seeds} cannot be shared by the {self.count} processes of this job: "
+                                f"give a multiple of {self.count}")
+        self.block = seeds // self.count
+
+    def share(self, tree: Any) -> Any:
+        """This process's block of a pytree whose leaves have a leading seed axis."""
+        if self.count == 1:
+            return tree
+        lo = self.index * self.block
+        return jax.tree_util.tree_map(lambda x: x[lo : lo + self.block], tree)
+
+    def share_best(self, best: BestSoFar) -> BestSoFar:
+        if self.count == 1:
+            return best
+        return BestSoFar(self.share(best.params), *self.share((best.scores, best.steps)), best.higher_is_better)
+
+    def gather(self, tree: Any) -> Any:
+        """Every process's block, in process order (each process calls it at the same point)."""
+        if self.count == 1:
+            return tree
+        from jax.experimental import multihost_utils
+
+        return jax.tree_util.tree_map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+    def gather_best(self, best: BestSoFar) -> BestSoFar:
+        if self.count == 1:
+            return best
+        params, scores, steps = self.gather((best.params, best.scores, best.steps))
+        return BestSoFar(params, scores, steps, best.higher_is_better)
+
+    def agree(self, due: bool, stopping: bool) -> tuple[bool, bool]:
+        """Process 0's checkpoint decision, and whether any process was asked to stop."""
+        if self.count == 1:
+            return due, stopping
+        flags = self.gather(np.asarray([[due, stopping]]))
+        return bool(flags[0, 0]), bool(flags[:, 1].any())
+
+    def from_main(self, value: Any, like: Any) -> Any:
+        """Process 0's ``value`` (None or a pytree shaped like ``like``) in every process."""
+        if self.count == 1:
+            return value
+        from jax.experimental import multihost_utils
+
+        found = bool(multihost_utils.broadcast_one_to_all(np.asarray(value is not None)))
+        if not found:
+            return None
+        source = value if self.main else like
+        tree = multihost_utils.broadcast_one_to_all((source[0], np.asarray(source[1], np.int64)))
+        return jax.tree_util.tree_map(np.asarray, tree[0]), int(tree[1])
 
 
 def _plot(algorithm: Algorithm, records: list[dict[str, Any]], work: Path, title: str) -> None:

@@ -158,6 +158,8 @@ def _offline(model: str, task: str | None, horizon: int | None, params: dict, po
         "data": None if data_dir is None else str(Path(data_dir).absolute()), "seeds": seed_list}, overwrite)
     outcome = train(algorithm, run, seed_list, f"BPO {world.name} on {the_task.name}",
                     f"BPO through {world.name} on {the_task.name} (H={the_task.horizon})")
+    if not outcome.main:
+        return {}  # another process of a multi-process run: process 0 writes the results
     summary = {
         "out": str(out), "model": world.name, "task": the_task.name, "horizon": the_task.horizon, "policy": policy,
         "policy_input_grad": algorithm.config.policy_input_grad, "steps": config.steps, "seeds": len(seed_list),
@@ -184,6 +186,8 @@ def _online(model: str, task: str | None, horizon: int | None, params: dict, pol
         "seeds": seed_list}, overwrite)
     outcome = train(algorithm, run, seed_list, f"online {model} on {the_task.name}",
                     f"Online BPO with {model} on {the_task.name} (H={the_task.horizon})")
+    if not outcome.main:
+        return {}  # another process of a multi-process run: process 0 writes the results
     summary = {
         "out": str(out), "model": model, "task": the_task.name, "horizon": the_task.horizon, "policy": policy,
         "policy_input_grad": algorithm.config.policy_input_grad, "online": True, "env_steps": config.steps_run,
@@ -218,6 +222,8 @@ def _model_free(agent: str, task: str | None, horizon: int | None, params: dict,
         "task": task_record(the_task), "agent": agent, agent: config.__dict__, "seeds": seed_list}, overwrite)
     outcome = train(algorithm, run, seed_list, f"{agent} on {the_task.name}",
                     f"{'SAC' if agent == 'sac' else 'Online-DT'} on {the_task.name} (H={the_task.horizon})")
+    if not outcome.main:
+        return {}  # another process of a multi-process run: process 0 writes the results
     summary = {"out": str(out), "agent": agent, "task": the_task.name, "horizon": the_task.horizon, "online": True,
                "env_steps": config.steps_run, "seeds": len(seed_list), **_returns(outcome)}
     _finish(outcome, algorithm.template_policy, the_task, seed_list, summary, agent=agent, **{agent: config.__dict__})

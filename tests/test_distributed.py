@@ -1,0 +1,46 @@
+"""Seeds across processes: ``AWMCTL_DISTRIBUTED=1`` under a multi-process launcher (here two
+local processes with the environment SLURM's srun gives its tasks, which JAX reads) splits
+``--seeds N`` between the processes, and process 0 writes the run, which equals the
+one-process run."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+
+from test_goldens import outputs
+
+ARGS = ["optimize-policy", "--online", "--task", "cancer", "--horizon", "8", "--model", "markov-mlp",
+        "--env-steps", "96", "--warmup-steps", "32", "--seeds", "2", "--json"]
+
+
+def awmctl(*args, **env):
+    return subprocess.Popen([sys.executable, "-m", "awmctl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **env})
+
+
+def test_two_processes_share_the_seeds_and_write_the_one_process_run(tmp_path):
+    one = awmctl(*ARGS, "--out", str(tmp_path / "one"))
+    out, err = one.communicate(timeout=300)
+    assert one.returncode == 0, err
+    job = str(random.randrange(10_000, 99_999))  # its coordinator port comes from the job id
+    slurm = {"AWMCTL_DISTRIBUTED": "1", "SLURM_JOB_ID": job, "SLURM_STEP_NODELIST": "localhost", "SLURM_NTASKS": "2"}
+    tasks = [awmctl(*ARGS, "--out", str(tmp_path / "two"), **slurm, SLURM_PROCID=str(i), SLURM_LOCALID=str(i))
+             for i in range(2)]
+    results = [t.communicate(timeout=300) for t in tasks]
+    for task, (_, err) in zip(tasks, results):
+        assert task.returncode == 0, err
+    assert json.loads(results[0][0])["seeds"] == 2 and results[1][0].strip() == ""  # process 0 reports
+    got, want = outputs(tmp_path / "two"), outputs(tmp_path / "one")
+    assert sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    # a share that does not divide is refused in one line by every process
+    bad = [awmctl(*ARGS[:-3], "--seeds", "3", "--out", str(tmp_path / "three"), **{**slurm, "SLURM_JOB_ID": str(int(job) + 1)},
+                  SLURM_PROCID=str(i), SLURM_LOCALID=str(i)) for i in range(2)]
+    for b in bad:
+        _, err = b.communicate(timeout=300)
+        assert b.returncode == 2 and "--seeds 3 cannot be shared by the 2 processes" in err, err
