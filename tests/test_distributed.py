@@ -6,10 +6,13 @@ one-process run."""
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
+import pytest
 
 from test_goldens import outputs
 
@@ -44,3 +47,35 @@ def test_two_processes_share_the_seeds_and_write_the_one_process_run(tmp_path):
     for b in bad:
         _, err = b.communicate(timeout=300)
         assert b.returncode == 2 and "--seeds 3 cannot be shared by the 2 processes" in err, err
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_process_stops_both_and_the_rerun_resumes_to_the_one_process_run(tmp_path):
+    args = [*ARGS[:-7], "--env-steps", "1600", "--warmup-steps", "32", "--seeds", "2"]
+    one = awmctl(*args, "--out", str(tmp_path / "one"))
+    assert one.wait(timeout=300) == 0, one.communicate()[1]
+
+    def job(number: int):
+        slurm = {"AWMCTL_DISTRIBUTED": "1", "SLURM_JOB_ID": str(number), "SLURM_STEP_NODELIST": "localhost",
+                 "SLURM_NTASKS": "2"}
+        return [awmctl(*args, "--out", str(tmp_path / "two"), **slurm, SLURM_PROCID=str(i), SLURM_LOCALID=str(i))
+                for i in range(2)]
+
+    number = random.randrange(10_000, 99_999)
+    tasks = job(number)
+    checkpoints = tmp_path / "two.partial" / "checkpoints"
+    deadline = time.monotonic() + 240
+    while not (checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())):
+        assert time.monotonic() < deadline and all(t.poll() is None for t in tasks)
+        time.sleep(0.2)
+    tasks[1].send_signal(signal.SIGTERM)  # the follower only: both stop at the same chunk
+    for t in tasks:
+        assert t.wait(timeout=120) == 143, t.communicate()[1]
+    resumed = job(number + 1)
+    errs = [t.communicate(timeout=600)[1] for t in resumed]
+    assert all(t.returncode == 0 for t in resumed), errs
+    assert "Resuming from env step" in errs[0]
+    got, want = outputs(tmp_path / "two"), outputs(tmp_path / "one")
+    assert sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
