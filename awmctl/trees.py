@@ -20,6 +20,12 @@ def select_rows(cond: np.ndarray, new: Any, old: Any) -> Any:
     return _select(np, cond, new, old)
 
 
+def repeated(tree: Any, n: int) -> Any:
+    """``tree`` with every leaf repeated along a new leading axis of size ``n`` (a broadcast:
+    no copy until a leaf is written)."""
+    return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), tree)
+
+
 def seed_slice(tree: Any, index: int) -> Any:
     """The ``index``-th seed of a pytree whose leaves all have a leading seed axis, as NumPy
     arrays on the host (indexing device arrays one by one would compile a program per shape)."""
@@ -36,4 +42,4 @@ def _select(xp: Any, cond: Any, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(pick, new, old)
 
 
-__all__ = ["seed_slice", "select_rows", "select_tree"]
+__all__ = ["repeated", "seed_slice", "select_rows", "select_tree"]

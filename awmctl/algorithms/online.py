@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -31,15 +31,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from awmctl import optim
-from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, over_seeds, seeds_in_sequence
+from awmctl.algorithms.base import abstract, over_seeds, seeds_in_sequence
+from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
 from awmctl.algorithms.bpo import policy_step
 from awmctl.algorithms.fit import model_step
 from awmctl.errors import BadInputError
 from awmctl.models import AbstractWorldModel, ModelSpec, PolicyInputGrad, check_context
 from awmctl.policies import MarkovPolicy, build_policy
-from awmctl.rollouts import EpisodeReplay, advance, explore, true_return
+from awmctl.rollouts import EpisodeReplay, advance, explore, first_states, true_return
 from awmctl.seeds import seed_stream
-from awmctl.tasks import Task, reset_key
+from awmctl.trees import repeated
+from awmctl.tasks import Task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +81,7 @@ class OnlineConfig:
     def steps_run(self) -> int:
         """Env steps actually taken: --env-steps rounded up to whole evaluation periods (the
         paper's 5000 with evaluation every 32 gives 5024)."""
-        return math.ceil(self.env_steps / self.eval_every) * self.eval_every
+        return whole_periods(self.env_steps, self.eval_every)
 
     def update_steps(self, horizon: int) -> tuple[list[int], list[int]]:
         """The env steps after which a model update and a policy update run, in a whole run of
@@ -110,18 +112,12 @@ class OnlineState(NamedTuple):
     policy_updates: jax.Array
 
 
-class OnlineBPO(Algorithm[OnlineState]):
+class OnlineBPO(OnlineAlgorithm[OnlineState]):
     """Compiled Algorithm 1 for one task, model spec and policy family (vmapped over seeds).
 
     Each seed's model is initialised from ``jax.random.key(seed)``, its policy from the
     ``online/policy-init`` stream of the seed.
     """
-
-    unit: ClassVar[str] = "env step"
-    score: ClassVar[str] = "eval/eval_return"
-    higher_is_better: ClassVar[bool] = True
-    curve: ClassVar[LearningCurve] = LearningCurve(
-        "learning_curve.png", ("eval/eval_return",), "eval return (deterministic policy)", "environment step")
 
     def __init__(self, task: Task, spec: ModelSpec, policy_kind: str, config: OnlineConfig):
         config = config.for_model(spec)
@@ -175,10 +171,6 @@ class OnlineBPO(Algorithm[OnlineState]):
             params, opt, _, _ = policy_step(s.policy, s.policy_opt, policy_static, policy_tx, model, task, obs0, kl,
                                             config.entropy, stop)
             return s._replace(policy=params, policy_opt=opt, policy_updates=s.policy_updates + 1)
-
-        def when(ready: jax.Array, update, s: OnlineState, key) -> OnlineState:
-            # A real branch (not a select) on one seed: no update work before the schedule says.
-            return jax.lax.cond(ready, update, lambda s, key: s, s, key)
 
         def block(s: OnlineState) -> OnlineState:
             """``policy_every`` env steps, a model update after every ``model_every``, then a
@@ -236,8 +228,8 @@ class OnlineBPO(Algorithm[OnlineState]):
             model_opt=jax.vmap(self.model_tx.init)(models),
             policy=policies,
             policy_opt=jax.vmap(self.policy_tx.init)(policies),
-            replay=jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), replay),
-            env_state=jax.vmap(lambda k: task.initial_state(reset_key(jax.random.wrap_key_data(k))))(keys),
+            replay=repeated(replay, n),
+            env_state=first_states(task, keys),
             k=jnp.zeros((n,), jnp.int32),
             t=jnp.zeros((n,), jnp.int32),
             key=keys,
@@ -251,13 +243,6 @@ class OnlineBPO(Algorithm[OnlineState]):
         return state, {"eval/eval_return": np.asarray(returns), "train/episodes": np.asarray(state.replay.count),
                        "train/model_updates": np.asarray(state.model_updates),
                        "train/policy_updates": np.asarray(state.policy_updates)}
-
-    def progress(self, state: OnlineState) -> int:
-        return int(np.asarray(state.t)[0])
-
-    @property
-    def total(self) -> int:
-        return self.config.steps_run
 
     def params(self, state: OnlineState) -> Any:
         return state.policy

@@ -34,16 +34,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
-from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, over_seeds, seeds_in_sequence
+from awmctl.algorithms.base import LearningCurve, abstract, over_seeds, seeds_in_sequence
+from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
 from awmctl.errors import BadInputError
 from awmctl.policies import Context, DecisionTransformer, returns_to_go
 from awmctl.policies import tanh_gaussian
-from awmctl.rollouts import EpisodeReplay, advance, explore, true_return
+from awmctl.rollouts import EpisodeReplay, advance, explore, first_states, true_return
 from awmctl.seeds import seed_stream
-from awmctl.tasks import Task, reset_key
+from awmctl.trees import repeated
+from awmctl.tasks import Task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +84,7 @@ class OnlineDTConfig:
 
     @property
     def steps_run(self) -> int:
-        return math.ceil(self.env_steps / self.eval_every) * self.eval_every
+        return whole_periods(self.env_steps, self.eval_every)
 
     def hyper(self) -> dict[str, int]:
         return {"context": self.context, "width": self.width, "layers": self.layers, "heads": self.heads,
@@ -138,13 +140,10 @@ class OnlineDTState(NamedTuple):
     entropy: jax.Array
 
 
-class OnlineDT(Algorithm[OnlineDTState]):
+class OnlineDT(OnlineAlgorithm[OnlineDTState]):
     """Compiled Online-DT for one task (seeds run together); initial weights from the
     ``online-dt/init`` stream of each seed, everything else from ``online-dt/loop``."""
 
-    unit: ClassVar[str] = "env step"
-    score: ClassVar[str] = "eval/eval_return"
-    higher_is_better: ClassVar[bool] = True
     curve: ClassVar[LearningCurve] = LearningCurve(
         "learning_curve.png", ("eval/eval_return",), "eval return (mean action)", "environment step")
 
@@ -210,7 +209,7 @@ class OnlineDT(Algorithm[OnlineDTState]):
             s = jax.lax.fori_loop(0, config.update_every, lambda i, s: env_step(s, env_keys[i]), s)
             warm = (before < config.warmup_steps) & (s.t >= config.warmup_steps)
             s = jax.lax.cond(warm, set_statistics, lambda s: s, s)
-            return jax.lax.cond(s.t > config.warmup_steps, update, lambda s, key: s, s, k_update)
+            return when(s.t > config.warmup_steps, update, s, k_update)
 
         rounds = config.eval_every // config.update_every
 
@@ -246,17 +245,16 @@ class OnlineDT(Algorithm[OnlineDTState]):
         task, n = self.task, seeds.shape[0]
         policies = eqx.filter(eqx.filter_vmap(self.build_policy)(seeds), eqx.is_inexact_array)
         keys = jax.vmap(lambda s: jax.random.key_data(seed_stream(s, "online-dt/loop")))(seeds)
-        stack = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), tree)  # noqa: E731
         log_temperature = jnp.full((n,), math.log(self.config.temperature), jnp.float32)
         zeros = jnp.zeros((n,), jnp.int32)
         return OnlineDTState(
             policy=policies, opt=jax.vmap(self.tx.init)(policies), log_temperature=log_temperature,
             temperature_opt=jax.vmap(self.temperature_tx.init)(log_temperature),
-            replay=stack(EpisodeReplay.empty(self.capacity, task.horizon, task.obs_size, task.action_size)),
-            context=stack(Context.empty(task.horizon, task.obs_size, task.action_size)),
+            replay=repeated(EpisodeReplay.empty(self.capacity, task.horizon, task.obs_size, task.action_size), n),
+            context=repeated(Context.empty(task.horizon, task.obs_size, task.action_size), n),
             to_go=jnp.zeros((n,)), episode_return=jnp.zeros((n,)),
             best_return=jnp.full((n,), -jnp.inf), worst_return=jnp.full((n,), jnp.inf),
-            env_state=jax.vmap(lambda k: task.initial_state(reset_key(jax.random.wrap_key_data(k))))(keys),
+            env_state=first_states(task, keys),
             k=zeros, t=zeros, key=keys, updates=zeros, nll=jnp.zeros((n,)), entropy=jnp.zeros((n,)),
         )
 
@@ -267,13 +265,6 @@ class OnlineDT(Algorithm[OnlineDTState]):
                        "train/entropy": np.asarray(state.entropy),
                        "train/temperature": np.exp(np.asarray(state.log_temperature)),
                        "train/best_return": np.asarray(state.best_return)}
-
-    def progress(self, state: OnlineDTState) -> int:
-        return int(np.asarray(state.t)[0])
-
-    @property
-    def total(self) -> int:
-        return self.config.steps_run
 
     def params(self, state: OnlineDTState) -> Any:
         return state.policy

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -41,14 +41,16 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
-from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, over_seeds, seeds_in_sequence
+from awmctl.algorithms.base import abstract, over_seeds, seeds_in_sequence
+from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
 from awmctl.errors import BadInputError
 from awmctl.normalize import Normalizer
 from awmctl.policies import MLPPolicy, QNetwork
 from awmctl.policies.critic import critics, evaluate
-from awmctl.rollouts import TransitionReplay, advance, explore, true_return
+from awmctl.rollouts import TransitionReplay, advance, explore, first_states, true_return
 from awmctl.seeds import seed_stream
-from awmctl.tasks import Task, reset_key
+from awmctl.trees import repeated
+from awmctl.tasks import Task
 
 Variant = Literal["authors", "standard"]
 
@@ -92,7 +94,7 @@ class SACConfig:
     @property
     def steps_run(self) -> int:
         """Env steps actually taken: --env-steps rounded up to whole evaluation periods."""
-        return math.ceil(self.env_steps / self.eval_every) * self.eval_every
+        return whole_periods(self.env_steps, self.eval_every)
 
 
 # ------------------------------------------------------------------------- the losses, pure
@@ -153,15 +155,9 @@ class SACState(NamedTuple):
     critic_loss: jax.Array  # of the latest critic update
 
 
-class SAC(Algorithm[SACState]):
+class SAC(OnlineAlgorithm[SACState]):
     """Compiled SAC for one task (seeds run together). Each seed's actor and critics come from
     its ``sac/init`` stream; its actions, resets and updates from ``sac/loop``."""
-
-    unit: ClassVar[str] = "env step"
-    score: ClassVar[str] = "eval/eval_return"
-    higher_is_better: ClassVar[bool] = True
-    curve: ClassVar[LearningCurve] = LearningCurve(
-        "learning_curve.png", ("eval/eval_return",), "eval return (deterministic policy)", "environment step")
 
     def __init__(self, task: Task, config: SACConfig):
         config.check()
@@ -170,7 +166,7 @@ class SAC(Algorithm[SACState]):
         _, critic_static = abstract(self.build_critic, 0)
         self.actor_static, self.critic_static = actor_static, critic_static
         self.capacity = config.steps_run  # every transition of the run
-        self.actor_tx, self.critic_tx, self.alpha_tx = optim.adam(config.lr), optim.adam(config.lr), optim.adam(config.lr)
+        self.tx = optim.adam(config.lr)  # actor, critics and temperature alike (each has its own state)
         target_entropy = -float(task.action_size)
         authors = config.variant == "authors"
 
@@ -191,7 +187,7 @@ class SAC(Algorithm[SACState]):
 
         def set_normalizers(s: SACState) -> SACState:
             norm = Normalizer.fit(s.replay.observations[: config.warmup_steps])
-            stacked = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (config.critics, *x.shape)), norm)
+            stacked = repeated(norm, config.critics)
             with_actor = lambda p: eqx.tree_at(lambda a: a.obs_norm, p, norm)  # noqa: E731
             with_critic = lambda p: eqx.tree_at(lambda c: c.obs_norm, p, stacked)  # noqa: E731
             return s._replace(actor=with_actor(s.actor), target_actor=with_actor(s.target_actor),
@@ -205,7 +201,7 @@ class SAC(Algorithm[SACState]):
             loss, grads = jax.value_and_grad(
                 lambda c: critic_loss(critic_of(c), batch, next_actor, critic_of(s.target_critic), alpha,
                                       config.discount, kl))(s.critic)
-            updates, opt = self.critic_tx.update(grads, s.critic_opt, s.critic)
+            updates, opt = self.tx.update(grads, s.critic_opt, s.critic)
             return s._replace(critic=optax.apply_updates(s.critic, updates), critic_opt=opt,
                               critic_updates=s.critic_updates + 1, critic_loss=loss)
 
@@ -215,21 +211,18 @@ class SAC(Algorithm[SACState]):
             alpha = jnp.exp(s.log_alpha)
             (_, mean_log_prob), grads = jax.value_and_grad(
                 lambda a: actor_loss(actor_of(a), critic_of(s.critic), obs, alpha, kl), has_aux=True)(s.actor)
-            updates, actor_opt = self.actor_tx.update(grads, s.actor_opt, s.actor)
+            updates, actor_opt = self.tx.update(grads, s.actor_opt, s.actor)
             actor = optax.apply_updates(s.actor, updates)
             log_alpha, alpha_opt = s.log_alpha, s.alpha_opt
             if not authors:
                 grad = jax.grad(temperature_loss)(s.log_alpha, mean_log_prob, target_entropy)
-                step, alpha_opt = self.alpha_tx.update(grad, s.alpha_opt, s.log_alpha)
+                step, alpha_opt = self.tx.update(grad, s.alpha_opt, s.log_alpha)
                 log_alpha = optax.apply_updates(s.log_alpha, step)
             target_critic = optax.incremental_update(s.critic, s.target_critic, config.tau)
             target_actor = optax.incremental_update(actor, s.target_actor, config.tau) if authors else s.target_actor
             return s._replace(actor=actor, actor_opt=actor_opt, log_alpha=log_alpha, alpha_opt=alpha_opt,
                               target_actor=target_actor, target_critic=target_critic,
                               actor_updates=s.actor_updates + 1)
-
-        def when(ready, update, s, key):
-            return jax.lax.cond(ready, update, lambda s, key: s, s, key)
 
         def block(s: SACState) -> SACState:
             """``actor_every`` env steps with a critic update after every ``critic_every``, then
@@ -286,10 +279,9 @@ class SAC(Algorithm[SACState]):
         zeros = jnp.zeros((n,), jnp.int32)
         return SACState(
             actor=actors, critic=critic, target_actor=actors, target_critic=critic,
-            actor_opt=jax.vmap(self.actor_tx.init)(actors), critic_opt=jax.vmap(self.critic_tx.init)(critic),
-            log_alpha=log_alpha, alpha_opt=jax.vmap(self.alpha_tx.init)(log_alpha),
-            replay=jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), replay),
-            env_state=jax.vmap(lambda k: task.initial_state(reset_key(jax.random.wrap_key_data(k))))(keys),
+            actor_opt=jax.vmap(self.tx.init)(actors), critic_opt=jax.vmap(self.tx.init)(critic),
+            log_alpha=log_alpha, alpha_opt=jax.vmap(self.tx.init)(log_alpha),
+            replay=repeated(replay, n), env_state=first_states(task, keys),
             k=zeros, t=zeros, key=keys, episodes=zeros, critic_updates=zeros, actor_updates=zeros,
             critic_loss=jnp.zeros((n,)),
         )
@@ -301,13 +293,6 @@ class SAC(Algorithm[SACState]):
                        "train/actor_updates": np.asarray(state.actor_updates),
                        "train/critic_loss": np.asarray(state.critic_loss),
                        "train/alpha": np.exp(np.asarray(state.log_alpha))}
-
-    def progress(self, state: SACState) -> int:
-        return int(np.asarray(state.t)[0])
-
-    @property
-    def total(self) -> int:
-        return self.config.steps_run
 
     def params(self, state: SACState) -> Any:
         return state.actor

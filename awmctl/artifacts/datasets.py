@@ -68,6 +68,7 @@ def write_dataset(
     """
     with store.atomic_output_dir(out, overwrite) as staging:
         stats, sizes, pending, done, dtype = RunningSummary(), [], [], 0, "float32"
+        in_part = 0  # episodes in ``pending``
 
         def flush() -> None:
             if not pending:
@@ -75,7 +76,7 @@ def write_dataset(
             part = staging / "parts" / f"{len(sizes):05d}"
             part.mkdir(parents=True)
             store.save_arrays(part, _arrays(Episode(*(np.concatenate(x) for x in zip(*pending)))))
-            sizes.append(sum(p.rewards.shape[0] for p in pending))
+            sizes.append(in_part)
             pending.clear()
 
         for chunk in chunks:
@@ -83,8 +84,10 @@ def write_dataset(
             stats.add(returns_of(chunk))
             pending.append(chunk)
             done += chunk.rewards.shape[0]
-            if part_episodes is not None and sum(p.rewards.shape[0] for p in pending) >= part_episodes:
+            in_part += chunk.rewards.shape[0]
+            if part_episodes is not None and in_part >= part_episodes:
                 flush()
+                in_part = 0
             if on_chunk is not None:
                 on_chunk(done)
         flush()

@@ -74,8 +74,6 @@ class FollowerRun:
     """What the other processes of a multi-process run hold instead of the run directory: they
     compute their seeds and hand them to process 0, which alone reads and writes the disk."""
 
-    resuming = False
-
     def __init__(self) -> None:
         self.work = Path(tempfile.mkdtemp(prefix="awmctl-follower-"))
 

@@ -18,7 +18,7 @@ from awmctl.rollouts.imagination import (
     stepwise_return,
     true_return,
 )
-from awmctl.rollouts.interaction import Stepped, advance, explore
+from awmctl.rollouts.interaction import Stepped, advance, explore, first_states
 from awmctl.rollouts.replay import EpisodeReplay, TransitionReplay
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "direct_path_return",
     "episode_keys",
     "explore",
+    "first_states",
     "imagined_return",
     "random_controller",
     "stepwise_return",

@@ -37,10 +37,16 @@ def advance(task: Task, state: Float[Array, " state"], k: Int[Array, ""], action
                    task.observe(next_state, k + 1), done)
 
 
+def first_states(task: Task, key_data: jax.Array) -> Float[Array, "S state"]:
+    """Each seed's first episode start, drawn from its loop key (raw key data, one row per
+    seed) like every reset."""
+    return jax.vmap(lambda k: task.initial_state(reset_key(jax.random.wrap_key_data(k))))(key_data)
+
+
 def explore(t: Int[Array, ""], warmup_steps: int, action: Float[Array, " act"], key: PRNGKeyArray) -> Float[Array, " act"]:
     """Uniform random actions in [-1, 1] for the first ``warmup_steps`` env steps, ``action`` after."""
     random_action = jax.random.uniform(key, action.shape, action.dtype, -1.0, 1.0)
     return jnp.where(t < warmup_steps, random_action, action)
 
 
-__all__ = ["Stepped", "advance", "explore"]
+__all__ = ["Stepped", "advance", "explore", "first_states"]
