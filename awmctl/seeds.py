@@ -20,6 +20,8 @@ STREAMS: dict[str, int] = {
     "online/policy-init": 1,  # online BPO: the initial policy's weights (the model's come from the seed itself)
     "bpo/eval": 7,  # offline BPO: the batch the model/simulator gradient comparison uses, from the state's key
     "task/reset": 11,  # a random reset (Task.initial_state), from an episode's key
+    "task/step": 12,  # a real step's own randomness (Task.random_step), from the step's key
+    "task/distractors": 13,  # the distractors of a reset, from the reset's key
     "sac/init": 21,  # SAC: the actor's and the critics' initial weights, per seed
     "sac/loop": 22,  # SAC: actions, resets, batches and policy samples of every update, per seed
     "online-dt/init": 31,  # Online-DT: the transformer's initial weights, per seed

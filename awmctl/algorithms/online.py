@@ -7,7 +7,8 @@ afterwards); after the warm-up, every ``model_every`` env steps one model update
 (:func:`~awmctl.algorithms.fit.model_step`) on ``model_batch`` stored whole episodes, and every
 ``policy_every`` env steps one policy update (:func:`~awmctl.algorithms.bpo.policy_step`) from
 ``policy_batch`` stored initial observations with a full-horizon imagined rollout (no critic);
-evaluation every ``eval_every`` env steps. With 1500 warm-up steps the first model update comes
+evaluation every ``eval_every`` env steps. Through ``simulator`` (nothing to fit) the loop has no
+model updates: the policy updates are the analytic policy gradient from stored starts. With 1500 warm-up steps the first model update comes
 at env step 1502 and the first policy update at 1504. ``updates_from="first-episode"`` starts
 updating as soon as one episode is stored instead (awmctl 0.1's schedule).
 
@@ -122,9 +123,6 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
     def __init__(self, task: Task, spec: ModelSpec, policy_kind: str, config: OnlineConfig):
         config = config.for_model(spec)
         config.check()
-        if not spec.trainable:
-            raise BadInputError(f"online BPO fits a world model while interacting; {spec.name} has nothing to fit "
-                                "(pass a model name such as awm-transformer)")
         self.task, self.spec, self.policy_kind, self.config = task, spec, policy_kind, config
         template_model, model_static = abstract(self.build_model, 0)
         template_policy, policy_static = abstract(self.build_policy, 0)
@@ -149,10 +147,12 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         def set_normalizers(s: OnlineState) -> OnlineState:
             """Model and policy statistics from the first stored episode (slot 0)."""
             episode = s.replay.observations[0]
-            model = eqx.combine(s.model, model_static).with_normalizers(episode[None])
             policy = eqx.combine(s.policy, policy_static).with_normalizer(episode)
-            return s._replace(model=eqx.filter(model, eqx.is_inexact_array),
-                              policy=eqx.filter(policy, eqx.is_inexact_array))
+            s = s._replace(policy=eqx.filter(policy, eqx.is_inexact_array))
+            if not spec.trainable:
+                return s
+            model = self.model(s.model).with_normalizers(episode[None])
+            return s._replace(model=eqx.filter(model, eqx.is_inexact_array))
 
         def updating(s: OnlineState) -> jax.Array:
             stored = s.replay.count > 0
@@ -167,7 +167,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         def policy_update(s: OnlineState, key) -> OnlineState:
             kb, kl = jax.random.split(key)
             obs0 = s.replay.observations[s.replay.sample(kb, config.policy_batch), 0]
-            model = eqx.combine(s.model, model_static)
+            model = self.model(s.model)
             params, opt, _, _ = policy_step(s.policy, s.policy_opt, policy_static, policy_tx, model, task, obs0, kl,
                                             config.entropy, stop)
             return s._replace(policy=params, policy_opt=opt, policy_updates=s.policy_updates + 1)
@@ -185,6 +185,8 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
                 s = jax.lax.fori_loop(0, config.model_every, lambda i, s: env_step(s, env_keys[i]), s)
                 first = (stored_before == 0) & (s.replay.count > 0)  # happens in exactly one round
                 s = jax.lax.cond(first, set_normalizers, lambda s: s, s)
+                if not spec.trainable:  # the simulator: nothing to fit, the policy learns through the task itself
+                    return s, None
                 return when(updating(s), model_update, s, model_key), None
 
             env_keys = jax.random.split(k_env, (n_model, config.model_every))
@@ -218,14 +220,18 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
     @eqx.filter_jit  # one compiled program, not one per operation of every layer's initialiser
     def _init(self, seeds: jax.Array) -> OnlineState:
         task = self.task
-        models = eqx.filter(eqx.filter_vmap(self.build_model)(seeds), eqx.is_inexact_array)
+        # The simulator has no float arrays: its (empty) part of the state is an empty dict, which
+        # checkpoints as one, where the filtered module would not (its task's fields are not leaves).
+        models = eqx.filter(eqx.filter_vmap(self.build_model)(seeds), eqx.is_inexact_array) if self.spec.trainable else {}
         policies = eqx.filter(eqx.filter_vmap(self.build_policy)(seeds), eqx.is_inexact_array)
         keys = jax.vmap(lambda s: jax.random.key_data(seed_stream(s, "online/loop")))(seeds)
         replay = EpisodeReplay.empty(self.capacity, task.horizon, task.obs_size, task.action_size)
         n = seeds.shape[0]
+        # axis_size: the simulator's float arrays are an empty tree, which vmap cannot size alone
+        model_opt = jax.vmap(self.model_tx.init, axis_size=n)(models)
         return OnlineState(
             model=models,
-            model_opt=jax.vmap(self.model_tx.init)(models),
+            model_opt=model_opt,
             policy=policies,
             policy_opt=jax.vmap(self.policy_tx.init)(policies),
             replay=repeated(replay, n),
@@ -253,7 +259,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
 
     def model(self, params: Any) -> AbstractWorldModel:
         """One seed's world model from its float arrays (``state.model`` holds every seed's)."""
-        return eqx.combine(params, self.model_static)
+        return eqx.combine(params, self.model_static) if self.spec.trainable else self.model_static
 
 
 __all__ = ["OnlineBPO", "OnlineConfig", "OnlineState"]

@@ -89,7 +89,8 @@ def optimize_policy_command(
     policy gradient; with --policy open-loop: direct shooting). Every --log-every updates the
     deterministic policy is evaluated on the real task and the cosine between the model's and the
     simulator's policy gradients is recorded. Online (--online): the paper's Algorithm 1, which
-    fits a fresh --model while it interacts with --task. --agent sac or online-dt: the paper's
+    fits a fresh --model while it interacts with --task (--model simulator: no fitting, the
+    policy learns by the analytic gradient through the task). --agent sac or online-dt: the paper's
     model-free baselines on the same online budget. Rerun the same command to resume after a
     kill.
     """
@@ -175,8 +176,6 @@ def _online(model: str, task: str | None, horizon: int | None, params: dict, pol
     if Path(model).is_dir():
         raise BadInputError("--online fits a fresh world model while interacting; give a model name (e.g. awm-transformer), not a directory")
     spec = model_spec(model)
-    if not spec.trainable:
-        raise BadInputError(f"--online fits a world model while interacting; it needs a model name, not {model}")
     if task is None:
         raise BadInputError("--online needs --task (and optionally --horizon)")
     the_task = make_task(task, horizon, params)
@@ -193,12 +192,12 @@ def _online(model: str, task: str | None, horizon: int | None, params: dict, pol
         "policy_input_grad": algorithm.config.policy_input_grad, "online": True, "env_steps": config.steps_run,
         "seeds": len(seed_list), **_returns(outcome),
     }
-    # The final world model of the first seed, as a model directory of its own.
-    model_dir = outcome.work / "model"
-    model_dir.mkdir(exist_ok=True)
-    first = algorithm.model(seed_slice(outcome.state.model, 0))
-    artifacts.write_meta(model_dir, artifacts.save_model(model_dir, first, the_task, seed=seed_list[0],
-                                                         online=algorithm.config.__dict__))
+    if spec.trainable:  # the final world model of the first seed, as a model directory of its own
+        model_dir = outcome.work / "model"
+        model_dir.mkdir(exist_ok=True)
+        first = algorithm.model(seed_slice(outcome.state.model, 0))
+        artifacts.write_meta(model_dir, artifacts.save_model(model_dir, first, the_task, seed=seed_list[0],
+                                                             online=algorithm.config.__dict__))
     _finish(outcome, algorithm.template_policy, the_task, seed_list, summary,
             model={"name": model, "online": True}, online=algorithm.config.__dict__)
     return summary

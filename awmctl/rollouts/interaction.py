@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from awmctl.tasks import Task, reset_key
+from awmctl.tasks import Task, reset_key, step_key
 
 
 class Stepped(NamedTuple):
@@ -28,9 +28,9 @@ class Stepped(NamedTuple):
 
 def advance(task: Task, state: Float[Array, " state"], k: Int[Array, ""], action: Float[Array, " act"],
             key: PRNGKeyArray) -> Stepped:
-    """Take ``action`` at step ``k``; the next episode's start (if this step ends the episode)
-    is drawn from ``key`` like every reset (:func:`awmctl.tasks.reset_key`)."""
-    next_state, reward = task.step(state, action, k)
+    """Take ``action`` at step ``k``; the step's own randomness (a noisy task's) and the next
+    episode's start (if this step ends the episode) are drawn from ``key``, as :func:`rollout` draws them."""
+    next_state, reward = task.random_step(state, action, k, step_key(key))
     done = k + 1 == task.horizon
     x0 = task.initial_state(reset_key(key)).astype(next_state.dtype)
     return Stepped(jnp.where(done, x0, next_state), jnp.where(done, 0, k + 1), reward,

@@ -13,9 +13,11 @@ from awmctl.tasks.base import (
     returns_of,
     rollout,
     step_index,
+    step_key,
 )
 from awmctl.tasks.domains import FINITE, NONNEGATIVE, POSITIVE, Domain
 from awmctl.tasks.info import TaskInfo
+from awmctl.tasks.perturbed import ROBUSTNESS_PARAMS, PerturbedTask
 from awmctl.tasks.registry import (
     ENTRY_POINT_GROUP,
     make_task,
@@ -40,6 +42,8 @@ __all__ = [
     "FINITE",
     "NONNEGATIVE",
     "POSITIVE",
+    "PerturbedTask",
+    "ROBUSTNESS_PARAMS",
     "ParamValue",
     "Task",
     "TaskInfo",
@@ -53,6 +57,7 @@ __all__ = [
     "returns_of",
     "rollout",
     "step_index",
+    "step_key",
     "task_from_record",
     "task_info",
     "task_names",

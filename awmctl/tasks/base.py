@@ -110,6 +110,27 @@ class Task(eqx.Module):
         call this with *predicted* states and the *known* step index ``k``.
         """
 
+    def noisy_transition(
+        self, state: Float[Array, " state"], action: Float[Array, " act"], k: Int[Array, ""],
+        noise: Float[Array, " state"],
+    ) -> Float[Array, " state"]:
+        """``x_{k+1}`` with process ``noise`` added before the clip to :attr:`state_bounds`.
+
+        This default adds it to :meth:`transition`'s result and clips again; a task whose
+        transition clips a state that left its bounds overrides it to add the noise *before* its
+        own clip (Myriad), as the authors' noisy variant does.
+        """
+        lo, hi = (jnp.asarray(b, dtype=state.dtype) for b in zip(*self.state_bounds))
+        return jnp.clip(self.transition(state, action, k) + noise, lo, hi)
+
+    def random_step(
+        self, state: Float[Array, " state"], action: Float[Array, " act"], k: Int[Array, ""], key: PRNGKeyArray
+    ) -> tuple[Float[Array, " state"], Float[Array, ""]]:
+        """One step of the *real* environment, whose own randomness (process noise, distractors)
+        is drawn from ``key``. Deterministic tasks ignore the key: it is :meth:`step`."""
+        del key
+        return self.step(state, action, k)
+
     # ----------------------------------------------------------------- shared, never overridden
 
     @property
@@ -155,6 +176,12 @@ def reset_key(key: PRNGKeyArray) -> PRNGKeyArray:
     return stream(key, "task/reset")
 
 
+def step_key(key: PRNGKeyArray) -> PRNGKeyArray:
+    """The key a real step's own randomness draws from, derived from the step's key (so that a
+    deterministic task's streams are the same with or without it)."""
+    return stream(key, "task/step")
+
+
 def rollout(task: Task, act: ActFn | Controller, key: PRNGKeyArray) -> Episode:
     """Run one whole episode of ``task`` under the controller ``act`` (a ``lax.scan`` over steps).
 
@@ -168,7 +195,7 @@ def rollout(task: Task, act: ActFn | Controller, key: PRNGKeyArray) -> Episode:
         key, sub = jax.random.split(key)
         obs = task.observe(state, k)
         memory, action = controller.act(memory, obs, k, sub)
-        next_state, reward = task.step(state, action, k)
+        next_state, reward = task.random_step(state, action, k, step_key(sub))
         return (next_state, key, controller.record(memory, reward)), (obs, action, reward)
 
     (final_state, _, _), (obs, actions, rewards) = jax.lax.scan(
@@ -214,4 +241,5 @@ __all__ = [
     "returns_of",
     "rollout",
     "step_index",
+    "step_key",
 ]

@@ -139,10 +139,18 @@ class MyriadTask(Task):
     def transition(
         self, state: Float[Array, " n"], action: Float[Array, " m"], k: Int[Array, ""]
     ) -> Float[Array, " n"]:
-        p = dict(self.values)
-        u = self.control(action)
         lo, hi = (jnp.asarray(b, dtype=state.dtype) for b in zip(*self.system.state_bounds))
-        return jnp.clip(state + self.dt * self.system.dynamics(state, u, p), lo, hi)
+        return jnp.clip(self._euler(state, action), lo, hi)
+
+    def noisy_transition(
+        self, state: Float[Array, " n"], action: Float[Array, " m"], k: Int[Array, ""], noise: Float[Array, " n"]
+    ) -> Float[Array, " n"]:
+        # The authors' noisy variant (train_myriad_noise.py): noise after the Euler step, then the clip.
+        lo, hi = (jnp.asarray(b, dtype=state.dtype) for b in zip(*self.system.state_bounds))
+        return jnp.clip(self._euler(state, action) + noise, lo, hi)
+
+    def _euler(self, state: Float[Array, " n"], action: Float[Array, " m"]) -> Float[Array, " n"]:
+        return state + self.dt * self.system.dynamics(state, self.control(action), dict(self.values))
 
     def reward(
         self,

@@ -30,6 +30,7 @@ from awmctl.tasks import bounce, myriad, pendulum
 from awmctl.tasks.base import ParamValue, Task
 from awmctl.tasks.domains import check_params
 from awmctl.tasks.info import TaskInfo
+from awmctl.tasks.perturbed import ROBUSTNESS_PARAMS, PerturbedTask, split_robustness
 
 ENTRY_POINT_GROUP = "awmctl.tasks"
 
@@ -105,18 +106,20 @@ def make_task(
         horizon = info.default_horizon
     if int(horizon) != horizon or horizon < 1:
         raise BadInputError(f"horizon must be an integer >= 1, got {horizon!r}")
-    params = dict(params or {})
+    params, robustness = split_robustness(dict(params or {}))
     unknown = sorted(set(params) - set(info.param_names))
     if unknown:
-        accepted = ", ".join(info.param_names) or "no parameters"
+        accepted = ", ".join((*info.param_names, *ROBUSTNESS_PARAMS))
         raise BadInputError(f"task {name!r} has no parameter {', '.join(map(repr, unknown))}; it accepts: {accepted}")
     check_params(name, params, dict(info.domains))
     try:
-        return info.build(int(horizon), params)
+        task = info.build(int(horizon), params)
     except (TypeError, ValueError) as err:
         if isinstance(err, BadInputError):
             raise
         raise BadInputError(f"bad parameter for task {name!r}: {err}") from None
+    # Given explicitly (even as 0), the robustness parameters are part of the task and its record.
+    return task if robustness is None else PerturbedTask(task, **robustness)
 
 
 def task_record(task: Task) -> dict[str, Any]:
@@ -137,6 +140,8 @@ def task_from_record(record: Mapping[str, Any]) -> Task:
 
 def task_source(task: Task) -> str | None:
     """None for a built-in task; otherwise the import path (or file) of its class."""
+    if isinstance(task, PerturbedTask):
+        return task_source(task.inner)
     if isinstance(task, _BUILTIN_CLASSES) and task.name in _BUILTIN:
         return None
     return _FILE_SOURCES.get(type(task)) or _class_path(type(task))
