@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= runs/demo
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all bench reproduce reproduce-robustness figure2 clean
 
 $(BIN)/awmctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,26 @@ test-all: install
 
 bench: install
 	$(BIN)/python benchmarks/collect.py
+
+# The paper's Figure 5 grid (8 tasks x H 20, 100 x 7 methods, 3 seeds; docs/results.md section 4).
+# Resumable: rerun to continue. One process per core: a single run keeps about one core busy
+# (two processes finish twice the rows of one; docs/benchmarks.md), so SHARDS defaults to the
+# number of cores. On a cluster, run `benchmarks/reproduce.py --shard I/N` as array job I of N.
+SHARDS ?= $(shell nproc)
+REPRODUCE_ARGS ?=
+reproduce: install
+	mkdir -p runs
+	for i in $$(seq 0 $$(($(SHARDS) - 1))); do 	  $(BIN)/python benchmarks/reproduce.py --shard $$i/$(SHARDS) $(REPRODUCE_ARGS) > runs/reproduce-shard$$i.log 2>&1 & 	done; wait
+	$(BIN)/python benchmarks/reproduce.py --report
+
+# The robustness runs (docs/results.md section 5), into the same rows.
+reproduce-robustness:
+	$(MAKE) reproduce REPRODUCE_ARGS="--tasks cancer,bacteria --horizons 100 --methods awm-transformer,markov-mlp,sac \
+	  --variants clean,distractors=4,distractors=16,noise=0.01,noise=0.1"
+
+# The paper's Figure 2: BPO of the double pendulum's first action (docs/results.md section 6).
+figure2: install
+	$(BIN)/python benchmarks/figure2.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

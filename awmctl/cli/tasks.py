@@ -33,6 +33,7 @@ def tasks_command(json_out: JsonOpt = False) -> None:
                 "params": sorted(info.param_names),
                 "title": info.title,
                 "notes": info.notes,
+                "flag": info.flag,
                 "source": info.source,
             }
         )
@@ -50,10 +51,11 @@ def tasks_command(json_out: JsonOpt = False) -> None:
         horizon = "-" if r["default_horizon"] is None else str(r["default_horizon"])
         table.add_row(
             r["name"], str(r["state_size"]), str(r["action_size"]), "-" if r["duration"] is None else f"{r['duration']:g}",
-            horizon, f"{r['dt']:g}", paper, r["title"],
+            horizon, f"{r['dt']:g}", paper, r["title"] + (f" [flagged: {r['flag']}]" if r["flag"] else ""),
         )
     # The listing is this command's result, so it goes to stdout (pipe it to grep).
     stdout = Console()
     stdout.width = max(stdout.width, 120)
     stdout.print(table)
-    err_console.print("Override parameters with --task-param NAME=VALUE; `awmctl tasks --json` lists their names.")
+    err_console.print("Override parameters with --task-param NAME=VALUE; `awmctl tasks --json` lists their names. "
+                      "Every task also takes distractors=N and noise=SIGMA (the paper's robustness variants).")

@@ -32,6 +32,9 @@ class TaskInfo:
     #: each parameter's domain (:mod:`awmctl.tasks.domains`); a parameter not named is any
     #: finite number
     domains: Mapping[str, Domain] = dataclasses.field(default_factory=dict)
+    #: set for a task that is degenerate or nearly flat as the paper runs it: results tables show
+    #: it beside the task's numbers instead of ranking methods on it
+    flag: str = ""
 
     @classmethod
     def from_class(cls, task_class: object, name: str, source: str) -> TaskInfo:

@@ -59,6 +59,9 @@ class MyriadSystem:
     terminal_cost: TerminalCost | None = None
     in_paper: bool = True
     notes: str = ""
+    #: why a results table must not rank this task (degenerate or nearly flat as the paper runs
+    #: it); "" for a task whose scores compare methods
+    flag: str = ""
 
     @property
     def state_size(self) -> int:
@@ -264,6 +267,7 @@ BIOREACTOR = MyriadSystem(
     dynamics=_bioreactor_dynamics,
     cost=_bioreactor_cost,
     notes="Optimum is a = -1 throughout (u = 0, do nothing): only tests discovering the bound.",
+    flag="trivial optimum (a = -1 throughout)",
 )
 
 
@@ -396,6 +400,7 @@ PREDATORPREY = MyriadSystem(
         "Degenerate with the authors' T = 100: the prey is always clipped to 0 within two steps, "
         "so a = -1 throughout is optimal with return 0."
     ),
+    flag="degenerate (T = 100: prey clipped to 0; a = -1 optimal, return 0)",
 )
 
 
@@ -426,6 +431,7 @@ GLUCOSE = MyriadSystem(
         "Nearly uncontrollable: returns are about -3262 (H = 20) for every policy and optimum "
         "minus random is about 0.4; use normalised scores and float64."
     ),
+    flag="nearly flat (optimum - random about 0.4 of -3262)",
 )
 
 
@@ -601,6 +607,7 @@ def _task_infos() -> tuple[TaskInfo, ...]:
                 domains=domains(system),
                 in_paper=system.in_paper,
                 notes=system.notes,
+                flag=system.flag,
             )
         )
     for name, base, overrides, note in VARIANTS:

@@ -1,0 +1,363 @@
+"""The paper's Figure 5 grid (online BPO through every model family against SAC and Online-DT on
+the Myriad tasks, H = 20 and 100) and its robustness runs, as one resumable sweep.
+
+Run:  .venv/bin/python benchmarks/reproduce.py                      # the whole default grid
+      .venv/bin/python benchmarks/reproduce.py --shard 0/2 & .venv/bin/python benchmarks/reproduce.py --shard 1/2
+      .venv/bin/python benchmarks/reproduce.py --tasks cancer,bacteria --horizons 100
+            --methods awm-transformer,markov-mlp,sac --variants clean,distractors=4,distractors=16,noise=0.01,noise=0.1
+      .venv/bin/python benchmarks/reproduce.py --report              # tables and figures from the rows there are
+      (or `make reproduce`, `make reproduce-robustness`)
+
+A *row* is one (task, H, method, variant): `--seeds` seeds (0..N-1) of one `awmctl optimize-policy`
+command, run as a user would run it (a fresh process, the paper's schedule and sizes: awmctl's
+defaults), in `--out/runs/ROW/`. A row killed half-way resumes from its last checkpoint when the
+sweep is run again; a finished row is never run again. Each finished row is a JSON file
+`--out/rows/ROW.json`: every seed's final return and learning curve (deterministic eval return
+every 32 env steps), mean and 95% interval, normalised scores, wall time.
+
+Methods: `simulator` (online BPO by the analytic gradient through the task itself, no model),
+`markov-mlp`, `awm-lstm`, `awm-transformer`, `hwm-transformer` (online BPO, Algorithm 1, through
+that model), `sac` (the authors' variant), `online-dt`; any other model name awmctl knows works too.
+Variants are task parameters (`distractors=N`, `noise=SIGMA`, or `clean`).
+
+Scores: (R - R_random) / (R_opt - R_random) with the *clean* task's references, cached in
+`--out/references/`: R_random is the mean return of 512 uniformly random episodes (key 0),
+R_opt the best open-loop plan of multi-start direct shooting through the simulator (8 starts, Adam
+1e-2, 2000 steps; the offline-BPO benchmark's own rows are reused when they exist). Tasks that are
+degenerate or nearly flat as the paper runs them carry a flag (`awmctl tasks`) shown beside their
+numbers in every table.
+
+`--report` redraws `docs/figures/reproduce_*.png` and rewrites the marked sections of
+`docs/results.md` from the rows there are (a partial grid says how many rows it has).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+PAPER_TASKS = ("cancer", "bear-populations", "bioreactor", "hiv-treatment", "mould-fungicide", "bacteria",
+               "predator-prey", "glucose")
+#: the cheap methods first, so that a partial sweep already covers whole columns
+METHODS = ("simulator", "sac", "markov-mlp", "awm-lstm", "awm-transformer", "hwm-transformer", "online-dt")
+AGENTS = ("sac", "online-dt")
+LABELS = {"simulator": "simulator (analytic gradient)", "markov-mlp": "Markovian MLP", "awm-lstm": "AWM LSTM",
+          "awm-transformer": "AWM transformer", "hwm-transformer": "HWM transformer", "sac": "SAC",
+          "online-dt": "Online-DT"}
+COLOURS = {"simulator": "tab:gray", "markov-mlp": "tab:purple", "awm-lstm": "tab:cyan", "awm-transformer": "tab:blue",
+           "hwm-transformer": "tab:brown", "sac": "tab:orange", "online-dt": "tab:green"}
+BEGIN, END = "<!-- reproduce:{}:begin -->", "<!-- reproduce:{}:end -->"
+
+
+def row_id(task: str, horizon: int, method: str, variant: str) -> str:
+    return f"{task}-h{horizon}-{method}" + ("" if variant == "clean" else "-" + variant.replace("=", ""))
+
+
+def command(task: str, horizon: int, method: str, variant: str, seeds: int, env_steps: int, run_dir: Path) -> list[str]:
+    """The awmctl command of one row (what a user would type, in a fresh process)."""
+    how = ["--agent", method] if method in AGENTS else ["--online", "--model", method]
+    params = [] if variant == "clean" else ["--task-param", variant]
+    return [sys.executable, "-m", "awmctl", "optimize-policy", *how, "--task", task, "--horizon", str(horizon),
+            *params, "--env-steps", str(env_steps), "--seed", "0", "--seeds", str(seeds), "--out", str(run_dir), "--json"]
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+# ----------------------------------------------------------------------------- references
+
+
+def references(task_name: str, horizon: int, out: Path) -> dict[str, float]:
+    """R_random and R_opt of the clean (task, H), computed once and cached under ``out``."""
+    path = out / "references" / f"{task_name}-h{horizon}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    found: dict[str, float] = {}
+    offline = Path(__file__).parent / "results" / "bpo_tasks.jsonl"  # the same computation, if already done
+    if offline.exists():
+        for row in map(json.loads, offline.read_text().splitlines()):
+            if row["task"] == task_name and row["horizon"] == horizon and row["method"] in ("random", "direct-shooting"):
+                found[row["method"]] = row["returns_mean"]
+    source = "benchmarks/results/bpo_tasks.jsonl"
+    if len(found) < 2:
+        import jax  # noqa: PLC0415  (only this branch needs JAX in this process)
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bpo_tasks import train_policies  # noqa: PLC0415  (a sibling script: the same direct shooting)
+
+        from awmctl import BPOConfig, SimulatorModel, collect, make_task, random_controller  # noqa: PLC0415
+
+        task = make_task(task_name, horizon)
+        episodes = collect(task, random_controller(task), 512, jax.random.key(0))
+        found["random"] = float(np.asarray(episodes.rewards, np.float64).sum(axis=1).mean())
+        config = BPOConfig(steps=2000, lr=1e-2, entropy=0.0, policy_input_grad="full", log_every=500)
+        plans = train_policies(task, SimulatorModel(task), "open-loop", jax.numpy.asarray(episodes.observations),
+                               config, 8, spread=1.0)
+        found["direct-shooting"] = float(plans.max())
+        source = "computed (512 random episodes; best of 8 direct-shooting plans, Adam 1e-2, 2000 steps)"
+    refs = {"random": found["random"], "opt": found["direct-shooting"], "source": source}
+    atomic_write(path, json.dumps(refs, indent=1))
+    return refs
+
+
+def flag_of(task_name: str) -> str:
+    from awmctl.tasks import task_info  # noqa: PLC0415
+
+    return task_info(task_name).flag
+
+
+# ------------------------------------------------------------------------------------ rows
+
+
+def run_row(task: str, horizon: int, method: str, variant: str, seeds: int, env_steps: int, out: Path) -> dict:
+    """Run (or resume, or just read) one row's awmctl command and turn its outputs into the row."""
+    rid = row_id(task, horizon, method, variant)
+    run_dir = out / "runs" / rid
+    wall = None
+    if not (run_dir / "meta.json").exists():  # not finished: run it (a half-done run resumes)
+        t0 = time.perf_counter()
+        done = subprocess.run(command(task, horizon, method, variant, seeds, env_steps, run_dir),
+                              stdout=subprocess.PIPE, text=True)
+        wall = time.perf_counter() - t0
+        if done.returncode != 0:
+            raise RuntimeError(f"row {rid} failed with exit code {done.returncode}")
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    meta = json.loads((run_dir / "meta.json").read_text())
+    curves = [r["eval/eval_return"] for r in records if "eval/eval_return" in r]
+    steps = [r["step"] for r in records if "eval/eval_return" in r]
+    final = np.asarray(curves[-1], np.float64)
+    refs = references(task, horizon, out)
+    scores = (final - refs["random"]) / (refs["opt"] - refs["random"])
+    from awmctl.stats import ci95  # noqa: PLC0415
+
+    return {
+        "task": task, "horizon": horizon, "method": method, "variant": variant, "seeds": seeds, "env_steps": env_steps,
+        "returns": final.tolist(), "returns_mean": float(final.mean()), "returns_ci95": ci95(final),
+        "scores": scores.tolist(), "score_mean": float(scores.mean()), "score_ci95": ci95(scores),
+        "R_random": refs["random"], "R_opt": refs["opt"], "flag": flag_of(task),
+        # the wall time of this sweep's process for the row (None: finished by an earlier sweep,
+        # whose process time was not seen), and the run's own time (its last process)
+        "wall_s": None if wall is None else round(wall, 1), "run_time": {k: meta["summary"].get(k) for k in ("wall_s", "compile_s")},
+        "steps": steps, "curves": curves, "versions": meta.get("environment", {}).get("versions"),
+        "command": " ".join(command(task, horizon, method, variant, seeds, env_steps, run_dir)[1:]),
+    }
+
+
+def planned_rows(args) -> list[tuple[str, int, str, str]]:
+    rows = [(task, horizon, method, variant) for variant in args.variants.split(",") for method in args.methods.split(",")
+            for horizon in map(int, args.horizons.split(",")) for task in args.tasks.split(",")]
+    index, count = (int(x) for x in args.shard.split("/"))
+    if not 0 <= index < count:
+        raise SystemExit(f"--shard I/N needs 0 <= I < N, got {args.shard}")
+    return rows[index::count]
+
+
+def sweep(args) -> None:
+    out = Path(args.out)
+    rows = planned_rows(args)
+    for n, (task, horizon, method, variant) in enumerate(rows, 1):
+        path = out / "rows" / f"{row_id(task, horizon, method, variant)}.json"
+        if path.exists():
+            continue
+        print(f"[{n}/{len(rows)}] {row_id(task, horizon, method, variant)}", file=sys.stderr, flush=True)
+        row = run_row(task, horizon, method, variant, args.seeds, args.env_steps, out)
+        atomic_write(path, json.dumps(row))
+        print(f"    score {row['score_mean']:.3f} ± {row['score_ci95']:.3f}, return {row['returns_mean']:.4g}, "
+              f"{row['wall_s']} s", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------- report
+
+
+def load_rows(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "rows").glob("*.json"))]
+
+
+def cell(row: dict | None) -> str:
+    return "" if row is None else f"{row['score_mean']:.2f} ± {row['score_ci95']:.2f}"
+
+
+def grid_table(rows: list[dict], methods: list[str]) -> str:
+    clean = {(r["task"], r["horizon"], r["method"]): r for r in rows if r["variant"] == "clean"}
+    keys = sorted({(t, h) for t, h, _ in clean}, key=lambda k: (k[1], PAPER_TASKS.index(k[0]) if k[0] in PAPER_TASKS else 99, k[0]))
+    lines = ["| task | H | " + " | ".join(LABELS.get(m, m) for m in methods) + " | best |",
+             "|---|---|" + "---|" * (len(methods) + 1)]
+    for task, horizon in keys:
+        mine = {m: clean.get((task, horizon, m)) for m in methods}
+        present = {m: r for m, r in mine.items() if r is not None}
+        flag = next((r["flag"] for r in present.values() if r["flag"]), "")
+        best = "not ranked: " + flag if flag else LABELS.get(max(present, key=lambda m: present[m]["score_mean"]), "")
+        name = f"{task} (flagged)" if flag else task
+        lines.append(f"| {name} | {horizon} | " + " | ".join(cell(mine[m]) for m in methods) + f" | {best} |")
+    return "\n".join(lines)
+
+
+def time_table(rows: list[dict], methods: list[str]) -> str:
+    clean = [r for r in rows if r["variant"] == "clean"]
+    lines = ["| method | H | rows | seeds | mean wall s per row | total wall s |", "|---|---|---|---|---|---|"]
+    total = 0.0
+    for method in methods:
+        for horizon in sorted({r["horizon"] for r in clean}):
+            mine = [r for r in clean if r["method"] == method and r["horizon"] == horizon]
+            walls = [r["wall_s"] if r["wall_s"] is not None else (r["run_time"] or {}).get("wall_s") for r in mine]
+            walls = [w for w in walls if w is not None]
+            if walls:
+                total += sum(walls)
+                lines.append(f"| {LABELS.get(method, method)} | {horizon} | {len(mine)} | {mine[0]['seeds']} | "
+                             f"{np.mean(walls):.0f} | {sum(walls):.0f} |")
+    lines.append(f"| all | | {len(clean)} | | | {total:.0f} ({total / 3600:.2f} h) |")
+    return "\n".join(lines)
+
+
+def robustness_table(rows: list[dict]) -> str:
+    variants = sorted({r["variant"] for r in rows if r["variant"] != "clean"})
+    if not variants:
+        return "(no robustness rows yet)"
+    by = {(r["task"], r["horizon"], r["method"], r["variant"]): r for r in rows}
+    keys = sorted({(r["task"], r["horizon"], r["method"]) for r in rows if r["variant"] != "clean"})
+    lines = ["| task | H | method | clean | " + " | ".join(variants) + " |", "|---|---|---|---|" + "---|" * len(variants)]
+    for task, horizon, method in keys:
+        lines.append(f"| {task} | {horizon} | {LABELS.get(method, method)} | {cell(by.get((task, horizon, method, 'clean')))} | "
+                     + " | ".join(cell(by.get((task, horizon, method, v))) for v in variants) + " |")
+    return "\n".join(lines)
+
+
+def bar_chart(rows: list[dict], methods: list[str], path: Path) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    clean = {(r["task"], r["horizon"], r["method"]): r for r in rows if r["variant"] == "clean"}
+    horizons = sorted({h for _, h, _ in clean})
+    fig, axes = plt.subplots(len(horizons), 1, figsize=(11, 3.6 * len(horizons)), dpi=110, squeeze=False)
+    for ax, horizon in zip(axes[:, 0], horizons):
+        tasks = [t for t in PAPER_TASKS if any((t, horizon, m) in clean for m in methods)]
+        tasks += sorted({t for t, h, _ in clean if h == horizon} - set(tasks))
+        width = 0.8 / max(len(methods), 1)
+        for j, method in enumerate(methods):
+            xs, ys, errs = [], [], []
+            for i, task in enumerate(tasks):
+                row = clean.get((task, horizon, method))
+                if row is not None:
+                    xs.append(i + (j - (len(methods) - 1) / 2) * width)
+                    ys.append(row["score_mean"])
+                    errs.append(row["score_ci95"])
+            ax.bar(xs, ys, width, yerr=errs, capsize=2, color=COLOURS.get(method), label=LABELS.get(method, method))
+        flags = {t: next((r["flag"] for (tt, h, _), r in clean.items() if tt == t and h == horizon and r["flag"]), "")
+                 for t in tasks}
+        ax.set_xticks(range(len(tasks)), [t + (" *" if flags[t] else "") for t in tasks], fontsize=8)
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
+        ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+        ax.set_ylim(-0.5, 1.25)
+        ax.set_ylabel("normalised score")
+        ax.set_title(f"H = {horizon}: mean and 95% interval over seeds (* flagged task: not ranked)", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=4, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def curves_figure(rows: list[dict], task: str, horizon: int, path: Path, methods=("awm-transformer", "sac", "online-dt")) -> bool:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from awmctl.stats import ci95  # noqa: PLC0415
+
+    mine = [r for r in rows if r["task"] == task and r["horizon"] == horizon and r["variant"] == "clean" and r["method"] in methods]
+    if not mine:
+        return False
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    for row in sorted(mine, key=lambda r: methods.index(r["method"])):
+        score = (np.asarray(row["curves"]) - row["R_random"]) / (row["R_opt"] - row["R_random"])  # [points, seeds]
+        mean = score.mean(axis=1)
+        colour = COLOURS.get(row["method"])
+        ax.plot(row["steps"], mean, color=colour, lw=1.6, label=LABELS.get(row["method"], row["method"]))
+        if score.shape[1] > 1:
+            half = ci95(score, axis=1)
+            ax.fill_between(row["steps"], mean - half, mean + half, color=colour, alpha=0.2)
+    ax.axhline(1.0, color="black", lw=0.8, ls="--", label="best open-loop plan (1)")
+    ax.axhline(0.0, color="grey", lw=0.8, ls=":", label="random policy (0)")
+    ax.set_xlabel("environment step")
+    ax.set_ylabel("normalised eval return")
+    ax.set_ylim(-1.0, 1.3)
+    flag = mine[0]["flag"]
+    ax.set_title(f"{task}, H={horizon} ({mine[0]['seeds']} seeds)" + (f"\nflagged: {flag}" if flag else ""), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def replace_section(doc: Path, name: str, body: str) -> None:
+    text = doc.read_text()
+    begin, end = BEGIN.format(name), END.format(name)
+    if begin not in text or end not in text:
+        raise SystemExit(f"{doc} has no {begin} ... {end} markers")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write(doc, f"{head}{begin}\n{body}\n{end}{tail}")
+
+
+def report(args) -> None:
+    out, figures = Path(args.out), Path(args.figures)
+    figures.mkdir(parents=True, exist_ok=True)
+    rows = load_rows(out)
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    methods += sorted({r["method"] for r in rows} - set(methods))
+    clean = [r for r in rows if r["variant"] == "clean"]
+    if clean:
+        bar_chart(rows, methods, figures / "reproduce_fig5a.png")
+    curves = []
+    for task, horizon in sorted({(r["task"], r["horizon"]) for r in clean}):
+        if curves_figure(rows, task, horizon, figures / f"reproduce_curves_{task}_h{horizon}.png"):
+            curves.append(f"![{task}, H={horizon}](figures/reproduce_curves_{task}_h{horizon}.png)")
+    planned = len(PAPER_TASKS) * 2 * len(METHODS)
+    body = (f"{len(clean)} of the default grid's {planned} rows are done "
+            f"(`.venv/bin/python benchmarks/reproduce.py`, rows in `{out}/rows/`).\n\n"
+            + grid_table(rows, methods) + "\n\n![Figure 5a](figures/reproduce_fig5a.png)\n\nWall time per row "
+            "(this machine; a row is one awmctl command running every seed):\n\n" + time_table(rows, methods)
+            + "\n\nLearning curves (Figure 5b):\n\n" + "\n".join(curves))
+    replace_section(Path(args.doc), "grid", body)
+    replace_section(Path(args.doc), "robustness", robustness_table(rows))
+    print(grid_table(rows, methods), file=sys.stderr)
+    print(robustness_table(rows), file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default=",".join(PAPER_TASKS), help="Comma-separated task names (any awmctl task).")
+    parser.add_argument("--horizons", default="20,100", help="Comma-separated horizons.")
+    parser.add_argument("--methods", default=",".join(METHODS), help="Comma-separated: " + ", ".join(METHODS) + ".")
+    parser.add_argument("--variants", default="clean", help="Comma-separated: clean, distractors=N, noise=SIGMA.")
+    parser.add_argument("--seeds", type=int, default=3, help="Seeds per row (the paper: 10).")
+    parser.add_argument("--env-steps", type=int, default=5000)
+    parser.add_argument("--out", default="benchmarks/results/reproduce")
+    parser.add_argument("--shard", default="0/1", help="I/N: run every N-th row from the I-th (array jobs, parallel processes).")
+    parser.add_argument("--report", action="store_true", help="Only write the tables and figures from the rows there are.")
+    parser.add_argument("--figures", default="docs/figures")
+    parser.add_argument("--doc", default="docs/results.md")
+    args = parser.parse_args()
+    if args.report:
+        report(args)
+    else:
+        sweep(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The reproduction sweep (benchmarks/reproduce.py): shards, resume, scores and the tables."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+import reproduce  # noqa: E402
+
+
+def _args(out, **kw):
+    base = dict(tasks="cancer,bacteria,glucose", horizons="20,100", methods="simulator,sac,awm-transformer",
+                variants="clean,noise=0.1", seeds=2, env_steps=64, out=str(out), shard="0/1")
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_shards_split_the_grid_into_disjoint_parts_that_cover_it(tmp_path):
+    whole = reproduce.planned_rows(_args(tmp_path))
+    assert len(whole) == 3 * 2 * 3 * 2 == len(set(whole))
+    parts = [reproduce.planned_rows(_args(tmp_path, shard=f"{i}/4")) for i in range(4)]
+    assert sorted(sum(parts, [])) == sorted(whole)
+    assert all(not set(a) & set(b) for i, a in enumerate(parts) for b in parts[i + 1:])
+    with pytest.raises(SystemExit, match="0 <= I < N"):
+        reproduce.planned_rows(_args(tmp_path, shard="4/4"))
+
+
+def test_a_row_runs_the_cli_scores_against_the_cached_references_and_is_never_run_twice(tmp_path, monkeypatch):
+    out = tmp_path / "grid"
+    refs = {"random": -40.0, "opt": -5.0, "source": "test"}
+    (out / "references").mkdir(parents=True)
+    (out / "references" / "cancer-h4.json").write_text(json.dumps(refs))
+    args = _args(out, tasks="cancer", horizons="4", methods="simulator", variants="noise=0.01")
+    reproduce.sweep(args)
+    row = json.loads((out / "rows" / "cancer-h4-simulator-noise0.01.json").read_text())
+    assert row["variant"] == "noise=0.01" and row["seeds"] == 2 and len(row["returns"]) == 2
+    np.testing.assert_allclose(row["scores"], (np.asarray(row["returns"]) + 40.0) / 35.0)
+    assert row["steps"][-1] == 64 and len(row["curves"][-1]) == 2
+    meta = json.loads((out / "runs" / "cancer-h4-simulator-noise0.01" / "meta.json").read_text())
+    assert meta["task"]["params"]["noise"] == 0.01  # the variant reached the task
+    assert "--task-param noise=0.01" in row["command"]
+    # A second sweep finds the row done and runs nothing.
+    monkeypatch.setattr(reproduce.subprocess, "run", lambda *a, **k: pytest.fail("a finished row was run again"))
+    reproduce.sweep(args)
+
+
+def _row(task, horizon, method, score, flag="", variant="clean"):
+    return {"task": task, "horizon": horizon, "method": method, "variant": variant, "score_mean": score,
+            "score_ci95": 0.01, "flag": flag, "seeds": 3, "wall_s": 10.0, "run_time": {"wall_s": 9.0}}
+
+
+def test_tables_rank_methods_except_on_flagged_tasks():
+    rows = [_row("cancer", 100, "sac", 0.8), _row("cancer", 100, "awm-transformer", 0.96),
+            _row("glucose", 100, "sac", 0.9, flag="nearly flat"), _row("glucose", 100, "awm-transformer", 0.1, flag="nearly flat"),
+            _row("cancer", 100, "sac", 0.5, variant="noise=0.1")]
+    table = reproduce.grid_table(rows, ["awm-transformer", "sac"]).splitlines()
+    cancer = next(line for line in table if line.startswith("| cancer |"))
+    glucose = next(line for line in table if line.startswith("| glucose (flagged) |"))
+    assert cancer.endswith("| AWM transformer |") and "0.96 ± 0.01" in cancer
+    assert "not ranked: nearly flat" in glucose
+    robustness = reproduce.robustness_table(rows)
+    assert "| cancer | 100 | SAC | 0.80 ± 0.01 | 0.50 ± 0.01 |" in robustness
+    assert "| all | | 4 | | | 40 (0.01 h) |" in reproduce.time_table(rows, ["awm-transformer", "sac"])
