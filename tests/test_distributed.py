@@ -41,6 +41,16 @@ def test_two_processes_share_the_seeds_and_write_the_one_process_run(tmp_path):
     assert sorted(got) == sorted(want)
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    # --processes 2 makes the same job on this machine by itself
+    local = awmctl(*ARGS, "--processes", "2", "--out", str(tmp_path / "local"))
+    out, err = local.communicate(timeout=300)
+    assert local.returncode == 0, err
+    assert json.loads(out)["seeds"] == 2
+    got = outputs(tmp_path / "local")
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    refused = awmctl(*ARGS[:-3], "--seeds", "3", "--processes", "2", "--out", str(tmp_path / "three"))
+    assert refused.wait(timeout=120) == 2 and "--seeds 3 cannot be shared by --processes 2" in refused.communicate()[1]
     # a share that does not divide is refused in one line by every process
     bad = [awmctl(*ARGS[:-3], "--seeds", "3", "--out", str(tmp_path / "three"), **{**slurm, "SLURM_JOB_ID": str(int(job) + 1)},
                   SLURM_PROCID=str(i), SLURM_LOCALID=str(i)) for i in range(2)]

@@ -226,6 +226,9 @@ def configure_jax() -> None:
 
 #: ``AWMCTL_DISTRIBUTED=1``: spread ``--seeds N`` over the processes of a multi-process job
 DISTRIBUTED_ENV = "AWMCTL_DISTRIBUTED"
+#: a local job's settings (``--processes N`` sets them in each of its processes); a cluster's
+#: launcher sets its own, which JAX reads
+COORDINATOR_ENV, COUNT_ENV, INDEX_ENV = "AWMCTL_COORDINATOR", "AWMCTL_PROCESS_COUNT", "AWMCTL_PROCESS_INDEX"
 
 
 def start_distributed() -> None:
@@ -235,8 +238,12 @@ def start_distributed() -> None:
     import jax
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # collectives between CPU processes
+    local = {}
+    if os.environ.get(COORDINATOR_ENV):
+        local = {"coordinator_address": os.environ[COORDINATOR_ENV], "num_processes": int(os.environ[COUNT_ENV]),
+                 "process_id": int(os.environ[INDEX_ENV])}
     try:
-        jax.distributed.initialize()
+        jax.distributed.initialize(**local)
     except (ValueError, RuntimeError) as err:
         raise BadInputError(f"{DISTRIBUTED_ENV}=1 but the job's processes could not be joined ({err}); run it under "
                             "srun --ntasks=K, or set JAX_COORDINATOR_ADDRESS and the process count and index") from None

@@ -29,6 +29,7 @@ from awmctl.cli.common import (
     summary_table,
 )
 from awmctl.cli.driver import Outcome, open_run, train
+from awmctl.cli.local_processes import run_locally
 from awmctl.errors import BadInputError
 from awmctl.models import build_model, model_spec
 from awmctl.policies import POLICIES
@@ -79,6 +80,7 @@ def optimize_policy_command(
     updates_from: Annotated[str, typer.Option("--updates-from", help="(online) warmup: no update before --warmup-steps (the paper authors' schedule); first-episode: update as soon as one episode is stored.")] = O.updates_from,
     variant: Annotated[str, typer.Option("--variant", help="(sac) authors: the paper authors' SAC (one critic, fixed alpha 0.1, target actor); standard: twin critics, tuned alpha.")] = S.variant,
     context: Annotated[int, typer.Option("--context", help="(online-dt) Steps of context the transformer reads.")] = D.context,
+    processes: Annotated[int, typer.Option("--processes", help="Local processes to share --seeds (each trains a block of them; on a CPU, one per core: a run keeps about one core busy). The outputs are the one-process run's.")] = 1,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
@@ -96,6 +98,13 @@ def optimize_policy_command(
     """
     if seeds < 1:
         raise BadInputError(f"--seeds must be at least 1, got {seeds}")
+    if processes < 1:
+        raise BadInputError(f"--processes must be at least 1, got {processes}")
+    if processes > 1:
+        code = run_locally(ctx, processes, seeds)
+        if code:
+            raise typer.Exit(code)
+        return
     if agent not in AGENTS:
         raise BadInputError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENTS)}")
     for other, names in AGENT_ONLY.items():
