@@ -1,7 +1,7 @@
 """Online BPO speed (the paper's Algorithm 1) next to the paper authors' code, on this machine.
 
-Run: .venv/bin/python benchmarks/online_speed.py [--parts peak,updates,seeds,compile,runs]
-     [--models awm-transformer,awm-lstm,markov-mlp] [--seeds 1,4] [--run-seeds 1]
+Run: .venv/bin/python benchmarks/online_speed.py [--parts peak,updates,seeds,compile,runs,processes]
+     [--models awm-transformer,awm-lstm,markov-mlp] [--seeds 1,4] [--run-seeds 1] [--processes N]
      [--out benchmarks/results/online_speed.jsonl] [--redo]
 
 Parts (each row is appended to --out as one JSON line, tagged with the machine, backend and
@@ -18,7 +18,9 @@ resumes: pass --redo to measure again):
   persistent compilation cache: seconds JAX spent compiling (cold, then from the cache);
 - runs: the whole command, `awmctl optimize-policy --online --task cancer --horizon 100 --model M
   --seeds S` (5000 env steps, the authors' schedule), in a fresh process: wall seconds per seed
-  (compilation included) and the final return.
+  (compilation included) and the final return;
+- processes: the same command with `--seeds N --processes N` (N = --processes, default the number
+  of cores): N seeds in N local processes, wall seconds per seed.
 
 The authors' figures were measured on a 2-core AMD EPYC (Zen 3) with their code; they are
 printed beside ours for reference, not remeasured here.
@@ -148,12 +150,20 @@ def whole_run(name: str, n_seeds: int) -> dict:
     return row
 
 
+def processes_run(name: str, count: int) -> dict:
+    row = command(name, count, ["--processes", str(count)], {"AWMCTL_COMPILATION_CACHE": "off"})
+    row["per_seed_s"] = round(row["process_s"] / count, 1)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="peak,updates,seeds,compile,runs")
+    parser.add_argument("--parts", default="peak,updates,seeds,compile,runs,processes")
     parser.add_argument("--models", default="awm-transformer,awm-lstm,markov-mlp")
     parser.add_argument("--seeds", default="1,4", help="seed counts compared in the 'seeds' part")
     parser.add_argument("--run-seeds", default="1", help="seed counts of the whole runs ('runs' part)")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="local processes (and seeds) of the 'processes' part")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", default="benchmarks/results/online_speed.jsonl")
     parser.add_argument("--redo", action="store_true", help="measure rows that are already in --out again")
@@ -213,6 +223,13 @@ def main() -> None:
                 r = measure("runs", whole_run, name, n, name=name, n_seeds=n)
                 print(f"{name:<18}{n:>6}{r['per_seed_s']:>8.1f}{TARGETS[name]:>8}{AUTHORS[name][2]:>9}"
                       f"{r['compile_s']:>10.1f}{r['final_return_mean']:>9.2f}", flush=True)
+    if "processes" in parts:
+        p = args.processes
+        print(f"\n{f'{p} seeds, {p} processes':<24}{'s/seed':>8}{'target':>8}{'authors':>9}{'return':>9}", flush=True)
+        for name in models:
+            r = measure("processes", processes_run, name, p, name=name, count=p)
+            print(f"{name:<24}{r['per_seed_s']:>8.1f}{TARGETS[name]:>8}{AUTHORS[name][2]:>9}"
+                  f"{r['final_return_mean']:>9.2f}", flush=True)
 
 
 if __name__ == "__main__":
