@@ -1,5 +1,5 @@
-"""Seeds across processes: ``AWMCTL_DISTRIBUTED=1`` under a multi-process launcher (here two
-local processes with the environment SLURM's srun gives its tasks, which JAX reads) splits
+"""Seeds across processes: ``optimize-policy --processes K``, or ``AWMCTL_DISTRIBUTED=1`` under a
+multi-process launcher (srun: two local processes with the environment it gives its tasks) splits
 ``--seeds N`` between the processes, and process 0 writes the run, which equals the
 one-process run."""
 
@@ -25,7 +25,25 @@ def awmctl(*args, **env):
                             text=True, env={**os.environ, **env})
 
 
-def test_two_processes_share_the_seeds_and_write_the_one_process_run(tmp_path):
+def test_two_local_processes_share_the_seeds_and_write_the_one_process_run(tmp_path):
+    # --processes 2 starts the multi-process job itself (a coordinator on localhost)
+    one = awmctl(*ARGS, "--out", str(tmp_path / "one"))
+    local = awmctl(*ARGS, "--processes", "2", "--out", str(tmp_path / "local"))
+    (_, err_one), (out, err) = one.communicate(timeout=300), local.communicate(timeout=300)
+    assert one.returncode == 0, err_one
+    assert local.returncode == 0, err
+    assert json.loads(out)["seeds"] == 2  # process 0 reports, once
+    got, want = outputs(tmp_path / "local"), outputs(tmp_path / "one")
+    assert sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    refused = awmctl(*ARGS[:-3], "--seeds", "3", "--processes", "2", "--out", str(tmp_path / "three"))
+    assert refused.wait(timeout=120) == 2 and "--seeds 3 cannot be shared by --processes 2" in refused.communicate()[1]
+
+
+@pytest.mark.slow
+def test_a_clusters_launcher_environment_makes_the_same_job(tmp_path):
+    """srun's environment, which JAX reads (two local processes with SLURM's variables)."""
     one = awmctl(*ARGS, "--out", str(tmp_path / "one"))
     out, err = one.communicate(timeout=300)
     assert one.returncode == 0, err
@@ -41,16 +59,6 @@ def test_two_processes_share_the_seeds_and_write_the_one_process_run(tmp_path):
     assert sorted(got) == sorted(want)
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
-    # --processes 2 makes the same job on this machine by itself
-    local = awmctl(*ARGS, "--processes", "2", "--out", str(tmp_path / "local"))
-    out, err = local.communicate(timeout=300)
-    assert local.returncode == 0, err
-    assert json.loads(out)["seeds"] == 2
-    got = outputs(tmp_path / "local")
-    for key in want:
-        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
-    refused = awmctl(*ARGS[:-3], "--seeds", "3", "--processes", "2", "--out", str(tmp_path / "three"))
-    assert refused.wait(timeout=120) == 2 and "--seeds 3 cannot be shared by --processes 2" in refused.communicate()[1]
     # a share that does not divide is refused in one line by every process
     bad = [awmctl(*ARGS[:-3], "--seeds", "3", "--out", str(tmp_path / "three"), **{**slurm, "SLURM_JOB_ID": str(int(job) + 1)},
                   SLURM_PROCID=str(i), SLURM_LOCALID=str(i)) for i in range(2)]
