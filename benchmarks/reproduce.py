@@ -188,6 +188,16 @@ def cell(row: dict | None) -> str:
     return "" if row is None else f"{row['score_mean']:.2f} ± {row['score_ci95']:.2f}"
 
 
+def leaders(rows: dict[str, dict]) -> str:
+    """The best method, or every method whose 95% interval reaches the best's (a tie)."""
+    if not rows:
+        return ""
+    top = max(rows.values(), key=lambda r: r["score_mean"])
+    tied = [m for m, r in rows.items() if r["score_mean"] + r["score_ci95"] >= top["score_mean"] - top["score_ci95"]]
+    names = [LABELS.get(m, m) for m in sorted(tied, key=lambda m: -rows[m]["score_mean"])]
+    return names[0] if len(names) == 1 else "tie: " + ", ".join(names)
+
+
 def grid_table(rows: list[dict], methods: list[str]) -> str:
     clean = {(r["task"], r["horizon"], r["method"]): r for r in rows if r["variant"] == "clean"}
     keys = sorted({(t, h) for t, h, _ in clean}, key=lambda k: (k[1], PAPER_TASKS.index(k[0]) if k[0] in PAPER_TASKS else 99, k[0]))
@@ -197,7 +207,7 @@ def grid_table(rows: list[dict], methods: list[str]) -> str:
         mine = {m: clean.get((task, horizon, m)) for m in methods}
         present = {m: r for m, r in mine.items() if r is not None}
         flag = next((r["flag"] for r in present.values() if r["flag"]), "")
-        best = "not ranked: " + flag if flag else LABELS.get(max(present, key=lambda m: present[m]["score_mean"]), "")
+        best = "not ranked: " + flag if flag else leaders(present)
         name = f"{task} (flagged)" if flag else task
         lines.append(f"| {name} | {horizon} | " + " | ".join(cell(mine[m]) for m in methods) + f" | {best} |")
     return "\n".join(lines)

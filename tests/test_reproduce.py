@@ -55,12 +55,15 @@ def _row(task, horizon, method, score, flag="", variant="clean"):
 def test_tables_rank_methods_except_on_flagged_tasks():
     rows = [_row("cancer", 100, "sac", 0.8), _row("cancer", 100, "awm-transformer", 0.96),
             _row("glucose", 100, "sac", 0.9, flag="nearly flat"), _row("glucose", 100, "awm-transformer", 0.1, flag="nearly flat"),
-            _row("cancer", 100, "sac", 0.5, variant="noise=0.1")]
+            _row("cancer", 100, "sac", 0.5, variant="noise=0.1"),
+            _row("bacteria", 100, "sac", 0.905), _row("bacteria", 100, "awm-transformer", 0.9)]
     table = reproduce.grid_table(rows, ["awm-transformer", "sac"]).splitlines()
     cancer = next(line for line in table if line.startswith("| cancer |"))
     glucose = next(line for line in table if line.startswith("| glucose (flagged) |"))
     assert cancer.endswith("| AWM transformer |") and "0.96 ± 0.01" in cancer
     assert "not ranked: nearly flat" in glucose
+    bacteria = next(line for line in table if line.startswith("| bacteria |"))
+    assert bacteria.endswith("| tie: SAC, AWM transformer |")  # intervals overlap: no winner
     robustness = reproduce.robustness_table(rows)
     assert "| cancer | 100 | SAC | 0.80 ± 0.01 | 0.50 ± 0.01 |" in robustness
-    assert "| all | | 4 | | | 40 (0.01 h) |" in reproduce.time_table(rows, ["awm-transformer", "sac"])
+    assert "| all | | 6 | | | 60 (0.02 h) |" in reproduce.time_table(rows, ["awm-transformer", "sac"])
