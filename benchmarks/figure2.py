@@ -39,6 +39,7 @@ from awmctl.algorithms import BPOState, run
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bpo_tasks import fit  # noqa: E402  (a sibling script: fit-model --seed 0's best checkpoint)
+from reproduce import replace_section  # noqa: E402  (writes the marked section of docs/results.md)
 
 METHODS = ("simulator", "markov-mlp", "awm-lstm", "awm-transformer", "hwm-transformer")
 COLOURS = {"simulator": "tab:gray", "markov-mlp": "tab:purple", "awm-lstm": "tab:cyan",
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--grid-points", type=int, default=4001)
     parser.add_argument("--out", default="benchmarks/results/figure2.jsonl")
     parser.add_argument("--figures", default="docs/figures")
+    parser.add_argument("--doc", default="docs/results.md", help="Its figure2 section gets the table.")
     args = parser.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -161,9 +163,21 @@ def main() -> None:
     mine = [r for r in rows if r["horizon"] in grids and all(r.get(k) == v for k, v in settings.items())]
     Path(args.figures).mkdir(parents=True, exist_ok=True)
     plot(mine, grids, Path(args.figures) / "figure2_double_pendulum.png")
-    for row in mine:
-        print(f"H={row['horizon']} {row['method']}: {row['returns_mean']:.4g} ± {row['returns_std']:.3g} "
-              f"(grid best {row['grid_best_return']:.4g})", file=sys.stderr)
+    text = table(mine)
+    replace_section(Path(args.doc), "figure2", text)
+    print(text, file=sys.stderr)
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| H | method | final return, mean ± std | median | best seed | seeds within 1 of the optimum | best grid action |",
+             "|---|---|---|---|---|---|---|"]
+    for row in sorted(rows, key=lambda r: (r["horizon"], METHODS.index(r["method"]) if r["method"] in METHODS else 99)):
+        returns = np.asarray(row["returns"])
+        near = int((returns >= row["grid_best_return"] - 1.0).sum())
+        lines.append(f"| {row['horizon']} | {row['method']} | {returns.mean():.2f} ± {returns.std():.2f} | "
+                     f"{np.median(returns):.2f} | {returns.max():.2f} | {near} of {len(returns)} | "
+                     f"{row['grid_best_return']:.2g} (a = {row['grid_best_action']:.4f}) |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

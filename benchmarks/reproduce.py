@@ -265,6 +265,9 @@ def bar_chart(rows: list[dict], methods: list[str], path: Path) -> None:
                     ys.append(row["score_mean"])
                     errs.append(row["score_ci95"])
             ax.bar(xs, ys, width, yerr=errs, capsize=2, color=COLOURS.get(method), label=LABELS.get(method, method))
+            for x, y in zip(xs, ys):
+                if y < -0.5:  # below the axis: say how far
+                    ax.text(x, -0.48, f"{y:.1f}", ha="center", va="bottom", fontsize=6, rotation=90)
         flags = {t: next((r["flag"] for (tt, h, _), r in clean.items() if tt == t and h == horizon and r["flag"]), "")
                  for t in tasks}
         ax.set_xticks(range(len(tasks)), [t + (" *" if flags[t] else "") for t in tasks], fontsize=8)
