@@ -126,12 +126,16 @@ def run_row(task: str, horizon: int, method: str, variant: str, seeds: int, env_
     run_dir = out / "runs" / rid
     wall = None
     if not (run_dir / "meta.json").exists():  # not finished: run it (a half-done run resumes)
+        log = out / "runs" / f"{rid}.log"  # the command's progress and summary, for a look afterwards
+        log.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        done = subprocess.run(command(task, horizon, method, variant, seeds, env_steps, run_dir),
-                              stdout=subprocess.PIPE, text=True)
+        with open(log, "a") as stderr:
+            done = subprocess.run(command(task, horizon, method, variant, seeds, env_steps, run_dir),
+                                  stdout=subprocess.PIPE, stderr=stderr, text=True)
         wall = time.perf_counter() - t0
         if done.returncode != 0:
-            raise RuntimeError(f"row {rid} failed with exit code {done.returncode}")
+            tail = "".join(log.read_text().splitlines(keepends=True)[-5:])
+            raise RuntimeError(f"row {rid} failed with exit code {done.returncode}; the end of {log}:\n{tail}")
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     meta = json.loads((run_dir / "meta.json").read_text())
     curves = [r["eval/eval_return"] for r in records if "eval/eval_return" in r]
