@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,7 +61,7 @@ def optimise_first_action(task, world, observations, config: BPOConfig, seeds: i
     state = bpo.init(range(seeds))
     starts = jax.vmap(lambda s: jax.random.normal(jax.random.key(s), ()))(jnp.arange(seeds))
     table = state.params.table.at[:, 0, 0].set(starts.astype(state.params.table.dtype))
-    state = BPOState(eqx_replace_table(state.params, table), state.opt_state, state.key, state.step)
+    state = BPOState(eqx.tree_at(lambda p: p.table, state.params, table), state.opt_state, state.key, state.step)
     final = {}
 
     def last(state, best, metrics):
@@ -69,12 +70,6 @@ def optimise_first_action(task, world, observations, config: BPOConfig, seeds: i
 
     run(bpo, state, on_chunk=last)
     return np.tanh(final["table"][:, 0, 0]), np.asarray(final["eval/eval_return"], np.float64)
-
-
-def eqx_replace_table(params, table):
-    import equinox as eqx  # noqa: PLC0415
-
-    return eqx.tree_at(lambda p: p.table, params, table)
 
 
 def plot(rows: list[dict], grids: dict[int, tuple[np.ndarray, np.ndarray]], path: Path) -> None:

@@ -144,16 +144,15 @@ def compile_times(name: str) -> dict:
             "cold_process_s": cold["process_s"], "warm_process_s": warm["process_s"]}
 
 
-def whole_run(name: str, n_seeds: int) -> dict:
-    row = command(name, n_seeds, [], {"AWMCTL_COMPILATION_CACHE": "off"})
+def whole_run(name: str, n_seeds: int, extra: tuple[str, ...] = ()) -> dict:
+    row = command(name, n_seeds, list(extra), {"AWMCTL_COMPILATION_CACHE": "off"})
     row["per_seed_s"] = round(row["process_s"] / n_seeds, 1)
     return row
 
 
 def processes_run(name: str, count: int) -> dict:
-    row = command(name, count, ["--processes", str(count)], {"AWMCTL_COMPILATION_CACHE": "off"})
-    row["per_seed_s"] = round(row["process_s"] / count, 1)
-    return row
+    """``count`` seeds in ``count`` local processes (``--processes``)."""
+    return whole_run(name, count, ("--processes", str(count)))
 
 
 def main() -> None:

@@ -41,7 +41,12 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
+
+from awmctl import BPOConfig, SimulatorModel, collect, make_task, random_controller
+from awmctl.stats import ci95
+from awmctl.tasks import task_info
 
 PAPER_TASKS = ("cancer", "bear-populations", "bioreactor", "hiv-treatment", "mould-fungicide", "bacteria",
                "predator-prey", "glucose")
@@ -91,12 +96,8 @@ def references(task_name: str, horizon: int, out: Path) -> dict[str, float]:
                 found[row["method"]] = row["returns_mean"]
     source = "benchmarks/results/bpo_tasks.jsonl"
     if len(found) < 2:
-        import jax  # noqa: PLC0415  (only this branch needs JAX in this process)
-
         sys.path.insert(0, str(Path(__file__).parent))
         from bpo_tasks import train_policies  # noqa: PLC0415  (a sibling script: the same direct shooting)
-
-        from awmctl import BPOConfig, SimulatorModel, collect, make_task, random_controller  # noqa: PLC0415
 
         task = make_task(task_name, horizon)
         episodes = collect(task, random_controller(task), 512, jax.random.key(0))
@@ -111,12 +112,6 @@ def references(task_name: str, horizon: int, out: Path) -> dict[str, float]:
     return refs
 
 
-def flag_of(task_name: str) -> str:
-    from awmctl.tasks import task_info  # noqa: PLC0415
-
-    return task_info(task_name).flag
-
-
 # ------------------------------------------------------------------------------------ rows
 
 
@@ -124,14 +119,14 @@ def run_row(task: str, horizon: int, method: str, variant: str, seeds: int, env_
     """Run (or resume, or just read) one row's awmctl command and turn its outputs into the row."""
     rid = row_id(task, horizon, method, variant)
     run_dir = out / "runs" / rid
+    argv = command(task, horizon, method, variant, seeds, env_steps, run_dir)
     wall = None
     if not (run_dir / "meta.json").exists():  # not finished: run it (a half-done run resumes)
         log = out / "runs" / f"{rid}.log"  # the command's progress and summary, for a look afterwards
         log.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         with open(log, "a") as stderr:
-            done = subprocess.run(command(task, horizon, method, variant, seeds, env_steps, run_dir),
-                                  stdout=subprocess.PIPE, stderr=stderr, text=True)
+            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
         wall = time.perf_counter() - t0
         if done.returncode != 0:
             tail = "".join(log.read_text().splitlines(keepends=True)[-5:])
@@ -143,18 +138,17 @@ def run_row(task: str, horizon: int, method: str, variant: str, seeds: int, env_
     final = np.asarray(curves[-1], np.float64)
     refs = references(task, horizon, out)
     scores = (final - refs["random"]) / (refs["opt"] - refs["random"])
-    from awmctl.stats import ci95  # noqa: PLC0415
 
     return {
         "task": task, "horizon": horizon, "method": method, "variant": variant, "seeds": seeds, "env_steps": env_steps,
         "returns": final.tolist(), "returns_mean": float(final.mean()), "returns_ci95": ci95(final),
         "scores": scores.tolist(), "score_mean": float(scores.mean()), "score_ci95": ci95(scores),
-        "R_random": refs["random"], "R_opt": refs["opt"], "flag": flag_of(task),
+        "R_random": refs["random"], "R_opt": refs["opt"], "flag": task_info(task).flag,
         # the wall time of this sweep's process for the row (None: finished by an earlier sweep,
         # whose process time was not seen), and the run's own time (its last process)
         "wall_s": None if wall is None else round(wall, 1), "run_time": {k: meta["summary"].get(k) for k in ("wall_s", "compile_s")},
         "steps": steps, "curves": curves, "versions": meta.get("environment", {}).get("versions"),
-        "command": " ".join(command(task, horizon, method, variant, seeds, env_steps, run_dir)[1:]),
+        "command": " ".join(argv[1:]),
     }
 
 
@@ -292,7 +286,6 @@ def curves_figure(rows: list[dict], task: str, horizon: int, path: Path, methods
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
-    from awmctl.stats import ci95  # noqa: PLC0415
 
     mine = [r for r in rows if r["task"] == task and r["horizon"] == horizon and r["variant"] == "clean" and r["method"] in methods]
     if not mine:
