@@ -228,17 +228,85 @@ def time_table(rows: list[dict], methods: list[str]) -> str:
     return "\n".join(lines)
 
 
+def variant_order(variant: str) -> tuple:
+    """clean first, then each parameter by name and by value (distractors=4 before distractors=16)."""
+    if variant == "clean":
+        return ("",)
+    name, _, value = variant.partition("=")
+    return (name, float(value))
+
+
 def robustness_table(rows: list[dict]) -> str:
-    variants = sorted({r["variant"] for r in rows if r["variant"] != "clean"})
+    variants = sorted({r["variant"] for r in rows if r["variant"] != "clean"}, key=variant_order)
     if not variants:
         return "(no robustness rows yet)"
     by = {(r["task"], r["horizon"], r["method"], r["variant"]): r for r in rows}
-    keys = sorted({(r["task"], r["horizon"], r["method"]) for r in rows if r["variant"] != "clean"})
+    keys = sorted({(r["task"], r["horizon"], r["method"]) for r in rows if r["variant"] != "clean"},
+                  key=lambda k: (k[0], k[1], METHODS.index(k[2]) if k[2] in METHODS else 99, k[2]))
     lines = ["| task | H | method | clean | " + " | ".join(variants) + " |", "|---|---|---|---|" + "---|" * len(variants)]
     for task, horizon, method in keys:
-        lines.append(f"| {task} | {horizon} | {LABELS.get(method, method)} | {cell(by.get((task, horizon, method, 'clean')))} | "
-                     + " | ".join(cell(by.get((task, horizon, method, v))) for v in variants) + " |")
+        clean = by.get((task, horizon, method, "clean"))
+        cells = []
+        for variant in variants:
+            row = by.get((task, horizon, method, variant))
+            change = "" if row is None or clean is None else f" ({row['score_mean'] - clean['score_mean']:+.2f})"
+            cells.append(cell(row) + change)
+        lines.append(f"| {task} | {horizon} | {LABELS.get(method, method)} | {cell(clean)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\nScore, mean ± 95% half-width over seeds; in brackets, the change from the clean row."
+
+
+def summary_table(rows: list[dict], methods: list[str]) -> str:
+    """Per H and method: the mean score over the unflagged tasks, and on how many of them the method
+    is best or tied for best (the counts are over the tasks where the method has a row)."""
+    clean = {(r["task"], r["horizon"], r["method"]): r for r in rows if r["variant"] == "clean" and not r["flag"]}
+    lines = ["| H | method | unflagged tasks | mean score | best or tied best on |", "|---|---|---|---|---|"]
+    for horizon in sorted({h for _, h, _ in clean}):
+        tasks = sorted({t for t, h, _ in clean if h == horizon})
+        won = {t: leaders({m: clean[(t, horizon, m)] for m in methods if (t, horizon, m) in clean}) for t in tasks}
+        for method in methods:
+            mine = [clean[(t, horizon, method)] for t in tasks if (t, horizon, method) in clean]
+            if mine:
+                label = LABELS.get(method, method)
+                wins = sum(1 for r in mine if label in won[r["task"]].removeprefix("tie: ").split(", "))
+                lines.append(f"| {horizon} | {label} | {len(mine)} | {np.mean([r['score_mean'] for r in mine]):.2f} | "
+                             f"{wins} of {len(mine)} |")
     return "\n".join(lines)
+
+
+def robustness_chart(rows: list[dict], path: Path) -> bool:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    perturbed = {(r["task"], r["horizon"]) for r in rows if r["variant"] != "clean"}
+    if not perturbed:
+        return False
+    mine = [r for r in rows if (r["task"], r["horizon"]) in perturbed]
+    variants = sorted({r["variant"] for r in mine}, key=variant_order)
+    groups = sorted(perturbed)
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.6), dpi=110, squeeze=False)
+    for ax, (task, horizon) in zip(axes[0], groups):
+        methods = [m for m in METHODS if any(r["method"] == m and r["task"] == task and r["horizon"] == horizon for r in mine)]
+        width = 0.8 / max(len(methods), 1)
+        for j, method in enumerate(methods):
+            by = {r["variant"]: r for r in mine if r["method"] == method and r["task"] == task and r["horizon"] == horizon}
+            xs = [i + (j - (len(methods) - 1) / 2) * width for i, v in enumerate(variants) if v in by]
+            ax.bar(xs, [by[v]["score_mean"] for v in variants if v in by], width,
+                   yerr=[by[v]["score_ci95"] for v in variants if v in by], capsize=2,
+                   color=COLOURS.get(method), label=LABELS.get(method, method))
+        ax.set_xticks(range(len(variants)), variants, fontsize=7, rotation=20)
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
+        ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+        ax.set_ylim(-0.5, 1.15)
+        ax.set_title(f"{task}, H = {horizon}", fontsize=9)
+        ax.set_ylabel("normalised score (clean references)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
 
 
 def bar_chart(rows: list[dict], methods: list[str], path: Path) -> None:
@@ -340,11 +408,15 @@ def report(args) -> None:
     planned = len(PAPER_TASKS) * 2 * len(METHODS)
     body = (f"{len(clean)} of the default grid's {planned} rows are done "
             f"(`.venv/bin/python benchmarks/reproduce.py`, rows in `{out}/rows/`).\n\n"
-            + grid_table(rows, methods) + "\n\n![Figure 5a](figures/reproduce_fig5a.png)\n\nWall time per row "
+            + grid_table(rows, methods) + "\n\nSummary over the unflagged tasks:\n\n" + summary_table(rows, methods)
+            + "\n\n![Figure 5a](figures/reproduce_fig5a.png)\n\nWall time per row "
             "(this machine; a row is one awmctl command running every seed):\n\n" + time_table(rows, methods)
             + "\n\nLearning curves (Figure 5b):\n\n" + "\n".join(curves))
     replace_section(Path(args.doc), "grid", body)
-    replace_section(Path(args.doc), "robustness", robustness_table(rows))
+    robustness = robustness_table(rows)
+    if robustness_chart(rows, figures / "reproduce_robustness.png"):
+        robustness += "\n\n![Robustness](figures/reproduce_robustness.png)"
+    replace_section(Path(args.doc), "robustness", robustness)
     print(grid_table(rows, methods), file=sys.stderr)
     print(robustness_table(rows), file=sys.stderr)
 

@@ -65,5 +65,14 @@ def test_tables_rank_methods_except_on_flagged_tasks():
     bacteria = next(line for line in table if line.startswith("| bacteria |"))
     assert bacteria.endswith("| tie: SAC, AWM transformer |")  # intervals overlap: no winner
     robustness = reproduce.robustness_table(rows)
-    assert "| cancer | 100 | SAC | 0.80 ± 0.01 | 0.50 ± 0.01 |" in robustness
+    assert "| cancer | 100 | SAC | 0.80 ± 0.01 | 0.50 ± 0.01 (-0.30) |" in robustness
+    summary = reproduce.summary_table(rows, ["awm-transformer", "sac"])
+    # glucose is flagged: left out; cancer won by the AWM, bacteria tied
+    assert "| 100 | AWM transformer | 2 | 0.93 | 2 of 2 |" in summary
+    assert "| 100 | SAC | 2 | 0.85 | 1 of 2 |" in summary
     assert "| all | | 6 | | | 60 (0.02 h) |" in reproduce.time_table(rows, ["awm-transformer", "sac"])
+
+
+def test_variants_are_ordered_by_parameter_and_value():
+    variants = ["noise=0.1", "distractors=16", "clean", "noise=0.01", "distractors=4"]
+    assert sorted(variants, key=reproduce.variant_order) == ["clean", "distractors=4", "distractors=16", "noise=0.01", "noise=0.1"]
