@@ -48,7 +48,7 @@ def learning_curves(
 
 
 def seed_curves(steps, values, path: str | os.PathLike, title: str, ylabel: str, xlabel: str = "policy update") -> Path:
-    """One thin line per seed plus the mean and a 95% interval (1.96 standard errors)."""
+    """One thin line per seed plus the mean and a 95% interval (Student's t over the seeds)."""
     import numpy as np
 
     plt = _pyplot()

@@ -7,8 +7,12 @@ from numpy.typing import ArrayLike
 
 
 def ci95(values: ArrayLike, axis: int | None = None) -> float | np.ndarray:
-    """Half-width of the normal 95% confidence interval of the mean (1.96 standard errors), of
-    all values or along ``axis``; 0 where there is a single value."""
+    """Half-width of the 95% confidence interval of the mean (Student's t with n - 1 degrees of
+    freedom times the standard error), of all values or along ``axis``; 0 where there is a single
+    value. Student's t rather than the normal 1.96 because results here are over a few seeds:
+    with 3 seeds the normal interval would be 2.2 times too narrow (t = 4.30)."""
+    from scipy.stats import t  # noqa: PLC0415  (SciPy comes with JAX; imported here, as only summaries need it)
+
     v = np.asarray(values, dtype=np.float64)
     if axis is None:
         v, axis = v.ravel(), 0
@@ -16,7 +20,7 @@ def ci95(values: ArrayLike, axis: int | None = None) -> float | np.ndarray:
     if n < 2:
         half = np.zeros(np.delete(v.shape, axis))
     else:
-        half = 1.96 * v.std(axis=axis, ddof=1) / np.sqrt(n)
+        half = t.ppf(0.975, n - 1) * v.std(axis=axis, ddof=1) / np.sqrt(n)
     return float(half) if np.ndim(half) == 0 else half
 
 

@@ -179,7 +179,10 @@ def sweep(args) -> None:
 
 
 def load_rows(out: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((out / "rows").glob("*.json"))]
+    rows = [json.loads(p.read_text()) for p in sorted((out / "rows").glob("*.json"))]
+    for row in rows:  # intervals from the seeds' values, as awmctl.stats computes them now (rows keep their raw values)
+        row["returns_ci95"], row["score_ci95"] = ci95(row["returns"]), ci95(row["scores"])
+    return rows
 
 
 def cell(row: dict | None) -> str:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import sys
 
+from awmctl.stats import ci95
+
 # Tasks whose numbers must not be used to rank methods, and why (shared/spec/tasks.md).
 FLAGS = {
     ("hiv-treatment", 20): "Euler unstable at dt = 1: clip-dominated, multi-modal (spec 2.4)",
@@ -66,7 +68,8 @@ def main(path: str = "benchmarks/results/bpo_tasks.jsonl") -> None:
             r = rows.get((task, h, method))
             if r is None:
                 continue
-            ci = r.get("returns_ci95")
+            # from the seeds' returns when the row has them, as awmctl.stats computes intervals now
+            ci = ci95(r["returns"]) if len(r.get("returns", [])) > 1 else r.get("returns_ci95")
             ret = f"{r['returns_mean']:.4g}" + (f" ± {ci:.2g}" if ci else "")
             sc = score(rows, task, h, r["returns_mean"])
             sc_text = "" if sc is None else f"{sc:.3f}"
