@@ -290,7 +290,9 @@ def robustness_chart(rows: list[dict], path: Path) -> bool:
     groups = sorted(perturbed)
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.6), dpi=110, squeeze=False)
     for ax, (task, horizon) in zip(axes[0], groups):
-        methods = [m for m in METHODS if any(r["method"] == m and r["task"] == task and r["horizon"] == horizon for r in mine)]
+        # the methods that ran perturbed here (their clean rows beside them; other methods' clean rows left out)
+        methods = [m for m in METHODS if any(r["method"] == m and r["task"] == task and r["horizon"] == horizon
+                                             and r["variant"] != "clean" for r in mine)]
         width = 0.8 / max(len(methods), 1)
         for j, method in enumerate(methods):
             by = {r["variant"]: r for r in mine if r["method"] == method and r["task"] == task and r["horizon"] == horizon}
@@ -301,11 +303,11 @@ def robustness_chart(rows: list[dict], path: Path) -> bool:
         ax.set_xticks(range(len(variants)), variants, fontsize=7, rotation=20)
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.axhline(0.0, color="grey", lw=0.8, ls=":")
-        ax.set_ylim(-0.5, 1.15)
+        ax.set_ylim(-0.5, 1.4)
         ax.set_title(f"{task}, H = {horizon}", fontsize=9)
         ax.set_ylabel("normalised score (clean references)")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="upper center", ncol=len(methods))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
