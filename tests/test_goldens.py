@@ -23,6 +23,10 @@ History:
    Checked before recording: every array within 2e-5 of the old one relative to (|old| + 1e-3),
    except the fitted transformer's query/key/value biases (1.8e-2): the key bias has no
    gradient at all (a softmax ignores a constant shift), so only rounding moves it.
+
+On another machine (``assert_close_across_machines``) the key bias is left out and the fitted
+transformer's validation metrics get 1% (an overfit model amplifies rounding); every other array
+and metric must agree to 1e-3.
 """
 
 from __future__ import annotations
@@ -106,6 +110,28 @@ def outputs(out: Path) -> dict[str, np.ndarray]:
     return found
 
 
+def assert_close_across_machines(key: str, got: np.ndarray, want: np.ndarray) -> None:
+    """The comparison on a machine other than the recording one: rounding may differ in the last
+    bits, and two outputs amplify it, so they get their own rule (measured on an AMD EPYC Zen 5
+    against goldens recorded on an Intel Xeon: every weight within 2.2e-5, these two as below)."""
+    if key.endswith("['qkv']['bias']"):
+        # The key bias (the middle third) has no gradient (a softmax ignores a constant shift):
+        # only rounding moves it, and Adam turns rounding into whole steps (3% apart).
+        query, _, value = np.split(got, 3, axis=-1)
+        got = np.concatenate([query, value], axis=-1)
+        query, _, value = np.split(want, 3, axis=-1)
+        want = np.concatenate([query, value], axis=-1)
+    elif ":val/" in key:
+        # The fitted model overfits its 48 episodes (validation loss 20x the training loss), so
+        # the validation error multiplies the weights' 2e-5 differences by about 100 (0.3%
+        # measured). R² near 0 is compared as 1 - R², which is proportional to the error.
+        if key.endswith("_r2"):
+            got, want = 1.0 - got, 1.0 - want
+        np.testing.assert_allclose(got, want, rtol=1e-2)
+        return
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+
+
 def test_outputs_equal_the_recorded_goldens(tmp_path):
     """One test for the whole chain (under pytest-xdist a module fixture would run it once per
     worker); every command's differences are reported together."""
@@ -136,7 +162,9 @@ def test_outputs_equal_the_recorded_goldens(tmp_path):
                 if same_machine:
                     np.testing.assert_array_equal(got, want)
                 else:
-                    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+                    assert_close_across_machines(key, got, want)
             except AssertionError as err:
-                failures.append(f"{name} {key}: {str(err).strip().splitlines()[-1]}")
+                lines = str(err).strip().splitlines()
+                failures.append(f"{name} {key}: " + " ".join(l.strip() for l in lines if "Max" in l or "ACTUAL" in l
+                                                             or "DESIRED" in l or "!=" in l))
     assert not failures, "outputs differ from tests/goldens:\n" + "\n".join(failures[:20])
