@@ -189,14 +189,19 @@ def cell(row: dict | None) -> str:
     return "" if row is None else f"{row['score_mean']:.2f} ± {row['score_ci95']:.2f}"
 
 
-def leaders(rows: dict[str, dict]) -> str:
-    """The best method, or every method whose 95% interval reaches the best's (a tie)."""
+def best_methods(rows: dict[str, dict]) -> list[str]:
+    """The best method and every method whose 95% interval reaches the best's, best first."""
     if not rows:
-        return ""
+        return []
     top = max(rows.values(), key=lambda r: r["score_mean"])
     tied = [m for m, r in rows.items() if r["score_mean"] + r["score_ci95"] >= top["score_mean"] - top["score_ci95"]]
-    names = [LABELS.get(m, m) for m in sorted(tied, key=lambda m: -rows[m]["score_mean"])]
-    return names[0] if len(names) == 1 else "tie: " + ", ".join(names)
+    return sorted(tied, key=lambda m: -rows[m]["score_mean"])
+
+
+def leaders(rows: dict[str, dict]) -> str:
+    """The best method, or every method tied with it."""
+    names = [LABELS.get(m, m) for m in best_methods(rows)]
+    return "" if not names else names[0] if len(names) == 1 else "tie: " + ", ".join(names)
 
 
 def grid_table(rows: list[dict], methods: list[str]) -> str:
@@ -229,6 +234,16 @@ def time_table(rows: list[dict], methods: list[str]) -> str:
                              f"{np.mean(walls):.0f} | {sum(walls):.0f} |")
     lines.append(f"| all | | {len(clean)} | | | {total:.0f} ({total / 3600:.2f} h) |")
     return "\n".join(lines)
+
+
+def pyplot():
+    """matplotlib's pyplot without a display (imported only when a report draws)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    return plt
 
 
 def variant_order(variant: str) -> tuple:
@@ -265,22 +280,18 @@ def summary_table(rows: list[dict], methods: list[str]) -> str:
     lines = ["| H | method | unflagged tasks | mean score | best or tied best on |", "|---|---|---|---|---|"]
     for horizon in sorted({h for _, h, _ in clean}):
         tasks = sorted({t for t, h, _ in clean if h == horizon})
-        won = {t: leaders({m: clean[(t, horizon, m)] for m in methods if (t, horizon, m) in clean}) for t in tasks}
+        won = {t: best_methods({m: clean[(t, horizon, m)] for m in methods if (t, horizon, m) in clean}) for t in tasks}
         for method in methods:
             mine = [clean[(t, horizon, method)] for t in tasks if (t, horizon, method) in clean]
             if mine:
-                label = LABELS.get(method, method)
-                wins = sum(1 for r in mine if label in won[r["task"]].removeprefix("tie: ").split(", "))
-                lines.append(f"| {horizon} | {label} | {len(mine)} | {np.mean([r['score_mean'] for r in mine]):.2f} | "
-                             f"{wins} of {len(mine)} |")
+                wins = sum(1 for r in mine if method in won[r["task"]])
+                lines.append(f"| {horizon} | {LABELS.get(method, method)} | {len(mine)} | "
+                             f"{np.mean([r['score_mean'] for r in mine]):.2f} | {wins} of {len(mine)} |")
     return "\n".join(lines)
 
 
 def robustness_chart(rows: list[dict], path: Path) -> bool:
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = pyplot()
 
     perturbed = {(r["task"], r["horizon"]) for r in rows if r["variant"] != "clean"}
     if not perturbed:
@@ -290,12 +301,12 @@ def robustness_chart(rows: list[dict], path: Path) -> bool:
     groups = sorted(perturbed)
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.6), dpi=110, squeeze=False)
     for ax, (task, horizon) in zip(axes[0], groups):
+        here = [r for r in mine if (r["task"], r["horizon"]) == (task, horizon)]
         # the methods that ran perturbed here (their clean rows beside them; other methods' clean rows left out)
-        methods = [m for m in METHODS if any(r["method"] == m and r["task"] == task and r["horizon"] == horizon
-                                             and r["variant"] != "clean" for r in mine)]
+        methods = [m for m in METHODS if any(r["method"] == m and r["variant"] != "clean" for r in here)]
         width = 0.8 / max(len(methods), 1)
         for j, method in enumerate(methods):
-            by = {r["variant"]: r for r in mine if r["method"] == method and r["task"] == task and r["horizon"] == horizon}
+            by = {r["variant"]: r for r in here if r["method"] == method}
             xs = [i + (j - (len(methods) - 1) / 2) * width for i, v in enumerate(variants) if v in by]
             ax.bar(xs, [by[v]["score_mean"] for v in variants if v in by], width,
                    yerr=[by[v]["score_ci95"] for v in variants if v in by], capsize=2,
@@ -315,10 +326,7 @@ def robustness_chart(rows: list[dict], path: Path) -> bool:
 
 
 def bar_chart(rows: list[dict], methods: list[str], path: Path) -> None:
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = pyplot()
 
     clean = {(r["task"], r["horizon"], r["method"]): r for r in rows if r["variant"] == "clean"}
     horizons = sorted({h for _, h, _ in clean})
@@ -355,10 +363,7 @@ def bar_chart(rows: list[dict], methods: list[str], path: Path) -> None:
 
 
 def curves_figure(rows: list[dict], task: str, horizon: int, path: Path, methods=("awm-transformer", "sac", "online-dt")) -> bool:
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = pyplot()
 
     mine = [r for r in rows if r["task"] == task and r["horizon"] == horizon and r["variant"] == "clean" and r["method"] in methods]
     if not mine:
@@ -411,19 +416,19 @@ def report(args) -> None:
         if curves_figure(rows, task, horizon, figures / f"reproduce_curves_{task}_h{horizon}.png"):
             curves.append(f"![{task}, H={horizon}](figures/reproduce_curves_{task}_h{horizon}.png)")
     planned = len(PAPER_TASKS) * 2 * len(METHODS)
+    grid, robustness = grid_table(rows, methods), robustness_table(rows)
     body = (f"{len(clean)} of the default grid's {planned} rows are done "
             f"(`.venv/bin/python benchmarks/reproduce.py`, rows in `{out}/rows/`).\n\n"
-            + grid_table(rows, methods) + "\n\nSummary over the unflagged tasks:\n\n" + summary_table(rows, methods)
+            + grid + "\n\nSummary over the unflagged tasks:\n\n" + summary_table(rows, methods)
             + "\n\n![Figure 5a](figures/reproduce_fig5a.png)\n\nWall time per row "
             "(this machine; a row is one awmctl command running every seed):\n\n" + time_table(rows, methods)
             + "\n\nLearning curves (Figure 5b):\n\n" + "\n".join(curves))
     replace_section(Path(args.doc), "grid", body)
-    robustness = robustness_table(rows)
-    if robustness_chart(rows, figures / "reproduce_robustness.png"):
-        robustness += "\n\n![Robustness](figures/reproduce_robustness.png)"
-    replace_section(Path(args.doc), "robustness", robustness)
-    print(grid_table(rows, methods), file=sys.stderr)
-    print(robustness_table(rows), file=sys.stderr)
+    chart = robustness_chart(rows, figures / "reproduce_robustness.png")
+    replace_section(Path(args.doc), "robustness",
+                    robustness + ("\n\n![Robustness](figures/reproduce_robustness.png)" if chart else ""))
+    print(grid, file=sys.stderr)
+    print(robustness, file=sys.stderr)
 
 
 def main() -> None:
