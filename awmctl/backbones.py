@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl.layers import affine, dense, layer_norm
+from awmctl.lstm import lstm_sequence
 
 Cache = Any  # a pytree of arrays; its structure is private to each backbone
 
@@ -199,7 +200,8 @@ class Recurrent(AbstractBackbone):
     The cells hold Equinox's parameters (``eqx.nn.LSTMCell``/``GRUCell`` and a tanh cell), but
     the recurrence is written here in two parts, as cuDNN does: the input's share of every gate
     for all tokens at once (one matrix product before the loop), then per step only the hidden
-    state's share. A step of the loop then does a fraction of the work.
+    state's share. A step of the loop then does a fraction of the work. The LSTM's recurrence
+    also has a hand-written backward pass (:func:`awmctl.lstm.lstm_sequence`).
     """
 
     cell: eqx.nn.LSTMCell | eqx.nn.GRUCell | _TanhCell
@@ -253,8 +255,10 @@ class Recurrent(AbstractBackbone):
     def __call__(
         self, tokens: Float[Array, "T width"], *, key: PRNGKeyArray | None = None
     ) -> Float[Array, "T width"]:
-        _, outputs = jax.lax.scan(lambda c, p: self._recur(c, p), self.init_cache(tokens.shape[0], tokens.dtype),
-                                  self._input_part(tokens))
+        pre = self._input_part(tokens)
+        if isinstance(self.cell, eqx.nn.LSTMCell):  # the same recurrence with a cheaper backward pass
+            return lstm_sequence(pre, self.cell.weight_hh)
+        _, outputs = jax.lax.scan(lambda c, p: self._recur(c, p), self.init_cache(tokens.shape[0], tokens.dtype), pre)
         return outputs
 
 

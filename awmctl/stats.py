@@ -11,7 +11,9 @@ def ci95(values: ArrayLike, axis: int | None = None) -> float | np.ndarray:
     freedom times the standard error), of all values or along ``axis``; 0 where there is a single
     value. Student's t rather than the normal 1.96 because results here are over a few seeds:
     with 3 seeds the normal interval would be 2.2 times too narrow (t = 4.30)."""
-    from scipy.stats import t  # noqa: PLC0415  (SciPy comes with JAX; imported here, as only summaries need it)
+    # SciPy comes with JAX. scipy.special's quantile rather than scipy.stats.t: the same number,
+    # and an import of 0.06 s instead of 0.4 s at the end of every command.
+    from scipy.special import stdtrit  # noqa: PLC0415
 
     v = np.asarray(values, dtype=np.float64)
     if axis is None:
@@ -20,7 +22,7 @@ def ci95(values: ArrayLike, axis: int | None = None) -> float | np.ndarray:
     if n < 2:
         half = np.zeros(np.delete(v.shape, axis))
     else:
-        half = t.ppf(0.975, n - 1) * v.std(axis=axis, ddof=1) / np.sqrt(n)
+        half = stdtrit(n - 1, 0.975) * v.std(axis=axis, ddof=1) / np.sqrt(n)
     return float(half) if np.ndim(half) == 0 else half
 
 
