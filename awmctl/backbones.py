@@ -103,19 +103,21 @@ class _Block(eqx.Module):
     def step(
         self,
         x: Float[Array, " width"],
-        keys: Float[Array, "L heads hd"],
-        values: Float[Array, "L heads hd"],
+        keys: Float[Array, "heads hd L"],
+        values: Float[Array, "heads L hd"],
         position: Int[Array, ""],
-    ) -> tuple[Float[Array, " width"], Float[Array, "L heads hd"], Float[Array, "L heads hd"]]:
+    ) -> tuple[Float[Array, " width"], Float[Array, "heads hd L"], Float[Array, "heads L hd"]]:
         q, k, v = jnp.split(dense(self.qkv, layer_norm(self.ln1, x)), 3)
         q = q * (1.0 / math.sqrt(q.shape[-1] // self.heads))
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
-        keys = jax.lax.dynamic_update_index_in_dim(keys, k, position, axis=0)
-        values = jax.lax.dynamic_update_index_in_dim(values, v, position, axis=0)
-        scores = jnp.einsum("hd,shd->hs", q, keys)
-        visible = jnp.arange(keys.shape[0]) <= position
+        # The cache is kept in the layout of the two products (keys [heads, hd, L], values
+        # [heads, L, hd]), so that neither is transposed at every step.
+        keys = jax.lax.dynamic_update_slice_in_dim(keys, k[:, :, None], position, axis=2)
+        values = jax.lax.dynamic_update_slice_in_dim(values, v[:, None, :], position, axis=1)
+        scores = jnp.einsum("hd,hds->hs", q, keys)
+        visible = jnp.arange(keys.shape[-1]) <= position
         scores = jnp.where(visible, scores, jnp.finfo(scores.dtype).min)
-        attended = jnp.einsum("hs,shd->hd", jax.nn.softmax(scores, axis=-1), values).reshape(x.shape)
+        attended = jnp.einsum("hs,hsd->hd", jax.nn.softmax(scores, axis=-1), values).reshape(x.shape)
         x = x + dense(self.proj, attended)
         return x + self._mlp(layer_norm(self.ln2, x)), keys, values
 
@@ -160,20 +162,21 @@ class Transformer(AbstractBackbone):
 
     def init_cache(self, max_len: int, dtype: Any) -> Cache:
         heads = self.blocks[0].heads
-        shape = (len(self.blocks), max_len, heads, self.width // heads)
-        return (jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+        hd = self.width // heads
+        # One (keys, values) pair per layer, not arrays stacked over layers: a step then writes one
+        # position of each in place instead of copying the whole cache into a new stack.
+        return tuple((jnp.zeros((heads, hd, max_len), dtype), jnp.zeros((heads, max_len, hd), dtype))
+                     for _ in self.blocks)
 
     def step(
         self, cache: Cache, token: Float[Array, " width"], position: Int[Array, ""]
     ) -> tuple[Cache, Float[Array, " width"]]:
-        all_keys, all_values = cache
         x = token
-        new_keys, new_values = [], []
-        for i, block in enumerate(self.blocks):
-            x, k, v = block.step(x, all_keys[i], all_values[i], position)
-            new_keys.append(k)
-            new_values.append(v)
-        return (jnp.stack(new_keys), jnp.stack(new_values)), layer_norm(self.ln_f, x)
+        new_cache = []
+        for block, (keys, values) in zip(self.blocks, cache):
+            x, keys, values = block.step(x, keys, values, position)
+            new_cache.append((keys, values))
+        return tuple(new_cache), layer_norm(self.ln_f, x)
 
 
 # -------------------------------------------------------------------------------- recurrent
