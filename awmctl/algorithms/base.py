@@ -194,6 +194,22 @@ def over_seeds(fn: Callable[..., Any], sequential: bool | None = None) -> Callab
     return eqx.filter_jit(mapped)
 
 
+def compiled_once(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Compile an algorithm's method that runs once per command (its ``_init(self, ...)``: every
+    seed's networks, optimiser states and buffers) as one program, without XLA's backend
+    optimisations.
+
+    Initialisation is one program rather than eager operations (which would compile once per
+    operation of every layer's initialiser), but it runs once, so optimising its machine code
+    only costs time: threefry's many integer operations for every parameter make it the second
+    largest compilation of a run (online BPO with the LSTM AWM: 1.9 s, against 4.1 s for the
+    training program). Unoptimised, it compiles in 0.9 s (docs/benchmarks.md). The values can
+    differ in the last bit from an optimised build (a multiply-add fused or not), and are the
+    same on every run.
+    """
+    return jax.jit(method, static_argnums=0, compiler_options={"xla_backend_optimization_level": 0})
+
+
 def is_parameter(x: Any) -> bool:
     """A float array, or the shape of one (a leaf of an ``eqx.filter_eval_shape`` skeleton)."""
     if isinstance(x, jax.ShapeDtypeStruct):
@@ -231,6 +247,7 @@ __all__ = [
     "LearningCurve",
     "State",
     "abstract",
+    "compiled_once",
     "is_parameter",
     "over_seeds",
     "run",

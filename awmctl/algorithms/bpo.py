@@ -23,7 +23,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
-from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, over_seeds, seeds_in_sequence
+from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, compiled_once, over_seeds, seeds_in_sequence
 from awmctl.errors import BadInputError
 from awmctl.models import AbstractWorldModel, PolicyInputGrad, SimulatorModel, check_context, model_spec
 from awmctl.policies import MarkovPolicy, build_policy
@@ -184,7 +184,7 @@ class BPO(Algorithm[BPOState]):
     def init(self, seeds: Sequence[int]) -> BPOState:
         return self._init(jnp.asarray(seeds), self.observations)
 
-    @eqx.filter_jit  # one compiled program, not one per operation of every layer's initialiser
+    @compiled_once
     def _init(self, seeds: Array, observations: Float[Array, "N T obs"]) -> BPOState:
         params = eqx.filter(eqx.filter_vmap(lambda s: self.build(s, observations))(seeds), eqx.is_inexact_array)
         keys = jax.vmap(lambda s: jax.random.key_data(seed_stream(s, "bpo/updates")))(seeds)

@@ -19,7 +19,7 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl import optim
-from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, over_seeds
+from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, compiled_once, over_seeds
 from awmctl.errors import BadInputError, DivergedError
 from awmctl.models import AbstractWorldModel, ModelSpec, check_context, imagine
 from awmctl.normalize import like
@@ -210,7 +210,7 @@ class ModelFit(Algorithm[FitState]):
     def init(self, seeds: Sequence[int]) -> FitState:
         return self._init(jnp.asarray(seeds), self.train_obs)
 
-    @eqx.filter_jit  # one compiled program, not one per operation of every layer's initialiser
+    @compiled_once
     def _init(self, seeds: Array, train_obs: Float[Array, "N T obs"]) -> FitState:
         params = jax.lax.map(lambda s: eqx.filter(self.build(s, train_obs), eqx.is_inexact_array), seeds)
         keys = jax.vmap(lambda s: jax.random.key_data(seed_stream(s, "fit/steps")))(seeds)

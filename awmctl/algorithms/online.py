@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from awmctl import optim
-from awmctl.algorithms.base import abstract, over_seeds, seeds_in_sequence
+from awmctl.algorithms.base import abstract, compiled_once, over_seeds, seeds_in_sequence
 from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
 from awmctl.algorithms.bpo import policy_step
 from awmctl.algorithms.fit import model_step
@@ -217,7 +217,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
     def init(self, seeds: Sequence[int]) -> OnlineState:
         return self._init(jnp.asarray(seeds))
 
-    @eqx.filter_jit  # one compiled program, not one per operation of every layer's initialiser
+    @compiled_once
     def _init(self, seeds: jax.Array) -> OnlineState:
         task = self.task
         # The simulator has no float arrays: its (empty) part of the state is an empty dict, which

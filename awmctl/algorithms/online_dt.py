@@ -37,7 +37,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
-from awmctl.algorithms.base import LearningCurve, abstract, over_seeds, seeds_in_sequence
+from awmctl.algorithms.base import LearningCurve, abstract, compiled_once, over_seeds, seeds_in_sequence
 from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
 from awmctl.errors import BadInputError
 from awmctl.policies import Context, DecisionTransformer, returns_to_go
@@ -240,7 +240,7 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
     def init(self, seeds: Sequence[int]) -> OnlineDTState:
         return self._init(jnp.asarray(seeds))
 
-    @eqx.filter_jit
+    @compiled_once
     def _init(self, seeds: jax.Array) -> OnlineDTState:
         task, n = self.task, seeds.shape[0]
         policies = eqx.filter(eqx.filter_vmap(self.build_policy)(seeds), eqx.is_inexact_array)

@@ -41,7 +41,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
-from awmctl.algorithms.base import abstract, over_seeds, seeds_in_sequence
+from awmctl.algorithms.base import abstract, compiled_once, over_seeds, seeds_in_sequence
 from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
 from awmctl.errors import BadInputError
 from awmctl.normalize import Normalizer
@@ -268,7 +268,7 @@ class SAC(OnlineAlgorithm[SACState]):
     def init(self, seeds: Sequence[int]) -> SACState:
         return self._init(jnp.asarray(seeds))
 
-    @eqx.filter_jit
+    @compiled_once
     def _init(self, seeds: jax.Array) -> SACState:
         task, n = self.task, seeds.shape[0]
         actors = eqx.filter(eqx.filter_vmap(self.build_actor)(seeds), eqx.is_inexact_array)
