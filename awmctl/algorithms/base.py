@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import os
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
@@ -194,6 +196,10 @@ def over_seeds(fn: Callable[..., Any], sequential: bool | None = None) -> Callab
     return eqx.filter_jit(mapped)
 
 
+#: XLA options of a program that runs once (see :func:`compiled_once`)
+_RUNS_ONCE = {"xla_backend_optimization_level": 0}
+
+
 def compiled_once(method: Callable[..., Any]) -> Callable[..., Any]:
     """Compile an algorithm's method that runs once per command (its ``_init(self, ...)``: every
     seed's networks, optimiser states and buffers) as one program, without XLA's backend
@@ -206,8 +212,27 @@ def compiled_once(method: Callable[..., Any]) -> Callable[..., Any]:
     training program). Unoptimised, it compiles in 0.9 s (docs/benchmarks.md). The values can
     differ in the last bit from an optimised build (a multiply-add fused or not), and are the
     same on every run.
+
+    JAX accepts compiler options only on an outermost ``jit``, so the options go to an
+    ahead-of-time compilation, kept per instance and argument shapes; called inside another
+    transformation (``jax.eval_shape``, an enclosing ``jit``), the method is an ordinary nested
+    ``jit``.
     """
-    return jax.jit(method, static_argnums=0, compiler_options={"xla_backend_optimization_level": 0})
+    plain = jax.jit(method, static_argnums=0)
+    compiled: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any) -> Any:
+        leaves, structure = jax.tree_util.tree_flatten(args)
+        if any(isinstance(x, jax.core.Tracer) for x in leaves):
+            return plain(self, *args)
+        signature = (structure, *((jnp.shape(x), jnp.result_type(x)) for x in leaves))
+        mine = compiled.setdefault(self, {})
+        if signature not in mine:
+            mine[signature] = plain.lower(self, *args).compile(_RUNS_ONCE)
+        return mine[signature](*args)
+
+    return call
 
 
 def is_parameter(x: Any) -> bool:
