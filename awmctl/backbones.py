@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl.layers import affine, dense, layer_norm
-from awmctl.lstm import lstm_sequence
+from awmctl.lstm import lstm_sequence, lstm_step
 
 Cache = Any  # a pytree of arrays; its structure is private to each backbone
 
@@ -234,10 +234,7 @@ class Recurrent(AbstractBackbone):
         """One step from the input's share of the gates ``pre`` and the previous state."""
         cell = self.cell
         if isinstance(cell, eqx.nn.LSTMCell):
-            h, c = cache
-            i, f, g, o = jnp.split(pre + h @ cell.weight_hh.T, 4)
-            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            h, c, _ = lstm_step(*cache, pre, cell.weight_hh)
             return (h, c), h
         if isinstance(cell, eqx.nn.GRUCell):
             h = cache

@@ -21,18 +21,26 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 
+def lstm_step(
+    h: Float[Array, "*batch width"], c: Float[Array, "*batch width"], pre: Float[Array, "*batch gates"],
+    weight_hh: Float[Array, "gates width"],
+) -> tuple[Float[Array, "*batch width"], Float[Array, "*batch width"], Float[Array, "*batch gates"]]:
+    """One LSTM step from the input's share of the gates ``pre``: the new hidden and cell states,
+    and the gate activations ``(σ(i), σ(f), tanh(g), σ(o))`` that the backward pass reuses."""
+    i, f, g, o = jnp.split(pre + h @ weight_hh.T, 4, axis=-1)
+    i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+    c = f * c + i * g
+    return o * jnp.tanh(c), c, jnp.concatenate([i, f, g, o], axis=-1)
+
+
 def _forward(
     pre: Float[Array, "T gates"], weight_hh: Float[Array, "gates width"]
 ) -> tuple[Float[Array, "T width"], Float[Array, "T width"], Float[Array, "T gates"]]:
-    """Hidden states, cell states and gate activations ``(σ(i), σ(f), tanh(g), σ(o))`` per step."""
+    """Hidden states, cell states and gate activations per step."""
 
     def step(carry, p):
-        h, c = carry
-        i, f, g, o = jnp.split(p + h @ weight_hh.T, 4)
-        i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
-        c = f * c + i * g
-        h = o * jnp.tanh(c)
-        return (h, c), (h, c, jnp.concatenate([i, f, g, o]))
+        h, c, gates = lstm_step(*carry, p, weight_hh)
+        return (h, c), (h, c, gates)
 
     zero = jnp.zeros(weight_hh.shape[1], pre.dtype)
     _, (hs, cs, gates) = jax.lax.scan(step, (zero, zero), pre)
@@ -82,4 +90,4 @@ def _lstm_bwd(residuals, d_hs):
 lstm_sequence.defvjp(_lstm_fwd, _lstm_bwd)
 
 
-__all__ = ["lstm_sequence"]
+__all__ = ["lstm_sequence", "lstm_step"]

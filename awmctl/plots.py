@@ -10,7 +10,8 @@ from typing import Any
 from awmctl.stats import ci95
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot without a display, imported only when something draws."""
     import matplotlib
 
     matplotlib.use("Agg")  # never needs a display
@@ -28,7 +29,7 @@ def learning_curves(
     xlabel: str = "step",
 ) -> Path:
     """One line per metric key against ``step``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for key in keys:
         pts = [(r["step"], r[key]) for r in records if isinstance(r.get(key), int | float)]
@@ -51,7 +52,7 @@ def seed_curves(steps, values, path: str | os.PathLike, title: str, ylabel: str,
     """One thin line per seed plus the mean and a 95% interval (Student's t over the seeds)."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     values = np.asarray(values, dtype=np.float64)  # [points, seeds]
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for s in range(values.shape[1]):
@@ -78,7 +79,7 @@ def norm_vs_horizon(horizons, curves: dict[str, dict[str, Any]], path: str | os.
     ``curves[label][quantity]`` holds ``center``, ``low`` and ``high`` arrays over ``horizons``
     (the line and its spread band).
     """
-    plt = _pyplot()
+    plt = pyplot()
     quantities = list(next(iter(curves.values())))
     fig, axes = plt.subplots(1, len(quantities), figsize=(5.2 * len(quantities), 4.0), dpi=120, squeeze=False)
     for ax, quantity in zip(axes[0], quantities):
@@ -101,7 +102,7 @@ def norm_vs_horizon(horizons, curves: dict[str, dict[str, Any]], path: str | os.
 def curves_1d(grid, panels: dict[str, dict[str, Any]], path: str | os.PathLike, title: str, xlabel: str,
               log_panels: Sequence[str] = ()) -> Path:
     """Stacked panels sharing the x axis; ``panels[ylabel][label]`` is one curve over ``grid``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.0, 3.2 * len(panels)), dpi=120, sharex=True, squeeze=False)
     for ax, (ylabel, lines) in zip(axes[:, 0], panels.items()):
         for label, values in lines.items():
@@ -142,7 +143,7 @@ def heatmaps(alphas, surfaces: dict[str, Any], path: str | os.PathLike, title: s
     """One heatmap per model of a surface over ``alphas x alphas`` (rows: first direction)."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     n = len(surfaces)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), dpi=120, squeeze=False)
     extent = (float(alphas[0]), float(alphas[-1]), float(alphas[0]), float(alphas[-1]))

@@ -37,6 +37,7 @@ import numpy as np
 
 from awmctl import BPO, BPOConfig, SimulatorModel, collect, make_task, open_loop_return, random_controller
 from awmctl.algorithms import BPOState, run
+from awmctl.plots import pyplot
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bpo_tasks import fit  # noqa: E402  (a sibling script: fit-model --seed 0's best checkpoint)
@@ -73,11 +74,7 @@ def optimise_first_action(task, world, observations, config: BPOConfig, seeds: i
 
 
 def plot(rows: list[dict], grids: dict[int, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+    plt = pyplot()
     horizons = sorted(grids)
     fig, axes = plt.subplots(2, len(horizons), figsize=(6.0 * len(horizons), 7.5), dpi=110, squeeze=False)
     for col, horizon in enumerate(horizons):

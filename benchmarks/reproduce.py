@@ -45,6 +45,7 @@ import jax
 import numpy as np
 
 from awmctl import BPOConfig, SimulatorModel, collect, make_task, random_controller
+from awmctl.plots import pyplot
 from awmctl.stats import ci95
 from awmctl.tasks import task_info
 
@@ -234,16 +235,6 @@ def time_table(rows: list[dict], methods: list[str]) -> str:
                              f"{np.mean(walls):.0f} | {sum(walls):.0f} |")
     lines.append(f"| all | | {len(clean)} | | | {total:.0f} ({total / 3600:.2f} h) |")
     return "\n".join(lines)
-
-
-def pyplot():
-    """matplotlib's pyplot without a display (imported only when a report draws)."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    return plt
 
 
 def variant_order(variant: str) -> tuple:
