@@ -13,6 +13,9 @@ resumes: pass --redo to measure again):
   the commands run it; the rate and the share of the matmul's are the loop's), and one policy
   update (16 imagined rollouts of 100 steps: `policy_step` through the model, in BPO's compiled
   chunk of 10); milliseconds (median of --repeats), XLA's FLOP count and the achieved GFLOP/s;
+  and the model update's matrix products as its jaxpr writes them, each timed alone in a loop
+  (`products_alone.py`): their summed milliseconds and rate, the rate this machine reaches on
+  products of the model's own shapes;
 - seeds: one evaluation period of online BPO (32 env steps with their updates, compiled as the
   command runs it) for each of --seeds at once; time per period and its ratio to one seed;
 - compile: `optimize-policy --online` on a short budget in a fresh process, twice with one new
@@ -47,6 +50,7 @@ import jax.numpy as jnp
 
 from awmctl import BPO, BPOConfig, OnlineBPO, OnlineConfig, collect, make_task, model_spec, optim, random_controller
 from awmctl.algorithms import model_step
+from products_alone import products_alone  # benchmarks/, on the path when this script runs
 
 #: The paper authors' code on a 2-core AMD EPYC (Zen 3): (model update ms, policy update ms, run s)
 AUTHORS = {"awm-transformer": (123, 124, 280), "awm-lstm": (35, 9.9, 82), "markov-mlp": (0.76, 0.37, 9)}
@@ -111,7 +115,10 @@ def updates(name: str, repeats: int) -> dict:
     bpo = BPO(task, model, "mlp", episodes.observations[:64], BPOConfig(steps=10**9, log_every=chunk))
     state = bpo.init([0])
     policy_s = median_seconds(bpo.train_chunk, state, repeats=max(2, repeats // 4)) / chunk
-    return {"model_update_ms": round(model_s * 1e3, 2), "model_update_gflop": round(model_flops / 1e9, 3),
+    # The update's own products, each timed alone: how fast this machine runs products of these
+    # shapes, the reference that the 1024x1024 peak is not for a model of width 48.
+    alone = products_alone(lambda p, o, ob, ac: model_step(p, o, static, tx, ob, ac)[:2], params, opt, obs, act)
+    return {**alone, "model_update_ms": round(model_s * 1e3, 2), "model_update_gflop": round(model_flops / 1e9, 3),
             "model_update_gflops": round(model_flops / model_s / 1e9, 1),
             "model_update_loop_ms": round(loop_s * 1e3, 2), "model_update_loop_gflops": round(model_flops / loop_s / 1e9, 1),
             "policy_update_ms": round(policy_s * 1e3, 2)}
@@ -206,13 +213,17 @@ def main() -> None:
         print(f"1024x1024 float32 matmul: {top} GFLOP/s", flush=True)
     if "updates" in parts:
         print(f"\n{'per update':<18}{'model ms':>10}{'in loop':>9}{'authors':>9}{'GFLOP/s':>9}{'% of peak':>10}"
-              f"{'policy ms':>11}{'authors':>9}   (GFLOP/s and % of the matmul: in the loop)", flush=True)
+              f"{'products':>10}{'GFLOP/s':>9}{'policy ms':>11}{'authors':>9}", flush=True)
         for name in models:
             r = measure("updates", updates, name, name=name, repeats=args.repeats)
-            loop_ms, rate = r.get("model_update_loop_ms", float("nan")), r.get("model_update_loop_gflops", float("nan"))
+            nan = float("nan")
+            loop_ms, rate = r.get("model_update_loop_ms", nan), r.get("model_update_loop_gflops", nan)
             share = f"{100 * rate / top:.0f}%" if top else "-"
             print(f"{name:<18}{r['model_update_ms']:>10.1f}{loop_ms:>9.1f}{AUTHORS[name][0]:>9}{rate:>9.1f}"
-                  f"{share:>10}{r['policy_update_ms']:>11.1f}{AUTHORS[name][1]:>9}", flush=True)
+                  f"{share:>10}{r.get('products_alone_ms', nan):>10.1f}{r.get('products_alone_gflops', nan):>9.1f}"
+                  f"{r['policy_update_ms']:>11.1f}{AUTHORS[name][1]:>9}", flush=True)
+        print("(GFLOP/s and % of the matmul: the update in the loop; products: the update's own matrix products,\n"
+              " each timed alone, summed ms and their rate)", flush=True)
     if "seeds" in parts:
         counts = [int(c) for c in args.seeds.split(",")]
         print(f"\n{'seeds':<18}" + "".join(f"{c:>9}" for c in counts) + "   (eval period of 32 env steps, ms; ratio)")

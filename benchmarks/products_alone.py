@@ -1,0 +1,126 @@
+"""The matrix products of a function, each timed alone on this machine, and their sum.
+
+`online_speed.py` uses it to say how close the world-model update is to this CPU's limit for the
+update's own products, which are far smaller than the 1024x1024 reference product (width 48,
+heads of 16, 101 tokens) and run at a fraction of its rate even alone.
+
+Every `dot_general` in the function's jaxpr is found (inside scans too, counted once per
+iteration), each distinct one is compiled and timed in a loop of many products with fresh
+left operands (so that neither dispatch nor the output's allocation is timed), and the times are
+summed over the function's products. It is not a strict floor: inside the whole program XLA may
+lay a product out differently from how the jaxpr writes it (the Markovian model's update is faster
+than its products alone). It says how fast this machine runs products of the function's shapes.
+
+Run alone: .venv/bin/python benchmarks/products_alone.py [--model awm-transformer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import math
+import statistics
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.extend import core as jax_core
+
+#: A product's operand shapes and dtypes, and its dot_general parameters.
+Product = tuple[tuple[int, ...], tuple[int, ...], str, str, Any, Any]
+
+
+def products(fn, *args) -> collections.Counter[Product]:
+    """How many times each distinct matrix product runs in one call of ``fn(*args)``."""
+    counts: collections.Counter[Product] = collections.Counter()
+
+    def walk(jaxpr: jax_core.Jaxpr, times: int) -> None:
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                lhs, rhs = (v.aval for v in eqn.invars)
+                counts[(tuple(lhs.shape), tuple(rhs.shape), str(lhs.dtype), str(rhs.dtype),
+                        eqn.params["dimension_numbers"], eqn.params.get("preferred_element_type"))] += times
+                continue
+            if eqn.primitive.name == "while":
+                raise ValueError("a while loop's trip count is unknown: products inside it cannot be counted")
+            inner = times * (eqn.params["length"] if eqn.primitive.name == "scan" else 1)
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, tuple | list) else (value,):
+                    if isinstance(sub, jax_core.ClosedJaxpr):
+                        walk(sub.jaxpr, inner)
+                    elif isinstance(sub, jax_core.Jaxpr):
+                        walk(sub, inner)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr, 1)
+    return counts
+
+
+def product_flop(product: Product) -> int:
+    lhs, rhs, _, _, ((_, rhs_contract), (_, rhs_batch)), _ = product
+    rhs_free = math.prod(d for i, d in enumerate(rhs) if i not in rhs_contract and i not in rhs_batch)
+    return 2 * math.prod(lhs) * rhs_free
+
+
+def product_seconds(product: Product, repeats: int = 7) -> float:
+    """One product's time inside a compiled loop: each iteration multiplies a different left
+    operand into the loop's carry, so the output buffer is reused and no call is dispatched."""
+    lhs, rhs, lhs_dtype, rhs_dtype, dimension_numbers, preferred = product
+    flop = product_flop(product)
+    lhs_bytes = math.prod(lhs) * jnp.dtype(lhs_dtype).itemsize
+    count = max(2, min(256, int(64e6 // max(lhs_bytes, 1)), int(2e9 // max(flop, 1))))
+    key_l, key_r = jax.random.split(jax.random.key(0))
+    xs = jax.random.normal(key_l, (count, *lhs), lhs_dtype)
+    b = jax.random.normal(key_r, rhs, rhs_dtype)
+
+    def dot(a, b):
+        return jax.lax.dot_general(a, b, dimension_numbers, preferred_element_type=preferred)
+
+    out = jax.eval_shape(dot, xs[0], b)
+    loop = jax.jit(lambda xs, b: jax.lax.scan(lambda _, a: (dot(a, b), None), jnp.zeros(out.shape, out.dtype), xs)[0])
+    jax.block_until_ready(loop(xs, b))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(loop(xs, b))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / count
+
+
+def products_alone(fn, *args) -> dict:
+    """The products of one call of ``fn(*args)``: their FLOPs, and the milliseconds they take
+    when each is timed alone (the sum over every product the call runs)."""
+    counts = products(fn, *args)
+    seconds = sum(n * product_seconds(p) for p, n in counts.items())
+    gflop = sum(n * product_flop(p) for p, n in counts.items()) / 1e9
+    return {"products_alone_ms": round(seconds * 1e3, 3), "products_gflop": round(gflop, 4),
+            "products_alone_gflops": round(gflop / seconds, 1), "distinct_products": len(counts)}
+
+
+def main() -> None:
+    import equinox as eqx
+
+    from awmctl import collect, make_task, model_spec, optim, random_controller
+    from awmctl.algorithms import model_step
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="awm-transformer")
+    args = parser.parse_args()
+    task = make_task("cancer", 100)
+    episodes = collect(task, random_controller(task), 64, jax.random.key(0))
+    obs, act = jnp.asarray(episodes.observations), jnp.asarray(episodes.actions)
+    model = model_spec(args.model).build(1, 1, 100, key=jax.random.key(0)).with_normalizers(episodes.observations)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    tx = optim.adam(1e-3)
+    step = lambda p, o, ob, ac: model_step(p, o, static, tx, ob, ac)[:2]  # noqa: E731
+    counts = products(step, params, tx.init(params), obs, act)
+    print(f"{'lhs':>18} {'rhs':>16} {'times':>6} {'MFLOP':>8} {'us each':>9} {'GFLOP/s':>8}")
+    for p, n in sorted(counts.items(), key=lambda item: -item[1] * product_flop(item[0])):
+        s = product_seconds(p)
+        print(f"{str(p[0]):>18} {str(p[1]):>16} {n:>6} {product_flop(p) / 1e6:>8.2f} {s * 1e6:>9.1f}"
+              f" {product_flop(p) / s / 1e9:>8.1f}")
+    print(products_alone(step, params, tx.init(params), obs, act))
+
+
+if __name__ == "__main__":
+    main()
