@@ -139,7 +139,11 @@ def seeds(name: str, counts: list[int], repeats: int) -> dict:
 
 
 def command(name: str, n_seeds: int, extra: list[str], env: dict) -> dict:
-    out = Path(tempfile.mkdtemp()) / "run"
+    with tempfile.TemporaryDirectory(prefix="awmctl-bench-") as scratch:
+        return _command(Path(scratch) / "run", name, n_seeds, extra, env)
+
+
+def _command(out: Path, name: str, n_seeds: int, extra: list[str], env: dict) -> dict:
     argv = [str(Path(sys.executable).with_name("awmctl")), "optimize-policy", "--online", "--task", "cancer",
             "--horizon", "100", "--model", name, "--seeds", str(n_seeds), "--out", str(out), "--json", *extra]
     start = time.perf_counter()
@@ -154,9 +158,9 @@ def command(name: str, n_seeds: int, extra: list[str], env: dict) -> dict:
 
 
 def compile_times(name: str) -> dict:
-    cache = tempfile.mkdtemp(prefix="awmctl-cache-")
-    cold = command(name, 1, ["--env-steps", "64"], {"AWMCTL_COMPILATION_CACHE": cache})
-    warm = command(name, 1, ["--env-steps", "64"], {"AWMCTL_COMPILATION_CACHE": cache})
+    with tempfile.TemporaryDirectory(prefix="awmctl-cache-") as cache:
+        cold = command(name, 1, ["--env-steps", "64"], {"AWMCTL_COMPILATION_CACHE": cache})
+        warm = command(name, 1, ["--env-steps", "64"], {"AWMCTL_COMPILATION_CACHE": cache})
     return {"cold_compile_s": cold["compile_s"], "warm_compile_s": warm["compile_s"],
             "cold_process_s": cold["process_s"], "warm_process_s": warm["process_s"]}
 

@@ -28,11 +28,14 @@ def awmctl(*args, **env):
 def test_two_local_processes_share_the_seeds_and_write_the_one_process_run(tmp_path):
     # --processes 2 starts the multi-process job itself (a coordinator on localhost)
     one = awmctl(*ARGS, "--out", str(tmp_path / "one"))
-    local = awmctl(*ARGS, "--processes", "2", "--out", str(tmp_path / "local"))
+    scratch = tmp_path / "scratch"  # the processes' temporary directory: nothing is left in it
+    scratch.mkdir()
+    local = awmctl(*ARGS, "--processes", "2", "--out", str(tmp_path / "local"), TMPDIR=str(scratch))
     (_, err_one), (out, err) = one.communicate(timeout=300), local.communicate(timeout=300)
     assert one.returncode == 0, err_one
     assert local.returncode == 0, err
     assert json.loads(out)["seeds"] == 2  # process 0 reports, once
+    assert list(scratch.iterdir()) == []
     got, want = outputs(tmp_path / "local"), outputs(tmp_path / "one")
     assert sorted(got) == sorted(want)
     for key in want:

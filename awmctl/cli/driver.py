@@ -164,6 +164,8 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
     records = run.metrics()
     if processes.main:
         _plot(algorithm, records, run.work, title)
+    else:
+        run.release()  # a follower writes no results: its scratch directory goes now
     return Outcome(state, algorithm.params(state), best, records, run, time, processes.main)
 
 
