@@ -93,10 +93,14 @@ class _Block(eqx.Module):
         scores = jnp.einsum("thd,shd->hts", q, k)
         causal = jnp.tril(jnp.ones((x.shape[0], x.shape[0]), dtype=bool))
         scores = jnp.where(causal, scores, jnp.finfo(scores.dtype).min)
-        # Softmax with the normalisation after the product with the values: it divides [T, heads,
-        # head] outputs instead of [heads, T, T] weights (the same numbers, less work).
+        # Softmax with the normalisation after the product with the values: it divides [heads, T,
+        # head] outputs instead of [heads, T, T] weights (the same numbers, less work). The
+        # product keeps the heads leading and the heads are moved back after it: asking the
+        # product for [T, heads, head] directly made XLA:CPU compute it transposed, about 1 ms
+        # more per transformer update (docs/benchmarks.md).
         weights = jnp.exp(scores - jax.lax.stop_gradient(jnp.max(scores, axis=-1, keepdims=True)))
-        attended = jnp.einsum("hts,shd->thd", weights, v) / jnp.sum(weights, axis=-1).T[:, :, None]
+        attended = jnp.einsum("hts,shd->htd", weights, v) / jnp.sum(weights, axis=-1)[:, :, None]
+        attended = jnp.swapaxes(attended, 0, 1)
         x = x + self._drop(dense(self.proj, attended.reshape(x.shape)), k1)
         return x + self._drop(self._mlp(layer_norm(self.ln2, x)), k2)
 
