@@ -94,30 +94,40 @@ def peak(repeats: int) -> dict:
     return {"gflops": round(2 * 1024**3 / seconds / 1e9, 1)}
 
 
-def updates(name: str, repeats: int) -> dict:
+def model_update(name: str):
+    """One world-model update of ``name`` as online BPO and fit-model run it (`model_step` on 64
+    whole episodes of CANCER at H=100), unjitted, with its arguments; and the task and episodes."""
     task = make_task("cancer", 100)
     episodes = collect(task, random_controller(task), 256, jax.random.key(0))
     obs, act = jnp.asarray(episodes.observations[:64]), jnp.asarray(episodes.actions[:64])
     model = model_spec(name).build(1, 1, 100, key=jax.random.key(0)).with_normalizers(episodes.observations)
     params, static = eqx.partition(model, eqx.is_inexact_array)
     tx = optim.adam(1e-3)
-    opt = tx.init(params)
-    step = jax.jit(lambda p, o, ob, ac: model_step(p, o, static, tx, ob, ac)[:2])
-    model_s = median_seconds(step, params, opt, obs, act, repeats=repeats)
-    model_flops = flops(step, params, opt, obs, act)
+
+    def update(p, o, ob, ac):
+        return model_step(p, o, static, tx, ob, ac)[:2]
+
+    return update, (params, tx.init(params), obs, act), task, episodes, model
+
+
+def updates(name: str, repeats: int) -> dict:
+    update, args, task, episodes, model = model_update(name)
+    step = jax.jit(update)
+    model_s = median_seconds(step, *args, repeats=repeats)
+    model_flops = flops(step, *args)
     # As online BPO and fit-model run it: many updates inside one compiled loop. A call of one
     # update alone also pays for its temporary buffer (tens of MB, mapped afresh by the allocator
     # at every call: page faults), which the loop pays once per chunk.
-    loop = jax.jit(lambda p, o, ob, ac: jax.lax.scan(
-        lambda c, _: (model_step(*c, static, tx, ob, ac)[:2], None), (p, o), None, length=LOOP)[0])
-    loop_s = median_seconds(loop, params, opt, obs, act, repeats=max(3, repeats // 2)) / LOOP
+    loop = jax.jit(lambda p, o, ob, ac: jax.lax.scan(lambda c, _: (update(*c, ob, ac), None), (p, o), None,
+                                                     length=LOOP)[0])
+    loop_s = median_seconds(loop, *args, repeats=max(3, repeats // 2)) / LOOP
     chunk = 10
     bpo = BPO(task, model, "mlp", episodes.observations[:64], BPOConfig(steps=10**9, log_every=chunk))
     state = bpo.init([0])
     policy_s = median_seconds(bpo.train_chunk, state, repeats=max(2, repeats // 4)) / chunk
     # The update's own products, each timed alone: how fast this machine runs products of these
     # shapes, the reference that the 1024x1024 peak is not for a model of width 48.
-    alone = products_alone(lambda p, o, ob, ac: model_step(p, o, static, tx, ob, ac)[:2], params, opt, obs, act)
+    alone = products_alone(update, *args)
     return {**alone, "model_update_ms": round(model_s * 1e3, 2), "model_update_gflop": round(model_flops / 1e9, 3),
             "model_update_gflops": round(model_flops / model_s / 1e9, 1),
             "model_update_loop_ms": round(loop_s * 1e3, 2), "model_update_loop_gflops": round(model_flops / loop_s / 1e9, 1),

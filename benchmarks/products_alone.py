@@ -87,39 +87,38 @@ def product_seconds(product: Product, repeats: int = 7) -> float:
     return statistics.median(times) / count
 
 
-def products_alone(fn, *args) -> dict:
-    """The products of one call of ``fn(*args)``: their FLOPs, and the milliseconds they take
-    when each is timed alone (the sum over every product the call runs)."""
-    counts = products(fn, *args)
-    seconds = sum(n * product_seconds(p) for p, n in counts.items())
-    gflop = sum(n * product_flop(p) for p, n in counts.items()) / 1e9
+def timed_products(fn, *args) -> list[tuple[Product, int, float]]:
+    """Every distinct product of one call of ``fn(*args)``: how many times it runs, and its
+    seconds when timed alone."""
+    return [(p, n, product_seconds(p)) for p, n in products(fn, *args).items()]
+
+
+def summary(timed: list[tuple[Product, int, float]]) -> dict:
+    """The products' FLOPs, and the milliseconds they take when each is timed alone (the sum over
+    every product the call runs)."""
+    seconds = sum(n * s for _, n, s in timed)
+    gflop = sum(n * product_flop(p) for p, n, _ in timed) / 1e9
     return {"products_alone_ms": round(seconds * 1e3, 3), "products_gflop": round(gflop, 4),
-            "products_alone_gflops": round(gflop / seconds, 1), "distinct_products": len(counts)}
+            "products_alone_gflops": round(gflop / seconds, 1), "distinct_products": len(timed)}
+
+
+def products_alone(fn, *args) -> dict:
+    """:func:`summary` of the products of one call of ``fn(*args)``."""
+    return summary(timed_products(fn, *args))
 
 
 def main() -> None:
-    import equinox as eqx
-
-    from awmctl import collect, make_task, model_spec, optim, random_controller
-    from awmctl.algorithms import model_step
+    from online_speed import model_update  # the benchmark's update (a sibling script)
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="awm-transformer")
-    args = parser.parse_args()
-    task = make_task("cancer", 100)
-    episodes = collect(task, random_controller(task), 64, jax.random.key(0))
-    obs, act = jnp.asarray(episodes.observations), jnp.asarray(episodes.actions)
-    model = model_spec(args.model).build(1, 1, 100, key=jax.random.key(0)).with_normalizers(episodes.observations)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    tx = optim.adam(1e-3)
-    step = lambda p, o, ob, ac: model_step(p, o, static, tx, ob, ac)[:2]  # noqa: E731
-    counts = products(step, params, tx.init(params), obs, act)
+    update, args = model_update(parser.parse_args().model)[:2]
+    timed = timed_products(update, *args)
     print(f"{'lhs':>18} {'rhs':>16} {'times':>6} {'MFLOP':>8} {'us each':>9} {'GFLOP/s':>8}")
-    for p, n in sorted(counts.items(), key=lambda item: -item[1] * product_flop(item[0])):
-        s = product_seconds(p)
+    for p, n, s in sorted(timed, key=lambda row: -row[1] * product_flop(row[0])):
         print(f"{str(p[0]):>18} {str(p[1]):>16} {n:>6} {product_flop(p) / 1e6:>8.2f} {s * 1e6:>9.1f}"
               f" {product_flop(p) / s / 1e9:>8.1f}")
-    print(products_alone(step, params, tx.init(params), obs, act))
+    print(summary(timed))
 
 
 if __name__ == "__main__":
