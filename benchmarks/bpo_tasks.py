@@ -31,35 +31,16 @@ import jax
 import numpy as np
 
 from awmctl import BPO, BPOConfig, FitConfig, ModelFit, SimulatorModel, collect, make_task, model_spec, random_controller
-from awmctl.algorithms import BPOState, run, seed_keys, split_episodes
+from awmctl.algorithms import run, seed_keys, split_episodes
+from awmctl.algorithms.references import multi_start
 from awmctl.models import TRAINABLE
 from awmctl.stats import ci95
 
 
 def train_policies(task, world, kind: str, observations, config: BPOConfig, seeds: int, spread: float = 0.0) -> np.ndarray:
-    """Final eval return of each seed's deterministic policy after ``config.steps`` updates.
-
-    ``spread > 0`` starts every seed but the first from randomly perturbed parameters (for
-    open-loop plans, whose own start is a = 0 for every seed): a multi-start optimiser.
-    """
-    bpo = BPO(task, world, kind, observations, config)
-    state = bpo.init(range(seeds))
-    if spread:
-        keys = jax.random.split(jax.random.key(1234), seeds)
-
-        def perturb(x):
-            noise = jax.vmap(lambda k: jax.random.normal(k, x.shape[1:], x.dtype))(keys)
-            mask = (jax.numpy.arange(seeds) > 0).astype(x.dtype).reshape((seeds,) + (1,) * (x.ndim - 1))
-            return x + spread * mask * noise
-
-        state = BPOState(jax.tree_util.tree_map(perturb, state.params), state.opt_state, state.key, state.step)
-    metrics = {}
-
-    def last(state, best, chunk_metrics):
-        metrics.update(chunk_metrics)
-
-    run(bpo, state, on_chunk=last)
-    return np.asarray(metrics["eval/eval_return"], np.float64)
+    """Final eval return of each seed's deterministic policy after ``config.steps`` updates
+    (``spread > 0``: a multi-start optimiser; :func:`awmctl.algorithms.references.multi_start`)."""
+    return multi_start(task, world, kind, observations, config, seeds, spread)
 
 
 def fit(task, name: str, episodes, steps: int):

@@ -23,7 +23,8 @@ Variants are task parameters (`distractors=N`, `noise=SIGMA`, or `clean`).
 Scores: (R - R_random) / (R_opt - R_random) with the *clean* task's references, cached in
 `--out/references/`: R_random is the mean return of 512 uniformly random episodes (key 0),
 R_opt the best open-loop plan of multi-start direct shooting through the simulator (8 starts, Adam
-1e-2, 2000 steps; the offline-BPO benchmark's own rows are reused when they exist). Tasks that are
+1e-2, 2000 steps), both from awmctl's own code (`awmctl references`). Every BPO row runs at the
+paper's policy budget (`--preset paper`). Tasks that are
 degenerate or nearly flat as the paper runs them carry a flag (`awmctl tasks`) shown beside their
 numbers in every table.
 
@@ -44,7 +45,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from awmctl import BPOConfig, SimulatorModel, collect, make_task, random_controller
+from awmctl import make_task
+from awmctl.artifacts.references import load_or_compute
 from awmctl.plots import pyplot
 from awmctl.stats import ci95
 from awmctl.tasks import task_info
@@ -59,7 +61,6 @@ LABELS = {"simulator": "simulator (analytic gradient)", "markov-mlp": "Markovian
           "online-dt": "Online-DT"}
 COLOURS = {"simulator": "tab:gray", "markov-mlp": "tab:purple", "awm-lstm": "tab:cyan", "awm-transformer": "tab:blue",
            "hwm-transformer": "tab:brown", "sac": "tab:orange", "online-dt": "tab:green"}
-BEGIN, END = "<!-- reproduce:{}:begin -->", "<!-- reproduce:{}:end -->"
 
 
 def row_id(task: str, horizon: int, method: str, variant: str) -> str:
@@ -68,7 +69,8 @@ def row_id(task: str, horizon: int, method: str, variant: str) -> str:
 
 def command(task: str, horizon: int, method: str, variant: str, seeds: int, env_steps: int, run_dir: Path) -> list[str]:
     """The awmctl command of one row (what a user would type, in a fresh process)."""
-    how = ["--agent", method] if method in AGENTS else ["--online", "--model", method]
+    # BPO at the paper's policy budget (--preset paper): the grid reproduces the paper's settings
+    how = ["--agent", method] if method in AGENTS else ["--online", "--model", method, "--preset", "paper"]
     params = [] if variant == "clean" else ["--task-param", variant]
     return [sys.executable, "-m", "awmctl", "optimize-policy", *how, "--task", task, "--horizon", str(horizon),
             *params, "--env-steps", str(env_steps), "--seed", "0", "--seeds", str(seeds), "--out", str(run_dir), "--json"]
@@ -85,32 +87,16 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def references(task_name: str, horizon: int, out: Path) -> dict[str, float]:
-    """R_random and R_opt of the clean (task, H), computed once and cached under ``out``."""
+    """R_random and R_opt of the clean (task, H), computed once by awmctl's own references code
+    (`awmctl references`, :mod:`awmctl.algorithms.references`) and cached under ``out``."""
     path = out / "references" / f"{task_name}-h{horizon}.json"
     if path.exists():
         return json.loads(path.read_text())
-    found: dict[str, float] = {}
-    offline = Path(__file__).parent / "results" / "bpo_tasks.jsonl"  # the same computation, if already done
-    if offline.exists():
-        for row in map(json.loads, offline.read_text().splitlines()):
-            if row["task"] == task_name and row["horizon"] == horizon and row["method"] in ("random", "direct-shooting"):
-                found[row["method"]] = row["returns_mean"]
-    source = "benchmarks/results/bpo_tasks.jsonl"
-    if len(found) < 2:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from bpo_tasks import train_policies  # noqa: PLC0415  (a sibling script: the same direct shooting)
-
-        task = make_task(task_name, horizon)
-        episodes = collect(task, random_controller(task), 512, jax.random.key(0))
-        found["random"] = float(np.asarray(episodes.rewards, np.float64).sum(axis=1).mean())
-        config = BPOConfig(steps=2000, lr=1e-2, entropy=0.0, policy_input_grad="full", log_every=500)
-        plans = train_policies(task, SimulatorModel(task), "open-loop", jax.numpy.asarray(episodes.observations),
-                               config, 8, spread=1.0)
-        found["direct-shooting"] = float(plans.max())
-        source = "computed (512 random episodes; best of 8 direct-shooting plans, Adam 1e-2, 2000 steps)"
-    refs = {"random": found["random"], "opt": found["direct-shooting"], "source": source}
-    atomic_write(path, json.dumps(refs, indent=1))
-    return refs
+    refs = load_or_compute(make_task(task_name, horizon), out / "cache")
+    found = {"random": refs.random, "opt": refs.opt,
+             "source": "awmctl references (512 random episodes; best of 8 direct-shooting plans, Adam 1e-2, 2000 steps)"}
+    atomic_write(path, json.dumps(found, indent=1))
+    return found
 
 
 # ------------------------------------------------------------------------------------ rows
@@ -383,9 +369,10 @@ def curves_figure(rows: list[dict], task: str, horizon: int, path: Path, methods
     return True
 
 
-def replace_section(doc: Path, name: str, body: str) -> None:
+def replace_section(doc: Path, name: str, body: str, tag: str = "reproduce") -> None:
+    """Rewrite the part of ``doc`` between ``<!-- TAG:NAME:begin -->`` and its end marker."""
     text = doc.read_text()
-    begin, end = BEGIN.format(name), END.format(name)
+    begin, end = (f"<!-- {tag}:{name}:{edge} -->" for edge in ("begin", "end"))
     if begin not in text or end not in text:
         raise SystemExit(f"{doc} has no {begin} ... {end} markers")
     head, rest = text.split(begin, 1)

@@ -19,6 +19,9 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # program in different tests compile it once, and nothing is written outside the session.
 _CACHE = tempfile.mkdtemp(prefix="awmctl-test-jax-cache-")
 os.environ["AWMCTL_COMPILATION_CACHE"] = _CACHE
+# Score references cached by this test process only (never the user's ~/.cache/awmctl).
+_REFERENCES = tempfile.mkdtemp(prefix="awmctl-test-references-")
+os.environ["AWMCTL_CACHE_DIR"] = _REFERENCES
 # Checkpoint after every chunk (the default waits a minute between checkpoints), so that the
 # resume tests can interrupt a tiny run between any two chunks.
 os.environ["AWMCTL_CHECKPOINT_SECONDS"] = "0"
@@ -59,3 +62,4 @@ def run(*args):
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_CACHE, ignore_errors=True)
+    shutil.rmtree(_REFERENCES, ignore_errors=True)

@@ -124,3 +124,46 @@ def test_initialisation_compiled_once_also_composes_with_transformations():
     traced = jax.jit(lambda seeds: loop._init(seeds))(jax.numpy.asarray([0, 1]))
     for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(traced), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)  # an optimised build: the last bit may differ
+
+
+def test_presets_fill_what_the_user_did_not_give():
+    from awmctl.algorithms import BPOConfig, presets
+
+    converged, paper = presets.ONLINE["converged"], presets.ONLINE["paper"]
+    assert (paper["policy_lr"], paper["policy_updates"]) == (1e-4, 1)  # the paper's budget
+    assert algorithms.OnlineConfig() == algorithms.OnlineConfig.preset("converged")
+    assert algorithms.OnlineConfig.preset("paper", policy_lr=None).policy_lr == 1e-4
+    assert algorithms.OnlineConfig.preset("paper", policy_lr=3e-3).policy_lr == 3e-3
+    assert algorithms.OnlineConfig.preset("converged", policy_updates=2).policy_lr == converged["policy_lr"]
+    assert (BPOConfig.preset("paper").lr, BPOConfig.preset("paper").steps) == (1e-4, 1000)
+    assert BPOConfig() == BPOConfig.preset("converged")
+
+
+def test_the_preset_is_recorded_and_options_override_it(tmp_path):
+    tiny = ("--task", "cancer", "--horizon", 4, "--model", "markov-mlp", "--env-steps", 64, "--warmup-steps", 16,
+            "--eval-every", 16)
+    result = run("optimize-policy", "--online", *tiny, "--preset", "paper", "--lr", 3e-3, "--out", tmp_path / "a",
+                 "--json")
+    assert result.exit_code == 0, result.stderr
+    config = json.loads((tmp_path / "a" / "meta.json").read_text())["config"]
+    assert (config["preset"], config["online"]["policy_lr"], config["online"]["policy_updates"]) == ("paper", 3e-3, 1)
+    summary = json.loads(result.stdout)
+    assert (summary["preset"], summary["lr"], summary["policy_updates"]) == ("paper", 3e-3, 1)
+    bad = run("optimize-policy", "--online", *tiny, "--preset", "fast", "--out", tmp_path / "bad")
+    assert bad.exit_code == 2 and "unknown preset 'fast'" in bad.stderr and not (tmp_path / "bad").exists()
+    sac = run("optimize-policy", "--agent", "sac", "--task", "cancer", "--horizon", 4, "--preset", "paper",
+              "--out", tmp_path / "sac")
+    assert sac.exit_code == 2 and "--preset does not apply to --agent sac" in sac.stderr
+
+
+def test_several_policy_updates_per_round_are_all_made(tmp_path):
+    """--policy-updates K: K updates at every scheduled policy round, nothing else changes."""
+    schedule = ("--env-steps", 64, "--warmup-steps", 16, "--model-every", 2, "--policy-every", 8, "--eval-every", 16)
+    out = tmp_path / "k3"
+    result = run("optimize-policy", "--online", "--task", "cancer", "--horizon", 4, "--model", "markov-mlp",
+                 *schedule, "--policy-updates", 3, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    model, policy = algorithms.OnlineConfig(64, 16, 2, 8, 16, policy_updates=3).update_steps(horizon=4)
+    for record in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()):
+        assert record["train/model_updates"] == [sum(t <= record["step"] for t in model)]
+        assert record["train/policy_updates"] == [3 * sum(t <= record["step"] for t in policy)]

@@ -23,6 +23,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
+from awmctl.algorithms.presets import OFFLINE, preset_values
 from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, compiled_once, over_seeds, seeds_in_sequence
 from awmctl.errors import BadInputError
 from awmctl.models import AbstractWorldModel, PolicyInputGrad, SimulatorModel, check_context, model_spec
@@ -35,11 +36,12 @@ from awmctl.trees import select_tree
 
 @dataclasses.dataclass(frozen=True)
 class BPOConfig:
-    steps: int = 1000
+    #: the policy optimiser's defaults are the ``converged`` preset's (:mod:`~awmctl.algorithms.presets`)
+    steps: int = OFFLINE["converged"]["steps"]
     batch_size: int = 16
-    lr: float = 1e-4
+    lr: float = OFFLINE["converged"]["lr"]
     clip: float = 100.0
-    entropy: float = 0.1
+    entropy: float = OFFLINE["converged"]["entropy"]
     #: None: the model's default (``stop`` for AWMs: the direct path; ``full`` otherwise)
     policy_input_grad: PolicyInputGrad | None = None
     log_every: int = 50
@@ -52,6 +54,12 @@ class BPOConfig:
             raise BadInputError(f"--lr must be positive, got {self.lr}")
         if self.policy_input_grad not in (None, "stop", "full"):
             raise BadInputError(f"--policy-input-grad must be stop or full, got {self.policy_input_grad!r}")
+
+    @classmethod
+    def preset(cls, name: str, **given: Any) -> BPOConfig:
+        """The config of preset ``name`` (``converged`` or ``paper``) with ``given`` fields
+        overriding it (a None value leaves the preset's)."""
+        return cls(**preset_values(OFFLINE, name, given))
 
     def for_model(self, model: AbstractWorldModel) -> BPOConfig:
         """This config with the model's default policy-input gradient filled in."""

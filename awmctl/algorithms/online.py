@@ -34,6 +34,7 @@ import numpy as np
 from awmctl import optim
 from awmctl.algorithms.base import abstract, compiled_once, over_seeds, seeds_in_sequence
 from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
+from awmctl.algorithms.presets import ONLINE, preset_values
 from awmctl.algorithms.bpo import policy_step
 from awmctl.algorithms.fit import model_step
 from awmctl.errors import BadInputError
@@ -55,18 +56,29 @@ class OnlineConfig:
     model_batch: int = 64
     policy_batch: int = 16
     model_lr: float = 1e-3
-    policy_lr: float = 1e-4
+    #: the policy optimiser's defaults are the ``converged`` preset's (:mod:`~awmctl.algorithms.presets`)
+    policy_lr: float = ONLINE["converged"]["policy_lr"]
     clip: float = 100.0
-    entropy: float = 0.1
+    entropy: float = ONLINE["converged"]["entropy"]
     #: None: the model's default (``stop`` for AWMs: the direct path; ``full`` otherwise)
     policy_input_grad: PolicyInputGrad | None = None
     #: "warmup": no update before ``warmup_steps`` env steps (the paper authors' schedule);
     #: "first-episode": updates as soon as one whole episode is stored
     updates_from: Literal["warmup", "first-episode"] = "warmup"
+    #: policy updates in each policy round (every ``policy_every`` env steps); they cost no env
+    #: steps, only compute (the paper: 1)
+    policy_updates: int = ONLINE["converged"]["policy_updates"]
+
+    @classmethod
+    def preset(cls, name: str, **given: Any) -> OnlineConfig:
+        """The config of preset ``name`` (``converged`` or ``paper``) with ``given`` fields
+        overriding it (a None value leaves the preset's)."""
+        return cls(**preset_values(ONLINE, name, given))
 
     def check(self) -> None:
-        if min(self.env_steps, self.model_every, self.policy_every, self.eval_every, self.model_batch, self.policy_batch) < 1:
-            raise BadInputError("--env-steps, --model-every, --policy-every and --eval-every must be at least 1")
+        if min(self.env_steps, self.model_every, self.policy_every, self.eval_every, self.model_batch, self.policy_batch,
+               self.policy_updates) < 1:
+            raise BadInputError("--env-steps, --model-every, --policy-every, --eval-every and --policy-updates must be at least 1")
         if self.policy_every % self.model_every:
             raise BadInputError(f"--policy-every ({self.policy_every}) must be a multiple of --model-every ({self.model_every})")
         if self.eval_every % self.policy_every:
@@ -172,6 +184,14 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
                                             config.entropy, stop)
             return s._replace(policy=params, policy_opt=opt, policy_updates=s.policy_updates + 1)
 
+        def policy_round(s: OnlineState, key) -> OnlineState:
+            """``policy_updates`` policy updates, each on its own batch of stored starts (one
+            update uses ``key`` itself: the paper's schedule, bit for bit)."""
+            if config.policy_updates == 1:
+                return policy_update(s, key)
+            keys = jax.random.split(key, config.policy_updates)
+            return jax.lax.fori_loop(0, config.policy_updates, lambda i, s: policy_update(s, keys[i]), s)
+
         def block(s: OnlineState) -> OnlineState:
             """``policy_every`` env steps, a model update after every ``model_every``, then a
             policy update."""
@@ -191,7 +211,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
 
             env_keys = jax.random.split(k_env, (n_model, config.model_every))
             s, _ = jax.lax.scan(model_round, s, (env_keys, jax.random.split(k_model, n_model)))
-            s = when(updating(s), policy_update, s, k_policy)
+            s = when(updating(s), policy_round, s, k_policy)
             return s._replace(key=jax.random.key_data(key))
 
         blocks_per_eval = config.eval_every // config.policy_every

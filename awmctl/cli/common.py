@@ -203,6 +203,11 @@ def progress_bar(description: str, total: int, show: bool = True) -> Iterator[Ca
         yield update
 
 
+def references_cache() -> Path:
+    """Where score references are cached: ``AWMCTL_CACHE_DIR`` (default ``~/.cache/awmctl``)."""
+    return Path(os.environ.get("AWMCTL_CACHE_DIR", str(Path.home() / ".cache" / "awmctl")))
+
+
 def configure_jax() -> None:
     """Process-wide JAX settings for CLI runs.
 

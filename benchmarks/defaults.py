@@ -1,0 +1,218 @@
+"""Choosing awmctl's default policy optimiser with a held-out protocol (docs/results.md, section 8).
+
+Run:  .venv/bin/python benchmarks/defaults.py --set dev --candidates paper,lr1e-3,lr1e-3-k4 --methods awm-lstm,simulator
+      .venv/bin/python benchmarks/defaults.py --set dev --shard 0/2 & .venv/bin/python benchmarks/defaults.py --set dev --shard 1/2
+      .venv/bin/python benchmarks/defaults.py --set heldout --candidates paper,converged
+      .venv/bin/python benchmarks/defaults.py --report [--doc docs/results.md]   # tables from the rows there are
+
+Two sets of problems, fixed before any candidate ran:
+- dev (choose on it): the paper's eight Myriad tasks at H = 20 and 100, and three user tasks with
+  structures the paper's lack (benchmarks/tasks/dev_tasks.py: a bang-bang optimum, an unstable
+  pendulum from random starts, an oscillator paid only at the end), at H = 20 and 100;
+- heldout (report only, never choose on it): the built-in tasks outside the paper's grid
+  (timber-harvest, harvest, invasive-plant, predator-prey-t10) and two textbook problems written
+  to their sources (benchmarks/tasks/heldout_tasks.py: CasADi's Van der Pol, the Rayleigh
+  problem), at H = 20 and 100.
+
+A row is one (problem, H, method, candidate): `--seeds` seeds of one `awmctl optimize-policy
+--online` command (or `--agent sac|online-dt` for the baselines) in `--out/runs/ROW/`; a killed row
+resumes, a finished one is read back, never rerun. Scores use awmctl's own references (`awmctl
+references`: 512 random episodes; best of 8 direct-shooting plans, Adam 1e-2, 2000 steps), cached
+in `--out/cache`. For the paper's tasks at the paper's schedule (and the baselines) the Figure 5
+grid's rows (benchmarks/results/reproduce/rows) are the same commands: their per-seed returns are
+reused, not rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from awmctl import make_task
+from awmctl.artifacts.references import load_or_compute
+from awmctl.stats import ci95
+
+sys.path.insert(0, str(Path(__file__).parent))
+from reproduce import atomic_write, replace_section  # noqa: E402  (a sibling script: the same file handling)
+
+HERE = Path(__file__).parent
+PAPER_TASKS = ("cancer", "bear-populations", "bioreactor", "hiv-treatment", "mould-fungicide", "bacteria",
+               "predator-prey", "glucose")
+DEV_USER = tuple(f"benchmarks/tasks/dev_tasks.py:{c}" for c in ("LinearHarvest", "Balance", "Park"))
+HELDOUT_BUILTIN = ("timber-harvest", "harvest", "invasive-plant", "predator-prey-t10")
+HELDOUT_USER = tuple(f"benchmarks/tasks/heldout_tasks.py:{c}" for c in ("VanDerPol", "Rayleigh"))
+SETS = {"dev": PAPER_TASKS + DEV_USER, "heldout": HELDOUT_BUILTIN + HELDOUT_USER}
+HORIZONS = (20, 100)
+#: candidate -> the options it adds to `optimize-policy --online` (BPO methods only)
+CANDIDATES = {
+    "paper": ["--preset", "paper"],
+    "lr1e-3": ["--preset", "paper", "--lr", "1e-3"],
+    "lr1e-3-k4": ["--preset", "paper", "--lr", "1e-3", "--policy-updates", "4"],
+    "lr1e-3-k4-ent0": ["--preset", "paper", "--lr", "1e-3", "--policy-updates", "4", "--entropy", "0"],
+    "converged": [],  # awmctl's defaults (the converged preset: lr 1e-3, 4 updates per round, entropy 0)
+}
+#: the same candidates offline (`optimize-policy --model simulator`, 1000 updates)
+OFFLINE_CANDIDATES = {"paper": ["--preset", "paper"], "converged": []}
+AGENTS = ("sac", "online-dt")
+REPRODUCE_ROWS = HERE / "results" / "reproduce" / "rows"
+
+
+def short(task: str) -> str:
+    return task.rsplit(":", 1)[-1].lower() if ":" in task else task
+
+
+def row_id(task: str, horizon: int, method: str, candidate: str) -> str:
+    return f"{short(task)}-h{horizon}-{method}-{candidate}"
+
+
+#: offline BPO through the simulator (no data: initial states and input scales from random episodes)
+OFFLINE = "offline-simulator"
+
+
+def command(task: str, horizon: int, method: str, candidate: str, seeds: int, run_dir: Path) -> list[str]:
+    if method in AGENTS:
+        how = ["--agent", method]
+    elif method == OFFLINE:
+        how = ["--model", "simulator", *OFFLINE_CANDIDATES[candidate]]
+    else:
+        how = ["--online", "--model", method, *CANDIDATES[candidate]]
+    return [sys.executable, "-m", "awmctl", "optimize-policy", *how, "--task", task, "--horizon", str(horizon),
+            "--seed", "0", "--seeds", str(seeds), "--out", str(run_dir), "--json"]
+
+
+def grid_row(task: str, horizon: int, method: str, candidate: str) -> dict | None:
+    """The Figure 5 grid's row of the same command (the paper's schedule on a paper task, or a
+    baseline), whose per-seed returns and curves are reused instead of running it again."""
+    if candidate != "paper" or method == OFFLINE:
+        return None
+    path = REPRODUCE_ROWS / f"{task}-h{horizon}-{method}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, out: Path) -> dict:
+    rid = row_id(task, horizon, method, candidate)
+    run_dir = out / "runs" / rid
+    argv = command(task, horizon, method, candidate, seeds, run_dir)
+    wall = run_wall = None
+    grid = grid_row(task, horizon, method, candidate)
+    if grid is not None:
+        curves, final = grid["curves"], np.asarray(grid["returns"], np.float64)
+        wall, run_wall = grid["wall_s"], (grid.get("run_time") or {}).get("wall_s")
+    else:
+        if not (run_dir / "meta.json").exists():
+            log = out / "runs" / f"{rid}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            with open(log, "a") as stderr:
+                done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
+            wall = time.perf_counter() - t0
+            if done.returncode != 0:
+                raise RuntimeError(f"row {rid} failed ({done.returncode}); see {log}")
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        curves = [r["eval/eval_return"] for r in records if "eval/eval_return" in r]
+        final = np.asarray(curves[-1], np.float64)
+        run_wall = json.loads((run_dir / "meta.json").read_text())["summary"].get("wall_s")
+    refs = load_or_compute(make_task(task, horizon), out / "cache")
+    scores = refs.score(final)
+    return {"task": short(task), "source": task, "horizon": horizon, "method": method, "candidate": candidate,
+            "seeds": len(final), "returns": final.tolist(), "scores": scores.tolist(),
+            "score_mean": float(scores.mean()), "R_random": refs.random, "R_opt": refs.opt,
+            "curves": curves, "wall_s": None if wall is None else round(wall, 1), "run_wall_s": run_wall,
+            "command": " ".join(argv[1:]), "from_grid": grid is not None}
+
+
+def planned(args) -> list[tuple[str, int, str, str]]:
+    tasks = [t for s in args.set.split(",") for t in SETS[s] if not args.tasks or short(t) in args.tasks.split(",")]
+    rows = [(t, h, m, c) for c in args.candidates.split(",") for m in args.methods.split(",")
+            for h in map(int, args.horizons.split(",")) for t in tasks
+            if not (m in AGENTS and c != "paper") and not (m == OFFLINE and c not in OFFLINE_CANDIDATES)]
+    index, count = (int(x) for x in args.shard.split("/"))
+    return rows[index::count]
+
+
+def sweep(args) -> None:
+    out = Path(args.out)
+    rows = planned(args)
+    for n, key in enumerate(rows, 1):
+        path = out / "rows" / f"{row_id(*key)}.json"
+        if path.exists():
+            continue
+        print(f"[{n}/{len(rows)}] {row_id(*key)}", file=sys.stderr, flush=True)
+        row = run_row(*key, args.seeds, out)
+        atomic_write(path, json.dumps(row))
+        print(f"    score {row['score_mean']:.3f} ({', '.join(f'{s:.3f}' for s in row['scores'])}), "
+              f"{row['wall_s']} s", file=sys.stderr, flush=True)
+
+
+def load_rows(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "rows").glob("*.json"))]
+
+
+def cell(r: dict | None) -> str:
+    return "" if r is None else f"{r['score_mean']:.3f} ± {ci95(r['scores']):.3f}"
+
+
+def columns(rows: list[dict], tasks: list[str]) -> list[tuple[str, str]]:
+    present = {(r["method"], r["candidate"]) for r in rows if r["task"] in tasks}
+    methods = [m for m in ("awm-transformer", "awm-lstm", "simulator", OFFLINE, "sac", "online-dt")
+               if any(p[0] == m for p in present)]
+    return [(m, c) for m in methods for c in CANDIDATES if (m, c) in present]
+
+
+def table(rows: list[dict], which: str) -> str:
+    """Per (task, H): every (method, candidate)'s score, mean ± 95% interval over seeds; then per
+    column the mean over the rows present, the lowest row, and how many rows reach 0.95."""
+    tasks = [short(t) for t in SETS[which]]
+    by = {(r["task"], r["horizon"], r["method"], r["candidate"]): r for r in rows}
+    cols = columns(rows, tasks)
+    lines = ["| task | H | " + " | ".join(f"{m} ({c})" for m, c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    found: dict[tuple, list] = {col: [] for col in cols}
+    for h in HORIZONS:
+        for t in tasks:
+            mine = [by.get((t, h, *col)) for col in cols]
+            for col, r in zip(cols, mine):
+                if r is not None:
+                    found[col].append(r["score_mean"])
+            if any(mine):
+                lines.append(f"| {t} | {h} | " + " | ".join(cell(r) for r in mine) + " |")
+    for label, fn in (("mean", np.mean), ("lowest", np.min), ("rows >= 0.95", lambda v: f"{sum(x >= 0.95 for x in v)} of")):
+        lines.append(f"| **{label}** | | " + " | ".join(
+            "" if not v else (f"{fn(v)} {len(v)}" if label.startswith("rows") else f"{fn(v):.3f} ({len(v)} rows)")
+            for v in found.values()) + " |")
+    return "\n".join(lines)
+
+
+def report(args) -> None:
+    rows = load_rows(Path(args.out))
+    for which in ("dev", "heldout"):
+        body = table(rows, which)
+        print(f"\n### {which}\n\n{body}")
+        if args.doc:
+            replace_section(Path(args.doc), which, body, tag="defaults")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", default="dev", help="dev, heldout, or both (dev,heldout).")
+    parser.add_argument("--candidates", default="paper,converged", help=", ".join(CANDIDATES))
+    parser.add_argument("--methods", default="awm-lstm,awm-transformer,simulator")
+    parser.add_argument("--horizons", default="20,100")
+    parser.add_argument("--tasks", default="", help="Only these tasks of the set (comma-separated short names).")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", default="benchmarks/results/defaults")
+    parser.add_argument("--shard", default="0/1")
+    parser.add_argument("--report", action="store_true", help="Print the tables from the rows there are.")
+    parser.add_argument("--doc", default="", help="With --report: also rewrite the marked tables of this file "
+                        "(docs/results.md).")
+    args = parser.parse_args()
+    report(args) if args.report else sweep(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Score references (R_random, R_opt), their cache, and the score in every training summary."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import awmctl
+from awmctl.algorithms import references as algo_refs
+from awmctl.algorithms.references import ReferenceSettings, compute_references
+from awmctl.artifacts import references as cache_refs
+from conftest import run
+from lq_task import LinearQuadratic, optimal_return
+
+LQ = "lq_task:LinearQuadratic"
+FAST = ReferenceSettings(random_episodes=256, shooting_starts=3, shooting_steps=600, shooting_lr=3e-2)
+
+
+def random_policy_return(task: LinearQuadratic) -> float:
+    """E[return] under u ~ U(-1, 1) (variance 1/3), worked out by hand: E[x_k^2] follows
+    m_{k+1} = a^2 m_k + b^2 / 3 from m_0 = x0^2, and each step costs q m_k + r / 3."""
+    m, total = task.x0**2, 0.0
+    for _ in range(task.horizon):
+        total -= task.q * m + task.r / 3
+        m = task.a**2 * m + task.b**2 / 3
+    return total
+
+
+def test_references_of_a_linear_quadratic_task_match_the_closed_forms():
+    task = LinearQuadratic(horizon=10, a=1.1, b=0.5)
+    refs = compute_references(task, FAST)
+    # the best plan reaches the Riccati optimum (unconstrained: |u*| < 1 here), random its expectation
+    assert refs.opt == pytest.approx(optimal_return(task), rel=1e-3)
+    assert refs.random == pytest.approx(random_policy_return(task), rel=0.05)
+    assert refs.opt == max(refs.plans) and len(refs.plans) == FAST.shooting_starts
+    np.testing.assert_allclose(refs.score([refs.random, refs.opt]), [0.0, 1.0])
+
+
+def test_the_cache_returns_what_was_computed_and_never_computes_twice(tmp_path, monkeypatch):
+    task = awmctl.make_task("cancer", 6)
+    first = cache_refs.load_or_compute(task, tmp_path, FAST)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(cache_refs, "compute_references", refuse)
+    assert cache_refs.load_or_compute(task, tmp_path, FAST) == first
+    # another horizon or parameter is another entry; asking for other settings finds none
+    paths = {cache_refs.entry_path(t, tmp_path) for t in
+             (task, awmctl.make_task("cancer", 7), awmctl.make_task("cancer", 6, {"T": 10.0}))}
+    assert len(paths) == 3
+    assert cache_refs.load_references(awmctl.make_task("cancer", 7), tmp_path, FAST) is None
+    assert cache_refs.load_references(task, tmp_path, ReferenceSettings()) is None
+    assert cache_refs.load_references(task, tmp_path) == first
+
+
+def test_editing_a_users_task_file_makes_a_new_entry(tmp_path, monkeypatch):
+    source = tmp_path / "my_lq.py"
+    shutil.copy(Path(__file__).parent / "lq_task.py", source)
+    before = awmctl.make_task(f"{source}:LinearQuadratic", 5)
+    path_before = cache_refs.entry_path(before, tmp_path)
+    source.write_text(source.read_text().replace("return self.a * state + self.b * action",
+                                                 "return self.a * state + 0.9 * self.b * action"))
+    assert cache_refs.task_fingerprint(before) != "" and cache_refs.entry_path(before, tmp_path) != path_before
+
+
+def test_optimize_policy_reports_the_score_once_references_exist(tmp_path):
+    common = ("optimize-policy", "--model", "simulator", "--task", LQ, "--horizon", 6, "--steps", 40, "--log-every", 20,
+              "--seeds", 2)
+    without = run(*common, "--out", tmp_path / "a", "--json")
+    assert without.exit_code == 0, without.stderr
+    assert "score" not in json.loads(without.stdout) and "awmctl references --task" in without.stderr
+
+    made = run("references", "--task", LQ, "--horizon", 6, "--starts", 2, "--shooting-steps", 100, "--episodes", 64,
+               "--json")
+    assert made.exit_code == 0, made.stderr
+    refs = json.loads(made.stdout)
+    assert refs["cached"] is False and refs["R_opt"] > refs["R_random"]
+    again = run("references", "--task", LQ, "--horizon", 6, "--starts", 2, "--shooting-steps", 100, "--episodes", 64,
+                "--json")
+    assert json.loads(again.stdout)["cached"] is True and json.loads(again.stdout)["R_opt"] == refs["R_opt"]
+
+    # other settings replace the entry; the summary uses the entry there is
+    default = json.loads(run("references", "--task", LQ, "--horizon", 6, "--starts", 2, "--shooting-steps", 50,
+                             "--episodes", 64, "--json").stdout)
+    assert default["cached"] is False
+    with_score = run(*common, "--out", tmp_path / "b", "--json")
+    summary = json.loads(with_score.stdout)
+    scores = [(r - default["R_random"]) / (default["R_opt"] - default["R_random"])
+              for r in json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[-1])["eval/eval_return"]]
+    assert summary["score"] == pytest.approx(np.mean(scores), rel=1e-9)
+    assert (summary["R_random"], summary["R_opt"]) == (default["R_random"], default["R_opt"])
+
+
+def test_reference_settings_are_checked():
+    result = run("references", "--task", "cancer", "--starts", 0)
+    assert result.exit_code == 2 and "at least 1" in result.stderr
+    with pytest.raises(awmctl.errors.BadInputError):
+        algo_refs.ReferenceSettings(shooting_lr=0.0).check()
