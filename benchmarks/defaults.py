@@ -188,8 +188,35 @@ def table(rows: list[dict], which: str) -> str:
     return "\n".join(lines)
 
 
+def grid_comparison(rows: list[dict]) -> str:
+    """The paper's grid at the converged defaults against the paper's schedule: per paper task, H
+    and BPO method, both scores, their difference, and a verdict by the page's interval rule
+    (lower: the converged mean is below the paper row's by more than the paper row's 95% half-width;
+    higher: above it by more than the converged row's)."""
+    by = {(r["task"], r["horizon"], r["method"], r["candidate"]): r for r in rows}
+    lines = ["| task | H | method | paper schedule | converged | difference | verdict |", "|---|---|---|---|---|---|---|"]
+    verdicts: dict[str, int] = {"higher": 0, "same": 0, "lower": 0}
+    for h in HORIZONS:
+        for t in PAPER_TASKS:
+            for m in ("awm-transformer", "awm-lstm", "simulator"):
+                old, new = by.get((t, h, m, "paper")), by.get((t, h, m, "converged"))
+                if old is None or new is None:
+                    continue
+                diff = new["score_mean"] - old["score_mean"]
+                verdict = ("lower" if diff < -ci95(old["scores"]) else
+                           "higher" if diff > ci95(new["scores"]) else "same")
+                verdicts[verdict] += 1
+                lines.append(f"| {t} | {h} | {m} | {cell(old)} | {cell(new)} | {diff:+.3f} | {verdict} |")
+    lines.append("\n" + ", ".join(f"{v}: {n}" for v, n in verdicts.items()) + f" (of {sum(verdicts.values())} rows)")
+    return "\n".join(lines)
+
+
 def report(args) -> None:
     rows = load_rows(Path(args.out))
+    body = grid_comparison(rows)
+    print(f"\n### the paper's grid\n\n{body}")
+    if args.doc:
+        replace_section(Path(args.doc), "grid", body, tag="defaults")
     for which in ("dev", "heldout"):
         body = table(rows, which)
         print(f"\n### {which}\n\n{body}")

@@ -46,8 +46,10 @@ def test_online_through_the_simulator_fits_nothing_and_learns_by_the_analytic_gr
                  "--env-steps", 256, "--warmup-steps", 32, "--lr", 1e-2, "--out", out, "--json")
     assert result.exit_code == 0, result.stderr
     records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    model, policy = algorithms.OnlineConfig(env_steps=256, warmup_steps=32).update_steps(horizon=8)
-    assert records[-1]["train/model_updates"] == [0] and records[-1]["train/policy_updates"] == [len(policy)]
+    config = algorithms.OnlineConfig(env_steps=256, warmup_steps=32)
+    model, policy = config.update_steps(horizon=8)
+    assert records[-1]["train/model_updates"] == [0]
+    assert records[-1]["train/policy_updates"] == [config.policy_updates * len(policy)]
     returns = [r["eval/eval_return"][0] for r in records]
     assert returns[-1] > returns[0] + 0.5  # the initial policy's return improves
     assert not (out / "model").exists()  # nothing was fitted, so no model directory
@@ -106,7 +108,7 @@ def test_a_run_makes_exactly_the_scheduled_updates(tmp_path):
         model, policy = config.update_steps(horizon=4)
         for record in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()):
             assert record["train/model_updates"] == [sum(t <= record["step"] for t in model)]
-            assert record["train/policy_updates"] == [sum(t <= record["step"] for t in policy)]
+            assert record["train/policy_updates"] == [config.policy_updates * sum(t <= record["step"] for t in policy)]
         assert (len(model), len(policy)) == ((24, 6) if mode == "warmup" else (31, 8))
 
 
