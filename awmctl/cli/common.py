@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -23,9 +22,9 @@ import numpy as np
 import typer
 from rich.markup import escape
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from awmctl import artifacts
 from awmctl.artifacts import jsonable
 from awmctl.errors import AwmctlError, BadInputError
 
@@ -44,7 +43,22 @@ TaskParamOpt = Annotated[
     typer.Option("--task-param", help="Override a task parameter, NAME=VALUE (repeatable), e.g. goal=0.3,-0.5 or T=10."),
 ]
 
+AllowTaskChangeOpt = Annotated[bool, typer.Option(
+    "--allow-task-change",
+    help="Use inputs made from another version of a user's task file (refused otherwise: the data, model or "
+         "policy belong to other dynamics or rewards).")]
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def check_input_tasks(inputs: list[Any], allow_task_change: bool) -> None:
+    """Exit 2 with one line when an input directory (data, model, policy; other values such as
+    model names are skipped) was made from another version of a user's task file."""
+    if allow_task_change:
+        return
+    for item in inputs:
+        if item is not None and Path(str(item)).is_dir() and (Path(str(item)) / "meta.json").is_file():
+            artifacts.check_task_unchanged(artifacts.read_meta(item), item)
 
 
 def given(ctx: Any, *names: str) -> list[str]:
@@ -175,32 +189,6 @@ def summary_table(title: str, rows: dict[str, Any]) -> Table:
     for key, value in rows.items():
         table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
     return table
-
-
-@contextmanager
-def progress_bar(description: str, total: int, show: bool = True) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr, shown only when stderr is a terminal (and ``show``).
-
-    Yields ``update(completed)``.
-    """
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=err_console,
-        disable=not (show and err_console.is_terminal),
-        transient=False,
-    )
-    with progress:
-        task_id = progress.add_task(description, total=total, info="")
-
-        def update(completed: int, info: str = "") -> None:
-            progress.update(task_id, completed=completed, info=info)
-
-        yield update
 
 
 def references_cache() -> Path:

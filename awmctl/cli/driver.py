@@ -24,7 +24,8 @@ import numpy as np
 from awmctl import artifacts, plots
 from awmctl.algorithms import Algorithm, BestSoFar, shard_seeds
 from awmctl.algorithms import run as run_to_end
-from awmctl.cli.common import Terminated, deferring_termination, err_console, progress_bar
+from awmctl.cli.common import Terminated, deferring_termination, err_console
+from awmctl.cli.progress import progress_bar
 from awmctl.errors import BadInputError
 from awmctl.timing import Clock, clock
 
@@ -131,7 +132,7 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
                 err_console.print(f"Resuming from {algorithm.unit} {step} in {run.work}")
         # Each process trains its share of the seeds (all of them in a one-process run).
         state, best = processes.share(state), processes.share_best(best)
-        with clock() as time, progress_bar(description, algorithm.total, processes.main) as update, \
+        with clock() as time, progress_bar(description, algorithm.total, processes.main, algorithm.progress(state)) as update, \
                 deferring_termination() as terminating:
             update(algorithm.progress(state))
 

@@ -13,16 +13,18 @@ import typer
 
 from awmctl import analysis, artifacts, plots
 from awmctl.cli.common import (
+    AllowTaskChangeOpt,
     JsonOpt,
     OutOpt,
     OverwriteOpt,
     SeedOpt,
     TaskParamOpt,
+    check_input_tasks,
     emit_json,
     err_console,
     handle_errors,
-    progress_bar,
 )
+from awmctl.cli.progress import progress_bar
 from awmctl.cli.subjects import check_contexts, load_subjects
 from awmctl.errors import BadInputError
 from awmctl.tasks import parse_task_params, task_record, with_horizon
@@ -53,6 +55,7 @@ def grad_norm_command(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
+    allow_task_change: AllowTaskChangeOpt = False,
 ) -> None:
     """Norm of the gradient of the imagined final state and return w.r.t. the first action.
 
@@ -63,6 +66,7 @@ def grad_norm_command(
     norms as arrays, and for each model the fitted growth: exponential (log-norm linear in H)
     against polynomial (log-norm linear in log H).
     """
+    check_input_tasks(list(model), allow_task_change)
     hs = parse_horizons(horizons)
     if samples < 1:
         raise BadInputError(f"--samples must be at least 1, got {samples}")

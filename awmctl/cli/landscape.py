@@ -13,17 +13,19 @@ import typer
 
 from awmctl import analysis, artifacts, plots
 from awmctl.cli.common import (
+    AllowTaskChangeOpt,
     HorizonOpt,
     JsonOpt,
     OutOpt,
     OverwriteOpt,
     SeedOpt,
     TaskParamOpt,
+    check_input_tasks,
     emit_json,
     err_console,
     handle_errors,
-    progress_bar,
 )
+from awmctl.cli.progress import progress_bar
 from awmctl.cli.subjects import Subject, check_contexts, load_subjects
 from awmctl.errors import BadInputError
 from awmctl.tasks import parse_task_params, task_record
@@ -48,6 +50,7 @@ def landscape_command(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
+    allow_task_change: AllowTaskChangeOpt = False,
 ) -> None:
     """Return landscapes through each model and the true simulator, with roughness figures.
 
@@ -58,6 +61,7 @@ def landscape_command(
     the true return on a --points x --points grid along two random filter-normalised directions
     around the policy's parameters (Li et al., 2018), as heatmaps and arrays.
     """
+    check_input_tasks([*model, policy], allow_task_change)
     two_d = policy is not None
     points = points if points is not None else (25 if two_d else 201)
     if points < 3:
