@@ -5,7 +5,7 @@ from awmctl.artifacts.behaviour import PolicySpec, behaviour, parse_policy
 from awmctl.artifacts.datasets import DATASET_KIND, check_room, dataset_bytes, load_dataset, save_dataset, write_dataset
 from awmctl.artifacts.models import MODEL_KIND, load_model, model_record, save_model
 from awmctl.artifacts.policies import POLICY_KIND, load_policy, save_policies
-from awmctl.artifacts.records import task_from_meta
+from awmctl.artifacts.records import TaskChangedError, check_task_unchanged, task_from_meta
 from awmctl.artifacts.runs import (
     Output,
     Run,
@@ -27,8 +27,10 @@ __all__ = [
     "Output",
     "PolicySpec",
     "Run",
+    "TaskChangedError",
     "behaviour",
     "check_output_dir",
+    "check_task_unchanged",
     "jsonable",
     "load_dataset",
     "load_model",

@@ -11,41 +11,22 @@ the entry there is. Entries are written atomically; an unreadable entry counts a
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from awmctl.algorithms.references import References, ReferenceSettings, compute_references
-from awmctl.tasks import Task, task_record, task_source
+from awmctl.tasks import Task, source_fingerprint, task_record, task_source
 
 
 def task_fingerprint(task: Task) -> str:
-    """What a task's numbers depend on beyond its record: the source file of a user's task
-    (hashed), or awmctl's version for a built-in one."""
-    source = task_source(task)
-    if source is None:
-        from awmctl import __version__  # noqa: PLC0415  (the package imports this module)
-
-        return f"awmctl {__version__}"
-    module = source.rsplit(":", 1)[0]
-    path = Path(module) if module.endswith(".py") else _module_file(module)
-    if path is None or not path.is_file():
-        return f"source {source}"
-    return "sha256 " + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def _module_file(module: str) -> Path | None:
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    return None if spec is None or spec.origin is None else Path(spec.origin)
+    """What a task's numbers depend on beyond its record (:func:`awmctl.tasks.source_fingerprint`)."""
+    return source_fingerprint(task_source(task))
 
 
 def entry_path(task: Task, cache: Path) -> Path:
-    record = task_record(task)
+    record = {k: v for k, v in task_record(task).items() if k != "fingerprint"}  # it is in the key already
     key = json.dumps({"task": record, "fingerprint": task_fingerprint(task)}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     name = record["name"].replace("/", "_").replace(":", "_")

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import jax
 import typer
+from rich.markup import escape
 
 from awmctl import artifacts
 from awmctl.cli.common import (
+    AllowTaskChangeOpt,
     HorizonOpt,
     JsonOpt,
     OutOpt,
@@ -16,12 +18,13 @@ from awmctl.cli.common import (
     SeedOpt,
     TaskOpt,
     TaskParamOpt,
+    check_input_tasks,
     emit_json,
     err_console,
     handle_errors,
-    progress_bar,
     summary_table,
 )
+from awmctl.cli.progress import progress_bar
 from awmctl.errors import BadInputError
 from awmctl.rollouts import DEFAULT_CHUNK, collect_chunks
 from awmctl.tasks import make_task, parse_task_params
@@ -47,6 +50,7 @@ def collect_command(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
+    allow_task_change: AllowTaskChangeOpt = False,
 ) -> None:
     """Roll out N episodes of a task (one compiled vmap+scan call) and store them under --out.
 
@@ -54,6 +58,7 @@ def collect_command(
     with a meta.json saying what they are. Memory stays within --max-memory whatever N: episodes
     are written in parts as they are made.
     """
+    check_input_tasks([policy], allow_task_change)
     if episodes < 1:
         raise BadInputError(f"--episodes must be at least 1, got {episodes}")
     if not max_memory > 0:
@@ -63,6 +68,11 @@ def collect_command(
     artifacts.check_output_dir(out, overwrite)  # fail before any work, not after
     artifacts.check_room(out, the_task, episodes)
     act = artifacts.behaviour(spec, the_task)
+    if spec.path is not None:
+        trained_for = artifacts.read_meta(spec.path)["policy"]["horizon"]
+        if trained_for != the_task.horizon:
+            err_console.print(f"warning: {escape(spec.path)} was optimised over H={trained_for} steps; "
+                              f"collecting at H={the_task.horizon}", highlight=False)
 
     # Half the budget for the part being gathered, half for the arrays Orbax writes from it.
     part = max(1, int(max_memory * 1_000_000 / 2) // artifacts.dataset_bytes(the_task, 1))

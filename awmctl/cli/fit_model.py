@@ -9,7 +9,18 @@ import typer
 
 from awmctl import artifacts
 from awmctl.algorithms import FitConfig, ModelFit, seed_keys, split_episodes
-from awmctl.cli.common import JsonOpt, OutOpt, OverwriteOpt, SeedOpt, emit_json, err_console, handle_errors, summary_table
+from awmctl.cli.common import (
+    AllowTaskChangeOpt,
+    JsonOpt,
+    OutOpt,
+    OverwriteOpt,
+    SeedOpt,
+    check_input_tasks,
+    emit_json,
+    err_console,
+    handle_errors,
+    summary_table,
+)
 from awmctl.cli.driver import open_run, train
 from awmctl.errors import BadInputError
 from awmctl.models import MODEL_SPECS, TRAINABLE, model_spec
@@ -41,6 +52,7 @@ def fit_model_command(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
+    allow_task_change: AllowTaskChangeOpt = False,
 ) -> None:
     """Fit a world model with Adam on the normalised-state MSE over whole episodes.
 
@@ -48,6 +60,7 @@ def fit_model_command(
     (rerun the same command to resume after a kill) and keeps the model with the lowest
     validation loss. Writes meta.json, metrics.jsonl and loss.png.
     """
+    check_input_tasks([data_dir], allow_task_change)
     spec = model_spec(model)
     if not spec.trainable:
         raise BadInputError(f"{model} has nothing to fit; pass --model {model} to optimize-policy or grad-norm directly")

@@ -16,12 +16,14 @@ import typer
 from awmctl import artifacts
 from awmctl.algorithms import BPO, SAC, BPOConfig, OnlineBPO, OnlineConfig, OnlineDT, OnlineDTConfig, SACConfig
 from awmctl.cli.common import (
+    AllowTaskChangeOpt,
     HorizonOpt,
     JsonOpt,
     OutOpt,
     OverwriteOpt,
     SeedOpt,
     TaskParamOpt,
+    check_input_tasks,
     emit_json,
     err_console,
     handle_errors,
@@ -89,6 +91,7 @@ def optimize_policy_command(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
+    allow_task_change: AllowTaskChangeOpt = False,
 ) -> None:
     """Optimise a policy by backpropagating the true reward through a world model's imagination.
 
@@ -101,6 +104,7 @@ def optimize_policy_command(
     model-free baselines on the same online budget. Rerun the same command to resume after a
     kill.
     """
+    check_input_tasks([model, data_dir], allow_task_change)
     if seeds < 1:
         raise BadInputError(f"--seeds must be at least 1, got {seeds}")
     if processes < 1:

@@ -16,6 +16,7 @@ so that later commands rebuild it (:func:`task_from_record`).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -123,13 +124,34 @@ def make_task(
 
 
 def task_record(task: Task) -> dict[str, Any]:
-    """What ``meta.json`` records about a task: its description, and for a user's task where
-    its class comes from."""
+    """What ``meta.json`` records about a task: its description, for a user's task where its
+    class comes from, and the fingerprint of the code that defines it (:func:`source_fingerprint`)."""
     record = task.describe()
     source = task_source(task)
     if source is not None:
         record["source"] = source
+    record["fingerprint"] = source_fingerprint(source)
     return record
+
+
+def source_fingerprint(source: str | None) -> str:
+    """What a task's numbers depend on beyond its parameters: for a user's task the hash of its
+    module's file (``sha256 <16 hex digits>``), for a built-in one (``source`` None) awmctl's version."""
+    if source is None:
+        return f"awmctl {importlib.metadata.version('awmctl')}"
+    module = source.rsplit(":", 1)[0]
+    path = Path(module) if module.endswith(".py") else _module_file(module)
+    if path is None or not path.is_file():
+        return f"source {source}"
+    return "sha256 " + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _module_file(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return None if spec is None or spec.origin is None else Path(spec.origin)
 
 
 def task_from_record(record: Mapping[str, Any]) -> Task:
@@ -280,6 +302,7 @@ __all__ = [
     "parse_task_params",
     "register",
     "remake",
+    "source_fingerprint",
     "task_from_record",
     "task_info",
     "task_names",
