@@ -221,6 +221,12 @@ def _this_process_only() -> Any:
     return ocp.options.MultiprocessingOptions(primary_host=0, active_processes={jax.process_index()})
 
 
+def is_shape(leaf: Any) -> bool:
+    """A leaf of a structure built abstractly (``eqx.filter_eval_shape``): the arrays a
+    checkpoint restores into it."""
+    return isinstance(leaf, jax.ShapeDtypeStruct)
+
+
 def leaf_specs(tree: Any) -> dict[str, dict[str, Any]]:
     """``{"path.to.leaf": {"shape": [...], "dtype": "float32"}}`` for every array leaf."""
     specs = {}

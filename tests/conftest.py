@@ -15,9 +15,16 @@ jax.config.update("jax_num_cpu_devices", 2)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-# A persistent compilation cache of this test process only (removed at the end): runs of the same
-# program in different tests compile it once, and nothing is written outside the session.
-_CACHE = tempfile.mkdtemp(prefix="awmctl-test-jax-cache-")
+# A persistent compilation cache of this test session only (removed at the end): runs of the same
+# program in different tests compile it once, and nothing is written outside the session. The
+# suite is compile-bound, so pytest-xdist's workers share one cache: pytest imports this file
+# before it starts them, and they inherit the directory through the environment (JAX writes a
+# cache entry whole, so two processes may share one). The process that made it removes it.
+_SHARED = "AWMCTL_TEST_COMPILATION_CACHE"
+_OWNS_CACHE = not os.path.isdir(os.environ.get(_SHARED, ""))
+if _OWNS_CACHE:
+    os.environ[_SHARED] = tempfile.mkdtemp(prefix="awmctl-test-jax-cache-")
+_CACHE = os.environ[_SHARED]
 os.environ["AWMCTL_COMPILATION_CACHE"] = _CACHE
 # Score references cached by this test process only (never the user's ~/.cache/awmctl).
 _REFERENCES = tempfile.mkdtemp(prefix="awmctl-test-references-")
@@ -61,5 +68,6 @@ def run(*args):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(_CACHE, ignore_errors=True)
+    if _OWNS_CACHE:
+        shutil.rmtree(_CACHE, ignore_errors=True)
     shutil.rmtree(_REFERENCES, ignore_errors=True)

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from awmctl import store
+from awmctl.store import is_shape
 from awmctl.artifacts.records import task_from_meta
 from awmctl.models import AbstractWorldModel, build_model
 from awmctl.tasks import Task, task_record
@@ -64,9 +65,11 @@ def load_model(directory: str | os.PathLike) -> tuple[AbstractWorldModel, Task, 
     meta = store.read_meta(directory, MODEL_KIND)
     task = task_from_meta(meta)
     record = meta["model"]
-    skeleton = build_model(record["name"], record["state_size"], record["action_size"], record["context"],
-                           record.get("hyper", {}), key=jax.random.key(0), task=task)
-    arrays, static = eqx.partition(skeleton, eqx.is_array)
+    # Only the structure is needed: building it abstractly compiles and runs no initialiser
+    # (eagerly, every weight's shape cost a compilation of its own: seconds per command).
+    skeleton = eqx.filter_eval_shape(build_model, record["name"], record["state_size"], record["action_size"],
+                                     record["context"], record.get("hyper", {}), key=jax.random.key(0), task=task)
+    arrays, static = eqx.partition(skeleton, is_shape)
     restored = store.restore_arrays(Path(directory), arrays, meta)
     return eqx.combine(restored, static), task, meta
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 
 from awmctl import store
+from awmctl.store import is_shape
 from awmctl.artifacts.records import task_from_meta
 from awmctl.errors import BadInputError
 from awmctl.policies import Policy, build_policy
@@ -37,10 +37,10 @@ def load_policy(directory: str | os.PathLike, which: str = "best", seed_index: i
     n = record["seeds"]
     if not 0 <= seed_index < n:
         raise BadInputError(f"{directory} holds {n} seed(s); seed index {seed_index} does not exist")
-    skeleton = build_policy(record["kind"], record["obs_size"], record["action_size"], record["horizon"],
-                            record.get("hyper"), key=jax.random.key(0))
-    params, static = eqx.partition(skeleton, eqx.is_inexact_array)
-    stacked = jax.tree_util.tree_map(lambda x: jnp.zeros((n, *x.shape), x.dtype), params)
+    skeleton = eqx.filter_eval_shape(build_policy, record["kind"], record["obs_size"], record["action_size"],
+                                     record["horizon"], record.get("hyper"), key=jax.random.key(0))
+    params, static = eqx.partition(skeleton, is_shape)
+    stacked = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct((n, *x.shape), x.dtype), params)
     arrays = store.restore_arrays(directory, {"final": stacked, "best": stacked}, meta)
     one = jax.tree_util.tree_map(lambda x: x[seed_index], arrays[which])
     return eqx.combine(one, static), task, meta
