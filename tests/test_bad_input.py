@@ -66,6 +66,21 @@ def test_bad_input_gets_one_line_and_its_exit_code(tmp_path, argv, code, message
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
+@pytest.mark.parametrize("sizes, message", [
+    (["--model", "awm-transformer", "--heads", 5], "--width 48 is not divisible by --heads 5"),
+    (["--model", "awm-transformer", "--layers", 0], "--layers 0 must be at least 1"),
+    (["--model", "awm-lstm", "--width", 0], "--width 0 must be at least 1"),
+    (["--model", "awm-transformer", "--dropout", 1.5], "--dropout 1.5 is not a dropout rate"),
+    (["--model", "markov-mlp", "--width", -3], "--width -3 must be at least 1"),
+])
+def test_model_sizes_it_cannot_build_are_one_line_and_leave_nothing_behind(tmp_path, data, sizes, message):
+    result = run("fit-model", "--data", data, *sizes, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no out, out.partial or .out.lock
+
+
 @pytest.mark.parametrize("argv, message", [
     (["fit-model", "--model", "markov-mlp", "--steps", 200, "--lr", 1e9], "diverged at step 50"),
     (["optimize-policy", "--agent", "sac", "--task", "cancer", "--horizon", 8, "--env-steps", 320,

@@ -821,3 +821,14 @@ def test_whole_episodes_with_wild_actions_stay_finite(name):
     states, rewards = jax.vmap(lambda a: _states_and_rewards(task, a))(acts)
     assert np.all(np.isfinite(np.asarray(states)))
     assert np.all(np.isfinite(np.asarray(rewards)))
+
+
+def test_the_tasks_listing_shows_the_flags_rich_would_read_as_markup():
+    """A flagged task's description ends "[flagged: ...]", which rich would drop as markup."""
+    from conftest import run
+
+    result = run("tasks")
+    assert result.exit_code == 0, result.stderr
+    text = " ".join(result.stdout.split())  # the description column may wrap
+    flagged = [name for name in task_names() if task_info(name).flag]
+    assert flagged and text.count("[flagged:") == len(flagged)

@@ -81,6 +81,7 @@ def fit_model_command(
         kinds = "/".join(sorted({f"{s.backbone}s" for s in having if s.backbone}))
         raise BadInputError(f"{model} has no {', '.join('--' + u.replace('_', '-') for u in unknown)} option "
                             f"({kinds} only: {', '.join(s.name for s in having)})")
+    spec.check_sizes(hyper)  # before anything is written
 
     train_set, val = split_episodes(episodes, val_fraction, seed_keys(seed)[1])
     if val.observations.shape[0] == 0:

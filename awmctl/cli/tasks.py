@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from awmctl.cli.common import JsonOpt, emit_json, err_console, handle_errors
@@ -51,11 +52,13 @@ def tasks_command(json_out: JsonOpt = False) -> None:
         horizon = "-" if r["default_horizon"] is None else str(r["default_horizon"])
         table.add_row(
             r["name"], str(r["state_size"]), str(r["action_size"]), "-" if r["duration"] is None else f"{r['duration']:g}",
-            horizon, f"{r['dt']:g}", paper, r["title"] + (f" [flagged: {r['flag']}]" if r["flag"] else ""),
+            # escaped: rich would read "[flagged: ...]" (or brackets in a user's title) as markup and drop it
+            horizon, f"{r['dt']:g}", paper, escape(r["title"] + (f" [flagged: {r['flag']}]" if r["flag"] else "")),
         )
     # The listing is this command's result, so it goes to stdout (pipe it to grep).
     stdout = Console()
-    stdout.width = max(stdout.width, 120)
+    if not stdout.is_terminal:  # a pipe or a file: wide enough that rows do not wrap (a terminal: its width)
+        stdout.width = max(stdout.width, 120)
     stdout.print(table)
     err_console.print("Override parameters with --task-param NAME=VALUE; `awmctl tasks --json` lists their names. "
                       "Every task also takes distractors=N and noise=SIGMA (the paper's robustness variants).")

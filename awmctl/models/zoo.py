@@ -63,11 +63,32 @@ class ModelSpec:
     ) -> AbstractWorldModel:
         """A freshly initialised model (identity normalisation) for episodes of ``horizon`` steps."""
         hyper = dict(hyper or {})
+        self.check_sizes(hyper)
+        return self.factory(state_size, action_size, horizon, task, key, **hyper)
+
+    def check_sizes(self, hyper: Mapping[str, Any]) -> None:
+        """Refuse (:class:`BadInputError`, one line naming the option) sizes this model cannot be
+        built with, before anything is built or written."""
         unknown = sorted(set(hyper) - set(self.hyper))
         if unknown:
             takes = ", ".join(self.hyper) or "no size options"
             raise BadInputError(f"{self.name} has no size option {', '.join(unknown)}; it takes: {takes}")
-        return self.factory(state_size, action_size, horizon, task, key, **hyper)
+        sizes = {**self.hyper, **hyper}
+        for name, value in sizes.items():
+            option = "--" + name.replace("_", "-")
+            if name == "dropout":
+                if not 0.0 <= value < 1.0:  # also refuses nan
+                    raise BadInputError(f"{option} {value} is not a dropout rate: give one with 0 <= rate < 1")
+            elif isinstance(value, int) and value < 1:
+                raise BadInputError(f"{option} {value} must be at least 1")
+        if "heads" in sizes and sizes["width"] % sizes["heads"]:
+            raise BadInputError(f"--width {sizes['width']} is not divisible by --heads {sizes['heads']}: each head takes "
+                                f"an equal share of the width (e.g. --heads {_divisor_near(sizes['width'], sizes['heads'])})")
+
+
+def _divisor_near(width: int, heads: int) -> int:
+    """The divisor of ``width`` nearest ``heads`` (a suggestion for a width the heads do not divide)."""
+    return min((d for d in range(1, width + 1) if width % d == 0), key=lambda d: (abs(d - heads), d))
 
 
 def _markov(state_size: int, action_size: int, horizon: int, task: Task | None, key: PRNGKeyArray, **hyper: Any):
