@@ -25,12 +25,14 @@ from awmctl.cli.common import (
     summary_table,
 )
 from awmctl.cli.progress import progress_bar
+from awmctl.cli.reruns import idempotent
 from awmctl.errors import BadInputError
 from awmctl.rollouts import DEFAULT_CHUNK, collect_chunks
 from awmctl.tasks import make_task, parse_task_params
 
 
 @handle_errors
+@idempotent
 def collect_command(
     task: TaskOpt,
     out: OutOpt,
@@ -78,17 +80,13 @@ def collect_command(
     part = max(1, int(max_memory * 1_000_000 / 2) // artifacts.dataset_bytes(the_task, 1))
     with progress_bar(f"collect {the_task.name} H={the_task.horizon}", episodes) as update:
         chunks = collect_chunks(the_task, act, episodes, jax.random.key(seed), min(DEFAULT_CHUNK, part))
-        meta = artifacts.write_dataset(out, chunks, the_task, {"policy": spec.describe(), "seed": seed}, overwrite,
+        described = {"out": str(out), "task": the_task.name, "horizon": the_task.horizon, "policy": spec.describe(),
+                     "seed": seed, "episodes": episodes}
+        # the whole summary is stored (a rerun of the same command prints it: awmctl/cli/reruns.py)
+        meta = artifacts.write_dataset(out, chunks, the_task, {"policy": spec.describe(), "seed": seed,
+                                                               "summary": described}, overwrite,
                                        part_episodes=part, on_chunk=update)
-    summary = {
-        "out": str(out),
-        "task": the_task.name,
-        "horizon": the_task.horizon,
-        "policy": spec.describe(),
-        "seed": seed,
-        "episodes": episodes,
-        **meta["summary"],
-    }
+    summary = meta["summary"]
     err_console.print(summary_table(f"Collected {episodes} episodes -> {out}", summary))
     if json_out:
         emit_json(summary)

@@ -22,6 +22,7 @@ from awmctl.cli.common import (
     summary_table,
 )
 from awmctl.cli.driver import open_run, train
+from awmctl.cli.reruns import idempotent
 from awmctl.errors import BadInputError
 from awmctl.models import MODEL_SPECS, TRAINABLE, model_spec
 from awmctl.trees import seed_slice
@@ -31,6 +32,7 @@ D = FitConfig  # the defaults
 
 
 @handle_errors
+@idempotent
 def fit_model_command(
     data_dir: Annotated[Path, typer.Option("--data", help="Dataset directory written by `awmctl collect`.")],
     model: Annotated[str, typer.Option("--model", help=ModelHelp)],

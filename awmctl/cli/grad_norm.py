@@ -25,6 +25,7 @@ from awmctl.cli.common import (
     handle_errors,
 )
 from awmctl.cli.progress import progress_bar
+from awmctl.cli.reruns import idempotent
 from awmctl.cli.subjects import check_contexts, load_subjects
 from awmctl.errors import BadInputError
 from awmctl.tasks import parse_task_params, task_record, with_horizon
@@ -44,6 +45,7 @@ def parse_horizons(text: str) -> list[int]:
 
 
 @handle_errors
+@idempotent
 def grad_norm_command(
     model: Annotated[list[str], typer.Option("--model", help="A fitted model directory or 'simulator' (repeatable).")],
     out: OutOpt,

@@ -26,6 +26,7 @@ from awmctl.cli.common import (
     handle_errors,
 )
 from awmctl.cli.progress import progress_bar
+from awmctl.cli.reruns import idempotent
 from awmctl.cli.subjects import Subject, check_contexts, load_subjects
 from awmctl.errors import BadInputError
 from awmctl.tasks import parse_task_params, task_record
@@ -34,6 +35,7 @@ LANDSCAPE_KIND = "landscape"
 
 
 @handle_errors
+@idempotent
 def landscape_command(
     model: Annotated[list[str], typer.Option("--model", help="A fitted model directory or 'simulator' (repeatable); the simulator is always added as the reference.")],
     out: OutOpt,

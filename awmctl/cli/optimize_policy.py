@@ -32,6 +32,7 @@ from awmctl.cli.common import (
     summary_table,
 )
 from awmctl.cli.driver import Outcome, open_run, train
+from awmctl.cli.reruns import idempotent
 from awmctl.cli.local_processes import run_locally
 from awmctl.artifacts.references import load_references
 from awmctl.errors import BadInputError
@@ -54,6 +55,7 @@ B, O, S, D = BPOConfig, OnlineConfig, SACConfig, OnlineDTConfig  # the defaults
 
 
 @handle_errors
+@idempotent
 @no_type_check  # typer passes its own click context, not an instance of the typer.Context it documents
 def optimize_policy_command(
     ctx: typer.Context,
