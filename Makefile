@@ -17,7 +17,8 @@ install: $(BIN)/awmctl
 
 # The paper's pipeline on CANCER at H = 20, small budgets (about a minute on 2 cores): the task's
 # score references (cached), so that the policies' summaries report a score, and at the end the
-# return landscape around the learnt policy, through the model and through the simulator.
+# return landscape around the learnt policy, through the model and through the simulator, and the
+# two policies side by side (`awmctl show`, their learning curves in policies.png).
 demo: install
 	$(BIN)/awmctl tasks
 	$(BIN)/awmctl collect --task cancer --horizon 20 --episodes 512 --seed 0 --out $(DEMO)/data --overwrite
@@ -26,6 +27,7 @@ demo: install
 	$(BIN)/awmctl optimize-policy --model $(DEMO)/awm-lstm --data $(DEMO)/data --steps 300 --seeds 2 --out $(DEMO)/policy --overwrite
 	$(BIN)/awmctl optimize-policy --model simulator --task cancer --horizon 20 --steps 300 --seeds 2 --out $(DEMO)/policy-simulator --overwrite
 	$(BIN)/awmctl landscape --model $(DEMO)/awm-lstm --policy $(DEMO)/policy --points 21 --out $(DEMO)/landscape --overwrite
+	$(BIN)/awmctl show $(DEMO)/policy $(DEMO)/policy-simulator --plot $(DEMO)/policies.png
 
 # The layers contract first (pyproject.toml, [tool.importlinter]): an upward import or a cycle
 # fails before any test runs. Two workers: the suite is mostly single-threaded compilation, and

@@ -159,3 +159,31 @@ def heatmaps(alphas, surfaces: dict[str, Any], path: str | os.PathLike, title: s
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def compare_runs(curves: dict[str, tuple[Sequence[int | float], Any]], path: str | os.PathLike, title: str, ylabel: str,
+                 xlabel: str = "step") -> Path:
+    """Several runs' curves on one plot: each run's mean over its seeds and a 95% interval
+    (Student's t) where it has more than one; ``curves`` maps a label to ``(steps, values[points,
+    seeds])``."""
+    import numpy as np
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for label, (steps, values) in curves.items():
+        values = np.asarray(values, dtype=np.float64).reshape(len(steps), -1)
+        mean = values.mean(axis=1)
+        (line,) = ax.plot(steps, mean, lw=1.6, label=f"{label} ({values.shape[1]} seed{'s' if values.shape[1] > 1 else ''})")
+        if values.shape[1] > 1:
+            half = ci95(values, axis=1)
+            ax.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+

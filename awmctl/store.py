@@ -68,7 +68,34 @@ def environment() -> dict[str, Any]:
         "x64": bool(jax.config.jax_enable_x64),
         "prng_impl": str(jax.config.jax_default_prng_impl),
         "matmul_precision": str(jax.config.jax_default_matmul_precision),
+        "awmctl_commit": source_commit(),
     }
+
+
+def source_commit() -> str | None:
+    """The git commit of awmctl's source when it runs from a checkout (an editable install), read
+    from ``.git`` directly (no git process); None for an installed wheel. A checkout with local
+    changes is not told apart from its commit."""
+    git = Path(__file__).resolve().parent.parent / ".git"
+    try:
+        if git.is_file():  # a worktree: "gitdir: PATH"
+            git = Path(git.read_text().split(":", 1)[1].strip())
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head
+        ref = head[5:]
+        common = Path((git / "commondir").read_text().strip()) if (git / "commondir").is_file() else None
+        for root in (git, None if common is None else (git / common)):
+            if root is not None and (root / ref).is_file():
+                return (root / ref).read_text().strip()
+            packed = None if root is None else root / "packed-refs"
+            if packed is not None and packed.is_file():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(" " + ref):
+                        return line.split()[0]
+    except (OSError, IndexError):
+        return None
+    return None
 
 
 def base_meta(kind: str, **fields: Any) -> dict[str, Any]:

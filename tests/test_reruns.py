@@ -9,8 +9,12 @@ from awmctl.cli.reruns import option_flags
 
 
 def test_flags_are_the_ones_a_user_types():
+    from awmctl.cli.optimize_policy import optimize_policy_command
+
     flags = option_flags(collect_command)
     assert flags["episodes"] == "--episodes" and flags["task_param"] == "--task-param" and flags["out"] == "--out"
+    flags = option_flags(optimize_policy_command)  # marked @no_type_check, and takes the click context
+    assert flags["data_dir"] == "--data" and flags["json_out"] == "--json" and "ctx" not in flags
 
 
 def test_a_complete_identical_rerun_prints_the_stored_summary_and_exits_0(tmp_path):

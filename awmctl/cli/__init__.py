@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from awmctl import __version__
-from awmctl.cli import collect, fit_model, grad_norm, landscape, optimize_policy, references, tasks
+from awmctl.cli import collect, fit_model, grad_norm, landscape, optimize_policy, references, show, tasks
 from awmctl.cli.common import configure_jax, err_console, install_process_handlers
 from awmctl.errors import AwmctlError
 
@@ -53,3 +53,4 @@ app.command("optimize-policy")(optimize_policy.optimize_policy_command)
 app.command("landscape")(landscape.landscape_command)
 app.command("grad-norm")(grad_norm.grad_norm_command)
 app.command("references")(references.references_command)
+app.command("show")(show.show_command)

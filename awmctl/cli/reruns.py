@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from typer.models import OptionInfo
+from typer.models import ArgumentInfo, OptionInfo
 
 from awmctl import artifacts
 from awmctl.cli.common import emit_json, err_console, summary_table
@@ -31,11 +30,16 @@ NOT_COMPARED = frozenset({"out", "overwrite", "json_out", "allow_task_change"})
 
 def option_flags(fn: Callable[..., Any]) -> dict[str, str]:
     """Each parameter of a typer command -> the flag a user types (``data_dir`` -> ``--data``)."""
-    hints = typing.get_type_hints(inspect.unwrap(fn), include_extras=True)
+    # (get_type_hints would give nothing for a command marked @no_type_check)
+    hints = inspect.get_annotations(inspect.unwrap(fn), eval_str=True)
     flags = {}
     for name, hint in hints.items():
-        info = next((m for m in getattr(hint, "__metadata__", ()) if isinstance(m, OptionInfo)), None)
-        decls = [d for d in (info.param_decls or ()) if d.startswith("--")] if info is not None else []
+        info = next((m for m in getattr(hint, "__metadata__", ()) if isinstance(m, OptionInfo | ArgumentInfo)), None)
+        if info is None:  # not a command-line parameter (the click context, the return value)
+            continue
+        # Annotated[..., typer.Option("--data")] keeps the first flag as the info's "default"
+        first = [info.default] if isinstance(info.default, str) else []
+        decls = [d for d in (*first, *(info.param_decls or ())) if d.startswith("--")]
         flags[name] = decls[0] if decls else "--" + name.replace("_", "-")
     return flags
 
@@ -49,8 +53,10 @@ def recorded(value: Any) -> Any:
     return value
 
 
-def options_of(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {name: recorded(value) for name, value in sorted(kwargs.items()) if name not in NOT_COMPARED}
+def options_of(kwargs: dict[str, Any], flags: dict[str, str]) -> dict[str, Any]:
+    """The command-line parameters (``flags``) among a command's arguments, as recorded."""
+    return {name: recorded(value) for name, value in sorted(kwargs.items())
+            if name in flags and name not in NOT_COMPARED}
 
 
 def complete_meta(out: Path) -> dict[str, Any] | None:
@@ -69,7 +75,7 @@ def idempotent(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         out, overwrite = kwargs.get("out"), kwargs.get("overwrite", False)
-        options = options_of(kwargs)
+        options = options_of(kwargs, flags)
         meta = None if out is None or overwrite else complete_meta(Path(out))
         if meta is not None and "options" in meta:
             stored = meta["options"]

@@ -1,0 +1,46 @@
+"""awmctl show: one directory in detail, several in one table, their curves in one plot."""
+
+import json
+
+from conftest import run
+
+
+def test_show_tells_what_each_directory_is_and_compares_runs(tmp_path):
+    data = tmp_path / "data"
+    assert run("collect", "--task", "cancer", "--horizon", 4, "-n", 8, "--out", data).exit_code == 0
+    policies = []
+    for lr in (0.01, 0.03):
+        out = tmp_path / f"lr{lr}"
+        made = run("optimize-policy", "--model", "simulator", "--task", "cancer", "--horizon", 4, "--steps", 4,
+                   "--log-every", 2, "--lr", lr, "--seeds", 2, "--out", out)
+        assert made.exit_code == 0, made.stderr
+        policies.append(out)
+
+    one = run("show", policies[0], "--json")
+    assert one.exit_code == 0, one.stderr
+    (about,) = json.loads(one.stdout)["runs"]
+    assert about["kind"] == "policy" and about["state"] == "complete" and about["task"] == "cancer"
+    assert about["horizon"] == 4 and about["model"] == "simulator" and about["options"]["lr"] == 0.01
+    assert about["versions"]["awmctl"] and "final_return_mean" in about["summary"]
+    assert about["command"].startswith("awmctl")  # (in-process here: the test runner's own arguments)
+
+    text = run("show", data)
+    assert text.exit_code == 0 and "dataset" in text.stderr and "complete" in text.stderr, text.stderr
+
+    plot = tmp_path / "curves.png"
+    many = run("show", *policies, data, "--plot", plot, "--json")
+    assert many.exit_code == 0, many.stderr
+    report = json.loads(many.stdout)
+    assert [r["kind"] for r in report["runs"]] == ["policy", "policy", "dataset"]
+    assert "lr" in report["differing_options"] and "task" not in report["differing_options"]
+    assert plot.stat().st_size > 1000
+    table = run("show", *policies)
+    assert table.exit_code == 0 and "--lr" in table.stderr and "0.03" in table.stderr, table.stderr
+
+
+def test_a_directory_awmctl_did_not_write_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "mine").mkdir()
+    result = run("show", tmp_path / "mine")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a directory awmctl wrote" in lines[0], result.stderr
