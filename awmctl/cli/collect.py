@@ -24,6 +24,7 @@ from awmctl.cli.common import (
     handle_errors,
     summary_table,
 )
+from awmctl.cli.config_file import ConfigOpt
 from awmctl.cli.progress import progress_bar
 from awmctl.cli.reruns import idempotent
 from awmctl.errors import BadInputError
@@ -52,6 +53,7 @@ def collect_command(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
+    config_file: ConfigOpt = None,
     allow_task_change: AllowTaskChangeOpt = False,
 ) -> None:
     """Roll out N episodes of a task (one compiled vmap+scan call) and store them under --out.

@@ -21,6 +21,7 @@ from awmctl.cli.common import (
     handle_errors,
     summary_table,
 )
+from awmctl.cli.config_file import ConfigOpt
 from awmctl.cli.driver import open_run, train
 from awmctl.cli.reruns import idempotent
 from awmctl.errors import BadInputError
@@ -54,6 +55,7 @@ def fit_model_command(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
+    config_file: ConfigOpt = None,
     allow_task_change: AllowTaskChangeOpt = False,
 ) -> None:
     """Fit a world model with Adam on the normalised-state MSE over whole episodes.

@@ -24,6 +24,7 @@ from awmctl.cli.common import (
     err_console,
     handle_errors,
 )
+from awmctl.cli.config_file import ConfigOpt
 from awmctl.cli.progress import progress_bar
 from awmctl.cli.reruns import idempotent
 from awmctl.cli.subjects import check_contexts, load_subjects
@@ -57,6 +58,7 @@ def grad_norm_command(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
+    config_file: ConfigOpt = None,
     allow_task_change: AllowTaskChangeOpt = False,
 ) -> None:
     """Norm of the gradient of the imagined final state and return w.r.t. the first action.

@@ -25,6 +25,7 @@ from awmctl.cli.common import (
     err_console,
     handle_errors,
 )
+from awmctl.cli.config_file import ConfigOpt
 from awmctl.cli.progress import progress_bar
 from awmctl.cli.reruns import idempotent
 from awmctl.cli.subjects import Subject, check_contexts, load_subjects
@@ -52,6 +53,7 @@ def landscape_command(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
+    config_file: ConfigOpt = None,
     allow_task_change: AllowTaskChangeOpt = False,
 ) -> None:
     """Return landscapes through each model and the true simulator, with roughness figures.

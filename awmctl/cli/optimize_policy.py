@@ -31,6 +31,7 @@ from awmctl.cli.common import (
     refuse_options,
     summary_table,
 )
+from awmctl.cli.config_file import ConfigOpt
 from awmctl.cli.driver import Outcome, open_run, train
 from awmctl.cli.reruns import idempotent
 from awmctl.cli.local_processes import run_locally
@@ -93,6 +94,7 @@ def optimize_policy_command(
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
+    config_file: ConfigOpt = None,
     allow_task_change: AllowTaskChangeOpt = False,
 ) -> None:
     """Optimise a policy by backpropagating the true reward through a world model's imagination.

@@ -21,6 +21,7 @@ from awmctl.cli.common import (
     references_cache,
     summary_table,
 )
+from awmctl.cli.config_file import ConfigOpt
 from awmctl.tasks import make_task, parse_task_params
 
 R = ReferenceSettings()
@@ -37,6 +38,7 @@ def references_command(
     lr: Annotated[float, typer.Option("--shooting-lr", help="Adam learning rate of the plans.")] = R.shooting_lr,
     recompute: Annotated[bool, typer.Option("--recompute", help="Compute again even if cached (the entry is replaced; other settings than the cached entry's always recompute).")] = False,
     json_out: JsonOpt = False,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Compute (or read from the cache) a task's score references: R_random, the mean return of
     uniformly random episodes, and R_opt, the best open-loop plan that multi-start direct shooting

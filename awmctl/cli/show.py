@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import inspect
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +16,18 @@ from rich.table import Table
 
 from awmctl import artifacts, plots
 from awmctl.cli.common import JsonOpt, emit_json, err_console, handle_errors, summary_table
+from awmctl.cli.config_file import as_toml
+from awmctl.cli.reruns import option_flags, recorded
 from awmctl.errors import BadInputError
+
+def making_commands() -> dict[str, Any]:
+    """Each kind of directory -> the command that makes it (imported when --as-config asks)."""
+    from awmctl.cli import collect, fit_model, grad_norm, landscape, optimize_policy
+
+    return {"dataset": collect.collect_command, "model": fit_model.fit_model_command,
+            "policy": optimize_policy.optimize_policy_command, "grad-norm": grad_norm.grad_norm_command,
+            "landscape": landscape.landscape_command}
+
 
 #: the learning curve drawn for each kind of run, the first of these its metrics have
 CURVES = ("eval/eval_return", "eval/return", "val/loss", "train/loss")
@@ -119,11 +132,24 @@ def show_command(
                                                show_default=False)],
     plot: Annotated[Path | None, typer.Option("--plot", help="Overlay the runs' learning curves (mean and 95% "
                                                                 "interval over seeds) in this PNG.")] = None,
+    as_config: Annotated[bool, typer.Option("--as-config", help="Print the one run's options as a --config "
+                                                                  "file (TOML) on stdout, to make it again.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """What run directories hold: one in detail (command, task, model, options, versions, state,
     final numbers); several as one table whose columns are the options that differ."""
     found = [inspect_dir(path) for path in runs]
+    if as_config:
+        if len(found) != 1:
+            raise BadInputError(f"--as-config prints one run's options; {len(found)} directories were given")
+        (run,) = found
+        if not run["options"]:
+            raise BadInputError(f"{run['dir']} records no options (made by an awmctl before 0.1.0's option "
+                                "records); its command line is in meta.json")
+        command = making_commands()[run["kind"]]
+        defaults = {name: recorded(p.default) for name, p in inspect.signature(command).parameters.items()}
+        sys.stdout.write(as_toml(run["options"], option_flags(command), defaults))
+        return
     if plot is not None:
         drawn = {Path(run["dir"]).name: c for run in found if (c := curve(run)) is not None}
         if not drawn:
