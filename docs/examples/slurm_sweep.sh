@@ -27,6 +27,10 @@ export AWMCTL_COMPILATION_CACHE=${AWMCTL_COMPILATION_CACHE:-$OUT/.jax-cache}
 # Seeds of a row run one after another on a CPU (the default there); on a GPU node they are
 # vectorised. Checkpoint at least every 5 minutes of work.
 export AWMCTL_CHECKPOINT_SECONDS=${AWMCTL_CHECKPOINT_SECONDS:-300}
+# The log (--output above) is not a terminal: awmctl prints a plain progress line this often.
+export AWMCTL_PROGRESS_SECONDS=${AWMCTL_PROGRESS_SECONDS:-60}
+# Settings every row shares, as a --config file (rows' own arguments override it); none if unset.
+CONFIG=${CONFIG:-}
 
 task_id=${SLURM_ARRAY_TASK_ID:?set SLURM_ARRAY_TASK_ID (sbatch --array does)}
 row=$(grep -v '^[[:space:]]*\(#\|$\)' "$ROWS" | sed -n "$((task_id + 1))p")
@@ -43,7 +47,9 @@ fi
 
 # awmctl runs in the background so that this shell can pass SLURM's SIGTERM on to it.
 # shellcheck disable=SC2086  # the row's arguments are meant to split into words
-$AWMCTL $args --out "$OUT/$name" --json >"$OUT/$name.json" &
+config=()
+[[ -n "$CONFIG" ]] && config=(--config "$CONFIG")
+$AWMCTL $args ${config[@]+"${config[@]}"} --out "$OUT/$name" --json >"$OUT/$name.json" &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' TERM
 status=0
