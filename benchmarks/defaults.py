@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +37,7 @@ from awmctl.artifacts.references import load_or_compute
 from awmctl.stats import ci95
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reproduce import atomic_write, replace_section  # noqa: E402  (a sibling script: the same file handling)
+from reproduce import atomic_write, replace_section, run_unless_done  # noqa: E402  (a sibling script: the same file handling)
 
 HERE = Path(__file__).parent
 PAPER_TASKS = ("cancer", "bear-populations", "bioreactor", "hiv-treatment", "mould-fungicide", "bacteria",
@@ -105,15 +103,7 @@ def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, ou
         curves, final = grid["curves"], np.asarray(grid["returns"], np.float64)
         wall, run_wall = grid["wall_s"], (grid.get("run_time") or {}).get("wall_s")
     else:
-        if not (run_dir / "meta.json").exists():
-            log = out / "runs" / f"{rid}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            t0 = time.perf_counter()
-            with open(log, "a") as stderr:
-                done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
-            wall = time.perf_counter() - t0
-            if done.returncode != 0:
-                raise RuntimeError(f"row {rid} failed ({done.returncode}); see {log}")
+        wall = run_unless_done(argv, run_dir, out / "runs" / f"{rid}.log", rid)
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         curves = [r["eval/eval_return"] for r in records if "eval/eval_return" in r]
         final = np.asarray(curves[-1], np.float64)

@@ -102,22 +102,28 @@ def references(task_name: str, horizon: int, out: Path) -> dict[str, float]:
 # ------------------------------------------------------------------------------------ rows
 
 
+def run_unless_done(argv: list[str], run_dir: Path, log: Path, rid: str) -> float | None:
+    """Run a row's command unless ``run_dir`` is complete (a half-done run resumes), its stderr
+    (progress and summary) appended to ``log``; the wall seconds, None if it was already done."""
+    if (run_dir / "meta.json").exists():
+        return None
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(log, "a") as stderr:
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-5:])
+        raise RuntimeError(f"row {rid} failed with exit code {done.returncode}; the end of {log}:\n{tail}")
+    return wall
+
+
 def run_row(task: str, horizon: int, method: str, variant: str, seeds: int, env_steps: int, out: Path) -> dict:
     """Run (or resume, or just read) one row's awmctl command and turn its outputs into the row."""
     rid = row_id(task, horizon, method, variant)
     run_dir = out / "runs" / rid
     argv = command(task, horizon, method, variant, seeds, env_steps, run_dir)
-    wall = None
-    if not (run_dir / "meta.json").exists():  # not finished: run it (a half-done run resumes)
-        log = out / "runs" / f"{rid}.log"  # the command's progress and summary, for a look afterwards
-        log.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        with open(log, "a") as stderr:
-            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
-        wall = time.perf_counter() - t0
-        if done.returncode != 0:
-            tail = "".join(log.read_text().splitlines(keepends=True)[-5:])
-            raise RuntimeError(f"row {rid} failed with exit code {done.returncode}; the end of {log}:\n{tail}")
+    wall = run_unless_done(argv, run_dir, out / "runs" / f"{rid}.log", rid)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     meta = json.loads((run_dir / "meta.json").read_text())
     curves = [r["eval/eval_return"] for r in records if "eval/eval_return" in r]

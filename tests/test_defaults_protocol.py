@@ -48,7 +48,9 @@ def test_paper_rows_of_the_paper_tasks_are_the_grids_own(tmp_path, monkeypatch):
     (grid / "cancer-h4-awm-lstm.json").write_text(
         '{"returns": [-30.0, -25.0], "curves": [[-35.0, -36.0], [-30.0, -25.0]], "wall_s": 1.0}')
     monkeypatch.setattr(defaults, "REPRODUCE_ROWS", grid)
-    monkeypatch.setattr(defaults.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    import reproduce
+
+    monkeypatch.setattr(reproduce.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
     monkeypatch.setattr(defaults, "load_or_compute", lambda task, cache: awmctl.algorithms.references.References(
         -40.0, -20.0, (-20.0,), awmctl.algorithms.references.ReferenceSettings()))
     got = defaults.run_row("cancer", 4, "awm-lstm", "paper", 2, tmp_path / "out")
