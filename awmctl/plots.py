@@ -186,4 +186,3 @@ def compare_runs(curves: dict[str, tuple[Sequence[int | float], Any]], path: str
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
-

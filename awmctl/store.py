@@ -84,13 +84,14 @@ def source_commit() -> str | None:
         if not head.startswith("ref: "):
             return head
         ref = head[5:]
-        common = Path((git / "commondir").read_text().strip()) if (git / "commondir").is_file() else None
-        for root in (git, None if common is None else (git / common)):
-            if root is not None and (root / ref).is_file():
+        roots = [git]  # a worktree keeps its branches in the repository's common directory
+        if (git / "commondir").is_file():
+            roots.append(git / (git / "commondir").read_text().strip())
+        for root in roots:
+            if (root / ref).is_file():
                 return (root / ref).read_text().strip()
-            packed = None if root is None else root / "packed-refs"
-            if packed is not None and packed.is_file():
-                for line in packed.read_text().splitlines():
+            if (root / "packed-refs").is_file():
+                for line in (root / "packed-refs").read_text().splitlines():
                     if line.endswith(" " + ref):
                         return line.split()[0]
     except (OSError, IndexError):

@@ -26,8 +26,9 @@ def task_fingerprint(task: Task) -> str:
 
 
 def entry_path(task: Task, cache: Path) -> Path:
-    record = {k: v for k, v in task_record(task).items() if k != "fingerprint"}  # it is in the key already
-    key = json.dumps({"task": record, "fingerprint": task_fingerprint(task)}, sort_keys=True)
+    record = task_record(task)
+    fingerprint = record.pop("fingerprint")  # keyed beside the record, as before records carried it
+    key = json.dumps({"task": record, "fingerprint": fingerprint}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     name = record["name"].replace("/", "_").replace(":", "_")
     return cache / "references" / f"{name}-h{record['horizon']}-{digest}.json"
@@ -46,7 +47,8 @@ def load_references(task: Task, cache: Path, settings: ReferenceSettings | None 
 def save_references(task: Task, cache: Path, refs: References, seconds: float | None = None) -> Path:
     path = entry_path(task, cache)
     path.parent.mkdir(parents=True, exist_ok=True)
-    entry: dict[str, Any] = {"task": task_record(task), "fingerprint": task_fingerprint(task),
+    record = task_record(task)
+    entry: dict[str, Any] = {"task": record, "fingerprint": record["fingerprint"],
                              "references": refs.as_dict(), "seconds": seconds}
     partial = path.with_name(f".{path.name}.{os.getpid()}")
     partial.write_text(json.dumps(entry, indent=1))

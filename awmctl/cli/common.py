@@ -57,7 +57,7 @@ def check_input_tasks(inputs: list[Any], allow_task_change: bool) -> None:
     if allow_task_change:
         return
     for item in inputs:
-        if item is not None and Path(str(item)).is_dir() and (Path(str(item)) / "meta.json").is_file():
+        if item is not None and (Path(str(item)) / "meta.json").is_file():
             artifacts.check_task_unchanged(artifacts.read_meta(item), item)
 
 
@@ -130,6 +130,11 @@ def deferring_termination() -> Iterator[Callable[[], bool]]:
         _termination["deferred"] = False
 
 
+def print_error(message: str) -> None:
+    """The one ``Error: ...`` line on stderr (the message escaped: brackets in it are text)."""
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def handle_errors(fn: F) -> F:
     """Map awmctl's own errors to ``Error: ...`` on stderr and their exit codes."""
 
@@ -141,7 +146,7 @@ def handle_errors(fn: F) -> F:
         except AwmctlError as err:
             if debug:
                 raise
-            err_console.print(f"[bold red]Error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+            print_error(str(err))
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]Interrupted.[/] Rerun the same command to resume where it supports it.")

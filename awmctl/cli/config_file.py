@@ -17,11 +17,12 @@ from typing import Annotated, Any
 
 import typer
 
-from awmctl.cli.common import err_console
+from awmctl.cli.common import print_error
 
 
 def _refuse(message: str) -> None:
-    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    """Exit 2 with one line (a parameter callback runs before the command's error mapper)."""
+    print_error(message)
     raise typer.Exit(2)
 
 
@@ -37,7 +38,7 @@ def load_config(ctx: Any, param: Any, value: Path | None) -> Path | None:
         _refuse(f"--config {value} is not valid TOML ({err})")
     names = {}
     for p in ctx.command.params:
-        if p.name == "config" or not getattr(p, "opts", None):
+        if p.name == "config_file" or not getattr(p, "opts", None):
             continue
         for opt in p.opts:
             names[opt.lstrip("-")] = p.name
@@ -47,7 +48,7 @@ def load_config(ctx: Any, param: Any, value: Path | None) -> Path | None:
     for key, setting in table.items():
         if key not in names:
             known = ", ".join(sorted(o.lstrip("-") for p in ctx.command.params for o in getattr(p, "opts", ())
-                                     if o.startswith("--") and p.name != "config"))
+                                     if o.startswith("--") and p.name != "config_file"))
             _refuse(f"--config {value}: unknown key {key!r} for `awmctl {ctx.info_name}` (its options: {known})")
         if isinstance(setting, dict):
             _refuse(f"--config {value}: {key} is a table; give each option as a plain key = value")

@@ -132,9 +132,10 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
                 err_console.print(f"Resuming from {algorithm.unit} {step} in {run.work}")
         # Each process trains its share of the seeds (all of them in a one-process run).
         state, best = processes.share(state), processes.share_best(best)
-        with clock() as time, progress_bar(description, algorithm.total, processes.main, algorithm.progress(state)) as update, \
+        start = algorithm.progress(state)
+        with clock() as time, progress_bar(description, algorithm.total, processes.main, start) as update, \
                 deferring_termination() as terminating:
-            update(algorithm.progress(state))
+            update(start)
 
             last_save = time_module.monotonic()
 

@@ -79,6 +79,7 @@ def progress_bar(description: str, total: int, show: bool = True, start: int = 0
         if every == 0:
             yield lambda completed, info="": None
             return
+
         def write(text: str) -> None:
             err_console.print(text, markup=False, highlight=False, soft_wrap=True)
 

@@ -20,6 +20,7 @@ from awmctl.cli.config_file import as_toml
 from awmctl.cli.reruns import option_flags, recorded
 from awmctl.errors import BadInputError
 
+
 def making_commands() -> dict[str, Any]:
     """Each kind of directory -> the command that makes it (imported when --as-config asks)."""
     from awmctl.cli import collect, fit_model, grad_norm, landscape, optimize_policy
