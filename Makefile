@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= runs/demo
 
-.PHONY: install demo test test-all bench reproduce reproduce-robustness figure2 clean
+.PHONY: install lint demo test test-all bench reproduce reproduce-robustness figure2 clean
 
 $(BIN)/awmctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,17 +29,21 @@ demo: install
 	$(BIN)/awmctl landscape --model $(DEMO)/awm-lstm --policy $(DEMO)/policy --points 21 --out $(DEMO)/landscape --overwrite
 	$(BIN)/awmctl show $(DEMO)/policy $(DEMO)/policy-simulator --plot $(DEMO)/policies.png
 
-# The layers contract first (pyproject.toml, [tool.importlinter]): an upward import or a cycle
-# fails before any test runs. Two workers: the suite is mostly single-threaded compilation, and
-# CI has two cores.
-test: install
+# The style and the layers contract first (pyproject.toml: [tool.ruff], [tool.importlinter]): a
+# lint error, an unformatted file, an upward import or a cycle fails before any test runs. Two
+# workers: the suite is mostly single-threaded compilation, and CI has two cores.
+LINTED := awmctl tests benchmarks docs
+lint: install
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 2
+
+test: lint
+	$(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 # Everything, including the tests marked slow.
-test-all: install
-	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 2 -m ""
+test-all: lint
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m ""
 
 bench: install
 	$(BIN)/python benchmarks/collect.py

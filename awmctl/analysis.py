@@ -41,7 +41,10 @@ def initial_observation(task: Task) -> Float[Array, " obs"]:
 
 
 def imagined_final_and_return(
-    model: AbstractWorldModel, task: Task, obs0: Float[Array, " obs"], actions: Float[Array, "H act"]
+    model: AbstractWorldModel,
+    task: Task,
+    obs0: Float[Array, " obs"],
+    actions: Float[Array, "H act"],
 ) -> tuple[Float[Array, " state"], Float[Array, ""]]:
     """Open-loop imagination of ``actions``: the last predicted state and the return.
 
@@ -55,7 +58,10 @@ def imagined_final_and_return(
 
 
 def first_action_gradients(
-    model: AbstractWorldModel, task: Task, obs0: Float[Array, " obs"], actions: Float[Array, "S H act"]
+    model: AbstractWorldModel,
+    task: Task,
+    obs0: Float[Array, " obs"],
+    actions: Float[Array, "S H act"],
 ) -> tuple[Float[Array, " S"], Float[Array, " S"]]:
     """``(||d s_H / d a_1||_F, ||d R / d a_1||)`` for each of S action sequences.
 
@@ -114,7 +120,8 @@ def filter_normalized_direction(params: Any, key: PRNGKeyArray) -> Any:
         d = jax.random.normal(k, leaf.shape, leaf.dtype)
         axes = tuple(range(1, leaf.ndim))
         scale = jnp.linalg.norm(leaf, axis=axes, keepdims=True) / jnp.maximum(
-            jnp.linalg.norm(d, axis=axes, keepdims=True), 1e-12)
+            jnp.linalg.norm(d, axis=axes, keepdims=True), 1e-12
+        )
         out.append(d * scale)
     return jax.tree_util.tree_unflatten(treedef, out)
 
@@ -124,8 +131,11 @@ def perturbable(policy: MarkovPolicy) -> tuple[Any, Any]:
     which is data statistics, not a parameter)."""
     spec = jax.tree_util.tree_map(
         lambda x: False if isinstance(x, Normalizer) else eqx.is_inexact_array(x),
-        policy, is_leaf=lambda x: isinstance(x, Normalizer))
+        policy,
+        is_leaf=lambda x: isinstance(x, Normalizer),
+    )
     return eqx.partition(policy, spec)
+
 
 def policy_plane(
     policy: MarkovPolicy,
@@ -146,8 +156,15 @@ def policy_plane(
 
     def one(ab):
         moved = jax.tree_util.tree_map(lambda p, u, v: p + ab[0] * u + ab[1] * v, params, d1, d2)
-        ret, _ = imagined_return(eqx.combine(moved, rest), model, task, obs0, jax.random.key(0),
-                                 stop_input=False, deterministic=True)
+        ret, _ = imagined_return(
+            eqx.combine(moved, rest),
+            model,
+            task,
+            obs0,
+            jax.random.key(0),
+            stop_input=False,
+            deterministic=True,
+        )
         return ret
 
     values = map_in_chunks(one, grid, chunk, progress)
@@ -169,7 +186,7 @@ def map_in_chunks(fn: Callable, inputs: Array, chunk: int, progress: Progress | 
         size = part.shape[0]
         if size < chunk:
             part = jnp.concatenate([part, jnp.repeat(part[:1], chunk - size, axis=0)])
-        out = jax.tree_util.tree_map(lambda x: np.asarray(x)[:size], compiled(part))
+        out = jax.tree_util.tree_map(lambda x, n=size: np.asarray(x)[:n], compiled(part))
         pieces.append(out)
         if progress is not None:
             progress(start + size, n)
@@ -217,8 +234,14 @@ def fit_growth(horizons: np.ndarray, norms: np.ndarray) -> dict[str, Any]:
     n = np.asarray(norms, np.float64)
     ok = np.isfinite(n) & (n > 0)
     if ok.sum() < 3:
-        return {"exponential_rate": None, "exponential_r2": None, "polynomial_degree": None,
-                "polynomial_r2": None, "better": None, "points": int(ok.sum())}
+        return {
+            "exponential_rate": None,
+            "exponential_r2": None,
+            "polynomial_degree": None,
+            "polynomial_r2": None,
+            "better": None,
+            "points": int(ok.sum()),
+        }
     y = np.log(n[ok])
 
     def line(x):
@@ -230,9 +253,14 @@ def fit_growth(horizons: np.ndarray, norms: np.ndarray) -> dict[str, Any]:
 
     rate, r2_exp = line(h[ok])
     degree, r2_poly = line(np.log(h[ok]))
-    return {"exponential_rate": rate, "exponential_r2": r2_exp, "polynomial_degree": degree,
-            "polynomial_r2": r2_poly, "better": "exponential" if r2_exp > r2_poly else "polynomial",
-            "points": int(ok.sum())}
+    return {
+        "exponential_rate": rate,
+        "exponential_r2": r2_exp,
+        "polynomial_degree": degree,
+        "polynomial_r2": r2_poly,
+        "better": "exponential" if r2_exp > r2_poly else "polynomial",
+        "points": int(ok.sum()),
+    }
 
 
 @np.errstate(invalid="ignore", over="ignore")  # inf norms (a diverged model) stay inf/NaN
@@ -249,7 +277,9 @@ def spread(values: np.ndarray) -> dict[str, float]:
     }
 
 
-def curve_comparison(curve: np.ndarray, reference: np.ndarray, grid: np.ndarray) -> dict[str, float]:
+def curve_comparison(
+    curve: np.ndarray, reference: np.ndarray, grid: np.ndarray
+) -> dict[str, float]:
     """How a model's return curve stands against the simulator's on the same grid.
 
     ``rmse``: root-mean-square difference; ``argmax_distance``: how far its best first action

@@ -61,7 +61,9 @@ class _Block(eqx.Module):
     heads: int = eqx.field(static=True)
     dropout: float = eqx.field(static=True)
 
-    def __init__(self, width: int, heads: int, mlp_width: int, dropout: float, *, key: PRNGKeyArray):
+    def __init__(
+        self, width: int, heads: int, mlp_width: int, dropout: float, *, key: PRNGKeyArray
+    ):
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.ln1 = eqx.nn.LayerNorm(width)
         self.qkv = eqx.nn.Linear(width, 3 * width, key=k1)
@@ -84,7 +86,9 @@ class _Block(eqx.Module):
         keep = jax.random.bernoulli(key, 1.0 - self.dropout, x.shape)
         return jnp.where(keep, x / (1.0 - self.dropout), jnp.zeros_like(x))
 
-    def __call__(self, x: Float[Array, "T width"], key: PRNGKeyArray | None) -> Float[Array, "T width"]:
+    def __call__(
+        self, x: Float[Array, "T width"], key: PRNGKeyArray | None
+    ) -> Float[Array, "T width"]:
         k1, k2 = (None, None) if key is None else jax.random.split(key)
         q, k, v = jnp.split(dense(self.qkv, layer_norm(self.ln1, x)), 3, axis=-1)
         # The 1/sqrt(d) scale on the queries ([T, width]) rather than on the scores ([heads, T, T]).
@@ -121,7 +125,9 @@ class _Block(eqx.Module):
         scores = jnp.einsum("hd,hds->hs", q, keys)
         visible = jnp.arange(keys.shape[-1]) <= position
         scores = jnp.where(visible, scores, jnp.finfo(scores.dtype).min)
-        attended = jnp.einsum("hs,hsd->hd", jax.nn.softmax(scores, axis=-1), values).reshape(x.shape)
+        attended = jnp.einsum("hs,hsd->hd", jax.nn.softmax(scores, axis=-1), values).reshape(
+            x.shape
+        )
         x = x + dense(self.proj, attended)
         return x + self._mlp(layer_norm(self.ln2, x)), keys, values
 
@@ -158,7 +164,11 @@ class Transformer(AbstractBackbone):
     def __call__(
         self, tokens: Float[Array, "T width"], *, key: PRNGKeyArray | None = None
     ) -> Float[Array, "T width"]:
-        keys = [None] * len(self.blocks) if key is None else list(jax.random.split(key, len(self.blocks)))
+        keys = (
+            [None] * len(self.blocks)
+            if key is None
+            else list(jax.random.split(key, len(self.blocks)))
+        )
         x = tokens
         for block, k in zip(self.blocks, keys):  # a handful of layers, not a loop over time
             x = block(x, k)
@@ -169,8 +179,10 @@ class Transformer(AbstractBackbone):
         hd = self.width // heads
         # One (keys, values) pair per layer, not arrays stacked over layers: a step then writes one
         # position of each in place instead of copying the whole cache into a new stack.
-        return tuple((jnp.zeros((heads, hd, max_len), dtype), jnp.zeros((heads, max_len, hd), dtype))
-                     for _ in self.blocks)
+        return tuple(
+            (jnp.zeros((heads, hd, max_len), dtype), jnp.zeros((heads, max_len, hd), dtype))
+            for _ in self.blocks
+        )
 
     def step(
         self, cache: Cache, token: Float[Array, " width"], position: Int[Array, ""]
@@ -234,7 +246,9 @@ class Recurrent(AbstractBackbone):
             return dense(cell.input_map, tokens)
         return affine(tokens, cell.weight_ih, cell.bias)
 
-    def _recur(self, cache: Cache, pre: Float[Array, " gates"]) -> tuple[Cache, Float[Array, " width"]]:
+    def _recur(
+        self, cache: Cache, pre: Float[Array, " gates"]
+    ) -> tuple[Cache, Float[Array, " width"]]:
         """One step from the input's share of the gates ``pre`` and the previous state."""
         cell = self.cell
         if isinstance(cell, eqx.nn.LSTMCell):
@@ -260,9 +274,13 @@ class Recurrent(AbstractBackbone):
         self, tokens: Float[Array, "T width"], *, key: PRNGKeyArray | None = None
     ) -> Float[Array, "T width"]:
         pre = self._input_part(tokens)
-        if isinstance(self.cell, eqx.nn.LSTMCell):  # the same recurrence with a cheaper backward pass
+        if isinstance(
+            self.cell, eqx.nn.LSTMCell
+        ):  # the same recurrence with a cheaper backward pass
             return lstm_sequence(pre, self.cell.weight_hh)
-        _, outputs = jax.lax.scan(lambda c, p: self._recur(c, p), self.init_cache(tokens.shape[0], tokens.dtype), pre)
+        _, outputs = jax.lax.scan(
+            lambda c, p: self._recur(c, p), self.init_cache(tokens.shape[0], tokens.dtype), pre
+        )
         return outputs
 
 

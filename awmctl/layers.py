@@ -21,7 +21,9 @@ def dense(linear: eqx.nn.Linear, x: Float[Array, "*rows inp"]) -> Float[Array, "
     return affine(x, linear.weight, linear.bias)
 
 
-def affine(x: Float[Array, "*rows inp"], weight: Float[Array, "out inp"], bias: Float[Array, " out"] | None) -> Float[Array, "*rows out"]:
+def affine(
+    x: Float[Array, "*rows inp"], weight: Float[Array, "out inp"], bias: Float[Array, " out"] | None
+) -> Float[Array, "*rows out"]:
     """``x @ weight^T + bias`` for every row of ``x`` (the bias broadcast explicitly: the tests
     forbid implicit rank promotion)."""
     y = x @ weight.T
@@ -35,7 +37,9 @@ def mlp(network: eqx.nn.MLP, x: Float[Array, "*rows inp"]) -> Float[Array, "*row
     return network.final_activation(dense(network.layers[-1], x))
 
 
-def layer_norm(norm: eqx.nn.LayerNorm, x: Float[Array, "*rows features"]) -> Float[Array, "*rows features"]:
+def layer_norm(
+    norm: eqx.nn.LayerNorm, x: Float[Array, "*rows features"]
+) -> Float[Array, "*rows features"]:
     """``norm`` (an ``eqx.nn.LayerNorm`` over the last axis) applied to every row of ``x``, its
     scale and shift broadcast in place rather than materialised for every row."""
     mean = jnp.mean(x, axis=-1, keepdims=True)
@@ -49,7 +53,9 @@ def layer_norm(norm: eqx.nn.LayerNorm, x: Float[Array, "*rows features"]) -> Flo
     return out
 
 
-def embed(module: eqx.nn.Linear | eqx.nn.MLP, x: Float[Array, "*rows inp"]) -> Float[Array, "*rows out"]:
+def embed(
+    module: eqx.nn.Linear | eqx.nn.MLP, x: Float[Array, "*rows inp"]
+) -> Float[Array, "*rows out"]:
     """A linear or MLP embedding of every row of ``x``."""
     return dense(module, x) if isinstance(module, eqx.nn.Linear) else mlp(module, x)
 

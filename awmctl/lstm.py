@@ -22,9 +22,13 @@ from jaxtyping import Array, Float
 
 
 def lstm_step(
-    h: Float[Array, "*batch width"], c: Float[Array, "*batch width"], pre: Float[Array, "*batch gates"],
+    h: Float[Array, "*batch width"],
+    c: Float[Array, "*batch width"],
+    pre: Float[Array, "*batch gates"],
     weight_hh: Float[Array, "gates width"],
-) -> tuple[Float[Array, "*batch width"], Float[Array, "*batch width"], Float[Array, "*batch gates"]]:
+) -> tuple[
+    Float[Array, "*batch width"], Float[Array, "*batch width"], Float[Array, "*batch gates"]
+]:
     """One LSTM step from the input's share of the gates ``pre``: the new hidden and cell states,
     and the gate activations ``(σ(i), σ(f), tanh(g), σ(o))`` that the backward pass reuses."""
     i, f, g, o = jnp.split(pre + h @ weight_hh.T, 4, axis=-1)
@@ -48,7 +52,9 @@ def _forward(
 
 
 @jax.custom_vjp
-def lstm_sequence(pre: Float[Array, "T gates"], weight_hh: Float[Array, "gates width"]) -> Float[Array, "T width"]:
+def lstm_sequence(
+    pre: Float[Array, "T gates"], weight_hh: Float[Array, "gates width"]
+) -> Float[Array, "T width"]:
     """Hidden states of an LSTM run from zero state over the input's share of its gates ``pre``
     (``W_ih x_t + b`` for every step, ``[T, 4 width]``) with recurrent weight ``weight_hh``."""
     return _forward(pre, weight_hh)[0]

@@ -30,23 +30,37 @@ def adam(lr: float, clip_norm: float | None = None) -> optax.GradientTransformat
     return _guarded(tx)
 
 
-def lamb(lr: float, weight_decay: float, warmup: int, clip_norm: float) -> optax.GradientTransformation:
+def lamb(
+    lr: float, weight_decay: float, warmup: int, clip_norm: float
+) -> optax.GradientTransformation:
     """LAMB (the Online Decision Transformer's optimiser): global-norm clipping, a learning rate
     that rises linearly over ``warmup`` updates, and weight decay on weight matrices only (not
     on biases, LayerNorm scales or the statistics a module stores)."""
     schedule = optax.linear_schedule(lr / max(warmup, 1), lr, max(warmup, 1))
-    decay_mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)  # noqa: E731
-    tx = optax.chain(optax.clip_by_global_norm(clip_norm), optax.lamb(schedule, weight_decay=weight_decay, mask=decay_mask))
+    decay_mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
+    tx = optax.chain(
+        optax.clip_by_global_norm(clip_norm),
+        optax.lamb(schedule, weight_decay=weight_decay, mask=decay_mask),
+    )
     return _guarded(tx)
 
 
 def skipped_updates(state: object) -> tuple[np.ndarray, np.ndarray]:
     """``(total, in_a_row)``: updates skipped for non-finite gradients, summed over every
     optimiser in ``state`` (any pytree; arrays keep their leading seed axis)."""
-    guards = [x for x in jax.tree_util.tree_leaves(state, is_leaf=lambda x: isinstance(x, optax.ApplyIfFiniteState))
-              if isinstance(x, optax.ApplyIfFiniteState)]
+    guards = [
+        x
+        for x in jax.tree_util.tree_leaves(
+            state, is_leaf=lambda x: isinstance(x, optax.ApplyIfFiniteState)
+        )
+        if isinstance(x, optax.ApplyIfFiniteState)
+    ]
     total = sum((np.asarray(g.total_notfinite, np.int64) for g in guards), np.zeros((), np.int64))
-    in_a_row = np.max([np.asarray(g.notfinite_count, np.int64) for g in guards], axis=0) if guards else np.zeros((), np.int64)
+    in_a_row = (
+        np.max([np.asarray(g.notfinite_count, np.int64) for g in guards], axis=0)
+        if guards
+        else np.zeros((), np.int64)
+    )
     return total, in_a_row
 
 

@@ -48,7 +48,9 @@ def learning_curves(
     return Path(path)
 
 
-def seed_curves(steps, values, path: str | os.PathLike, title: str, ylabel: str, xlabel: str = "policy update") -> Path:
+def seed_curves(
+    steps, values, path: str | os.PathLike, title: str, ylabel: str, xlabel: str = "policy update"
+) -> Path:
     """One thin line per seed plus the mean and a 95% interval (Student's t over the seeds)."""
     import numpy as np
 
@@ -61,7 +63,9 @@ def seed_curves(steps, values, path: str | os.PathLike, title: str, ylabel: str,
     ax.plot(steps, mean, color="tab:blue", lw=2, label=f"mean of {values.shape[1]} seed(s)")
     if values.shape[1] > 1:
         half = ci95(values, axis=1)
-        ax.fill_between(steps, mean - half, mean + half, color="tab:blue", alpha=0.2, label="95% interval")
+        ax.fill_between(
+            steps, mean - half, mean + half, color="tab:blue", alpha=0.2, label="95% interval"
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -73,7 +77,9 @@ def seed_curves(steps, values, path: str | os.PathLike, title: str, ylabel: str,
     return Path(path)
 
 
-def norm_vs_horizon(horizons, curves: dict[str, dict[str, Any]], path: str | os.PathLike, title: str) -> Path:
+def norm_vs_horizon(
+    horizons, curves: dict[str, dict[str, Any]], path: str | os.PathLike, title: str
+) -> Path:
     """Gradient norms against H on a log scale, one panel per quantity, one line per model.
 
     ``curves[label][quantity]`` holds ``center``, ``low`` and ``high`` arrays over ``horizons``
@@ -81,7 +87,9 @@ def norm_vs_horizon(horizons, curves: dict[str, dict[str, Any]], path: str | os.
     """
     plt = pyplot()
     quantities = list(next(iter(curves.values())))
-    fig, axes = plt.subplots(1, len(quantities), figsize=(5.2 * len(quantities), 4.0), dpi=120, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(quantities), figsize=(5.2 * len(quantities), 4.0), dpi=120, squeeze=False
+    )
     for ax, quantity in zip(axes[0], quantities):
         for label, per_quantity in curves.items():
             c = per_quantity[quantity]
@@ -99,11 +107,19 @@ def norm_vs_horizon(horizons, curves: dict[str, dict[str, Any]], path: str | os.
     return Path(path)
 
 
-def curves_1d(grid, panels: dict[str, dict[str, Any]], path: str | os.PathLike, title: str, xlabel: str,
-              log_panels: Sequence[str] = ()) -> Path:
+def curves_1d(
+    grid,
+    panels: dict[str, dict[str, Any]],
+    path: str | os.PathLike,
+    title: str,
+    xlabel: str,
+    log_panels: Sequence[str] = (),
+) -> Path:
     """Stacked panels sharing the x axis; ``panels[ylabel][label]`` is one curve over ``grid``."""
     plt = pyplot()
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7.0, 3.2 * len(panels)), dpi=120, sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(7.0, 3.2 * len(panels)), dpi=120, sharex=True, squeeze=False
+    )
     for ax, (ylabel, lines) in zip(axes[:, 0], panels.items()):
         for label, values in lines.items():
             style = {"color": "black", "lw": 1.6} if label == "simulator" else {"lw": 1.0}
@@ -133,10 +149,18 @@ def _clip_to_reference(ax, lines: dict[str, Any]) -> None:
     margin = 0.5 * (hi - lo) if hi > lo else 1.0
     values = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in lines.values()])
     finite = values[np.isfinite(values)]
-    if not np.all(np.isfinite(values)) or (finite.size and (finite.min() < lo - 3 * margin or finite.max() > hi + 3 * margin)):
+    if not np.all(np.isfinite(values)) or (
+        finite.size and (finite.min() < lo - 3 * margin or finite.max() > hi + 3 * margin)
+    ):
         ax.set_ylim(lo - margin, hi + margin)
-        ax.text(0.01, 0.02, "axis limited to the simulator's range; curves leaving it are cut",
-                transform=ax.transAxes, fontsize=7, color="gray")
+        ax.text(
+            0.01,
+            0.02,
+            "axis limited to the simulator's range; curves leaving it are cut",
+            transform=ax.transAxes,
+            fontsize=7,
+            color="gray",
+        )
 
 
 def heatmaps(alphas, surfaces: dict[str, Any], path: str | os.PathLike, title: str) -> Path:
@@ -148,7 +172,9 @@ def heatmaps(alphas, surfaces: dict[str, Any], path: str | os.PathLike, title: s
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), dpi=120, squeeze=False)
     extent = (float(alphas[0]), float(alphas[-1]), float(alphas[0]), float(alphas[-1]))
     for ax, (label, surface) in zip(axes[0], surfaces.items()):
-        image = ax.imshow(np.asarray(surface).T, origin="lower", extent=extent, aspect="auto", cmap="viridis")
+        image = ax.imshow(
+            np.asarray(surface).T, origin="lower", extent=extent, aspect="auto", cmap="viridis"
+        )
         ax.plot([0], [0], marker="+", color="white", ms=10)
         ax.set_title(label)
         ax.set_xlabel("direction 1")
@@ -161,8 +187,13 @@ def heatmaps(alphas, surfaces: dict[str, Any], path: str | os.PathLike, title: s
     return Path(path)
 
 
-def compare_runs(curves: dict[str, tuple[Sequence[int | float], Any]], path: str | os.PathLike, title: str, ylabel: str,
-                 xlabel: str = "step") -> Path:
+def compare_runs(
+    curves: dict[str, tuple[Sequence[int | float], Any]],
+    path: str | os.PathLike,
+    title: str,
+    ylabel: str,
+    xlabel: str = "step",
+) -> Path:
     """Several runs' curves on one plot: each run's mean over its seeds and a 95% interval
     (Student's t) where it has more than one; ``curves`` maps a label to ``(steps, values[points,
     seeds])``."""
@@ -173,7 +204,12 @@ def compare_runs(curves: dict[str, tuple[Sequence[int | float], Any]], path: str
     for label, (steps, values) in curves.items():
         values = np.asarray(values, dtype=np.float64).reshape(len(steps), -1)
         mean = values.mean(axis=1)
-        (line,) = ax.plot(steps, mean, lw=1.6, label=f"{label} ({values.shape[1]} seed{'s' if values.shape[1] > 1 else ''})")
+        (line,) = ax.plot(
+            steps,
+            mean,
+            lw=1.6,
+            label=f"{label} ({values.shape[1]} seed{'s' if values.shape[1] > 1 else ''})",
+        )
         if values.shape[1] > 1:
             half = ci95(values, axis=1)
             ax.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.2)

@@ -13,7 +13,7 @@ def ci95(values: ArrayLike, axis: int | None = None) -> float | np.ndarray:
     with 3 seeds the normal interval would be 2.2 times too narrow (t = 4.30)."""
     # SciPy comes with JAX. scipy.special's quantile rather than scipy.stats.t: the same number,
     # and an import of 0.06 s instead of 0.4 s at the end of every command.
-    from scipy.special import stdtrit  # noqa: PLC0415
+    from scipy.special import stdtrit
 
     v = np.asarray(values, dtype=np.float64)
     if axis is None:
@@ -58,8 +58,12 @@ class RunningSummary:
         self.low, self.high = min(self.low, float(r.min())), max(self.high, float(r.max()))
 
     def summary(self) -> dict[str, float]:
-        return {"mean_return": self.mean, "std_return": float(np.sqrt(self.m2 / max(self.n, 1))),
-                "min_return": self.low, "max_return": self.high}
+        return {
+            "mean_return": self.mean,
+            "std_return": float(np.sqrt(self.m2 / max(self.n, 1))),
+            "min_return": self.low,
+            "max_return": self.high,
+        }
 
 
 __all__ = ["RunningSummary", "ci95", "return_summary"]

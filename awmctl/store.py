@@ -105,7 +105,7 @@ def base_meta(kind: str, **fields: Any) -> dict[str, Any]:
         "kind": kind,
         "format_version": FORMAT_VERSION,
         "status": "complete",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": sys.argv[:],
         "environment": environment(),
         **fields,
@@ -118,7 +118,9 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_meta(directory: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> dict[str, Any]:
+def read_meta(
+    directory: str | os.PathLike, kind: str | tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """Read and check ``DIR/meta.json``. ``kind`` restricts what is accepted.
 
     Raises :class:`BadInputError` with a one-line reason for a missing directory, a directory
@@ -129,7 +131,9 @@ def read_meta(directory: str | os.PathLike, kind: str | tuple[str, ...] | None =
         raise BadInputError(f"{directory} does not exist or is not a directory")
     meta_path = directory / META_FILE
     if not meta_path.is_file():
-        raise BadInputError(f"{directory} has no {META_FILE}: it was not written by awmctl (or is incomplete)")
+        raise BadInputError(
+            f"{directory} has no {META_FILE}: it was not written by awmctl (or is incomplete)"
+        )
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -138,9 +142,14 @@ def read_meta(directory: str | os.PathLike, kind: str | tuple[str, ...] | None =
         raise BadInputError(f"{meta_path} is not an awmctl meta file; re-create {directory}")
     version = meta.get("format_version", 0)
     if not (isinstance(version, int) and OLDEST_READABLE_FORMAT <= version <= FORMAT_VERSION):
-        writer = (meta.get("environment") or {}).get("versions", {}).get("awmctl") or "an unknown version"
-        advice = "upgrade awmctl" if isinstance(version, int) and version > FORMAT_VERSION else \
-            "re-create it with this awmctl"
+        writer = (meta.get("environment") or {}).get("versions", {}).get(
+            "awmctl"
+        ) or "an unknown version"
+        advice = (
+            "upgrade awmctl"
+            if isinstance(version, int) and version > FORMAT_VERSION
+            else "re-create it with this awmctl"
+        )
         raise BadInputError(
             f"{directory} was written by awmctl {writer} in directory format {version}; this awmctl reads formats "
             f"{OLDEST_READABLE_FORMAT}..{FORMAT_VERSION}: {advice}"
@@ -181,8 +190,10 @@ class OutputLock:
             self._file.seek(0)
             holder = self._file.read().strip() or "another process"
             self._file.close()
-            raise BadInputError(f"--out {out} is being written by {holder}; wait for it to finish or choose "
-                                "another --out") from None
+            raise BadInputError(
+                f"--out {out} is being written by {holder}; wait for it to finish or choose "
+                "another --out"
+            ) from None
         except OSError:  # no flock on this file system
             pass
         self._file.seek(0)
@@ -246,7 +257,9 @@ def _this_process_only() -> Any:
 
     if jax.process_count() == 1:
         return ocp.options.MultiprocessingOptions()
-    return ocp.options.MultiprocessingOptions(primary_host=0, active_processes={jax.process_index()})
+    return ocp.options.MultiprocessingOptions(
+        primary_host=0, active_processes={jax.process_index()}
+    )
 
 
 def is_shape(leaf: Any) -> bool:
@@ -259,7 +272,10 @@ def leaf_specs(tree: Any) -> dict[str, dict[str, Any]]:
     """``{"path.to.leaf": {"shape": [...], "dtype": "float32"}}`` for every array leaf."""
     specs = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        specs[jax.tree_util.keystr(path)] = {"shape": list(np.shape(leaf)), "dtype": str(leaf.dtype)}
+        specs[jax.tree_util.keystr(path)] = {
+            "shape": list(np.shape(leaf)),
+            "dtype": str(leaf.dtype),
+        }
     return specs
 
 
@@ -294,7 +310,9 @@ def restore_arrays(directory: str | os.PathLike, like: Any, meta: dict[str, Any]
     for name, spec in expected.items():
         got = recorded.get(name)
         if got is None:
-            raise BadInputError(f"{directory} has no array {name}; it was written by an incompatible model or version")
+            raise BadInputError(
+                f"{directory} has no array {name}; it was written by an incompatible model or version"
+            )
         if list(got["shape"]) != spec["shape"] or got["dtype"] != spec["dtype"]:
             raise BadInputError(
                 f"{directory}: array {name} is {got['dtype']}{got['shape']}, "
@@ -302,13 +320,15 @@ def restore_arrays(directory: str | os.PathLike, like: Any, meta: dict[str, Any]
             )
     extra = sorted(set(recorded) - set(expected))
     if extra:
-        raise BadInputError(f"{directory} holds arrays this reader does not know ({', '.join(extra[:3])})")
+        raise BadInputError(
+            f"{directory} holds arrays this reader does not know ({', '.join(extra[:3])})"
+        )
     abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), like)
     path = directory.absolute() / ARRAYS_DIR
     try:
         with ocp.StandardCheckpointer(multiprocessing_options=_this_process_only()) as checkpointer:
             restored = checkpointer.restore(path, abstract)
-    except Exception as err:  # Orbax raises many types for a truncated or damaged checkpoint
+    except Exception as err:  # noqa: BLE001  (Orbax raises many types for a damaged checkpoint)
         raise BadInputError(
             f"the checkpoint in {path} is damaged or incomplete ({type(err).__name__}); re-create {directory}"
         ) from None
@@ -360,7 +380,9 @@ class ResumableRun:
     config is refused unless ``overwrite`` (which starts over).
     """
 
-    def __init__(self, out: str | os.PathLike, kind: str, config: dict[str, Any], overwrite: bool = False):
+    def __init__(
+        self, out: str | os.PathLike, kind: str, config: dict[str, Any], overwrite: bool = False
+    ):
         self.out = check_output_dir(out, overwrite).absolute()
         self.lock = OutputLock(self.out)  # before the working directory is read or touched
         try:
@@ -384,7 +406,11 @@ class ResumableRun:
             elif overwrite or previous is None:
                 shutil.rmtree(self.work)
             else:
-                changed = sorted(k for k in set(previous) | set(self.config) if previous.get(k) != self.config.get(k))
+                changed = sorted(
+                    k
+                    for k in set(previous) | set(self.config)
+                    if previous.get(k) != self.config.get(k)
+                )
                 raise BadInputError(
                     f"{self.work} holds an unfinished run with other settings ({', '.join(changed)}); "
                     "rerun with the same arguments to resume it, or pass --overwrite to start over"
@@ -397,13 +423,20 @@ class ResumableRun:
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         else:
             self.work.mkdir(parents=True)
-        write_json_atomic(self.work / META_FILE, base_meta(kind, status="running", config=self.config))
-        (self.work / "checkpoints").mkdir(exist_ok=True)  # Orbax may not create it when one process of several writes
+        write_json_atomic(
+            self.work / META_FILE, base_meta(kind, status="running", config=self.config)
+        )
+        (self.work / "checkpoints").mkdir(
+            exist_ok=True
+        )  # Orbax may not create it when one process of several writes
         self.manager = ocp.CheckpointManager(
             self.work / "checkpoints",
-            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=jax.process_count() == 1,
-                                                 cleanup_tmp_directories=True,
-                                                 multiprocessing_options=_this_process_only()),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=2,
+                create=jax.process_count() == 1,
+                cleanup_tmp_directories=True,
+                multiprocessing_options=_this_process_only(),
+            ),
         )
 
     def _previous_config(self) -> dict[str, Any] | None:
@@ -420,10 +453,12 @@ class ResumableRun:
         step = self.manager.latest_step()
         if step is None:
             return None
-        abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), like)
+        abstract = jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), like
+        )
         try:
             state = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001  (Orbax raises many types for a damaged checkpoint)
             raise BadInputError(
                 f"the checkpoint at step {step} in {self.work} is damaged ({type(err).__name__}); "
                 "pass --overwrite to start over"
@@ -459,7 +494,9 @@ class ResumableRun:
     def finish(self, meta: dict[str, Any]) -> Path:
         """Mark the run complete and move it into place (replacing an old ``OUT``)."""
         self.close()
-        write_json_atomic(self.work / META_FILE, {**meta, "status": "complete", "config": self.config})
+        write_json_atomic(
+            self.work / META_FILE, {**meta, "status": "complete", "config": self.config}
+        )
         trash = None
         if self.out.exists():
             trash = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")

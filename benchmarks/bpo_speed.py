@@ -21,8 +21,12 @@ from awmctl import BPO, BPOConfig, build_model, collect, make_task, random_contr
 
 def bench(name: str, horizon: int, seeds: int, chunk: int, repeats: int) -> dict:
     task = make_task("cancer", horizon)
-    model = build_model(name, task.state_size, task.action_size, horizon, key=jax.random.key(0), task=task)
-    episodes = collect(task, random_controller(task), 64, jax.random.key(0))  # as optimize-policy without --data
+    model = build_model(
+        name, task.state_size, task.action_size, horizon, key=jax.random.key(0), task=task
+    )
+    episodes = collect(
+        task, random_controller(task), 64, jax.random.key(0)
+    )  # as optimize-policy without --data
     bpo = BPO(task, model, "mlp", episodes.observations, BPOConfig(steps=10**9, log_every=chunk))
     state = bpo.init(range(seeds))
     t0 = time.perf_counter()
@@ -34,13 +38,20 @@ def bench(name: str, horizon: int, seeds: int, chunk: int, repeats: int) -> dict
         state, _ = jax.block_until_ready(bpo.train_chunk(state))
         times.append((time.perf_counter() - t0) / chunk)
     per = statistics.median(times)
-    return {"model": name, "horizon": horizon, "seeds": seeds, "ms_per_update": round(per * 1e3, 2),
-            "compile_s": round(first - chunk * per, 2)}
+    return {
+        "model": name,
+        "horizon": horizon,
+        "seeds": seeds,
+        "ms_per_update": round(per * 1e3, 2),
+        "compile_s": round(first - chunk * per, 2),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="simulator,markov-mlp,awm-transformer,awm-lstm,hwm-transformer")
+    parser.add_argument(
+        "--models", default="simulator,markov-mlp,awm-transformer,awm-lstm,hwm-transformer"
+    )
     parser.add_argument("--horizons", default="100")
     parser.add_argument("--seeds", default="1")
     parser.add_argument("--chunk", type=int, default=10)
@@ -51,7 +62,10 @@ def main() -> None:
         for h in map(int, args.horizons.split(",")):
             for n in map(int, args.seeds.split(",")):
                 row = bench(name, h, n, args.chunk, args.repeats)
-                print(f"{name:<17}{h:>5}{n:>6}{row['ms_per_update']:>11.1f}{row['compile_s']:>11.1f}", flush=True)
+                print(
+                    f"{name:<17}{h:>5}{n:>6}{row['ms_per_update']:>11.1f}{row['compile_s']:>11.1f}",
+                    flush=True,
+                )
                 print(json.dumps(row), flush=True)
 
 

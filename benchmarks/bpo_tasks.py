@@ -30,14 +30,25 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from awmctl import BPO, BPOConfig, FitConfig, ModelFit, SimulatorModel, collect, make_task, model_spec, random_controller
+from awmctl import (
+    BPOConfig,
+    FitConfig,
+    ModelFit,
+    SimulatorModel,
+    collect,
+    make_task,
+    model_spec,
+    random_controller,
+)
 from awmctl.algorithms import run, seed_keys, split_episodes
 from awmctl.algorithms.references import multi_start
 from awmctl.models import TRAINABLE
 from awmctl.stats import ci95
 
 
-def train_policies(task, world, kind: str, observations, config: BPOConfig, seeds: int, spread: float = 0.0) -> np.ndarray:
+def train_policies(
+    task, world, kind: str, observations, config: BPOConfig, seeds: int, spread: float = 0.0
+) -> np.ndarray:
     """Final eval return of each seed's deterministic policy after ``config.steps`` updates
     (``spread > 0``: a multi-start optimiser; :func:`awmctl.algorithms.references.multi_start`)."""
     return multi_start(task, world, kind, observations, config, seeds, spread)
@@ -46,7 +57,9 @@ def train_policies(task, world, kind: str, observations, config: BPOConfig, seed
 def fit(task, name: str, episodes, steps: int):
     """As `fit-model --seed 0`: the best validation checkpoint and its summary."""
     train, val = split_episodes(episodes, 0.1, seed_keys(0)[1])
-    fitter = ModelFit(model_spec(name), {}, task.horizon, train, val, FitConfig(steps=steps, log_every=100))
+    fitter = ModelFit(
+        model_spec(name), {}, task.horizon, train, val, FitConfig(steps=steps, log_every=100)
+    )
     _, best = run(fitter, fitter.init([0]))
     params = jax.tree_util.tree_map(lambda x: x[0], best.params)
     return fitter.model(params), fitter.summary(params)
@@ -64,16 +77,27 @@ def main() -> None:
     parser.add_argument("--bpo-lr", type=float, default=1e-3)
     parser.add_argument("--shooting-steps", type=int, default=2000)
     parser.add_argument("--shooting-lr", type=float, default=1e-2)
-    parser.add_argument("--shooting-starts", type=int, default=8,
-                        help="Direct shooting from a = 0 and from N-1 random plans (pre-tanh N(0, 1)); R_opt is the best.")
-    parser.add_argument("--redo", default="", help="Comma-separated methods to run again even if rows exist (the last row counts).")
+    parser.add_argument(
+        "--shooting-starts",
+        type=int,
+        default=8,
+        help="Direct shooting from a = 0 and from N-1 random plans (pre-tanh N(0, 1)); R_opt is the best.",
+    )
+    parser.add_argument(
+        "--redo",
+        default="",
+        help="Comma-separated methods to run again even if rows exist (the last row counts).",
+    )
     parser.add_argument("--out", default="benchmarks/results/bpo_tasks.jsonl")
     args = parser.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
     if out.exists():
-        done = {(r["task"], r["horizon"], r["method"]) for r in map(json.loads, out.read_text().splitlines())}
+        done = {
+            (r["task"], r["horizon"], r["method"])
+            for r in map(json.loads, out.read_text().splitlines())
+        }
     redo = set(filter(None, args.redo.split(",")))
     done = {key for key in done if key[2] not in redo}
 
@@ -83,8 +107,13 @@ def main() -> None:
             f.write(json.dumps(row) + "\n")
 
     policy_config = BPOConfig(steps=args.bpo_steps, lr=args.bpo_lr, log_every=50)
-    shooting_config = BPOConfig(steps=args.shooting_steps, lr=args.shooting_lr, entropy=0.0,
-                                policy_input_grad="full", log_every=500)
+    shooting_config = BPOConfig(
+        steps=args.shooting_steps,
+        lr=args.shooting_lr,
+        entropy=0.0,
+        policy_input_grad="full",
+        log_every=500,
+    )
     for task_name in args.tasks.split(","):
         for horizon in map(int, args.horizons.split(",")):
             task = make_task(task_name, horizon)
@@ -94,16 +123,39 @@ def main() -> None:
             settings = {"seeds": args.seeds, "bpo_steps": args.bpo_steps, "bpo_lr": args.bpo_lr}
             if (task_name, horizon, "random") not in done:
                 returns = np.asarray(episodes.rewards, np.float64).sum(axis=1)
-                record({**base, "method": "random", "returns_mean": float(returns.mean()),
-                        "returns_ci95": ci95(returns), "episodes": args.episodes})
+                record(
+                    {
+                        **base,
+                        "method": "random",
+                        "returns_mean": float(returns.mean()),
+                        "returns_ci95": ci95(returns),
+                        "episodes": args.episodes,
+                    }
+                )
             if (task_name, horizon, "direct-shooting") not in done:
                 t0 = time.perf_counter()
-                returns = train_policies(task, SimulatorModel(task), "open-loop", observations, shooting_config,
-                                         args.shooting_starts, spread=1.0)
-                record({**base, "method": "direct-shooting", "returns": returns.tolist(),
-                        "returns_mean": float(returns.max()), "from_zero": float(returns[0]),
-                        "starts": args.shooting_starts, "steps": args.shooting_steps, "lr": args.shooting_lr,
-                        "seconds": round(time.perf_counter() - t0, 1)})
+                returns = train_policies(
+                    task,
+                    SimulatorModel(task),
+                    "open-loop",
+                    observations,
+                    shooting_config,
+                    args.shooting_starts,
+                    spread=1.0,
+                )
+                record(
+                    {
+                        **base,
+                        "method": "direct-shooting",
+                        "returns": returns.tolist(),
+                        "returns_mean": float(returns.max()),
+                        "from_zero": float(returns[0]),
+                        "starts": args.shooting_starts,
+                        "steps": args.shooting_steps,
+                        "lr": args.shooting_lr,
+                        "seconds": round(time.perf_counter() - t0, 1),
+                    }
+                )
             methods = ["simulator", *filter(None, args.models.split(","))]
             for name in methods:
                 if (task_name, horizon, name) in done:
@@ -118,12 +170,23 @@ def main() -> None:
                 mode = model_spec(name).policy_input_grad
                 config = BPOConfig(**{**policy_config.__dict__, "policy_input_grad": mode})
                 returns = train_policies(task, world, "mlp", observations, config, args.seeds)
-                record({**base, "method": name, "returns": returns.tolist(), "returns_mean": float(returns.mean()),
-                        "returns_ci95": ci95(returns), "policy_input_grad": mode, **settings,
+                record(
+                    {
+                        **base,
+                        "method": name,
+                        "returns": returns.tolist(),
+                        "returns_mean": float(returns.mean()),
+                        "returns_ci95": ci95(returns),
+                        "policy_input_grad": mode,
+                        **settings,
                         "fit_steps": args.fit_steps if name != "simulator" else 0,
-                        "val_final_r2": [float(x) for x in np.atleast_1d(fit_summary.get("val_final_r2", []))],
+                        "val_final_r2": [
+                            float(x) for x in np.atleast_1d(fit_summary.get("val_final_r2", []))
+                        ],
                         "fit_seconds": round(fit_seconds, 1),
-                        "seconds": round(time.perf_counter() - t0, 1)})
+                        "seconds": round(time.perf_counter() - t0, 1),
+                    }
+                )
 
 
 if __name__ == "__main__":

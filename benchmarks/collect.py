@@ -55,12 +55,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tasks", default=",".join(TASKS))
     args = parser.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, "
-          f"backend {jax.default_backend()}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, "
+        f"backend {jax.default_backend()}"
+    )
     print(f"{'task':<18}{'compile s':>10}{'run s':>10}{'steps/s':>14}")
     for name in args.tasks.split(","):
         row = bench(name, args.episodes, args.horizon, args.repeats)
-        print(f"{row['task']:<18}{row['compile_s']:>10.2f}{row['run_s']:>10.4f}{row['steps_per_s']:>14,}")
+        print(
+            f"{row['task']:<18}{row['compile_s']:>10.2f}{row['run_s']:>10.4f}{row['steps_per_s']:>14,}"
+        )
         print(json.dumps(row))
 
 

@@ -37,11 +37,19 @@ from awmctl.artifacts.references import load_or_compute
 from awmctl.stats import ci95
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reproduce import atomic_write, replace_section, run_unless_done  # noqa: E402  (a sibling script: the same file handling)
+from reproduce import atomic_write, replace_section, run_unless_done
 
 HERE = Path(__file__).parent
-PAPER_TASKS = ("cancer", "bear-populations", "bioreactor", "hiv-treatment", "mould-fungicide", "bacteria",
-               "predator-prey", "glucose")
+PAPER_TASKS = (
+    "cancer",
+    "bear-populations",
+    "bioreactor",
+    "hiv-treatment",
+    "mould-fungicide",
+    "bacteria",
+    "predator-prey",
+    "glucose",
+)
 DEV_USER = tuple(f"benchmarks/tasks/dev_tasks.py:{c}" for c in ("LinearHarvest", "Balance", "Park"))
 HELDOUT_BUILTIN = ("timber-harvest", "harvest", "invasive-plant", "predator-prey-t10")
 HELDOUT_USER = tuple(f"benchmarks/tasks/heldout_tasks.py:{c}" for c in ("VanDerPol", "Rayleigh"))
@@ -52,7 +60,16 @@ CANDIDATES = {
     "paper": ["--preset", "paper"],
     "lr1e-3": ["--preset", "paper", "--lr", "1e-3"],
     "lr1e-3-k4": ["--preset", "paper", "--lr", "1e-3", "--policy-updates", "4"],
-    "lr1e-3-k4-ent0": ["--preset", "paper", "--lr", "1e-3", "--policy-updates", "4", "--entropy", "0"],
+    "lr1e-3-k4-ent0": [
+        "--preset",
+        "paper",
+        "--lr",
+        "1e-3",
+        "--policy-updates",
+        "4",
+        "--entropy",
+        "0",
+    ],
     "converged": [],  # awmctl's defaults (the converged preset: lr 1e-3, 4 updates per round, entropy 0)
 }
 #: the same candidates offline (`optimize-policy --model simulator`, 1000 updates)
@@ -73,15 +90,33 @@ def row_id(task: str, horizon: int, method: str, candidate: str) -> str:
 OFFLINE = "offline-simulator"
 
 
-def command(task: str, horizon: int, method: str, candidate: str, seeds: int, run_dir: Path) -> list[str]:
+def command(
+    task: str, horizon: int, method: str, candidate: str, seeds: int, run_dir: Path
+) -> list[str]:
     if method in AGENTS:
         how = ["--agent", method]
     elif method == OFFLINE:
         how = ["--model", "simulator", *OFFLINE_CANDIDATES[candidate]]
     else:
         how = ["--online", "--model", method, *CANDIDATES[candidate]]
-    return [sys.executable, "-m", "awmctl", "optimize-policy", *how, "--task", task, "--horizon", str(horizon),
-            "--seed", "0", "--seeds", str(seeds), "--out", str(run_dir), "--json"]
+    return [
+        sys.executable,
+        "-m",
+        "awmctl",
+        "optimize-policy",
+        *how,
+        "--task",
+        task,
+        "--horizon",
+        str(horizon),
+        "--seed",
+        "0",
+        "--seeds",
+        str(seeds),
+        "--out",
+        str(run_dir),
+        "--json",
+    ]
 
 
 def grid_row(task: str, horizon: int, method: str, candidate: str) -> dict | None:
@@ -104,24 +139,49 @@ def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, ou
         wall, run_wall = grid["wall_s"], (grid.get("run_time") or {}).get("wall_s")
     else:
         wall = run_unless_done(argv, run_dir, out / "runs" / f"{rid}.log", rid)
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        records = [
+            json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        ]
         curves = [r["eval/eval_return"] for r in records if "eval/eval_return" in r]
         final = np.asarray(curves[-1], np.float64)
         run_wall = json.loads((run_dir / "meta.json").read_text())["summary"].get("wall_s")
     refs = load_or_compute(make_task(task, horizon), out / "cache")
     scores = refs.score(final)
-    return {"task": short(task), "source": task, "horizon": horizon, "method": method, "candidate": candidate,
-            "seeds": len(final), "returns": final.tolist(), "scores": scores.tolist(),
-            "score_mean": float(scores.mean()), "R_random": refs.random, "R_opt": refs.opt,
-            "curves": curves, "wall_s": None if wall is None else round(wall, 1), "run_wall_s": run_wall,
-            "command": " ".join(argv[1:]), "from_grid": grid is not None}
+    return {
+        "task": short(task),
+        "source": task,
+        "horizon": horizon,
+        "method": method,
+        "candidate": candidate,
+        "seeds": len(final),
+        "returns": final.tolist(),
+        "scores": scores.tolist(),
+        "score_mean": float(scores.mean()),
+        "R_random": refs.random,
+        "R_opt": refs.opt,
+        "curves": curves,
+        "wall_s": None if wall is None else round(wall, 1),
+        "run_wall_s": run_wall,
+        "command": " ".join(argv[1:]),
+        "from_grid": grid is not None,
+    }
 
 
 def planned(args) -> list[tuple[str, int, str, str]]:
-    tasks = [t for s in args.set.split(",") for t in SETS[s] if not args.tasks or short(t) in args.tasks.split(",")]
-    rows = [(t, h, m, c) for c in args.candidates.split(",") for m in args.methods.split(",")
-            for h in map(int, args.horizons.split(",")) for t in tasks
-            if not (m in AGENTS and c != "paper") and not (m == OFFLINE and c not in OFFLINE_CANDIDATES)]
+    tasks = [
+        t
+        for s in args.set.split(",")
+        for t in SETS[s]
+        if not args.tasks or short(t) in args.tasks.split(",")
+    ]
+    rows = [
+        (t, h, m, c)
+        for c in args.candidates.split(",")
+        for m in args.methods.split(",")
+        for h in map(int, args.horizons.split(","))
+        for t in tasks
+        if not (m in AGENTS and c != "paper") and not (m == OFFLINE and c not in OFFLINE_CANDIDATES)
+    ]
     index, count = (int(x) for x in args.shard.split("/"))
     return rows[index::count]
 
@@ -136,8 +196,12 @@ def sweep(args) -> None:
         print(f"[{n}/{len(rows)}] {row_id(*key)}", file=sys.stderr, flush=True)
         row = run_row(*key, args.seeds, out)
         atomic_write(path, json.dumps(row))
-        print(f"    score {row['score_mean']:.3f} ({', '.join(f'{s:.3f}' for s in row['scores'])}), "
-              f"{row['wall_s']} s", file=sys.stderr, flush=True)
+        print(
+            f"    score {row['score_mean']:.3f} ({', '.join(f'{s:.3f}' for s in row['scores'])}), "
+            f"{row['wall_s']} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def load_rows(out: Path) -> list[dict]:
@@ -150,8 +214,11 @@ def cell(r: dict | None) -> str:
 
 def columns(rows: list[dict], tasks: list[str]) -> list[tuple[str, str]]:
     present = {(r["method"], r["candidate"]) for r in rows if r["task"] in tasks}
-    methods = [m for m in ("awm-transformer", "awm-lstm", "simulator", OFFLINE, "sac", "online-dt")
-               if any(p[0] == m for p in present)]
+    methods = [
+        m
+        for m in ("awm-transformer", "awm-lstm", "simulator", OFFLINE, "sac", "online-dt")
+        if any(p[0] == m for p in present)
+    ]
     return [(m, c) for m in methods for c in CANDIDATES if (m, c) in present]
 
 
@@ -161,7 +228,10 @@ def table(rows: list[dict], which: str) -> str:
     tasks = [short(t) for t in SETS[which]]
     by = {(r["task"], r["horizon"], r["method"], r["candidate"]): r for r in rows}
     cols = columns(rows, tasks)
-    lines = ["| task | H | " + " | ".join(f"{m} ({c})" for m, c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    lines = [
+        "| task | H | " + " | ".join(f"{m} ({c})" for m, c in cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
     found: dict[tuple, list] = {col: [] for col in cols}
     for h in HORIZONS:
         for t in tasks:
@@ -171,10 +241,25 @@ def table(rows: list[dict], which: str) -> str:
                     found[col].append(r["score_mean"])
             if any(mine):
                 lines.append(f"| {t} | {h} | " + " | ".join(cell(r) for r in mine) + " |")
-    for label, fn in (("mean", np.mean), ("lowest", np.min), ("rows >= 0.95", lambda v: f"{sum(x >= 0.95 for x in v)} of")):
-        lines.append(f"| **{label}** | | " + " | ".join(
-            "" if not v else (f"{fn(v)} {len(v)}" if label.startswith("rows") else f"{fn(v):.3f} ({len(v)} rows)")
-            for v in found.values()) + " |")
+    for label, fn in (
+        ("mean", np.mean),
+        ("lowest", np.min),
+        ("rows >= 0.95", lambda v: f"{sum(x >= 0.95 for x in v)} of"),
+    ):
+        lines.append(
+            f"| **{label}** | | "
+            + " | ".join(
+                ""
+                if not v
+                else (
+                    f"{fn(v)} {len(v)}"
+                    if label.startswith("rows")
+                    else f"{fn(v):.3f} ({len(v)} rows)"
+                )
+                for v in found.values()
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -184,7 +269,10 @@ def grid_comparison(rows: list[dict]) -> str:
     (lower: the converged mean is below the paper row's by more than the paper row's 95% half-width;
     higher: above it by more than the converged row's)."""
     by = {(r["task"], r["horizon"], r["method"], r["candidate"]): r for r in rows}
-    lines = ["| task | H | method | paper schedule | converged | difference | verdict |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | H | method | paper schedule | converged | difference | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
     verdicts: dict[str, int] = {"higher": 0, "same": 0, "lower": 0}
     for h in HORIZONS:
         for t in PAPER_TASKS:
@@ -193,11 +281,22 @@ def grid_comparison(rows: list[dict]) -> str:
                 if old is None or new is None:
                     continue
                 diff = new["score_mean"] - old["score_mean"]
-                verdict = ("lower" if diff < -ci95(old["scores"]) else
-                           "higher" if diff > ci95(new["scores"]) else "same")
+                verdict = (
+                    "lower"
+                    if diff < -ci95(old["scores"])
+                    else "higher"
+                    if diff > ci95(new["scores"])
+                    else "same"
+                )
                 verdicts[verdict] += 1
-                lines.append(f"| {t} | {h} | {m} | {cell(old)} | {cell(new)} | {diff:+.3f} | {verdict} |")
-    lines.append("\n" + ", ".join(f"{v}: {n}" for v, n in verdicts.items()) + f" (of {sum(verdicts.values())} rows)")
+                lines.append(
+                    f"| {t} | {h} | {m} | {cell(old)} | {cell(new)} | {diff:+.3f} | {verdict} |"
+                )
+    lines.append(
+        "\n"
+        + ", ".join(f"{v}: {n}" for v, n in verdicts.items())
+        + f" (of {sum(verdicts.values())} rows)"
+    )
     return "\n".join(lines)
 
 
@@ -215,18 +314,27 @@ def report(args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--set", default="dev", help="dev, heldout, or both (dev,heldout).")
     parser.add_argument("--candidates", default="paper,converged", help=", ".join(CANDIDATES))
     parser.add_argument("--methods", default="awm-lstm,awm-transformer,simulator")
     parser.add_argument("--horizons", default="20,100")
-    parser.add_argument("--tasks", default="", help="Only these tasks of the set (comma-separated short names).")
+    parser.add_argument(
+        "--tasks", default="", help="Only these tasks of the set (comma-separated short names)."
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/results/defaults")
     parser.add_argument("--shard", default="0/1")
-    parser.add_argument("--report", action="store_true", help="Print the tables from the rows there are.")
-    parser.add_argument("--doc", default="", help="With --report: also rewrite the marked tables of this file "
-                        "(docs/results.md).")
+    parser.add_argument(
+        "--report", action="store_true", help="Print the tables from the rows there are."
+    )
+    parser.add_argument(
+        "--doc",
+        default="",
+        help="With --report: also rewrite the marked tables of this file (docs/results.md).",
+    )
     args = parser.parse_args()
     report(args) if args.report else sweep(args)
 

@@ -35,17 +35,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from awmctl import BPO, BPOConfig, SimulatorModel, collect, make_task, open_loop_return, random_controller
+from awmctl import (
+    BPO,
+    BPOConfig,
+    SimulatorModel,
+    collect,
+    make_task,
+    open_loop_return,
+    random_controller,
+)
 from awmctl.algorithms import BPOState, run
 from awmctl.plots import pyplot
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bpo_tasks import fit  # noqa: E402  (a sibling script: fit-model --seed 0's best checkpoint)
-from reproduce import replace_section  # noqa: E402  (writes the marked section of docs/results.md)
+from bpo_tasks import fit
+from reproduce import replace_section
 
 METHODS = ("simulator", "markov-mlp", "awm-lstm", "awm-transformer", "hwm-transformer")
-COLOURS = {"simulator": "tab:gray", "markov-mlp": "tab:purple", "awm-lstm": "tab:cyan",
-           "awm-transformer": "tab:blue", "hwm-transformer": "tab:brown"}
+COLOURS = {
+    "simulator": "tab:gray",
+    "markov-mlp": "tab:purple",
+    "awm-lstm": "tab:cyan",
+    "awm-transformer": "tab:blue",
+    "hwm-transformer": "tab:brown",
+}
 
 
 def first_action_grid(task, points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -56,13 +69,17 @@ def first_action_grid(task, points: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(firsts), np.asarray(returns, np.float64)
 
 
-def optimise_first_action(task, world, observations, config: BPOConfig, seeds: int) -> tuple[np.ndarray, np.ndarray]:
+def optimise_first_action(
+    task, world, observations, config: BPOConfig, seeds: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Each seed's final first action and its true return, BPO from a random first action."""
     bpo = BPO(task, world, "open-loop", observations, config)
     state = bpo.init(range(seeds))
     starts = jax.vmap(lambda s: jax.random.normal(jax.random.key(s), ()))(jnp.arange(seeds))
     table = state.params.table.at[:, 0, 0].set(starts.astype(state.params.table.dtype))
-    state = BPOState(eqx.tree_at(lambda p: p.table, state.params, table), state.opt_state, state.key, state.step)
+    state = BPOState(
+        eqx.tree_at(lambda p: p.table, state.params, table), state.opt_state, state.key, state.step
+    )
     final = {}
 
     def last(state, best, metrics):
@@ -76,25 +93,48 @@ def optimise_first_action(task, world, observations, config: BPOConfig, seeds: i
 def plot(rows: list[dict], grids: dict[int, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
     plt = pyplot()
     horizons = sorted(grids)
-    fig, axes = plt.subplots(2, len(horizons), figsize=(6.0 * len(horizons), 7.5), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(horizons), figsize=(6.0 * len(horizons), 7.5), dpi=110, squeeze=False
+    )
     for col, horizon in enumerate(horizons):
         firsts, returns = grids[horizon]
         ax = axes[0, col]
         ax.plot(firsts, returns, color="black", lw=0.6, label="true return (grid)")
         mine = [r for r in rows if r["horizon"] == horizon]
         for row in mine:
-            ax.scatter(row["first_actions"], row["returns"], s=18, color=COLOURS.get(row["method"]), zorder=3,
-                       label=row["method"])
+            ax.scatter(
+                row["first_actions"],
+                row["returns"],
+                s=18,
+                color=COLOURS.get(row["method"]),
+                zorder=3,
+                label=row["method"],
+            )
         ax.set_xlabel("first action a (initial angle 180a)")
         ax.set_ylabel("return")
         ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_title(f"H = {horizon}: the landscape and each method's final first actions", fontsize=9)
+        ax.set_title(
+            f"H = {horizon}: the landscape and each method's final first actions", fontsize=9
+        )
         ax.legend(fontsize=7)
         ax = axes[1, col]
         names = [r["method"] for r in mine]
         for i, row in enumerate(mine):
-            ax.scatter(np.full(len(row["returns"]), i), row["returns"], s=14, color=COLOURS.get(row["method"]), alpha=0.7)
-            ax.errorbar(i + 0.2, row["returns_mean"], yerr=row["returns_std"], fmt="o", color="black", capsize=3)
+            ax.scatter(
+                np.full(len(row["returns"]), i),
+                row["returns"],
+                s=14,
+                color=COLOURS.get(row["method"]),
+                alpha=0.7,
+            )
+            ax.errorbar(
+                i + 0.2,
+                row["returns_mean"],
+                yerr=row["returns_std"],
+                fmt="o",
+                color="black",
+                capsize=3,
+            )
         ax.axhline(float(returns.max()), color="black", ls="--", lw=0.8, label="best grid action")
         ax.set_xticks(range(len(names)), names, fontsize=8)
         ax.set_yscale("symlog", linthresh=1.0)
@@ -117,14 +157,23 @@ def main() -> None:
     parser.add_argument("--grid-points", type=int, default=4001)
     parser.add_argument("--out", default="benchmarks/results/figure2.jsonl")
     parser.add_argument("--figures", default="docs/figures")
-    parser.add_argument("--doc", default="docs/results.md", help="Its figure2 section gets the table.")
+    parser.add_argument(
+        "--doc", default="docs/results.md", help="Its figure2 section gets the table."
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
-    settings = {"seeds": args.seeds, "episodes": args.episodes, "fit_steps": args.fit_steps,
-                "bpo_steps": args.bpo_steps, "bpo_lr": args.bpo_lr}
-    done = {(r["horizon"], r["method"]) for r in rows if all(r.get(k) == v for k, v in settings.items())}
+    settings = {
+        "seeds": args.seeds,
+        "episodes": args.episodes,
+        "fit_steps": args.fit_steps,
+        "bpo_steps": args.bpo_steps,
+        "bpo_lr": args.bpo_lr,
+    }
+    done = {
+        (r["horizon"], r["method"]) for r in rows if all(r.get(k) == v for k, v in settings.items())
+    }
     grids = {}
     config = BPOConfig(steps=args.bpo_steps, lr=args.bpo_lr, entropy=0.0, log_every=args.bpo_steps)
     for horizon in map(int, args.horizons.split(",")):
@@ -142,17 +191,30 @@ def main() -> None:
                 world = SimulatorModel(task)
             else:
                 world, fit_summary = fit(task, method, episodes, args.fit_steps)
-            firsts, returns = optimise_first_action(task, world, jnp.asarray(episodes.observations), config, args.seeds)
-            row = {"horizon": horizon, "method": method, **settings, "first_actions": firsts.tolist(),
-                   "returns": returns.tolist(), "returns_mean": float(returns.mean()), "returns_std": float(returns.std()),
-                   "grid_best_return": float(grids[horizon][1].max()),
-                   "grid_best_action": float(grids[horizon][0][grids[horizon][1].argmax()]),
-                   "fit": fit_summary, "wall_s": round(time.perf_counter() - t0, 1), "jax": jax.__version__}
+            firsts, returns = optimise_first_action(
+                task, world, jnp.asarray(episodes.observations), config, args.seeds
+            )
+            row = {
+                "horizon": horizon,
+                "method": method,
+                **settings,
+                "first_actions": firsts.tolist(),
+                "returns": returns.tolist(),
+                "returns_mean": float(returns.mean()),
+                "returns_std": float(returns.std()),
+                "grid_best_return": float(grids[horizon][1].max()),
+                "grid_best_action": float(grids[horizon][0][grids[horizon][1].argmax()]),
+                "fit": fit_summary,
+                "wall_s": round(time.perf_counter() - t0, 1),
+                "jax": jax.__version__,
+            }
             print(json.dumps({k: v for k, v in row.items() if k not in ("fit",)}), flush=True)
             with open(out, "a") as f:
                 f.write(json.dumps(row, default=float) + "\n")
             rows.append(row)
-    mine = [r for r in rows if r["horizon"] in grids and all(r.get(k) == v for k, v in settings.items())]
+    mine = [
+        r for r in rows if r["horizon"] in grids and all(r.get(k) == v for k, v in settings.items())
+    ]
     Path(args.figures).mkdir(parents=True, exist_ok=True)
     plot(mine, grids, Path(args.figures) / "figure2_double_pendulum.png")
     text = table(mine)
@@ -161,14 +223,21 @@ def main() -> None:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| H | method | final return, mean ± std | median | best seed | seeds within 1 of the optimum | best grid action |",
-             "|---|---|---|---|---|---|---|"]
-    for row in sorted(rows, key=lambda r: (r["horizon"], METHODS.index(r["method"]) if r["method"] in METHODS else 99)):
+    lines = [
+        "| H | method | final return, mean ± std | median | best seed | seeds within 1 of the optimum | best grid action |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(
+        rows,
+        key=lambda r: (r["horizon"], METHODS.index(r["method"]) if r["method"] in METHODS else 99),
+    ):
         returns = np.asarray(row["returns"])
         near = int((returns >= row["grid_best_return"] - 1.0).sum())
-        lines.append(f"| {row['horizon']} | {row['method']} | {returns.mean():.2f} ± {returns.std():.2f} | "
-                     f"{np.median(returns):.2f} | {returns.max():.2f} | {near} of {len(returns)} | "
-                     f"{row['grid_best_return']:.2g} (a = {row['grid_best_action']:.4f}) |")
+        lines.append(
+            f"| {row['horizon']} | {row['method']} | {returns.mean():.2f} ± {returns.std():.2f} | "
+            f"{np.median(returns):.2f} | {returns.max():.2f} | {near} of {len(returns)} | "
+            f"{row['grid_best_return']:.2g} (a = {row['grid_best_action']:.4f}) |"
+        )
     return "\n".join(lines)
 
 

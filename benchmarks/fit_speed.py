@@ -18,14 +18,29 @@ import time
 
 import jax
 
-from awmctl import FitConfig, ModelFit, collect, make_task, model_spec, random_controller, split_episodes
+from awmctl import (
+    FitConfig,
+    ModelFit,
+    collect,
+    make_task,
+    model_spec,
+    random_controller,
+    split_episodes,
+)
 from awmctl.models import TRAINABLE
 
 
 def bench(name: str, episodes, batch: int, chunk: int, repeats: int) -> dict:
     train, val = split_episodes(episodes, 0.1, jax.random.key(0))
     task_h = episodes.actions.shape[1]
-    fitter = ModelFit(model_spec(name), {}, task_h, train, val, FitConfig(steps=10**9, batch_size=batch, log_every=chunk))
+    fitter = ModelFit(
+        model_spec(name),
+        {},
+        task_h,
+        train,
+        val,
+        FitConfig(steps=10**9, batch_size=batch, log_every=chunk),
+    )
     state = fitter.init([0])
     t0 = time.perf_counter()
     state, _ = jax.block_until_ready(fitter.train_chunk(state))
@@ -36,8 +51,13 @@ def bench(name: str, episodes, batch: int, chunk: int, repeats: int) -> dict:
         state, _ = jax.block_until_ready(fitter.train_chunk(state))
         times.append((time.perf_counter() - t0) / chunk)
     step = statistics.median(times)
-    return {"model": name, "batch": batch, "horizon": task_h, "ms_per_step": round(step * 1e3, 2),
-            "compile_s": round(first - chunk * step, 2)}
+    return {
+        "model": name,
+        "batch": batch,
+        "horizon": task_h,
+        "ms_per_step": round(step * 1e3, 2),
+        "compile_s": round(first - chunk * step, 2),
+    }
 
 
 def main() -> None:
@@ -50,7 +70,9 @@ def main() -> None:
     args = parser.parse_args()
     task = make_task("cancer", args.horizon)
     episodes = collect(task, random_controller(task), 512, jax.random.key(0))
-    print(f"# {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, backend {jax.default_backend()}")
+    print(
+        f"# {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, backend {jax.default_backend()}"
+    )
     print(f"{'model':<18}{'ms/step':>10}{'compile s':>11}")
     for name in args.models.split(","):
         row = bench(name, episodes, args.batch, args.chunk, args.repeats)

@@ -47,13 +47,27 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-
-from awmctl import BPO, BPOConfig, OnlineBPO, OnlineConfig, collect, make_task, model_spec, optim, random_controller
-from awmctl.algorithms import model_step
 from products_alone import products_alone  # benchmarks/, on the path when this script runs
 
+from awmctl import (
+    BPO,
+    BPOConfig,
+    OnlineBPO,
+    OnlineConfig,
+    collect,
+    make_task,
+    model_spec,
+    optim,
+    random_controller,
+)
+from awmctl.algorithms import model_step
+
 #: The paper authors' code on a 2-core AMD EPYC (Zen 3): (model update ms, policy update ms, run s)
-AUTHORS = {"awm-transformer": (123, 124, 280), "awm-lstm": (35, 9.9, 82), "markov-mlp": (0.76, 0.37, 9)}
+AUTHORS = {
+    "awm-transformer": (123, 124, 280),
+    "awm-lstm": (35, 9.9, 82),
+    "markov-mlp": (0.76, 0.37, 9),
+}
 TARGETS = {"awm-transformer": 90, "awm-lstm": 25, "markov-mlp": 10}  # whole-run seconds per seed
 LOOP = 20  # model updates per compiled call in the in-loop measurement
 
@@ -61,14 +75,23 @@ LOOP = 20  # model updates per compiled call in the in-loop measurement
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                   if l.startswith("model name"))
+        cpu = next(
+            l.split(":", 1)[1].strip()
+            for l in Path("/proc/cpuinfo").read_text().splitlines()
+            if l.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     devices = jax.devices()
-    return {"cpu": cpu, "cores": os.cpu_count(), "backend": jax.default_backend(),
-            "device": str(devices[0].device_kind), "jax": jax.__version__,
-            "jaxlib": importlib.metadata.version("jaxlib"), "awmctl": importlib.metadata.version("awmctl")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "backend": jax.default_backend(),
+        "device": str(devices[0].device_kind),
+        "jax": jax.__version__,
+        "jaxlib": importlib.metadata.version("jaxlib"),
+        "awmctl": importlib.metadata.version("awmctl"),
+    }
 
 
 def median_seconds(fn, *args, repeats: int) -> float:
@@ -100,7 +123,11 @@ def model_update(name: str):
     task = make_task("cancer", 100)
     episodes = collect(task, random_controller(task), 256, jax.random.key(0))
     obs, act = jnp.asarray(episodes.observations[:64]), jnp.asarray(episodes.actions[:64])
-    model = model_spec(name).build(1, 1, 100, key=jax.random.key(0)).with_normalizers(episodes.observations)
+    model = (
+        model_spec(name)
+        .build(1, 1, 100, key=jax.random.key(0))
+        .with_normalizers(episodes.observations)
+    )
     params, static = eqx.partition(model, eqx.is_inexact_array)
     tx = optim.adam(1e-3)
 
@@ -118,25 +145,40 @@ def updates(name: str, repeats: int) -> dict:
     # As online BPO and fit-model run it: many updates inside one compiled loop. A call of one
     # update alone also pays for its temporary buffer (tens of MB, mapped afresh by the allocator
     # at every call: page faults), which the loop pays once per chunk.
-    loop = jax.jit(lambda p, o, ob, ac: jax.lax.scan(lambda c, _: (update(*c, ob, ac), None), (p, o), None,
-                                                     length=LOOP)[0])
+    loop = jax.jit(
+        lambda p, o, ob, ac: jax.lax.scan(
+            lambda c, _: (update(*c, ob, ac), None), (p, o), None, length=LOOP
+        )[0]
+    )
     loop_s = median_seconds(loop, *args, repeats=max(3, repeats // 2)) / LOOP
     chunk = 10
-    bpo = BPO(task, model, "mlp", episodes.observations[:64], BPOConfig(steps=10**9, log_every=chunk))
+    bpo = BPO(
+        task, model, "mlp", episodes.observations[:64], BPOConfig(steps=10**9, log_every=chunk)
+    )
     state = bpo.init([0])
     policy_s = median_seconds(bpo.train_chunk, state, repeats=max(2, repeats // 4)) / chunk
     # The update's own products, each timed alone: how fast this machine runs products of these
     # shapes, the reference that the 1024x1024 peak is not for a model of width 48.
     alone = products_alone(update, *args)
-    return {**alone, "model_update_ms": round(model_s * 1e3, 2), "model_update_gflop": round(model_flops / 1e9, 3),
-            "model_update_gflops": round(model_flops / model_s / 1e9, 1),
-            "model_update_loop_ms": round(loop_s * 1e3, 2), "model_update_loop_gflops": round(model_flops / loop_s / 1e9, 1),
-            "policy_update_ms": round(policy_s * 1e3, 2)}
+    return {
+        **alone,
+        "model_update_ms": round(model_s * 1e3, 2),
+        "model_update_gflop": round(model_flops / 1e9, 3),
+        "model_update_gflops": round(model_flops / model_s / 1e9, 1),
+        "model_update_loop_ms": round(loop_s * 1e3, 2),
+        "model_update_loop_gflops": round(model_flops / loop_s / 1e9, 1),
+        "policy_update_ms": round(policy_s * 1e3, 2),
+    }
 
 
 def seeds(name: str, counts: list[int], repeats: int) -> dict:
     task = make_task("cancer", 100)
-    loop = OnlineBPO(task, model_spec(name), "mlp", OnlineConfig.preset("paper", warmup_steps=0, updates_from="first-episode"))
+    loop = OnlineBPO(
+        task,
+        model_spec(name),
+        "mlp",
+        OnlineConfig.preset("paper", warmup_steps=0, updates_from="first-episode"),
+    )
     period = {}
     for n in counts:
         state = loop.init(range(n))
@@ -144,8 +186,10 @@ def seeds(name: str, counts: list[int], repeats: int) -> dict:
             state, _ = loop.run_chunk(state)
         period[n] = median_seconds(lambda s: loop.run_chunk(s)[0], state, repeats=repeats)
     one = period[counts[0]]
-    return {"period_ms": {str(n): round(s * 1e3, 1) for n, s in period.items()},
-            "ratio": {str(n): round(s / one, 2) for n, s in period.items()}}
+    return {
+        "period_ms": {str(n): round(s * 1e3, 1) for n, s in period.items()},
+        "ratio": {str(n): round(s / one, 2) for n, s in period.items()},
+    }
 
 
 def command(name: str, n_seeds: int, extra: list[str], env: dict) -> dict:
@@ -154,26 +198,55 @@ def command(name: str, n_seeds: int, extra: list[str], env: dict) -> dict:
 
 
 def _command(out: Path, name: str, n_seeds: int, extra: list[str], env: dict) -> dict:
-    argv = [str(Path(sys.executable).with_name("awmctl")), "optimize-policy", "--online", "--task", "cancer",
-            "--horizon", "100", "--model", name, "--seeds", str(n_seeds), "--out", str(out), "--json",
-            "--preset", "paper", *extra]  # the paper's schedule, which this benchmark's targets were set for
+    argv = [
+        str(Path(sys.executable).with_name("awmctl")),
+        "optimize-policy",
+        "--online",
+        "--task",
+        "cancer",
+        "--horizon",
+        "100",
+        "--model",
+        name,
+        "--seeds",
+        str(n_seeds),
+        "--out",
+        str(out),
+        "--json",
+        "--preset",
+        "paper",
+        *extra,
+    ]  # the paper's schedule, which this benchmark's targets were set for
     start = time.perf_counter()
-    result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env})
+    result = subprocess.run(
+        argv, check=False, capture_output=True, text=True, env={**os.environ, **env}
+    )
     wall = time.perf_counter() - start
     if result.returncode:
         raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr[-2000:]}")
     summary = json.loads(result.stdout)
-    return {"process_s": round(wall, 1), "compile_s": summary["compile_s"], "loop_s": summary["wall_s"],
-            "final_return_mean": summary["final_return_mean"], "final_return_ci95": summary["final_return_ci95"],
-            "returns": json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["eval/eval_return"]}
+    return {
+        "process_s": round(wall, 1),
+        "compile_s": summary["compile_s"],
+        "loop_s": summary["wall_s"],
+        "final_return_mean": summary["final_return_mean"],
+        "final_return_ci95": summary["final_return_ci95"],
+        "returns": json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])[
+            "eval/eval_return"
+        ],
+    }
 
 
 def compile_times(name: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="awmctl-cache-") as cache:
         cold = command(name, 1, ["--env-steps", "64"], {"AWMCTL_COMPILATION_CACHE": cache})
         warm = command(name, 1, ["--env-steps", "64"], {"AWMCTL_COMPILATION_CACHE": cache})
-    return {"cold_compile_s": cold["compile_s"], "warm_compile_s": warm["compile_s"],
-            "cold_process_s": cold["process_s"], "warm_process_s": warm["process_s"]}
+    return {
+        "cold_compile_s": cold["compile_s"],
+        "warm_compile_s": warm["compile_s"],
+        "cold_process_s": cold["process_s"],
+        "warm_process_s": warm["process_s"],
+    }
 
 
 def whole_run(name: str, n_seeds: int, extra: tuple[str, ...] = ()) -> dict:
@@ -192,12 +265,20 @@ def main() -> None:
     parser.add_argument("--parts", default="peak,updates,seeds,compile,runs,processes")
     parser.add_argument("--models", default="awm-transformer,awm-lstm,markov-mlp")
     parser.add_argument("--seeds", default="1,4", help="seed counts compared in the 'seeds' part")
-    parser.add_argument("--run-seeds", default="1", help="seed counts of the whole runs ('runs' part)")
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
-                        help="local processes (and seeds) of the 'processes' part")
+    parser.add_argument(
+        "--run-seeds", default="1", help="seed counts of the whole runs ('runs' part)"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="local processes (and seeds) of the 'processes' part",
+    )
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", default="benchmarks/results/online_speed.jsonl")
-    parser.add_argument("--redo", action="store_true", help="measure rows that are already in --out again")
+    parser.add_argument(
+        "--redo", action="store_true", help="measure rows that are already in --out again"
+    )
     args = parser.parse_args()
     where = machine()
     out = Path(args.out)
@@ -205,8 +286,14 @@ def main() -> None:
     rows = [json.loads(l) for l in out.read_text().splitlines()] if out.exists() else []
 
     def key(row: dict) -> tuple:
-        return (row["part"], row.get("model"), row.get("seeds"), row["machine"]["cpu"], row["machine"]["backend"],
-                row["machine"]["jaxlib"])
+        return (
+            row["part"],
+            row.get("model"),
+            row.get("seeds"),
+            row["machine"]["cpu"],
+            row["machine"]["backend"],
+            row["machine"]["jaxlib"],
+        )
 
     def measure(part: str, fn, model: str | None = None, n: int | None = None, **kwargs) -> dict:
         row = {"part": part, "model": model, "seeds": n, "machine": where}
@@ -221,51 +308,89 @@ def main() -> None:
 
     parts = set(args.parts.split(","))
     models = args.models.split(",")
-    print(f"# {where['cpu']}, {where['cores']} cores, {where['backend']} ({where['device']}), "
-          f"jax {where['jax']}, jaxlib {where['jaxlib']}", flush=True)
+    print(
+        f"# {where['cpu']}, {where['cores']} cores, {where['backend']} ({where['device']}), "
+        f"jax {where['jax']}, jaxlib {where['jaxlib']}",
+        flush=True,
+    )
     top = measure("peak", peak, repeats=args.repeats)["gflops"] if "peak" in parts else None
     if top:
         print(f"1024x1024 float32 matmul: {top} GFLOP/s", flush=True)
     if "updates" in parts:
-        print(f"\n{'per update':<18}{'model ms':>10}{'in loop':>9}{'authors':>9}{'GFLOP/s':>9}{'% of peak':>10}"
-              f"{'products':>10}{'GFLOP/s':>9}{'policy ms':>11}{'authors':>9}", flush=True)
+        print(
+            f"\n{'per update':<18}{'model ms':>10}{'in loop':>9}{'authors':>9}{'GFLOP/s':>9}{'% of peak':>10}"
+            f"{'products':>10}{'GFLOP/s':>9}{'policy ms':>11}{'authors':>9}",
+            flush=True,
+        )
         for name in models:
             r = measure("updates", updates, name, name=name, repeats=args.repeats)
             nan = float("nan")
-            loop_ms, rate = r.get("model_update_loop_ms", nan), r.get("model_update_loop_gflops", nan)
+            loop_ms, rate = (
+                r.get("model_update_loop_ms", nan),
+                r.get("model_update_loop_gflops", nan),
+            )
             share = f"{100 * rate / top:.0f}%" if top else "-"
-            print(f"{name:<18}{r['model_update_ms']:>10.1f}{loop_ms:>9.1f}{AUTHORS[name][0]:>9}{rate:>9.1f}"
-                  f"{share:>10}{r.get('products_alone_ms', nan):>10.1f}{r.get('products_alone_gflops', nan):>9.1f}"
-                  f"{r['policy_update_ms']:>11.1f}{AUTHORS[name][1]:>9}", flush=True)
-        print("(GFLOP/s and % of the matmul: the update in the loop; products: the update's own matrix products,\n"
-              " each timed alone, summed ms and their rate)", flush=True)
+            print(
+                f"{name:<18}{r['model_update_ms']:>10.1f}{loop_ms:>9.1f}{AUTHORS[name][0]:>9}{rate:>9.1f}"
+                f"{share:>10}{r.get('products_alone_ms', nan):>10.1f}{r.get('products_alone_gflops', nan):>9.1f}"
+                f"{r['policy_update_ms']:>11.1f}{AUTHORS[name][1]:>9}",
+                flush=True,
+            )
+        print(
+            "(GFLOP/s and % of the matmul: the update in the loop; products: the update's own matrix products,\n"
+            " each timed alone, summed ms and their rate)",
+            flush=True,
+        )
     if "seeds" in parts:
         counts = [int(c) for c in args.seeds.split(",")]
-        print(f"\n{'seeds':<18}" + "".join(f"{c:>9}" for c in counts) + "   (eval period of 32 env steps, ms; ratio)")
+        print(
+            f"\n{'seeds':<18}"
+            + "".join(f"{c:>9}" for c in counts)
+            + "   (eval period of 32 env steps, ms; ratio)"
+        )
         for name in models:
-            r = measure("seeds", seeds, name, name=name, counts=counts, repeats=max(3, args.repeats // 4))
-            print(f"{name:<18}" + "".join(f"{r['period_ms'][str(c)]:>9.1f}" for c in counts) + "   "
-                  + " ".join(f"x{r['ratio'][str(c)]}" for c in counts), flush=True)
+            r = measure(
+                "seeds", seeds, name, name=name, counts=counts, repeats=max(3, args.repeats // 4)
+            )
+            print(
+                f"{name:<18}"
+                + "".join(f"{r['period_ms'][str(c)]:>9.1f}" for c in counts)
+                + "   "
+                + " ".join(f"x{r['ratio'][str(c)]}" for c in counts),
+                flush=True,
+            )
     if "compile" in parts:
         print(f"\n{'compile (64 steps)':<18}{'cold s':>9}{'cached s':>9}", flush=True)
         for name in models:
             r = measure("compile", compile_times, name, name=name)
             print(f"{name:<18}{r['cold_compile_s']:>9.1f}{r['warm_compile_s']:>9.1f}", flush=True)
     if "runs" in parts:
-        print(f"\n{'whole run':<18}{'seeds':>6}{'s/seed':>8}{'target':>8}{'authors':>9}{'compile s':>10}"
-              f"{'return':>9}", flush=True)
+        print(
+            f"\n{'whole run':<18}{'seeds':>6}{'s/seed':>8}{'target':>8}{'authors':>9}{'compile s':>10}"
+            f"{'return':>9}",
+            flush=True,
+        )
         for name in models:
             for n in (int(c) for c in args.run_seeds.split(",")):
                 r = measure("runs", whole_run, name, n, name=name, n_seeds=n)
-                print(f"{name:<18}{n:>6}{r['per_seed_s']:>8.1f}{TARGETS[name]:>8}{AUTHORS[name][2]:>9}"
-                      f"{r['compile_s']:>10.1f}{r['final_return_mean']:>9.2f}", flush=True)
+                print(
+                    f"{name:<18}{n:>6}{r['per_seed_s']:>8.1f}{TARGETS[name]:>8}{AUTHORS[name][2]:>9}"
+                    f"{r['compile_s']:>10.1f}{r['final_return_mean']:>9.2f}",
+                    flush=True,
+                )
     if "processes" in parts:
         p = args.processes
-        print(f"\n{f'{p} seeds, {p} processes':<24}{'s/seed':>8}{'target':>8}{'authors':>9}{'return':>9}", flush=True)
+        print(
+            f"\n{f'{p} seeds, {p} processes':<24}{'s/seed':>8}{'target':>8}{'authors':>9}{'return':>9}",
+            flush=True,
+        )
         for name in models:
             r = measure("processes", processes_run, name, p, name=name, count=p)
-            print(f"{name:<24}{r['per_seed_s']:>8.1f}{TARGETS[name]:>8}{AUTHORS[name][2]:>9}"
-                  f"{r['final_return_mean']:>9.2f}", flush=True)
+            print(
+                f"{name:<24}{r['per_seed_s']:>8.1f}{TARGETS[name]:>8}{AUTHORS[name][2]:>9}"
+                f"{r['final_return_mean']:>9.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ PRESETS = ("converged", "paper")
 
 def machine() -> str:
     try:
-        model = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
+        model = next(
+            l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")
+        )
         model = model.split(":", 1)[1].strip()
     except (OSError, StopIteration):
         model = platform.processor()
@@ -39,17 +41,42 @@ def machine() -> str:
 
 def one_run(args, preset: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, "-m", "awmctl", "optimize-policy", "--online", "--model", args.model, "--task", args.task,
-                "--horizon", str(args.horizon), "--seed", "0", "--preset", preset, "--out", f"{tmp}/run", "--json"]
+        argv = [
+            sys.executable,
+            "-m",
+            "awmctl",
+            "optimize-policy",
+            "--online",
+            "--model",
+            args.model,
+            "--task",
+            args.task,
+            "--horizon",
+            str(args.horizon),
+            "--seed",
+            "0",
+            "--preset",
+            preset,
+            "--out",
+            f"{tmp}/run",
+            "--json",
+        ]
         env = {**os.environ, "AWMCTL_COMPILATION_CACHE": "off"}
         t0 = time.perf_counter()
-        done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        done = subprocess.run(
+            argv, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[1:])} failed with exit code {done.returncode}")
     summary = json.loads(done.stdout)
-    return {"preset": preset, "wall_s": round(wall, 2), "final_return": summary.get("final_return_mean"),
-            "score": summary.get("score_mean"), "command": " ".join(argv[3:-4] + argv[-2:-1])}
+    return {
+        "preset": preset,
+        "wall_s": round(wall, 2),
+        "final_return": summary.get("final_return_mean"),
+        "score": summary.get("score_mean"),
+        "command": " ".join(argv[3:-4] + argv[-2:-1]),
+    }
 
 
 def main() -> None:
@@ -75,9 +102,11 @@ def main() -> None:
             mine.append(row)
             print(f"pair {pair} {preset}: {row['wall_s']} s", file=sys.stderr, flush=True)
     medians = {p: statistics.median(r["wall_s"] for r in mine if r["preset"] == p) for p in PRESETS}
-    print(f"{where['machine']}: {args.model} on {args.task} H={args.horizon}, {args.pairs} pair(s): "
-          f"converged {medians['converged']:.1f} s, paper {medians['paper']:.1f} s, "
-          f"ratio {medians['converged'] / medians['paper']:.3f}")
+    print(
+        f"{where['machine']}: {args.model} on {args.task} H={args.horizon}, {args.pairs} pair(s): "
+        f"converged {medians['converged']:.1f} s, paper {medians['paper']:.1f} s, "
+        f"ratio {medians['converged'] / medians['paper']:.3f}"
+    )
 
 
 if __name__ == "__main__":

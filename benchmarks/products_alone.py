@@ -39,11 +39,21 @@ def products(fn, *args) -> collections.Counter[Product]:
         for eqn in jaxpr.eqns:
             if eqn.primitive.name == "dot_general":
                 lhs, rhs = (v.aval for v in eqn.invars)
-                counts[(tuple(lhs.shape), tuple(rhs.shape), str(lhs.dtype), str(rhs.dtype),
-                        eqn.params["dimension_numbers"], eqn.params.get("preferred_element_type"))] += times
+                counts[
+                    (
+                        tuple(lhs.shape),
+                        tuple(rhs.shape),
+                        str(lhs.dtype),
+                        str(rhs.dtype),
+                        eqn.params["dimension_numbers"],
+                        eqn.params.get("preferred_element_type"),
+                    )
+                ] += times
                 continue
             if eqn.primitive.name == "while":
-                raise ValueError("a while loop's trip count is unknown: products inside it cannot be counted")
+                raise ValueError(
+                    "a while loop's trip count is unknown: products inside it cannot be counted"
+                )
             inner = times * (eqn.params["length"] if eqn.primitive.name == "scan" else 1)
             for value in eqn.params.values():
                 for sub in value if isinstance(value, tuple | list) else (value,):
@@ -58,7 +68,9 @@ def products(fn, *args) -> collections.Counter[Product]:
 
 def product_flop(product: Product) -> int:
     lhs, rhs, _, _, ((_, rhs_contract), (_, rhs_batch)), _ = product
-    rhs_free = math.prod(d for i, d in enumerate(rhs) if i not in rhs_contract and i not in rhs_batch)
+    rhs_free = math.prod(
+        d for i, d in enumerate(rhs) if i not in rhs_contract and i not in rhs_batch
+    )
     return 2 * math.prod(lhs) * rhs_free
 
 
@@ -77,7 +89,11 @@ def product_seconds(product: Product, repeats: int = 7) -> float:
         return jax.lax.dot_general(a, b, dimension_numbers, preferred_element_type=preferred)
 
     out = jax.eval_shape(dot, xs[0], b)
-    loop = jax.jit(lambda xs, b: jax.lax.scan(lambda _, a: (dot(a, b), None), jnp.zeros(out.shape, out.dtype), xs)[0])
+    loop = jax.jit(
+        lambda xs, b: jax.lax.scan(
+            lambda _, a: (dot(a, b), None), jnp.zeros(out.shape, out.dtype), xs
+        )[0]
+    )
     jax.block_until_ready(loop(xs, b))
     times = []
     for _ in range(repeats):
@@ -98,8 +114,12 @@ def summary(timed: list[tuple[Product, int, float]]) -> dict:
     every product the call runs)."""
     seconds = sum(n * s for _, n, s in timed)
     gflop = sum(n * product_flop(p) for p, n, _ in timed) / 1e9
-    return {"products_alone_ms": round(seconds * 1e3, 3), "products_gflop": round(gflop, 4),
-            "products_alone_gflops": round(gflop / seconds, 1), "distinct_products": len(timed)}
+    return {
+        "products_alone_ms": round(seconds * 1e3, 3),
+        "products_gflop": round(gflop, 4),
+        "products_alone_gflops": round(gflop / seconds, 1),
+        "distinct_products": len(timed),
+    }
 
 
 def products_alone(fn, *args) -> dict:
@@ -116,8 +136,10 @@ def main() -> None:
     timed = timed_products(update, *args)
     print(f"{'lhs':>18} {'rhs':>16} {'times':>6} {'MFLOP':>8} {'us each':>9} {'GFLOP/s':>8}")
     for p, n, s in sorted(timed, key=lambda row: -row[1] * product_flop(row[0])):
-        print(f"{str(p[0]):>18} {str(p[1]):>16} {n:>6} {product_flop(p) / 1e6:>8.2f} {s * 1e6:>9.1f}"
-              f" {product_flop(p) / s / 1e9:>8.1f}")
+        print(
+            f"{p[0]!s:>18} {p[1]!s:>16} {n:>6} {product_flop(p) / 1e6:>8.2f} {s * 1e6:>9.1f}"
+            f" {product_flop(p) / s / 1e9:>8.1f}"
+        )
     print(summary(timed))
 
 

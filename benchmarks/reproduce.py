@@ -42,7 +42,6 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from awmctl import make_task
@@ -51,29 +50,85 @@ from awmctl.plots import pyplot
 from awmctl.stats import ci95
 from awmctl.tasks import task_info
 
-PAPER_TASKS = ("cancer", "bear-populations", "bioreactor", "hiv-treatment", "mould-fungicide", "bacteria",
-               "predator-prey", "glucose")
+PAPER_TASKS = (
+    "cancer",
+    "bear-populations",
+    "bioreactor",
+    "hiv-treatment",
+    "mould-fungicide",
+    "bacteria",
+    "predator-prey",
+    "glucose",
+)
 #: the cheap methods first, so that a partial sweep already covers whole columns
-METHODS = ("simulator", "sac", "markov-mlp", "awm-lstm", "awm-transformer", "hwm-transformer", "online-dt")
+METHODS = (
+    "simulator",
+    "sac",
+    "markov-mlp",
+    "awm-lstm",
+    "awm-transformer",
+    "hwm-transformer",
+    "online-dt",
+)
 AGENTS = ("sac", "online-dt")
-LABELS = {"simulator": "simulator (analytic gradient)", "markov-mlp": "Markovian MLP", "awm-lstm": "AWM LSTM",
-          "awm-transformer": "AWM transformer", "hwm-transformer": "HWM transformer", "sac": "SAC",
-          "online-dt": "Online-DT"}
-COLOURS = {"simulator": "tab:gray", "markov-mlp": "tab:purple", "awm-lstm": "tab:cyan", "awm-transformer": "tab:blue",
-           "hwm-transformer": "tab:brown", "sac": "tab:orange", "online-dt": "tab:green"}
+LABELS = {
+    "simulator": "simulator (analytic gradient)",
+    "markov-mlp": "Markovian MLP",
+    "awm-lstm": "AWM LSTM",
+    "awm-transformer": "AWM transformer",
+    "hwm-transformer": "HWM transformer",
+    "sac": "SAC",
+    "online-dt": "Online-DT",
+}
+COLOURS = {
+    "simulator": "tab:gray",
+    "markov-mlp": "tab:purple",
+    "awm-lstm": "tab:cyan",
+    "awm-transformer": "tab:blue",
+    "hwm-transformer": "tab:brown",
+    "sac": "tab:orange",
+    "online-dt": "tab:green",
+}
 
 
 def row_id(task: str, horizon: int, method: str, variant: str) -> str:
-    return f"{task}-h{horizon}-{method}" + ("" if variant == "clean" else "-" + variant.replace("=", ""))
+    return f"{task}-h{horizon}-{method}" + (
+        "" if variant == "clean" else "-" + variant.replace("=", "")
+    )
 
 
-def command(task: str, horizon: int, method: str, variant: str, seeds: int, env_steps: int, run_dir: Path) -> list[str]:
+def command(
+    task: str, horizon: int, method: str, variant: str, seeds: int, env_steps: int, run_dir: Path
+) -> list[str]:
     """The awmctl command of one row (what a user would type, in a fresh process)."""
     # BPO at the paper's policy budget (--preset paper): the grid reproduces the paper's settings
-    how = ["--agent", method] if method in AGENTS else ["--online", "--model", method, "--preset", "paper"]
+    how = (
+        ["--agent", method]
+        if method in AGENTS
+        else ["--online", "--model", method, "--preset", "paper"]
+    )
     params = [] if variant == "clean" else ["--task-param", variant]
-    return [sys.executable, "-m", "awmctl", "optimize-policy", *how, "--task", task, "--horizon", str(horizon),
-            *params, "--env-steps", str(env_steps), "--seed", "0", "--seeds", str(seeds), "--out", str(run_dir), "--json"]
+    return [
+        sys.executable,
+        "-m",
+        "awmctl",
+        "optimize-policy",
+        *how,
+        "--task",
+        task,
+        "--horizon",
+        str(horizon),
+        *params,
+        "--env-steps",
+        str(env_steps),
+        "--seed",
+        "0",
+        "--seeds",
+        str(seeds),
+        "--out",
+        str(run_dir),
+        "--json",
+    ]
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -93,8 +148,11 @@ def references(task_name: str, horizon: int, out: Path) -> dict[str, float]:
     if path.exists():
         return json.loads(path.read_text())
     refs = load_or_compute(make_task(task_name, horizon), out / "cache")
-    found = {"random": refs.random, "opt": refs.opt,
-             "source": "awmctl references (512 random episodes; best of 8 direct-shooting plans, Adam 1e-2, 2000 steps)"}
+    found = {
+        "random": refs.random,
+        "opt": refs.opt,
+        "source": "awmctl references (512 random episodes; best of 8 direct-shooting plans, Adam 1e-2, 2000 steps)",
+    }
     atomic_write(path, json.dumps(found, indent=1))
     return found
 
@@ -110,15 +168,19 @@ def run_unless_done(argv: list[str], run_dir: Path, log: Path, rid: str) -> floa
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with open(log, "a") as stderr:
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        done = subprocess.run(argv, check=False, stdout=subprocess.PIPE, stderr=stderr, text=True)
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-5:])
-        raise RuntimeError(f"row {rid} failed with exit code {done.returncode}; the end of {log}:\n{tail}")
+        raise RuntimeError(
+            f"row {rid} failed with exit code {done.returncode}; the end of {log}:\n{tail}"
+        )
     return wall
 
 
-def run_row(task: str, horizon: int, method: str, variant: str, seeds: int, env_steps: int, out: Path) -> dict:
+def run_row(
+    task: str, horizon: int, method: str, variant: str, seeds: int, env_steps: int, out: Path
+) -> dict:
     """Run (or resume, or just read) one row's awmctl command and turn its outputs into the row."""
     rid = row_id(task, horizon, method, variant)
     run_dir = out / "runs" / rid
@@ -133,21 +195,40 @@ def run_row(task: str, horizon: int, method: str, variant: str, seeds: int, env_
     scores = (final - refs["random"]) / (refs["opt"] - refs["random"])
 
     return {
-        "task": task, "horizon": horizon, "method": method, "variant": variant, "seeds": seeds, "env_steps": env_steps,
-        "returns": final.tolist(), "returns_mean": float(final.mean()), "returns_ci95": ci95(final),
-        "scores": scores.tolist(), "score_mean": float(scores.mean()), "score_ci95": ci95(scores),
-        "R_random": refs["random"], "R_opt": refs["opt"], "flag": task_info(task).flag,
+        "task": task,
+        "horizon": horizon,
+        "method": method,
+        "variant": variant,
+        "seeds": seeds,
+        "env_steps": env_steps,
+        "returns": final.tolist(),
+        "returns_mean": float(final.mean()),
+        "returns_ci95": ci95(final),
+        "scores": scores.tolist(),
+        "score_mean": float(scores.mean()),
+        "score_ci95": ci95(scores),
+        "R_random": refs["random"],
+        "R_opt": refs["opt"],
+        "flag": task_info(task).flag,
         # the wall time of this sweep's process for the row (None: finished by an earlier sweep,
         # whose process time was not seen), and the run's own time (its last process)
-        "wall_s": None if wall is None else round(wall, 1), "run_time": {k: meta["summary"].get(k) for k in ("wall_s", "compile_s")},
-        "steps": steps, "curves": curves, "versions": meta.get("environment", {}).get("versions"),
+        "wall_s": None if wall is None else round(wall, 1),
+        "run_time": {k: meta["summary"].get(k) for k in ("wall_s", "compile_s")},
+        "steps": steps,
+        "curves": curves,
+        "versions": meta.get("environment", {}).get("versions"),
         "command": " ".join(argv[1:]),
     }
 
 
 def planned_rows(args) -> list[tuple[str, int, str, str]]:
-    rows = [(task, horizon, method, variant) for variant in args.variants.split(",") for method in args.methods.split(",")
-            for horizon in map(int, args.horizons.split(",")) for task in args.tasks.split(",")]
+    rows = [
+        (task, horizon, method, variant)
+        for variant in args.variants.split(",")
+        for method in args.methods.split(",")
+        for horizon in map(int, args.horizons.split(","))
+        for task in args.tasks.split(",")
+    ]
     index, count = (int(x) for x in args.shard.split("/"))
     if not 0 <= index < count:
         raise SystemExit(f"--shard I/N needs 0 <= I < N, got {args.shard}")
@@ -161,11 +242,19 @@ def sweep(args) -> None:
         path = out / "rows" / f"{row_id(task, horizon, method, variant)}.json"
         if path.exists():
             continue
-        print(f"[{n}/{len(rows)}] {row_id(task, horizon, method, variant)}", file=sys.stderr, flush=True)
+        print(
+            f"[{n}/{len(rows)}] {row_id(task, horizon, method, variant)}",
+            file=sys.stderr,
+            flush=True,
+        )
         row = run_row(task, horizon, method, variant, args.seeds, args.env_steps, out)
         atomic_write(path, json.dumps(row))
-        print(f"    score {row['score_mean']:.3f} ± {row['score_ci95']:.3f}, return {row['returns_mean']:.4g}, "
-              f"{row['wall_s']} s", file=sys.stderr, flush=True)
+        print(
+            f"    score {row['score_mean']:.3f} ± {row['score_ci95']:.3f}, return {row['returns_mean']:.4g}, "
+            f"{row['wall_s']} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 # ---------------------------------------------------------------------------------- report
@@ -187,7 +276,11 @@ def best_methods(rows: dict[str, dict]) -> list[str]:
     if not rows:
         return []
     top = max(rows.values(), key=lambda r: r["score_mean"])
-    tied = [m for m, r in rows.items() if r["score_mean"] + r["score_ci95"] >= top["score_mean"] - top["score_ci95"]]
+    tied = [
+        m
+        for m, r in rows.items()
+        if r["score_mean"] + r["score_ci95"] >= top["score_mean"] - top["score_ci95"]
+    ]
     return sorted(tied, key=lambda m: -rows[m]["score_mean"])
 
 
@@ -199,32 +292,47 @@ def leaders(rows: dict[str, dict]) -> str:
 
 def grid_table(rows: list[dict], methods: list[str]) -> str:
     clean = {(r["task"], r["horizon"], r["method"]): r for r in rows if r["variant"] == "clean"}
-    keys = sorted({(t, h) for t, h, _ in clean}, key=lambda k: (k[1], PAPER_TASKS.index(k[0]) if k[0] in PAPER_TASKS else 99, k[0]))
-    lines = ["| task | H | " + " | ".join(LABELS.get(m, m) for m in methods) + " | best |",
-             "|---|---|" + "---|" * (len(methods) + 1)]
+    keys = sorted(
+        {(t, h) for t, h, _ in clean},
+        key=lambda k: (k[1], PAPER_TASKS.index(k[0]) if k[0] in PAPER_TASKS else 99, k[0]),
+    )
+    lines = [
+        "| task | H | " + " | ".join(LABELS.get(m, m) for m in methods) + " | best |",
+        "|---|---|" + "---|" * (len(methods) + 1),
+    ]
     for task, horizon in keys:
         mine = {m: clean.get((task, horizon, m)) for m in methods}
         present = {m: r for m, r in mine.items() if r is not None}
         flag = next((r["flag"] for r in present.values() if r["flag"]), "")
         best = "not ranked: " + flag if flag else leaders(present)
         name = f"{task} (flagged)" if flag else task
-        lines.append(f"| {name} | {horizon} | " + " | ".join(cell(mine[m]) for m in methods) + f" | {best} |")
+        lines.append(
+            f"| {name} | {horizon} | " + " | ".join(cell(mine[m]) for m in methods) + f" | {best} |"
+        )
     return "\n".join(lines)
 
 
 def time_table(rows: list[dict], methods: list[str]) -> str:
     clean = [r for r in rows if r["variant"] == "clean"]
-    lines = ["| method | H | rows | seeds | mean wall s per row | total wall s |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| method | H | rows | seeds | mean wall s per row | total wall s |",
+        "|---|---|---|---|---|---|",
+    ]
     total = 0.0
     for method in methods:
         for horizon in sorted({r["horizon"] for r in clean}):
             mine = [r for r in clean if r["method"] == method and r["horizon"] == horizon]
-            walls = [r["wall_s"] if r["wall_s"] is not None else (r["run_time"] or {}).get("wall_s") for r in mine]
+            walls = [
+                r["wall_s"] if r["wall_s"] is not None else (r["run_time"] or {}).get("wall_s")
+                for r in mine
+            ]
             walls = [w for w in walls if w is not None]
             if walls:
                 total += sum(walls)
-                lines.append(f"| {LABELS.get(method, method)} | {horizon} | {len(mine)} | {mine[0]['seeds']} | "
-                             f"{np.mean(walls):.0f} | {sum(walls):.0f} |")
+                lines.append(
+                    f"| {LABELS.get(method, method)} | {horizon} | {len(mine)} | {mine[0]['seeds']} | "
+                    f"{np.mean(walls):.0f} | {sum(walls):.0f} |"
+                )
     lines.append(f"| all | | {len(clean)} | | | {total:.0f} ({total / 3600:.2f} h) |")
     return "\n".join(lines)
 
@@ -242,34 +350,64 @@ def robustness_table(rows: list[dict]) -> str:
     if not variants:
         return "(no robustness rows yet)"
     by = {(r["task"], r["horizon"], r["method"], r["variant"]): r for r in rows}
-    keys = sorted({(r["task"], r["horizon"], r["method"]) for r in rows if r["variant"] != "clean"},
-                  key=lambda k: (k[0], k[1], METHODS.index(k[2]) if k[2] in METHODS else 99, k[2]))
-    lines = ["| task | H | method | clean | " + " | ".join(variants) + " |", "|---|---|---|---|" + "---|" * len(variants)]
+    keys = sorted(
+        {(r["task"], r["horizon"], r["method"]) for r in rows if r["variant"] != "clean"},
+        key=lambda k: (k[0], k[1], METHODS.index(k[2]) if k[2] in METHODS else 99, k[2]),
+    )
+    lines = [
+        "| task | H | method | clean | " + " | ".join(variants) + " |",
+        "|---|---|---|---|" + "---|" * len(variants),
+    ]
     for task, horizon, method in keys:
         clean = by.get((task, horizon, method, "clean"))
         cells = []
         for variant in variants:
             row = by.get((task, horizon, method, variant))
-            change = "" if row is None or clean is None else f" ({row['score_mean'] - clean['score_mean']:+.2f})"
+            change = (
+                ""
+                if row is None or clean is None
+                else f" ({row['score_mean'] - clean['score_mean']:+.2f})"
+            )
             cells.append(cell(row) + change)
-        lines.append(f"| {task} | {horizon} | {LABELS.get(method, method)} | {cell(clean)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\nScore, mean ± 95% half-width over seeds; in brackets, the change from the clean row."
+        lines.append(
+            f"| {task} | {horizon} | {LABELS.get(method, method)} | {cell(clean)} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return (
+        "\n".join(lines)
+        + "\n\nScore, mean ± 95% half-width over seeds; in brackets, the change from the clean row."
+    )
 
 
 def summary_table(rows: list[dict], methods: list[str]) -> str:
     """Per H and method: the mean score over the unflagged tasks, and on how many of them the method
     is best or tied for best (the counts are over the tasks where the method has a row)."""
-    clean = {(r["task"], r["horizon"], r["method"]): r for r in rows if r["variant"] == "clean" and not r["flag"]}
-    lines = ["| H | method | unflagged tasks | mean score | best or tied best on |", "|---|---|---|---|---|"]
+    clean = {
+        (r["task"], r["horizon"], r["method"]): r
+        for r in rows
+        if r["variant"] == "clean" and not r["flag"]
+    }
+    lines = [
+        "| H | method | unflagged tasks | mean score | best or tied best on |",
+        "|---|---|---|---|---|",
+    ]
     for horizon in sorted({h for _, h, _ in clean}):
         tasks = sorted({t for t, h, _ in clean if h == horizon})
-        won = {t: best_methods({m: clean[(t, horizon, m)] for m in methods if (t, horizon, m) in clean}) for t in tasks}
+        won = {
+            t: best_methods(
+                {m: clean[(t, horizon, m)] for m in methods if (t, horizon, m) in clean}
+            )
+            for t in tasks
+        }
         for method in methods:
             mine = [clean[(t, horizon, method)] for t in tasks if (t, horizon, method) in clean]
             if mine:
                 wins = sum(1 for r in mine if method in won[r["task"]])
-                lines.append(f"| {horizon} | {LABELS.get(method, method)} | {len(mine)} | "
-                             f"{np.mean([r['score_mean'] for r in mine]):.2f} | {wins} of {len(mine)} |")
+                lines.append(
+                    f"| {horizon} | {LABELS.get(method, method)} | {len(mine)} | "
+                    f"{np.mean([r['score_mean'] for r in mine]):.2f} | {wins} of {len(mine)} |"
+                )
     return "\n".join(lines)
 
 
@@ -282,18 +420,30 @@ def robustness_chart(rows: list[dict], path: Path) -> bool:
     mine = [r for r in rows if (r["task"], r["horizon"]) in perturbed]
     variants = sorted({r["variant"] for r in mine}, key=variant_order)
     groups = sorted(perturbed)
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.6), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(5.5 * len(groups), 3.6), dpi=110, squeeze=False
+    )
     for ax, (task, horizon) in zip(axes[0], groups):
         here = [r for r in mine if (r["task"], r["horizon"]) == (task, horizon)]
         # the methods that ran perturbed here (their clean rows beside them; other methods' clean rows left out)
-        methods = [m for m in METHODS if any(r["method"] == m and r["variant"] != "clean" for r in here)]
+        methods = [
+            m for m in METHODS if any(r["method"] == m and r["variant"] != "clean" for r in here)
+        ]
         width = 0.8 / max(len(methods), 1)
         for j, method in enumerate(methods):
             by = {r["variant"]: r for r in here if r["method"] == method}
-            xs = [i + (j - (len(methods) - 1) / 2) * width for i, v in enumerate(variants) if v in by]
-            ax.bar(xs, [by[v]["score_mean"] for v in variants if v in by], width,
-                   yerr=[by[v]["score_ci95"] for v in variants if v in by], capsize=2,
-                   color=COLOURS.get(method), label=LABELS.get(method, method))
+            xs = [
+                i + (j - (len(methods) - 1) / 2) * width for i, v in enumerate(variants) if v in by
+            ]
+            ax.bar(
+                xs,
+                [by[v]["score_mean"] for v in variants if v in by],
+                width,
+                yerr=[by[v]["score_ci95"] for v in variants if v in by],
+                capsize=2,
+                color=COLOURS.get(method),
+                label=LABELS.get(method, method),
+            )
         ax.set_xticks(range(len(variants)), variants, fontsize=7, rotation=20)
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.axhline(0.0, color="grey", lw=0.8, ls=":")
@@ -313,7 +463,9 @@ def bar_chart(rows: list[dict], methods: list[str], path: Path) -> None:
 
     clean = {(r["task"], r["horizon"], r["method"]): r for r in rows if r["variant"] == "clean"}
     horizons = sorted({h for _, h, _ in clean})
-    fig, axes = plt.subplots(len(horizons), 1, figsize=(11, 3.6 * len(horizons)), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(
+        len(horizons), 1, figsize=(11, 3.6 * len(horizons)), dpi=110, squeeze=False
+    )
     for ax, horizon in zip(axes[:, 0], horizons):
         tasks = [t for t in PAPER_TASKS if any((t, horizon, m) in clean for m in methods)]
         tasks += sorted({t for t, h, _ in clean if h == horizon} - set(tasks))
@@ -326,18 +478,40 @@ def bar_chart(rows: list[dict], methods: list[str], path: Path) -> None:
                     xs.append(i + (j - (len(methods) - 1) / 2) * width)
                     ys.append(row["score_mean"])
                     errs.append(row["score_ci95"])
-            ax.bar(xs, ys, width, yerr=errs, capsize=2, color=COLOURS.get(method), label=LABELS.get(method, method))
+            ax.bar(
+                xs,
+                ys,
+                width,
+                yerr=errs,
+                capsize=2,
+                color=COLOURS.get(method),
+                label=LABELS.get(method, method),
+            )
             for x, y in zip(xs, ys):
                 if y < -0.5:  # below the axis: say how far
                     ax.text(x, -0.48, f"{y:.1f}", ha="center", va="bottom", fontsize=6, rotation=90)
-        flags = {t: next((r["flag"] for (tt, h, _), r in clean.items() if tt == t and h == horizon and r["flag"]), "")
-                 for t in tasks}
-        ax.set_xticks(range(len(tasks)), [t + (" *" if flags[t] else "") for t in tasks], fontsize=8)
+        flags = {
+            t: next(
+                (
+                    r["flag"]
+                    for (tt, h, _), r in clean.items()
+                    if tt == t and h == horizon and r["flag"]
+                ),
+                "",
+            )
+            for t in tasks
+        }
+        ax.set_xticks(
+            range(len(tasks)), [t + (" *" if flags[t] else "") for t in tasks], fontsize=8
+        )
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.axhline(0.0, color="grey", lw=0.8, ls=":")
         ax.set_ylim(-0.5, 1.25)
         ax.set_ylabel("normalised score")
-        ax.set_title(f"H = {horizon}: mean and 95% interval over seeds (* flagged task: not ranked)", fontsize=10)
+        ax.set_title(
+            f"H = {horizon}: mean and 95% interval over seeds (* flagged task: not ranked)",
+            fontsize=10,
+        )
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(fontsize=7, ncol=4, loc="lower left")
     fig.tight_layout()
@@ -345,18 +519,35 @@ def bar_chart(rows: list[dict], methods: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def curves_figure(rows: list[dict], task: str, horizon: int, path: Path, methods=("awm-transformer", "sac", "online-dt")) -> bool:
+def curves_figure(
+    rows: list[dict],
+    task: str,
+    horizon: int,
+    path: Path,
+    methods=("awm-transformer", "sac", "online-dt"),
+) -> bool:
     plt = pyplot()
 
-    mine = [r for r in rows if r["task"] == task and r["horizon"] == horizon and r["variant"] == "clean" and r["method"] in methods]
+    mine = [
+        r
+        for r in rows
+        if r["task"] == task
+        and r["horizon"] == horizon
+        and r["variant"] == "clean"
+        and r["method"] in methods
+    ]
     if not mine:
         return False
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     for row in sorted(mine, key=lambda r: methods.index(r["method"])):
-        score = (np.asarray(row["curves"]) - row["R_random"]) / (row["R_opt"] - row["R_random"])  # [points, seeds]
+        score = (np.asarray(row["curves"]) - row["R_random"]) / (
+            row["R_opt"] - row["R_random"]
+        )  # [points, seeds]
         mean = score.mean(axis=1)
         colour = COLOURS.get(row["method"])
-        ax.plot(row["steps"], mean, color=colour, lw=1.6, label=LABELS.get(row["method"], row["method"]))
+        ax.plot(
+            row["steps"], mean, color=colour, lw=1.6, label=LABELS.get(row["method"], row["method"])
+        )
         if score.shape[1] > 1:
             half = ci95(score, axis=1)
             ax.fill_between(row["steps"], mean - half, mean + half, color=colour, alpha=0.2)
@@ -366,7 +557,10 @@ def curves_figure(rows: list[dict], task: str, horizon: int, path: Path, methods
     ax.set_ylabel("normalised eval return")
     ax.set_ylim(-1.0, 1.3)
     flag = mine[0]["flag"]
-    ax.set_title(f"{task}, H={horizon} ({mine[0]['seeds']} seeds)" + (f"\nflagged: {flag}" if flag else ""), fontsize=9)
+    ax.set_title(
+        f"{task}, H={horizon} ({mine[0]['seeds']} seeds)" + (f"\nflagged: {flag}" if flag else ""),
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -401,31 +595,58 @@ def report(args) -> None:
             curves.append(f"![{task}, H={horizon}](figures/reproduce_curves_{task}_h{horizon}.png)")
     planned = len(PAPER_TASKS) * 2 * len(METHODS)
     grid, robustness = grid_table(rows, methods), robustness_table(rows)
-    body = (f"{len(clean)} of the default grid's {planned} rows are done "
-            f"(`.venv/bin/python benchmarks/reproduce.py`, rows in `{out}/rows/`).\n\n"
-            + grid + "\n\nSummary over the unflagged tasks:\n\n" + summary_table(rows, methods)
-            + "\n\n![Figure 5a](figures/reproduce_fig5a.png)\n\nWall time per row "
-            "(this machine; a row is one awmctl command running every seed):\n\n" + time_table(rows, methods)
-            + "\n\nLearning curves (Figure 5b):\n\n" + "\n".join(curves))
+    body = (
+        f"{len(clean)} of the default grid's {planned} rows are done "
+        f"(`.venv/bin/python benchmarks/reproduce.py`, rows in `{out}/rows/`).\n\n"
+        + grid
+        + "\n\nSummary over the unflagged tasks:\n\n"
+        + summary_table(rows, methods)
+        + "\n\n![Figure 5a](figures/reproduce_fig5a.png)\n\nWall time per row "
+        "(this machine; a row is one awmctl command running every seed):\n\n"
+        + time_table(rows, methods)
+        + "\n\nLearning curves (Figure 5b):\n\n"
+        + "\n".join(curves)
+    )
     replace_section(Path(args.doc), "grid", body)
     chart = robustness_chart(rows, figures / "reproduce_robustness.png")
-    replace_section(Path(args.doc), "robustness",
-                    robustness + ("\n\n![Robustness](figures/reproduce_robustness.png)" if chart else ""))
+    replace_section(
+        Path(args.doc),
+        "robustness",
+        robustness + ("\n\n![Robustness](figures/reproduce_robustness.png)" if chart else ""),
+    )
     print(grid, file=sys.stderr)
     print(robustness, file=sys.stderr)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default=",".join(PAPER_TASKS), help="Comma-separated task names (any awmctl task).")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--tasks",
+        default=",".join(PAPER_TASKS),
+        help="Comma-separated task names (any awmctl task).",
+    )
     parser.add_argument("--horizons", default="20,100", help="Comma-separated horizons.")
-    parser.add_argument("--methods", default=",".join(METHODS), help="Comma-separated: " + ", ".join(METHODS) + ".")
-    parser.add_argument("--variants", default="clean", help="Comma-separated: clean, distractors=N, noise=SIGMA.")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help="Comma-separated: " + ", ".join(METHODS) + "."
+    )
+    parser.add_argument(
+        "--variants", default="clean", help="Comma-separated: clean, distractors=N, noise=SIGMA."
+    )
     parser.add_argument("--seeds", type=int, default=3, help="Seeds per row (the paper: 10).")
     parser.add_argument("--env-steps", type=int, default=5000)
     parser.add_argument("--out", default="benchmarks/results/reproduce")
-    parser.add_argument("--shard", default="0/1", help="I/N: run every N-th row from the I-th (array jobs, parallel processes).")
-    parser.add_argument("--report", action="store_true", help="Only write the tables and figures from the rows there are.")
+    parser.add_argument(
+        "--shard",
+        default="0/1",
+        help="I/N: run every N-th row from the I-th (array jobs, parallel processes).",
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="Only write the tables and figures from the rows there are.",
+    )
     parser.add_argument("--figures", default="docs/figures")
     parser.add_argument("--doc", default="docs/results.md")
     args = parser.parse_args()

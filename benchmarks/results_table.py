@@ -19,12 +19,31 @@ from awmctl.stats import ci95
 # Tasks whose numbers must not be used to rank methods, and why (shared/spec/tasks.md).
 FLAGS = {
     ("hiv-treatment", 20): "Euler unstable at dt = 1: clip-dominated, multi-modal (spec 2.4)",
-    ("hiv-treatment", 100): "return dominated by the uncontrollable healthy-cell term; optimum - random is small (spec 2.4)",
-    ("bacteria", 20): "random-policy data always end extinct, so final-state R² is undefined (shown 0) and models never see a surviving run (spec 2.6)",
-    ("bacteria", 100): "random-policy data always end extinct, so final-state R² is undefined (shown 0) and models never see a surviving run (spec 2.6)",
+    (
+        "hiv-treatment",
+        100,
+    ): "return dominated by the uncontrollable healthy-cell term; optimum - random is small (spec 2.4)",
+    (
+        "bacteria",
+        20,
+    ): "random-policy data always end extinct, so final-state R² is undefined (shown 0) and models never see a surviving run (spec 2.6)",
+    (
+        "bacteria",
+        100,
+    ): "random-policy data always end extinct, so final-state R² is undefined (shown 0) and models never see a surviving run (spec 2.6)",
 }
-ORDER = ["random", "direct-shooting", "simulator", "markov-mlp", "awm-transformer", "awm-lstm", "awm-gru",
-         "awm-rnn", "hwm-transformer", "hwm-lstm"]
+ORDER = [
+    "random",
+    "direct-shooting",
+    "simulator",
+    "markov-mlp",
+    "awm-transformer",
+    "awm-lstm",
+    "awm-gru",
+    "awm-rnn",
+    "hwm-transformer",
+    "hwm-lstm",
+]
 
 
 TASKS = ["cancer", "bacteria", "mould-fungicide", "hiv-treatment"]
@@ -55,12 +74,16 @@ def pivot(rows) -> None:
 
 def main(path: str = "benchmarks/results/bpo_tasks.jsonl") -> None:
     rows = {}
-    for line in open(path):
-        r = json.loads(line)
-        rows[(r["task"], r["horizon"], r["method"])] = r
+    with open(path) as lines:
+        for line in lines:
+            r = json.loads(line)
+            rows[(r["task"], r["horizon"], r["method"])] = r
     pivot(rows)
     print()
-    keys = sorted({(t, h) for t, h, _ in rows}, key=lambda k: (TASKS.index(k[0]) if k[0] in TASKS else 99, k[1]))
+    keys = sorted(
+        {(t, h) for t, h, _ in rows},
+        key=lambda k: (TASKS.index(k[0]) if k[0] in TASKS else 99, k[1]),
+    )
     print("| task | H | method | return (mean ± 95% CI) | score | fit R² (final state) | time s |")
     print("|---|---|---|---|---|---|---|")
     for task, h in keys:

@@ -1,6 +1,6 @@
-"""Test-wide JAX settings: fail loudly on silent promotion/broadcasting, fake two CPU devices.
+"""Test-wide settings: JAX's (``jax_settings.py``: strict promotion, two fake CPU devices), XLA's
+(no backend optimisations, below), caches and checkpoints private to the session.
 
-The device count must be set before JAX initialises its backends, hence at import time here.
 jaxtyping shape checks are switched on for the ``awmctl`` package through pytest's
 ``--jaxtyping-packages`` option (see ``pyproject.toml``).
 """
@@ -9,11 +9,23 @@ import os
 import shutil
 import tempfile
 
-import jax
+# The suite is compile-bound: most of its time is XLA compiling small programs that then run for
+# milliseconds. Two options halve a compilation (a CLI test's 17.8 s of compiling became 8.8 s):
+# no LLVM optimisations, and XLA:CPU's older loop emitters for fusions instead of its MLIR fusion
+# emitters, whose pipeline is most of the rest. The programs compute the same operations; numbers
+# move in the last bits (a multiply-add fused or not), which no test but the goldens can see, and
+# the goldens pin the default build bit for bit, so they run in a process of their own with the
+# user's flags (``test_goldens.py``). ``AWMCTL_TEST_OPTIMISED=1`` runs the whole suite with the
+# user's flags. Set before JAX starts its backends, and only once: pytest-xdist's workers inherit
+# the environment and import this file again.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+USER_XLA_FLAGS = "AWMCTL_TEST_USER_XLA_FLAGS"
+if USER_XLA_FLAGS not in os.environ:
+    os.environ[USER_XLA_FLAGS] = os.environ.get("XLA_FLAGS", "")
+    if os.environ.get("AWMCTL_TEST_OPTIMISED", "") in ("", "0"):
+        os.environ["XLA_FLAGS"] = f"{os.environ[USER_XLA_FLAGS]} {FAST_COMPILE}".strip()
 
-jax.config.update("jax_num_cpu_devices", 2)
-jax.config.update("jax_numpy_dtype_promotion", "strict")
-jax.config.update("jax_numpy_rank_promotion", "raise")
+import jax_settings  # noqa: F401
 
 # A persistent compilation cache of this test session only (removed at the end): runs of the same
 # program in different tests compile it once, and nothing is written outside the session. The
@@ -34,7 +46,7 @@ os.environ["AWMCTL_CACHE_DIR"] = _REFERENCES
 os.environ["AWMCTL_CHECKPOINT_SECONDS"] = "0"
 
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture
@@ -71,3 +83,9 @@ def pytest_sessionfinish(session, exitstatus):
     if _OWNS_CACHE:
         shutil.rmtree(_CACHE, ignore_errors=True)
     shutil.rmtree(_REFERENCES, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest tests first, so that pytest-xdist does not leave one running alone at the end."""
+    first = [item for item in items if item.get_closest_marker("long_running")]
+    items[:] = first + [item for item in items if item not in first]

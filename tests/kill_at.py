@@ -43,7 +43,7 @@ def main() -> None:
             cls.run_chunk = run_chunk
             return original_run(algorithm, state, best, on_chunk)
 
-        import awmctl.cli.driver as driver
+        from awmctl.cli import driver
 
         driver.run_to_end = run
     elif point == "checkpoint":

@@ -26,12 +26,22 @@ class LinearQuadratic(awmctl.Task):
     dt: ClassVar[float] = 1.0
     state_bounds: ClassVar[tuple[tuple[float, float], ...]] = ((-math.inf, math.inf),)
     # what --task-param accepts (a parameter not named here: any finite number)
-    param_domains: ClassVar[dict] = {"q": awmctl.tasks.NONNEGATIVE, "r": awmctl.tasks.POSITIVE,
-                                     "x0_noise": awmctl.tasks.NONNEGATIVE}
+    param_domains: ClassVar[dict] = {
+        "q": awmctl.tasks.NONNEGATIVE,
+        "r": awmctl.tasks.POSITIVE,
+        "x0_noise": awmctl.tasks.NONNEGATIVE,
+    }
 
     @property
     def params(self):
-        return {"a": self.a, "b": self.b, "q": self.q, "r": self.r, "x0": self.x0, "x0_noise": self.x0_noise}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "q": self.q,
+            "r": self.r,
+            "x0": self.x0,
+            "x0_noise": self.x0_noise,
+        }
 
     def initial_state(self, key):
         return self.x0 + self.x0_noise * jax.random.normal(key, (1,))

@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run
 
 from awmctl import analysis, store
 from awmctl.models import AbstractOneStepModel, SimulatorModel
 from awmctl.tasks import make_task, with_horizon
-from conftest import run
 
 
 class LinearModel(AbstractOneStepModel):
@@ -52,7 +52,9 @@ def test_linear_model_jacobian_norm_is_lambda_to_the_h_minus_1(lam):
     norms = []
     for h in hs:
         actions = jax.random.uniform(jax.random.key(0), (3, int(h), 1), minval=-1, maxval=1)
-        state_norm, _ = analysis.first_action_gradients(model, with_horizon(task, int(h)), analysis.initial_observation(task), actions)
+        state_norm, _ = analysis.first_action_gradients(
+            model, with_horizon(task, int(h)), analysis.initial_observation(task), actions
+        )
         np.testing.assert_allclose(np.asarray(state_norm), 0.5 * lam ** (h - 1), rtol=1e-5)
         norms.append(float(state_norm[0]))
     growth = analysis.fit_growth(hs, np.asarray(norms))
@@ -66,13 +68,18 @@ def test_simulator_gradients_match_finite_differences():
         task = with_horizon(task, 6)
         assert task.dt == pytest.approx(0.2)
         obs0 = analysis.initial_observation(task)
-        actions = jax.random.uniform(jax.random.key(3), (2, 6, 1), minval=-0.9, maxval=0.9, dtype=jnp.float64)
+        actions = jax.random.uniform(
+            jax.random.key(3), (2, 6, 1), minval=-0.9, maxval=0.9, dtype=jnp.float64
+        )
         sim = SimulatorModel(task)
         state_norm, return_norm = analysis.first_action_gradients(sim, task, obs0, actions)
         eps = 1e-6
         for i in range(2):
-            def final(a1):
-                return analysis.imagined_final_and_return(sim, task, obs0, actions[i].at[0, 0].set(a1))
+
+            def final(a1, i=i):
+                return analysis.imagined_final_and_return(
+                    sim, task, obs0, actions[i].at[0, 0].set(a1)
+                )
 
             (sp, rp), (sm, rm) = final(actions[i, 0, 0] + eps), final(actions[i, 0, 0] - eps)
             fd_state = np.linalg.norm((np.asarray(sp) - np.asarray(sm)) / (2 * eps))
@@ -86,7 +93,9 @@ def test_with_horizon_keeps_the_step_length():
     for name, h in (("cancer", 100), ("double-pendulum", 100), ("bounce", 100)):
         task = make_task(name, h)
         short = with_horizon(task, 10)
-        assert short.horizon == 10 and short.dt == pytest.approx(task.dt) and short.name == task.name
+        assert (
+            short.horizon == 10 and short.dt == pytest.approx(task.dt) and short.name == task.name
+        )
     assert with_horizon(make_task("cancer", 20), 10).params["T"] == pytest.approx(10.0)
 
 
@@ -95,17 +104,35 @@ def test_landscape_of_a_known_quadratic():
     # the goal's own start state, so R(a) = -(angle_scale * (a - g0))^2 / 4 exactly (spec §3).
     task = make_task("double-pendulum", 2, {"goal": (0.3, -0.5)})
     grid = np.linspace(-1.0, 1.0, 21)  # contains 0.3
-    returns, finals = analysis.first_action_landscape(SimulatorModel(task), task, analysis.initial_observation(task),
-                                                      jnp.asarray(grid), jnp.zeros((1, 1)), chunk=8)
+    returns, finals = analysis.first_action_landscape(
+        SimulatorModel(task),
+        task,
+        analysis.initial_observation(task),
+        jnp.asarray(grid),
+        jnp.zeros((1, 1)),
+        chunk=8,
+    )
     expected = -((180.0 * (grid - 0.3)) ** 2) / 4
     np.testing.assert_allclose(returns, expected, rtol=1e-5, atol=1e-2)
     # The final state is s_2: the set state after one integration interval.
-    state = task.transition(task.transition(task.initial_state(jax.random.key(0)), jnp.asarray([grid[4]], jnp.float32), jnp.asarray(0)), jnp.zeros(1), jnp.asarray(1))
+    state = task.transition(
+        task.transition(
+            task.initial_state(jax.random.key(0)),
+            jnp.asarray([grid[4]], jnp.float32),
+            jnp.asarray(0),
+        ),
+        jnp.zeros(1),
+        jnp.asarray(1),
+    )
     assert finals.shape == (21, 4)
-    np.testing.assert_allclose(finals[4], np.asarray(state), rtol=1e-4, atol=1e-5)  # float32 ODE under vmap
+    np.testing.assert_allclose(
+        finals[4], np.asarray(state), rtol=1e-4, atol=1e-5
+    )  # float32 ODE under vmap
     rough = analysis.roughness(returns)
     assert rough["local_maxima"] == 1
-    assert rough["total_variation"] == pytest.approx(2 * expected.max() - expected[0] - expected[-1], rel=1e-5)
+    assert rough["total_variation"] == pytest.approx(
+        2 * expected.max() - expected[0] - expected[-1], rel=1e-5
+    )
     best = analysis.curve_comparison(returns, expected, grid)
     assert best["argmax"] == pytest.approx(0.3) and best["regret"] == pytest.approx(0.0, abs=1e-6)
 
@@ -133,46 +160,119 @@ def test_filter_normalised_directions_match_each_filters_norm():
 
 def test_grad_norm_cli_writes_consistent_outputs(tmp_path):
     out = tmp_path / "gn"
-    result = run("grad-norm", "--model", "simulator", "--task", "cancer", "--base-horizon", 20, "--horizons", "3,6,12",
-                 "--samples", 4, "--out", out, "--json")
+    result = run(
+        "grad-norm",
+        "--model",
+        "simulator",
+        "--task",
+        "cancer",
+        "--base-horizon",
+        20,
+        "--horizons",
+        "3,6,12",
+        "--samples",
+        4,
+        "--out",
+        out,
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     meta = store.read_meta(out, "grad-norm")
-    arrays = store.restore_arrays(out, {"norms": np.zeros((1, 3, 2, 4)), "horizons": np.zeros(3, np.int64)}, meta)
+    arrays = store.restore_arrays(
+        out, {"norms": np.zeros((1, 3, 2, 4)), "horizons": np.zeros(3, np.int64)}, meta
+    )
     norms = np.asarray(arrays["norms"])
     for j, h in enumerate([3, 6, 12]):
         stats = summary["models"]["simulator"]["state"][str(h)]
         assert stats["median"] == pytest.approx(float(np.median(norms[0, j, 0])), rel=1e-6)
-        assert summary["models"]["simulator"]["return"][str(h)]["mean"] == pytest.approx(float(norms[0, j, 1].mean()), rel=1e-6)
+        assert summary["models"]["simulator"]["return"][str(h)]["mean"] == pytest.approx(
+            float(norms[0, j, 1].mean()), rel=1e-6
+        )
     # The same inputs through the library give the same numbers.
     task = with_horizon(make_task("cancer", 20), 6)
     actions = jax.random.uniform(jax.random.key(0), (4, 12, 1), minval=-1.0, maxval=1.0)[:, :6]
-    state_norm, _ = analysis.first_action_gradients(SimulatorModel(task), task, analysis.initial_observation(task), actions)
+    state_norm, _ = analysis.first_action_gradients(
+        SimulatorModel(task), task, analysis.initial_observation(task), actions
+    )
     np.testing.assert_allclose(norms[0, 1, 0], np.asarray(state_norm), rtol=1e-5)
     assert (out / "grad_norm.png").stat().st_size > 1000
     assert (out / "grad_norm.csv").read_text().count("\n") == 1 + 2 * 3
 
 
 def test_landscape_cli_1d_and_2d(tmp_path):
-    result = run("landscape", "--model", "simulator", "--task", "double-pendulum", "--horizon", 2,
-                 "--points", 21, "--out", tmp_path / "l1", "--json")
+    result = run(
+        "landscape",
+        "--model",
+        "simulator",
+        "--task",
+        "double-pendulum",
+        "--horizon",
+        2,
+        "--points",
+        21,
+        "--out",
+        tmp_path / "l1",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["kind"] == "1d" and summary["models"]["simulator"]["argmax"] == pytest.approx(0.3)
+    assert summary["kind"] == "1d" and summary["models"]["simulator"]["argmax"] == pytest.approx(
+        0.3
+    )
     meta = store.read_meta(tmp_path / "l1", "landscape")
-    arrays = store.restore_arrays(tmp_path / "l1", {"grid": np.zeros(21), "returns": np.zeros((1, 21)),
-                                                     "final_states": np.zeros((1, 21, 4))}, meta)
-    assert summary["models"]["simulator"]["roughness"] == analysis.roughness(np.asarray(arrays["returns"][0]))
+    arrays = store.restore_arrays(
+        tmp_path / "l1",
+        {"grid": np.zeros(21), "returns": np.zeros((1, 21)), "final_states": np.zeros((1, 21, 4))},
+        meta,
+    )
+    assert summary["models"]["simulator"]["roughness"] == analysis.roughness(
+        np.asarray(arrays["returns"][0])
+    )
 
     policy = tmp_path / "policy"
-    assert run("optimize-policy", "--model", "simulator", "--task", "cancer", "--horizon", 5, "--steps", 2,
-               "--log-every", 1, "--out", policy).exit_code == 0
-    result = run("landscape", "--model", "simulator", "--task", "cancer", "--horizon", 5, "--policy", policy,
-                 "--points", 5, "--chunk", 7, "--out", tmp_path / "l2", "--json")
+    assert (
+        run(
+            "optimize-policy",
+            "--model",
+            "simulator",
+            "--task",
+            "cancer",
+            "--horizon",
+            5,
+            "--steps",
+            2,
+            "--log-every",
+            1,
+            "--out",
+            policy,
+        ).exit_code
+        == 0
+    )
+    result = run(
+        "landscape",
+        "--model",
+        "simulator",
+        "--task",
+        "cancer",
+        "--horizon",
+        5,
+        "--policy",
+        policy,
+        "--points",
+        5,
+        "--chunk",
+        7,
+        "--out",
+        tmp_path / "l2",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     meta = store.read_meta(tmp_path / "l2", "landscape")
-    arrays = store.restore_arrays(tmp_path / "l2", {"alphas": np.zeros(5), "returns": np.zeros((1, 5, 5))}, meta)
+    arrays = store.restore_arrays(
+        tmp_path / "l2", {"alphas": np.zeros(5), "returns": np.zeros((1, 5, 5))}, meta
+    )
     surface = np.asarray(arrays["returns"][0])
     from awmctl.artifacts import load_policy
     from awmctl.rollouts import true_return
@@ -185,16 +285,46 @@ def test_landscape_cli_1d_and_2d(tmp_path):
     assert (tmp_path / "l2" / "landscape.png").stat().st_size > 1000
 
     # A policy of another task is refused in one line.
-    result = run("landscape", "--model", "simulator", "--task", "bacteria", "--policy", policy, "--out", tmp_path / "l3")
+    result = run(
+        "landscape",
+        "--model",
+        "simulator",
+        "--task",
+        "bacteria",
+        "--policy",
+        policy,
+        "--out",
+        tmp_path / "l3",
+    )
     assert result.exit_code == 2 and "policy for cancer, not bacteria" in result.stderr
 
 
 def test_bad_input(tmp_path):
-    assert run("collect", "--task", "cancer", "--horizon", 6, "-n", 8, "--out", tmp_path / "d").exit_code == 0
-    fitted = run("fit-model", "--data", tmp_path / "d", "--model", "awm-lstm", "--width", 8, "--steps", 2,
-                 "--log-every", 1, "--out", tmp_path / "m")
+    assert (
+        run(
+            "collect", "--task", "cancer", "--horizon", 6, "-n", 8, "--out", tmp_path / "d"
+        ).exit_code
+        == 0
+    )
+    fitted = run(
+        "fit-model",
+        "--data",
+        tmp_path / "d",
+        "--model",
+        "awm-lstm",
+        "--width",
+        8,
+        "--steps",
+        2,
+        "--log-every",
+        1,
+        "--out",
+        tmp_path / "m",
+    )
     assert fitted.exit_code == 0, fitted.stderr
-    result = run("grad-norm", "--model", tmp_path / "m", "--horizons", "3,10", "--out", tmp_path / "g")
+    result = run(
+        "grad-norm", "--model", tmp_path / "m", "--horizons", "3,10", "--out", tmp_path / "g"
+    )
     assert result.exit_code == 2 and "context of 6 steps, shorter than H=10" in result.stderr
     result = run("landscape", "--model", tmp_path / "m", "--horizon", 8, "--out", tmp_path / "g")
     assert result.exit_code == 2 and "context of 6 steps" in result.stderr
@@ -202,20 +332,65 @@ def test_bad_input(tmp_path):
     assert result.exit_code == 2 and "a model is expected" in result.stderr
     result = run("grad-norm", "--model", "simulator", "--horizons", "3", "--out", tmp_path / "g")
     assert result.exit_code == 2 and "--task" in result.stderr
-    result = run("grad-norm", "--model", "simulator", "--task", "cancer", "--horizons", "3,x", "--out", tmp_path / "g")
+    result = run(
+        "grad-norm",
+        "--model",
+        "simulator",
+        "--task",
+        "cancer",
+        "--horizons",
+        "3,x",
+        "--out",
+        tmp_path / "g",
+    )
     assert result.exit_code == 2 and "comma-separated integers" in result.stderr
-    result = run("grad-norm", "--model", tmp_path / "m", "--task", "bacteria", "--horizons", "3", "--out", tmp_path / "g")
+    result = run(
+        "grad-norm",
+        "--model",
+        tmp_path / "m",
+        "--task",
+        "bacteria",
+        "--horizons",
+        "3",
+        "--out",
+        tmp_path / "g",
+    )
     assert result.exit_code == 2 and "fitted on cancer, not bacteria" in result.stderr
     # Through the fitted model it works where the context allows.
-    result = run("grad-norm", "--model", tmp_path / "m", "--model", "simulator", "--horizons", "3,6", "--samples", 3,
-                 "--out", tmp_path / "g", "--json")
+    result = run(
+        "grad-norm",
+        "--model",
+        tmp_path / "m",
+        "--model",
+        "simulator",
+        "--horizons",
+        "3,6",
+        "--samples",
+        3,
+        "--out",
+        tmp_path / "g",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     assert set(json.loads(result.stdout)["models"]) == {"awm-lstm", "simulator"}
     assert not (tmp_path / "l3").exists()
 
 
 def test_same_seed_same_numbers(tmp_path):
-    args = ("grad-norm", "--model", "simulator", "--task", "bounce", "--horizons", "5,20", "--samples", 3, "--seed", 4, "--json")
+    args = (
+        "grad-norm",
+        "--model",
+        "simulator",
+        "--task",
+        "bounce",
+        "--horizons",
+        "5,20",
+        "--samples",
+        3,
+        "--seed",
+        4,
+        "--json",
+    )
     a = json.loads(run(*args, "--out", tmp_path / "a").stdout)
     b = json.loads(run(*args, "--out", tmp_path / "b").stdout)
     assert a["models"] == b["models"]
@@ -226,12 +401,32 @@ def test_models_imagine_from_the_first_observation_they_were_fitted_on(tmp_path)
     # evaluated at a shorter horizon must still start from the observation of its own data.
     from awmctl.cli.subjects import load_subjects
 
-    assert run("collect", "--task", "double-pendulum", "--horizon", 6, "-n", 8, "--out", tmp_path / "d").exit_code == 0
-    fitted = run("fit-model", "--data", tmp_path / "d", "--model", "markov-mlp", "--width", 8, "--steps", 2,
-                 "--log-every", 1, "--out", tmp_path / "m")
+    assert (
+        run(
+            "collect", "--task", "double-pendulum", "--horizon", 6, "-n", 8, "--out", tmp_path / "d"
+        ).exit_code
+        == 0
+    )
+    fitted = run(
+        "fit-model",
+        "--data",
+        tmp_path / "d",
+        "--model",
+        "markov-mlp",
+        "--width",
+        8,
+        "--steps",
+        2,
+        "--log-every",
+        1,
+        "--out",
+        tmp_path / "m",
+    )
     assert fitted.exit_code == 0, fitted.stderr
-    task, subjects, obs0 = load_subjects([str(tmp_path / "m")], None, 3, {})
+    task, _, obs0 = load_subjects([str(tmp_path / "m")], None, 3, {})
     fitted_on = make_task("double-pendulum", 6)
     assert task.horizon == 3 and task.dt == fitted_on.dt
-    np.testing.assert_array_equal(np.asarray(obs0), np.asarray(analysis.initial_observation(fitted_on)))
+    np.testing.assert_array_equal(
+        np.asarray(obs0), np.asarray(analysis.initial_observation(fitted_on))
+    )
     assert not np.allclose(np.asarray(obs0), np.asarray(analysis.initial_observation(task)))

@@ -13,13 +13,11 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-
 from conftest import run
 
 
@@ -32,31 +30,79 @@ def data(tmp_path_factory):
 
 BAD_INPUT = [
     # task parameters: finite, positive where physical, the right size, within the state bounds, a known name
-    (["collect", "--task", "cancer", "--task-param", "T=nan"], 2, "T=nan for cancer (the duration) must be finite"),
+    (
+        ["collect", "--task", "cancer", "--task-param", "T=nan"],
+        2,
+        "T=nan for cancer (the duration) must be finite",
+    ),
     (["collect", "--task", "cancer", "--task-param", "T=-1"], 2, "must be a number > 0"),
-    (["collect", "--task", "cancer", "--task-param", "r=-0.5"], 2, "r=-0.5 for cancer must be a number >= 0"),
-    (["collect", "--task", "cancer", "--task-param", "x0=0.5,0.5"], 2, "must be 1 comma-separated number(s), got 2"),
-    (["collect", "--task", "cancer", "--task-param", "x0=7"], 2, "must lie within the state bounds"),
-    (["collect", "--task", "bacteria", "--task-param", "terminal_on=end"], 2, "must be one of before-last, final"),
+    (
+        ["collect", "--task", "cancer", "--task-param", "r=-0.5"],
+        2,
+        "r=-0.5 for cancer must be a number >= 0",
+    ),
+    (
+        ["collect", "--task", "cancer", "--task-param", "x0=0.5,0.5"],
+        2,
+        "must be 1 comma-separated number(s), got 2",
+    ),
+    (
+        ["collect", "--task", "cancer", "--task-param", "x0=7"],
+        2,
+        "must lie within the state bounds",
+    ),
+    (
+        ["collect", "--task", "bacteria", "--task-param", "terminal_on=end"],
+        2,
+        "must be one of before-last, final",
+    ),
     (["collect", "--task", "double-pendulum", "--task-param", "goal=2,0"], 2, "in [-1, 1]"),
-    (["collect", "--task", "double-pendulum", "--task-param", "M1=0"], 2, "M1=0 for double-pendulum must be a number > 0"),
+    (
+        ["collect", "--task", "double-pendulum", "--task-param", "M1=0"],
+        2,
+        "M1=0 for double-pendulum must be a number > 0",
+    ),
     (["collect", "--task", "bounce", "--task-param", "dt=inf"], 2, "must be finite"),
     (["collect", "--task", "cancer", "--task-param", "nope=1"], 2, "has no parameter 'nope'"),
     (["collect", "--task", "cancer", "--task-param", "T"], 2, "write it as NAME=VALUE"),
     # behaviours and sizes
-    (["collect", "--task", "cancer", "--policy", "constant:5"], 2, "constant action 5 is outside [-1, 1]"),
+    (
+        ["collect", "--task", "cancer", "--policy", "constant:5"],
+        2,
+        "constant action 5 is outside [-1, 1]",
+    ),
     (["collect", "--task", "cancer", "--policy", "constant:nan"], 2, "outside [-1, 1]"),
     (["collect", "--task", "cancer", "--horizon", 0], 2, "horizon must be an integer >= 1"),
-    (["collect", "--task", "cancer", "--horizon", 100, "--episodes", 10**11], 2, "100000000000 episodes need"),
+    (
+        ["collect", "--task", "cancer", "--horizon", 100, "--episodes", 10**11],
+        2,
+        "100000000000 episodes need",
+    ),
     (["collect", "--task", "no-such-task"], 2, "unknown task"),
-    (["optimize-policy", "--task", "cancer", "--model", "simulator", "--seeds", 0], 2, "--seeds must be at least 1"),
+    (
+        ["optimize-policy", "--task", "cancer", "--model", "simulator", "--seeds", 0],
+        2,
+        "--seeds must be at least 1",
+    ),
     (["optimize-policy", "--agent", "ppo", "--task", "cancer"], 2, "unknown agent 'ppo'"),
-    (["optimize-policy", "--agent", "sac", "--task", "cancer", "--model", "awm-lstm"], 2, "--model does not apply to --agent sac"),
-    (["optimize-policy", "--online", "--task", "cancer", "--model", "awm-lstm", "--steps", 5], 2, "--steps does not apply with --online"),
+    (
+        ["optimize-policy", "--agent", "sac", "--task", "cancer", "--model", "awm-lstm"],
+        2,
+        "--model does not apply to --agent sac",
+    ),
+    (
+        ["optimize-policy", "--online", "--task", "cancer", "--model", "awm-lstm", "--steps", 5],
+        2,
+        "--steps does not apply with --online",
+    ),
 ]
 
 
-@pytest.mark.parametrize("argv, code, message", BAD_INPUT, ids=[" ".join(map(str, a[0][:4])) + f" {i}" for i, a in enumerate(BAD_INPUT)])
+@pytest.mark.parametrize(
+    "argv, code, message",
+    BAD_INPUT,
+    ids=[" ".join(map(str, a[0][:4])) + f" {i}" for i, a in enumerate(BAD_INPUT)],
+)
 def test_bad_input_gets_one_line_and_its_exit_code(tmp_path, argv, code, message):
     result = run(*argv, "--out", tmp_path / "out")
     assert result.exit_code == code, result.stderr
@@ -66,14 +112,19 @@ def test_bad_input_gets_one_line_and_its_exit_code(tmp_path, argv, code, message
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
-@pytest.mark.parametrize("sizes, message", [
-    (["--model", "awm-transformer", "--heads", 5], "--width 48 is not divisible by --heads 5"),
-    (["--model", "awm-transformer", "--layers", 0], "--layers 0 must be at least 1"),
-    (["--model", "awm-lstm", "--width", 0], "--width 0 must be at least 1"),
-    (["--model", "awm-transformer", "--dropout", 1.5], "--dropout 1.5 is not a dropout rate"),
-    (["--model", "markov-mlp", "--width", -3], "--width -3 must be at least 1"),
-])
-def test_model_sizes_it_cannot_build_are_one_line_and_leave_nothing_behind(tmp_path, data, sizes, message):
+@pytest.mark.parametrize(
+    "sizes, message",
+    [
+        (["--model", "awm-transformer", "--heads", 5], "--width 48 is not divisible by --heads 5"),
+        (["--model", "awm-transformer", "--layers", 0], "--layers 0 must be at least 1"),
+        (["--model", "awm-lstm", "--width", 0], "--width 0 must be at least 1"),
+        (["--model", "awm-transformer", "--dropout", 1.5], "--dropout 1.5 is not a dropout rate"),
+        (["--model", "markov-mlp", "--width", -3], "--width -3 must be at least 1"),
+    ],
+)
+def test_model_sizes_it_cannot_build_are_one_line_and_leave_nothing_behind(
+    tmp_path, data, sizes, message
+):
     result = run("fit-model", "--data", data, *sizes, "--out", tmp_path / "out")
     assert result.exit_code == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -81,12 +132,36 @@ def test_model_sizes_it_cannot_build_are_one_line_and_leave_nothing_behind(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no out, out.partial or .out.lock
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["fit-model", "--model", "markov-mlp", "--steps", 200, "--lr", 1e9], "diverged at step 50"),
-    (["optimize-policy", "--agent", "sac", "--task", "cancer", "--horizon", 8, "--env-steps", 320,
-      "--warmup-steps", 32, "--lr", 1e9], "diverged at env step"),
-])
-def test_divergence_is_reported_and_no_checkpoint_holds_a_non_finite_number(tmp_path, data, argv, message):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["fit-model", "--model", "markov-mlp", "--steps", 200, "--lr", 1e9],
+            "diverged at step 50",
+        ),
+        (
+            [
+                "optimize-policy",
+                "--agent",
+                "sac",
+                "--task",
+                "cancer",
+                "--horizon",
+                8,
+                "--env-steps",
+                320,
+                "--warmup-steps",
+                32,
+                "--lr",
+                1e9,
+            ],
+            "diverged at env step",
+        ),
+    ],
+)
+def test_divergence_is_reported_and_no_checkpoint_holds_a_non_finite_number(
+    tmp_path, data, argv, message
+):
     if argv[0] == "fit-model":
         argv = [*argv, "--data", data]
     result = run(*argv, "--out", tmp_path / "out")
@@ -94,45 +169,112 @@ def test_divergence_is_reported_and_no_checkpoint_holds_a_non_finite_number(tmp_
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     if argv[0] == "fit-model":
         return  # it stops inside its first chunk, before any checkpoint
-    records = [json.loads(line) for line in (tmp_path / "out.partial" / "metrics.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "out.partial" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert records[-1]["train/nonfinite_updates"][0] >= 10
-    checkpoints = sorted(p for p in (tmp_path / "out.partial" / "checkpoints").iterdir() if p.name.isdigit())
-    assert checkpoints, "the chunk that diverged is checkpointed (its parameters are the last finite ones)"
+    checkpoints = sorted(
+        p for p in (tmp_path / "out.partial" / "checkpoints").iterdir() if p.name.isdigit()
+    )
+    assert checkpoints, (
+        "the chunk that diverged is checkpointed (its parameters are the last finite ones)"
+    )
     for step in checkpoints:
         restored = ocp.StandardCheckpointer().restore(step / "default")
         for path, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]:
             name = jax.tree_util.keystr(path)
             # parameters (not the optimiser's moments, which may overflow, or the latest loss)
-            if "opt" not in name and "loss" not in name and np.issubdtype(np.asarray(leaf).dtype, np.floating):
+            if (
+                "opt" not in name
+                and "loss" not in name
+                and np.issubdtype(np.asarray(leaf).dtype, np.floating)
+            ):
                 assert np.all(np.isfinite(leaf)), name
 
 
 def test_a_damaged_dataset_is_one_line_whatever_orbax_does_at_exit(tmp_path, data):
     damaged = tmp_path / "damaged"
     shutil.copytree(data, damaged)
-    chunk = max((p for p in (damaged / "arrays").rglob("*") if p.is_file() and "/d/" in str(p)), key=lambda p: p.stat().st_size)
+    chunk = max(
+        (p for p in (damaged / "arrays").rglob("*") if p.is_file() and "/d/" in str(p)),
+        key=lambda p: p.stat().st_size,
+    )
     chunk.write_bytes(os.urandom(64))
     for _ in range(3):  # the extra tracebacks came only sometimes
-        result = subprocess.run([sys.executable, "-m", "awmctl", "fit-model", "--data", str(damaged), "--model",
-                                 "markov-mlp", "--steps", "10", "--out", str(tmp_path / "m")],
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "awmctl",
+                "fit-model",
+                "--data",
+                str(damaged),
+                "--model",
+                "markov-mlp",
+                "--steps",
+                "10",
+                "--out",
+                str(tmp_path / "m"),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 2
-        assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "damaged" in result.stderr
+        assert (
+            result.stderr.strip().splitlines() == [result.stderr.strip()]
+            and "damaged" in result.stderr
+        )
 
 
 def test_a_busy_out_is_refused_and_a_killed_writer_leaves_no_stuck_lock(tmp_path):
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "awmctl", "optimize-policy", "--online", "--task", "cancer", "--horizon", "8",
-            "--model", "markov-mlp", "--env-steps", "100000", "--warmup-steps", "32", "--out", str(out)]
+    argv = [
+        sys.executable,
+        "-m",
+        "awmctl",
+        "optimize-policy",
+        "--online",
+        "--task",
+        "cancer",
+        "--horizon",
+        "8",
+        "--model",
+        "markov-mlp",
+        "--env-steps",
+        "100000",
+        "--warmup-steps",
+        "32",
+        "--out",
+        str(out),
+    ]
     first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
         while not (out.with_name("run.partial") / "metrics.jsonl").exists():
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.5)
-        second = run("optimize-policy", "--online", "--task", "cancer", "--horizon", 8, "--model", "markov-mlp",
-                     "--env-steps", 100000, "--warmup-steps", 32, "--out", out)
-        assert second.exit_code == 2 and "is being written by awmctl pid" in second.stderr, second.stderr
+        second = run(
+            "optimize-policy",
+            "--online",
+            "--task",
+            "cancer",
+            "--horizon",
+            8,
+            "--model",
+            "markov-mlp",
+            "--env-steps",
+            100000,
+            "--warmup-steps",
+            32,
+            "--out",
+            out,
+        )
+        assert second.exit_code == 2 and "is being written by awmctl pid" in second.stderr, (
+            second.stderr
+        )
         first.kill()  # kill -9: no handler runs
         first.wait()
         # the killed writer's --out is free at once (the kernel dropped its flock)
@@ -153,22 +295,73 @@ def test_a_directory_of_an_incompatible_format_names_the_awmctl_that_wrote_it(tm
     (old / "meta.json").write_text(json.dumps(meta))
     result = run("fit-model", "--data", old, "--model", "markov-mlp", "--out", tmp_path / "m")
     assert result.exit_code == 2
-    assert "written by awmctl 9.9.9 in directory format 99" in result.stderr and "upgrade awmctl" in result.stderr
+    assert (
+        "written by awmctl 9.9.9 in directory format 99" in result.stderr
+        and "upgrade awmctl" in result.stderr
+    )
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_json_output_carries_its_schema_version_and_the_documented_fields(tmp_path):
     documented = {  # docs/usage.md, "JSON output"
-        "collect": {"out", "task", "horizon", "policy", "seed", "episodes", "mean_return", "std_return", "min_return",
-                    "max_return"},
-        "optimize-policy": {"out", "model", "task", "horizon", "policy", "policy_input_grad", "steps", "seeds",
-                            "final_return_mean", "final_return_ci95", "best_return_mean", "final_grad_cosine_mean",
-                            "wall_s", "compile_s"},
+        "collect": {
+            "out",
+            "task",
+            "horizon",
+            "policy",
+            "seed",
+            "episodes",
+            "mean_return",
+            "std_return",
+            "min_return",
+            "max_return",
+        },
+        "optimize-policy": {
+            "out",
+            "model",
+            "task",
+            "horizon",
+            "policy",
+            "policy_input_grad",
+            "steps",
+            "seeds",
+            "final_return_mean",
+            "final_return_ci95",
+            "best_return_mean",
+            "final_grad_cosine_mean",
+            "wall_s",
+            "compile_s",
+        },
     }
     runs = {
-        "collect": run("collect", "--task", "cancer", "--horizon", 8, "-n", 2, "--out", tmp_path / "d", "--json"),
-        "optimize-policy": run("optimize-policy", "--model", "simulator", "--task", "cancer", "--horizon", 8,
-                               "--steps", 4, "--log-every", 2, "--out", tmp_path / "p", "--json"),
+        "collect": run(
+            "collect",
+            "--task",
+            "cancer",
+            "--horizon",
+            8,
+            "-n",
+            2,
+            "--out",
+            tmp_path / "d",
+            "--json",
+        ),
+        "optimize-policy": run(
+            "optimize-policy",
+            "--model",
+            "simulator",
+            "--task",
+            "cancer",
+            "--horizon",
+            8,
+            "--steps",
+            4,
+            "--log-every",
+            2,
+            "--out",
+            tmp_path / "p",
+            "--json",
+        ),
     }
     for command, result in runs.items():
         assert result.exit_code == 0, result.stderr

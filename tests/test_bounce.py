@@ -86,7 +86,9 @@ def test_defaults_and_registry():
         "goal": 0.5, "dt": 0.01, "friction": 10.0, "wall": -1.0,
         "launch_gain": 10.0, "launch_offset": 2.0,
     }  # fmt: skip
-    np.testing.assert_array_equal(np.asarray(task.initial_state(jax.random.key(0))), [0.0, 0.0, -1.0, 0.5])
+    np.testing.assert_array_equal(
+        np.asarray(task.initial_state(jax.random.key(0))), [0.0, 0.0, -1.0, 0.5]
+    )
     again = make_task("bounce", 30, {"goal": -0.25})
     assert again.goal == -0.25 and make_task("bounce", 30, again.params).params == again.params
 

@@ -17,10 +17,22 @@ SCRIPT = Path(__file__).parent.parent / "docs" / "examples" / "slurm_sweep.sh"
 
 def sweep(tmp_path, rows: str, task: int, **popen):
     (tmp_path / "rows.txt").write_text(rows)
-    env = {**os.environ, "ROWS": str(tmp_path / "rows.txt"), "OUT": str(tmp_path / "sweep"),
-           "AWMCTL": f"{sys.executable} -m awmctl", "SLURM_ARRAY_TASK_ID": str(task), "AWMCTL_CHECKPOINT_SECONDS": "0"}
-    return subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **popen)
+    env = {
+        **os.environ,
+        "ROWS": str(tmp_path / "rows.txt"),
+        "OUT": str(tmp_path / "sweep"),
+        "AWMCTL": f"{sys.executable} -m awmctl",
+        "SLURM_ARRAY_TASK_ID": str(task),
+        "AWMCTL_CHECKPOINT_SECONDS": "0",
+    }
+    return subprocess.Popen(
+        ["bash", str(SCRIPT)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 ROWS = """# name  arguments
@@ -35,7 +47,10 @@ def test_each_array_task_runs_its_row_and_a_complete_row_is_skipped(tmp_path):
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
     for name in ("data", "online"):
-        assert json.loads((tmp_path / "sweep" / name / "meta.json").read_text())["status"] == "complete"
+        assert (
+            json.loads((tmp_path / "sweep" / name / "meta.json").read_text())["status"]
+            == "complete"
+        )
         assert json.loads((tmp_path / "sweep" / f"{name}.json").read_text())["out"].endswith(name)
     again = sweep(tmp_path, ROWS, 1)
     _, err = again.communicate(timeout=300)
@@ -51,7 +66,9 @@ def test_sigterm_to_the_job_checkpoints_and_the_requeued_task_resumes(tmp_path):
     job = sweep(tmp_path, rows, 0)
     partial = tmp_path / "sweep" / "long.partial"
     deadline = time.monotonic() + 240
-    while not (partial / "checkpoints").exists() or not any(p.name.isdigit() for p in (partial / "checkpoints").iterdir()):
+    while not (partial / "checkpoints").exists() or not any(
+        p.name.isdigit() for p in (partial / "checkpoints").iterdir()
+    ):
         assert time.monotonic() < deadline and job.poll() is None, job.communicate()[1]
         time.sleep(0.2)
     job.send_signal(signal.SIGTERM)  # what SLURM sends the batch shell (--signal=B:TERM@120)
@@ -62,4 +79,6 @@ def test_sigterm_to_the_job_checkpoints_and_the_requeued_task_resumes(tmp_path):
     _, err = requeued.communicate(timeout=600)
     assert requeued.returncode == 0, err
     assert "Resuming from env step" in err
-    assert json.loads((tmp_path / "sweep" / "long" / "meta.json").read_text())["status"] == "complete"
+    assert (
+        json.loads((tmp_path / "sweep" / "long" / "meta.json").read_text())["status"] == "complete"
+    )

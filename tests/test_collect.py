@@ -6,12 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run
 
 from awmctl import artifacts, store
-from awmctl.rollouts import collect
 from awmctl.errors import BadInputError
+from awmctl.rollouts import collect
 from awmctl.tasks import make_task, open_loop_return
-from conftest import run
 
 
 def test_collect_constant_policy_matches_open_loop_return():
@@ -49,17 +49,36 @@ def test_parse_policy_rejects_garbage_and_wrong_sizes():
     with pytest.raises(BadInputError, match="cannot parse policy"):
         artifacts.parse_policy("greedy")
     with pytest.raises(BadInputError, match="2 action dimensions"):
-        artifacts.behaviour(artifacts.parse_policy("constant:0.1,0.2,0.3"), make_task("bear-populations", 5))
+        artifacts.behaviour(
+            artifacts.parse_policy("constant:0.1,0.2,0.3"), make_task("bear-populations", 5)
+        )
 
 
 def test_cli_collect_round_trip_and_json_summary(tmp_path):
     out = tmp_path / "data"
-    result = run("collect", "--task", "cancer", "--horizon", 12, "--episodes", 9, "--seed", 5, "--out", out, "--json")
+    result = run(
+        "collect",
+        "--task",
+        "cancer",
+        "--horizon",
+        12,
+        "--episodes",
+        9,
+        "--seed",
+        5,
+        "--out",
+        out,
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     episodes, meta = artifacts.load_dataset(out)
     assert episodes.observations.shape == (9, 13, 2)
-    assert meta["kind"] == "dataset" and meta["task"]["name"] == "cancer" and meta["task"]["horizon"] == 12
+    assert (
+        meta["kind"] == "dataset"
+        and meta["task"]["name"] == "cancer"
+        and meta["task"]["horizon"] == 12
+    )
     assert meta["seed"] == 5 and meta["policy"] == "random" and meta["episodes"] == 9
     assert meta["environment"]["versions"]["jax"] == jax.__version__
     returns = episodes.rewards.sum(-1)
@@ -72,15 +91,35 @@ def test_cli_collect_round_trip_and_json_summary(tmp_path):
 
 def test_same_seed_gives_byte_identical_arrays(tmp_path):
     for name in ("a", "b"):
-        assert run("collect", "--task", "bacteria", "--horizon", 8, "-n", 5, "--seed", 1, "--out", tmp_path / name).exit_code == 0
-    (ea, _), (eb, _) = artifacts.load_dataset(tmp_path / "a"), artifacts.load_dataset(tmp_path / "b")
+        assert (
+            run(
+                "collect",
+                "--task",
+                "bacteria",
+                "--horizon",
+                8,
+                "-n",
+                5,
+                "--seed",
+                1,
+                "--out",
+                tmp_path / name,
+            ).exit_code
+            == 0
+        )
+    (ea, _), (eb, _) = (
+        artifacts.load_dataset(tmp_path / "a"),
+        artifacts.load_dataset(tmp_path / "b"),
+    )
     for a, b in zip(ea, eb):
         assert a.tobytes() == b.tobytes()
 
 
 def test_task_params_are_applied_and_recorded(tmp_path):
     out = tmp_path / "d"
-    result = run("collect", "--task", "cancer", "--horizon", 5, "-n", 2, "--task-param", "T=10", "--out", out)
+    result = run(
+        "collect", "--task", "cancer", "--horizon", 5, "-n", 2, "--task-param", "T=10", "--out", out
+    )
     assert result.exit_code == 0, result.stderr
     meta = store.read_meta(out, "dataset")
     assert meta["task"]["params"]["T"] == 10.0
@@ -115,7 +154,12 @@ def test_existing_out_needs_overwrite_and_is_replaced_only_when_complete(tmp_pat
     result = run("collect", "--task", "cancer", "--horizon", 4, "-n", 3, "--out", out)
     assert result.exit_code == 2 and "--overwrite" in result.stderr
     assert (out / "meta.json").read_text() == before
-    assert run("collect", "--task", "cancer", "--horizon", 4, "-n", 3, "--out", out, "--overwrite").exit_code == 0
+    assert (
+        run(
+            "collect", "--task", "cancer", "--horizon", 4, "-n", 3, "--out", out, "--overwrite"
+        ).exit_code
+        == 0
+    )
     assert store.read_meta(out)["episodes"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no staging or trash left behind
 
@@ -123,7 +167,19 @@ def test_existing_out_needs_overwrite_and_is_replaced_only_when_complete(tmp_pat
 def test_policy_dir_of_wrong_kind_is_refused(tmp_path):
     out = tmp_path / "d"
     assert run("collect", "--task", "cancer", "--horizon", 4, "-n", 2, "--out", out).exit_code == 0
-    result = run("collect", "--task", "cancer", "--horizon", 4, "-n", 2, "--policy", out, "--out", tmp_path / "e")
+    result = run(
+        "collect",
+        "--task",
+        "cancer",
+        "--horizon",
+        4,
+        "-n",
+        2,
+        "--policy",
+        out,
+        "--out",
+        tmp_path / "e",
+    )
     assert result.exit_code == 2
     assert "holds a dataset, but a policy is expected" in result.stderr
 
@@ -132,44 +188,94 @@ def test_split_keys_are_fold_ins_so_chunks_need_no_full_key_array():
     from awmctl.rollouts import episode_keys
 
     key = jax.random.key(11)
-    np.testing.assert_array_equal(jax.random.key_data(episode_keys(key, 100, 140)),
-                                  jax.random.key_data(jax.random.split(key, 1000)[100:140]))
+    np.testing.assert_array_equal(
+        jax.random.key_data(episode_keys(key, 100, 140)),
+        jax.random.key_data(jax.random.split(key, 1000)[100:140]),
+    )
 
 
 def test_a_dataset_written_in_parts_under_a_memory_cap_equals_the_one_written_at_once(tmp_path):
     from awmctl.artifacts import load_dataset
 
-    whole = run("collect", "--task", "cancer", "--horizon", 20, "-n", 100, "--seed", 4, "--out", tmp_path / "whole",
-                "--json")
-    parts = run("collect", "--task", "cancer", "--horizon", 20, "-n", 100, "--seed", 4, "--max-memory", 0.01,
-                "--out", tmp_path / "parts", "--json")
+    whole = run(
+        "collect",
+        "--task",
+        "cancer",
+        "--horizon",
+        20,
+        "-n",
+        100,
+        "--seed",
+        4,
+        "--out",
+        tmp_path / "whole",
+        "--json",
+    )
+    parts = run(
+        "collect",
+        "--task",
+        "cancer",
+        "--horizon",
+        20,
+        "-n",
+        100,
+        "--seed",
+        4,
+        "--max-memory",
+        0.01,
+        "--out",
+        tmp_path / "parts",
+        "--json",
+    )
     assert whole.exit_code == 0 and parts.exit_code == 0, parts.stderr
     a, meta_a = load_dataset(tmp_path / "whole")
     b, meta_b = load_dataset(tmp_path / "parts")
-    assert "parts" not in meta_a and meta_b["parts"] == [15] * 6 + [10]  # 0.01 MB / 2 = 15 episodes of 332 bytes
+    assert "parts" not in meta_a and meta_b["parts"] == [15] * 6 + [
+        10
+    ]  # 0.01 MB / 2 = 15 episodes of 332 bytes
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
     sa, sb = json.loads(whole.stdout), json.loads(parts.stdout)
     for k in ("mean_return", "std_return", "min_return", "max_return"):  # streamed statistics
         assert sa[k] == pytest.approx(sb[k], rel=1e-9)
-    assert run("fit-model", "--data", tmp_path / "parts", "--model", "markov-mlp", "--steps", 20, "--log-every", 10,
-               "--out", tmp_path / "model").exit_code == 0
+    assert (
+        run(
+            "fit-model",
+            "--data",
+            tmp_path / "parts",
+            "--model",
+            "markov-mlp",
+            "--steps",
+            20,
+            "--log-every",
+            10,
+            "--out",
+            tmp_path / "model",
+        ).exit_code
+        == 0
+    )
 
 
 @pytest.mark.slow
 def test_collecting_stays_within_its_memory_cap(tmp_path):
     """Peak memory of a 645 MB collection with a 32 MB cap stays far below the data's size."""
-    import resource
     import subprocess
     import sys
 
-    code = ("import resource, sys; from awmctl.cli import app; sys.argv = ['awmctl'] + sys.argv[1:]\n"
-            "try:\n    app()\nexcept SystemExit as e:\n    assert e.code in (0, None)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    code = (
+        "import resource, sys; from awmctl.cli import app; sys.argv = ['awmctl'] + sys.argv[1:]\n"
+        "try:\n    app()\nexcept SystemExit as e:\n    assert e.code in (0, None)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
 
     def peak_mb(*args) -> float:
-        out = subprocess.run([sys.executable, "-c", code, "collect", "--task", "cancer", "--horizon", "100", *args],
-                             capture_output=True, text=True, timeout=900)
+        out = subprocess.run(
+            [sys.executable, "-c", code, "collect", "--task", "cancer", "--horizon", "100", *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert out.returncode == 0, out.stderr
         return int(out.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is in KB on Linux
 

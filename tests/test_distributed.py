@@ -13,16 +13,35 @@ import time
 
 import numpy as np
 import pytest
-
 from test_goldens import outputs
 
-ARGS = ["optimize-policy", "--online", "--task", "cancer", "--horizon", "8", "--model", "markov-mlp",
-        "--env-steps", "96", "--warmup-steps", "32", "--seeds", "2", "--json"]
+ARGS = [
+    "optimize-policy",
+    "--online",
+    "--task",
+    "cancer",
+    "--horizon",
+    "8",
+    "--model",
+    "markov-mlp",
+    "--env-steps",
+    "96",
+    "--warmup-steps",
+    "32",
+    "--seeds",
+    "2",
+    "--json",
+]
 
 
 def awmctl(*args, **env):
-    return subprocess.Popen([sys.executable, "-m", "awmctl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **env})
+    return subprocess.Popen(
+        [sys.executable, "-m", "awmctl", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
 
 
 @pytest.mark.slow  # 73 s of two processes compiling; with make test-all like the other multi-process tests
@@ -41,31 +60,63 @@ def test_two_local_processes_share_the_seeds_and_write_the_one_process_run(tmp_p
     assert sorted(got) == sorted(want)
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
-    refused = awmctl(*ARGS[:-3], "--seeds", "3", "--processes", "2", "--out", str(tmp_path / "three"))
-    assert refused.wait(timeout=120) == 2 and "--seeds 3 cannot be shared by --processes 2" in refused.communicate()[1]
+    refused = awmctl(
+        *ARGS[:-3], "--seeds", "3", "--processes", "2", "--out", str(tmp_path / "three")
+    )
+    assert (
+        refused.wait(timeout=120) == 2
+        and "--seeds 3 cannot be shared by --processes 2" in refused.communicate()[1]
+    )
 
 
 @pytest.mark.slow
 def test_a_clusters_launcher_environment_makes_the_same_job(tmp_path):
     """srun's environment, which JAX reads (two local processes with SLURM's variables)."""
     one = awmctl(*ARGS, "--out", str(tmp_path / "one"))
-    out, err = one.communicate(timeout=300)
+    _, err = one.communicate(timeout=300)
     assert one.returncode == 0, err
     job = str(random.randrange(10_000, 99_999))  # its coordinator port comes from the job id
-    slurm = {"AWMCTL_DISTRIBUTED": "1", "SLURM_JOB_ID": job, "SLURM_STEP_NODELIST": "localhost", "SLURM_NTASKS": "2"}
-    tasks = [awmctl(*ARGS, "--out", str(tmp_path / "two"), **slurm, SLURM_PROCID=str(i), SLURM_LOCALID=str(i))
-             for i in range(2)]
+    slurm = {
+        "AWMCTL_DISTRIBUTED": "1",
+        "SLURM_JOB_ID": job,
+        "SLURM_STEP_NODELIST": "localhost",
+        "SLURM_NTASKS": "2",
+    }
+    tasks = [
+        awmctl(
+            *ARGS,
+            "--out",
+            str(tmp_path / "two"),
+            **slurm,
+            SLURM_PROCID=str(i),
+            SLURM_LOCALID=str(i),
+        )
+        for i in range(2)
+    ]
     results = [t.communicate(timeout=300) for t in tasks]
     for task, (_, err) in zip(tasks, results):
         assert task.returncode == 0, err
-    assert json.loads(results[0][0])["seeds"] == 2 and results[1][0].strip() == ""  # process 0 reports
+    assert (
+        json.loads(results[0][0])["seeds"] == 2 and results[1][0].strip() == ""
+    )  # process 0 reports
     got, want = outputs(tmp_path / "two"), outputs(tmp_path / "one")
     assert sorted(got) == sorted(want)
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
     # a share that does not divide is refused in one line by every process
-    bad = [awmctl(*ARGS[:-3], "--seeds", "3", "--out", str(tmp_path / "three"), **{**slurm, "SLURM_JOB_ID": str(int(job) + 1)},
-                  SLURM_PROCID=str(i), SLURM_LOCALID=str(i)) for i in range(2)]
+    bad = [
+        awmctl(
+            *ARGS[:-3],
+            "--seeds",
+            "3",
+            "--out",
+            str(tmp_path / "three"),
+            **{**slurm, "SLURM_JOB_ID": str(int(job) + 1)},
+            SLURM_PROCID=str(i),
+            SLURM_LOCALID=str(i),
+        )
+        for i in range(2)
+    ]
     for b in bad:
         _, err = b.communicate(timeout=300)
         assert b.returncode == 2 and "--seeds 3 cannot be shared by the 2 processes" in err, err
@@ -78,10 +129,23 @@ def test_sigterm_to_one_process_stops_both_and_the_rerun_resumes_to_the_one_proc
     assert one.wait(timeout=300) == 0, one.communicate()[1]
 
     def job(number: int):
-        slurm = {"AWMCTL_DISTRIBUTED": "1", "SLURM_JOB_ID": str(number), "SLURM_STEP_NODELIST": "localhost",
-                 "SLURM_NTASKS": "2"}
-        return [awmctl(*args, "--out", str(tmp_path / "two"), **slurm, SLURM_PROCID=str(i), SLURM_LOCALID=str(i))
-                for i in range(2)]
+        slurm = {
+            "AWMCTL_DISTRIBUTED": "1",
+            "SLURM_JOB_ID": str(number),
+            "SLURM_STEP_NODELIST": "localhost",
+            "SLURM_NTASKS": "2",
+        }
+        return [
+            awmctl(
+                *args,
+                "--out",
+                str(tmp_path / "two"),
+                **slurm,
+                SLURM_PROCID=str(i),
+                SLURM_LOCALID=str(i),
+            )
+            for i in range(2)
+        ]
 
     number = random.randrange(10_000, 99_999)
     tasks = job(number)

@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run
 
 from awmctl import algorithms, artifacts
-from awmctl.models import imagine
 from awmctl.artifacts import load_model
-from conftest import run
+from awmctl.models import imagine
 
 SMALL = ["--width", "12", "--heads", "2", "--mlp-width", "24"]
 
@@ -19,14 +19,33 @@ SMALL = ["--width", "12", "--heads", "2", "--mlp-width", "24"]
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "cancer"
-    result = run("collect", "--task", "cancer", "--horizon", 10, "-n", 24, "--seed", 0, "--out", out)
+    result = run(
+        "collect", "--task", "cancer", "--horizon", 10, "-n", 24, "--seed", 0, "--out", out
+    )
     assert result.exit_code == 0, result.stderr
     return out
 
 
 def fit_args(dataset, out, *extra):
-    return ("fit-model", "--data", dataset, "--model", "awm-transformer", *SMALL, "--steps", 40,
-            "--log-every", 10, "--batch-size", 8, "--seed", 2, "--out", out, *extra)
+    return (
+        "fit-model",
+        "--data",
+        dataset,
+        "--model",
+        "awm-transformer",
+        *SMALL,
+        "--steps",
+        40,
+        "--log-every",
+        10,
+        "--batch-size",
+        8,
+        "--seed",
+        2,
+        "--out",
+        out,
+        *extra,
+    )
 
 
 def test_round_trip_restores_identical_predictions(dataset, tmp_path):
@@ -45,7 +64,9 @@ def test_round_trip_restores_identical_predictions(dataset, tmp_path):
     # The restored model reproduces the reported validation loss exactly.
     episodes, _ = artifacts.load_dataset(dataset)
     _, val = algorithms.split_episodes(episodes, 0.1, jax.random.split(jax.random.key(2))[1])
-    loss = algorithms.normalised_mse(model, model.norm.std, jnp.asarray(val.observations), jnp.asarray(val.actions))
+    loss = algorithms.normalised_mse(
+        model, model.norm.std, jnp.asarray(val.observations), jnp.asarray(val.actions)
+    )
     assert float(loss) == pytest.approx(summary["val_mse"], rel=1e-5)
     imagined = imagine(model, jnp.asarray(val.observations[0, 0]), jnp.asarray(val.actions[0]))
     assert imagined.shape == (10, 2) and np.all(np.isfinite(imagined))
@@ -75,16 +96,25 @@ def test_resumed_run_equals_uninterrupted_run(dataset, tmp_path, monkeypatch):
     assert "Resuming from step 20" in resumed.stderr
     whole, _, _ = load_model(tmp_path / "whole")
     again, _, _ = load_model(tmp_path / "resumed")
-    for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(whole, eqx.is_array)),
-                    jax.tree_util.tree_leaves(eqx.filter(again, eqx.is_array))):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(eqx.filter(whole, eqx.is_array)),
+        jax.tree_util.tree_leaves(eqx.filter(again, eqx.is_array)),
+    ):
         np.testing.assert_array_equal(a, b)
-    steps = [json.loads(l)["step"] for l in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(l)["step"]
+        for l in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == [10, 20, 30, 40]
     assert not (tmp_path / "resumed.partial").exists()
 
 
 def test_partial_run_with_other_settings_is_refused(dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(algorithms.ModelFit, "run_chunk", lambda self, state: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(
+        algorithms.ModelFit,
+        "run_chunk",
+        lambda self, state: (_ for _ in ()).throw(KeyboardInterrupt),
+    )
     assert run(*fit_args(dataset, tmp_path / "m")).exit_code == 130
     monkeypatch.undo()
     result = run(*fit_args(dataset, tmp_path / "m", "--lr", "0.01"))
@@ -93,21 +123,37 @@ def test_partial_run_with_other_settings_is_refused(dataset, tmp_path, monkeypat
 
 def test_bad_input(dataset, tmp_path):
     result = run("fit-model", "--data", dataset, "--model", "gpt", "--out", tmp_path / "a")
-    assert result.exit_code == 2 and "unknown model 'gpt'; choose one of: markov-mlp" in result.stderr
-    result = run("fit-model", "--data", tmp_path / "nothing", "--model", "awm-lstm", "--out", tmp_path / "a")
+    assert (
+        result.exit_code == 2 and "unknown model 'gpt'; choose one of: markov-mlp" in result.stderr
+    )
+    result = run(
+        "fit-model", "--data", tmp_path / "nothing", "--model", "awm-lstm", "--out", tmp_path / "a"
+    )
     assert result.exit_code == 2 and "does not exist" in result.stderr
     result = run(*fit_args(dataset, tmp_path / "m", "--context", "5"))
     assert result.exit_code == 2 and "shorter than the data's horizon 10" in result.stderr
     result = run("fit-model", "--data", dataset, "--model", "simulator", "--out", tmp_path / "a")
     assert result.exit_code == 2 and "nothing to fit" in result.stderr
-    result = run("fit-model", "--data", dataset, "--model", "awm-lstm", "--heads", "2", "--out", tmp_path / "a")
+    result = run(
+        "fit-model",
+        "--data",
+        dataset,
+        "--model",
+        "awm-lstm",
+        "--heads",
+        "2",
+        "--out",
+        tmp_path / "a",
+    )
     assert result.exit_code == 2 and "transformers only" in result.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "a.partial").exists()
 
 
 def test_a_model_directory_is_not_a_dataset(dataset, tmp_path):
     assert run(*fit_args(dataset, tmp_path / "m")).exit_code == 0
-    result = run("fit-model", "--data", tmp_path / "m", "--model", "awm-lstm", "--out", tmp_path / "b")
+    result = run(
+        "fit-model", "--data", tmp_path / "m", "--model", "awm-lstm", "--out", tmp_path / "b"
+    )
     assert result.exit_code == 2 and "holds a model, but a dataset is expected" in result.stderr
 
 
@@ -120,5 +166,7 @@ def test_nan_in_dataset_is_refused(tmp_path):
     obs = np.array(batch.observations)
     obs[0, 1, 0] = np.inf
     artifacts.save_dataset(tmp_path / "bad", batch._replace(observations=obs), task, {})
-    result = run("fit-model", "--data", tmp_path / "bad", "--model", "markov-mlp", "--out", tmp_path / "m")
+    result = run(
+        "fit-model", "--data", tmp_path / "bad", "--model", "markov-mlp", "--out", tmp_path / "m"
+    )
     assert result.exit_code == 2 and "contain NaN or Inf" in result.stderr

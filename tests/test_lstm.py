@@ -40,8 +40,12 @@ def assert_trees_close(a, b):
 
 def test_forward_equals_equinox_cell(setup):
     backbone, tokens, _ = setup
-    np.testing.assert_allclose(jax.vmap(backbone)(tokens), jax.vmap(lambda x: reference(backbone, x))(tokens),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        jax.vmap(backbone)(tokens),
+        jax.vmap(lambda x: reference(backbone, x))(tokens),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 def test_gradient_of_a_batch_loss_equals_autodiff(setup):
@@ -74,10 +78,12 @@ def test_per_sequence_gradients_under_vmap_equal_autodiff(setup):
 def test_one_weight_per_seed_under_vmap(setup):
     """Seeds vmapped with their own weights, each over a vmapped batch (online BPO's layout)."""
     _, tokens, targets = setup
-    seeds = eqx.filter_vmap(lambda k: Recurrent("lstm", WIDTH, key=k))(jax.random.split(jax.random.key(1), 3))
+    seeds = eqx.filter_vmap(lambda k: Recurrent("lstm", WIDTH, key=k))(
+        jax.random.split(jax.random.key(1), 3)
+    )
 
     def grads(run):
-        loss = lambda m: jnp.mean(jnp.square(jax.vmap(lambda s: run(m, s))(tokens) - targets))  # noqa: E731
+        loss = lambda m: jnp.mean(jnp.square(jax.vmap(lambda s: run(m, s))(tokens) - targets))
         return eqx.filter_vmap(eqx.filter_grad(loss))(seeds)
 
     assert_trees_close(grads(lambda m, s: m(s)), grads(reference))
@@ -87,5 +93,12 @@ def test_gradient_against_finite_differences():
     k1, k2 = jax.random.split(jax.random.key(2))
     pre, weight = jax.random.normal(k1, (6, 4 * 3)), 0.5 * jax.random.normal(k2, (4 * 3, 3))
     # float32 central differences: a loose tolerance, but a wrong gate or a missing path fails it
-    check_grads(lambda p, w: jnp.sum(jnp.sin(lstm_sequence(jnp.asarray(p), jnp.asarray(w)))), (pre, weight), order=1, modes=("rev",),
-                atol=1e-2, rtol=1e-2, eps=1e-2)
+    check_grads(
+        lambda p, w: jnp.sum(jnp.sin(lstm_sequence(jnp.asarray(p), jnp.asarray(w)))),
+        (pre, weight),
+        order=1,
+        modes=("rev",),
+        atol=1e-2,
+        rtol=1e-2,
+        eps=1e-2,
+    )

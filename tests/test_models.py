@@ -11,8 +11,7 @@ from awmctl import optim
 from awmctl.algorithms import normalised_mse
 from awmctl.models import TRAINABLE, build_model, imagine
 from awmctl.rollouts import collect, random_controller
-from awmctl.tasks import observation
-from awmctl.tasks import make_task
+from awmctl.tasks import make_task, observation
 
 SEQUENCE = [n for n in TRAINABLE if n != "markov-mlp"]
 SMALL = {"width": 12, "heads": 2, "mlp_width": 24, "layers": 2}
@@ -27,14 +26,22 @@ def small(name, state_size=2, action_size=1, horizon=8, seed=0):
 
 def random_episode(horizon=8, state_size=2, action_size=1, seed=1):
     k1, k2 = jax.random.split(jax.random.key(seed))
-    return (jax.random.normal(k1, (horizon + 1, state_size)), jax.random.uniform(k2, (horizon, action_size), minval=-1, maxval=1))
+    return (
+        jax.random.normal(k1, (horizon + 1, state_size)),
+        jax.random.uniform(k2, (horizon, action_size), minval=-1, maxval=1),
+    )
 
 
 def test_paper_sizes_have_the_paper_parameter_counts():
-    count = lambda m: sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_inexact_array)))  # noqa: E731
+    count = lambda m: sum(
+        x.size for x in jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_inexact_array))
+    )
     # design.md: about 69k parameters for the transformer AWM, about 41k for the LSTM AWM
     # (the normaliser's 2 x state_size statistics are included in the count).
-    assert abs(count(build_model("awm-transformer", 1, 1, 100, key=jax.random.key(0))) - 69_000) < 1_000
+    assert (
+        abs(count(build_model("awm-transformer", 1, 1, 100, key=jax.random.key(0))) - 69_000)
+        < 1_000
+    )
     assert abs(count(build_model("awm-lstm", 1, 1, 100, key=jax.random.key(0))) - 41_000) < 1_000
 
 
@@ -61,7 +68,9 @@ def test_awm_gradient_reaches_every_earlier_action_and_no_later_state(name):
     assert np.all(np.asarray(d_states)[:, :, 1:, :] == 0.0)  # never reads s_1 .. s_H
     assert np.any(np.asarray(d_states)[:, :, 0, :] != 0.0)
     d_actions = np.asarray(jax.jacrev(lambda a: model.predict(states, a))(actions))  # [H, S, H, A]
-    norms = np.linalg.norm(d_actions.reshape(8, -1, 8, 1).transpose(0, 2, 1, 3).reshape(8, 8, -1), axis=-1)
+    norms = np.linalg.norm(
+        d_actions.reshape(8, -1, 8, 1).transpose(0, 2, 1, 3).reshape(8, 8, -1), axis=-1
+    )
     lower = np.tril(np.ones((8, 8), dtype=bool))  # prediction t depends on actions 0..t
     assert np.all(norms[lower] > 0)
     assert np.all(norms[~lower] == 0)
@@ -81,8 +90,12 @@ def test_causality_changing_an_action_changes_no_earlier_prediction(name):
 
 
 def test_same_seed_same_parameters_and_different_seed_different():
-    a, b, c = small("awm-transformer", seed=3), small("awm-transformer", seed=3), small("awm-transformer", seed=4)
-    leaves = lambda m: jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_inexact_array))  # noqa: E731
+    a, b, c = (
+        small("awm-transformer", seed=3),
+        small("awm-transformer", seed=3),
+        small("awm-transformer", seed=4),
+    )
+    leaves = lambda m: jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_inexact_array))
     assert all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b)))
     assert not all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(c)))
 
@@ -131,8 +144,8 @@ def test_simulator_model_predicts_the_task_exactly(tiny_dataset):
 
 
 def test_the_spec_table_says_what_each_model_offers():
-    from awmctl.models import MODEL_SPECS, ActionsWorldModel, HistoryWorldModel, model_spec
     from awmctl.errors import BadInputError
+    from awmctl.models import MODEL_SPECS, ActionsWorldModel, HistoryWorldModel, model_spec
 
     for name, spec in MODEL_SPECS.items():
         model = spec.build(2, 1, 8, key=jax.random.key(0), task=make_task("cancer", 8))
@@ -141,7 +154,9 @@ def test_the_spec_table_says_what_each_model_offers():
         assert spec.policy_input_grad == ("stop" if spec.direct_path else "full")
         assert spec.trainable == (name != "simulator")
         assert set(model.hyperparameters()) <= set(spec.hyper)
-    assert isinstance(model_spec("hwm-lstm").build(2, 1, 8, key=jax.random.key(0)), HistoryWorldModel)
+    assert isinstance(
+        model_spec("hwm-lstm").build(2, 1, 8, key=jax.random.key(0)), HistoryWorldModel
+    )
     with pytest.raises(BadInputError, match="has no size option heads"):
         model_spec("awm-lstm").build(2, 1, 8, {"heads": 2}, key=jax.random.key(0))
     with pytest.raises(BadInputError, match="unknown model 'gpt'"):

@@ -333,7 +333,9 @@ def test_sizes_bounds_and_flags(name):
     assert {k: task.params[k] for k in params} == params
     extra = ("terminal_on",) if gT is not None else ()
     assert set(task_info(name).param_names) == {"T", "x0", *params, *extra}
-    assert np.array_equal(np.asarray(task.initial_state(jax.random.key(0))), np.array(x0, dtype=np.float32))
+    assert np.array_equal(
+        np.asarray(task.initial_state(jax.random.key(0))), np.array(x0, dtype=np.float32)
+    )
 
 
 @pytest.mark.parametrize(

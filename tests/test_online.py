@@ -5,15 +5,34 @@ import json
 import equinox as eqx
 import jax
 import numpy as np
+from conftest import run
 
 from awmctl import algorithms
 from awmctl.artifacts import load_model, load_policy
-from conftest import run
 
 
 def online_args(out, *extra):
-    return ("optimize-policy", "--online", "--task", "cancer", "--horizon", 8, "--model", "markov-mlp",
-            "--env-steps", 128, "--warmup-steps", 32, "--lr", 1e-3, "--seeds", 2, "--out", out, *extra)
+    return (
+        "optimize-policy",
+        "--online",
+        "--task",
+        "cancer",
+        "--horizon",
+        8,
+        "--model",
+        "markov-mlp",
+        "--env-steps",
+        128,
+        "--warmup-steps",
+        32,
+        "--lr",
+        1e-3,
+        "--seeds",
+        2,
+        "--out",
+        out,
+        *extra,
+    )
 
 
 def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, interrupt_after):
@@ -21,7 +40,9 @@ def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, interrupt_aft
     assert whole.exit_code == 0, whole.stderr
     summary = json.loads(whole.stdout)
     assert summary["online"] and summary["seeds"] == 2 and np.isfinite(summary["final_return_mean"])
-    records = [json.loads(l) for l in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(l) for l in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in records] == [32, 64, 96, 128]
     assert records[-1]["train/episodes"] == [16, 16]  # 128 env steps = 16 whole episodes of 8
     model, task, _ = load_model(tmp_path / "whole" / "model")
@@ -36,18 +57,38 @@ def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, interrupt_aft
     assert resumed.exit_code == 0, resumed.stderr
     assert "Resuming from env step 64" in resumed.stderr
     again, _, _ = load_policy(tmp_path / "resumed", "final", seed_index=1)
-    for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(policy, eqx.is_array)), jax.tree_util.tree_leaves(eqx.filter(again, eqx.is_array))):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(eqx.filter(policy, eqx.is_array)),
+        jax.tree_util.tree_leaves(eqx.filter(again, eqx.is_array)),
+    ):
         np.testing.assert_array_equal(a, b)
 
 
 def test_online_through_the_simulator_fits_nothing_and_learns_by_the_analytic_gradient(tmp_path):
     out = tmp_path / "sim"
-    result = run("optimize-policy", "--online", "--task", "cancer", "--horizon", 8, "--model", "simulator",
-                 "--env-steps", 256, "--warmup-steps", 32, "--lr", 1e-2, "--out", out, "--json")
+    result = run(
+        "optimize-policy",
+        "--online",
+        "--task",
+        "cancer",
+        "--horizon",
+        8,
+        "--model",
+        "simulator",
+        "--env-steps",
+        256,
+        "--warmup-steps",
+        32,
+        "--lr",
+        1e-2,
+        "--out",
+        out,
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     config = algorithms.OnlineConfig(env_steps=256, warmup_steps=32)
-    model, policy = config.update_steps(horizon=8)
+    _, policy = config.update_steps(horizon=8)
     assert records[-1]["train/model_updates"] == [0]
     assert records[-1]["train/policy_updates"] == [config.policy_updates * len(policy)]
     returns = [r["eval/eval_return"][0] for r in records]
@@ -56,7 +97,18 @@ def test_online_through_the_simulator_fits_nothing_and_learns_by_the_analytic_gr
 
 
 def test_online_bad_input(tmp_path):
-    result = run("optimize-policy", "--online", "--task", "cancer", "--model", "awm-lstm", "--policy-every", 5, "--out", tmp_path / "a")
+    result = run(
+        "optimize-policy",
+        "--online",
+        "--task",
+        "cancer",
+        "--model",
+        "awm-lstm",
+        "--policy-every",
+        5,
+        "--out",
+        tmp_path / "a",
+    )
     assert result.exit_code == 2 and "multiple of --model-every" in result.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "a.partial").exists()
 
@@ -68,22 +120,56 @@ def test_the_papers_schedule_is_accepted_and_rounded_to_whole_evaluation_periods
 
 
 def test_options_of_the_other_mode_are_refused_not_ignored(tmp_path):
-    result = run("optimize-policy", "--model", "simulator", "--task", "cancer", "--env-steps", 64, "--out", tmp_path / "a")
+    result = run(
+        "optimize-policy",
+        "--model",
+        "simulator",
+        "--task",
+        "cancer",
+        "--env-steps",
+        64,
+        "--out",
+        tmp_path / "a",
+    )
     assert result.exit_code == 2 and "--env-steps does not apply without --online" in result.stderr
     result = run(*online_args(tmp_path / "a", "--steps", 5, "--log-every", 2))
-    assert result.exit_code == 2 and "--steps, --log-every do not apply with --online" in result.stderr
+    assert (
+        result.exit_code == 2 and "--steps, --log-every do not apply with --online" in result.stderr
+    )
     result = run(*online_args(tmp_path / "a", "--data", tmp_path))
     assert result.exit_code == 2 and "--data does not apply with --online" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_seed_inside_a_multi_seed_online_run_equals_that_seed_alone(tmp_path):
-    common = ("optimize-policy", "--online", "--task", "cancer", "--horizon", 4, "--model", "markov-mlp",
-              "--env-steps", 64, "--warmup-steps", 16, "--eval-every", 16, "--lr", 1e-3)
+    common = (
+        "optimize-policy",
+        "--online",
+        "--task",
+        "cancer",
+        "--horizon",
+        4,
+        "--model",
+        "markov-mlp",
+        "--env-steps",
+        64,
+        "--warmup-steps",
+        16,
+        "--eval-every",
+        16,
+        "--lr",
+        1e-3,
+    )
     assert run(*common, "--seeds", 2, "--seed", 0, "--out", tmp_path / "both").exit_code == 0
     assert run(*common, "--seeds", 1, "--seed", 1, "--out", tmp_path / "one").exit_code == 0
-    both = [json.loads(l)["eval/eval_return"] for l in (tmp_path / "both" / "metrics.jsonl").read_text().splitlines()]
-    one = [json.loads(l)["eval/eval_return"] for l in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    both = [
+        json.loads(l)["eval/eval_return"]
+        for l in (tmp_path / "both" / "metrics.jsonl").read_text().splitlines()
+    ]
+    one = [
+        json.loads(l)["eval/eval_return"]
+        for l in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
+    ]
     np.testing.assert_allclose(np.asarray(both)[:, 1], np.asarray(one)[:, 0], rtol=1e-4)
     assert both[-1][0] != both[-1][1]
 
@@ -98,17 +184,43 @@ def test_updates_follow_the_authors_schedule_by_default():
 
 
 def test_a_run_makes_exactly_the_scheduled_updates(tmp_path):
-    schedule = ("--env-steps", 64, "--warmup-steps", 16, "--model-every", 2, "--policy-every", 8, "--eval-every", 16)
+    schedule = (
+        "--env-steps",
+        64,
+        "--warmup-steps",
+        16,
+        "--model-every",
+        2,
+        "--policy-every",
+        8,
+        "--eval-every",
+        16,
+    )
     for mode in ("warmup", "first-episode"):
         out = tmp_path / mode
-        result = run("optimize-policy", "--online", "--task", "cancer", "--horizon", 4, "--model", "markov-mlp",
-                     *schedule, "--updates-from", mode, "--out", out)
+        result = run(
+            "optimize-policy",
+            "--online",
+            "--task",
+            "cancer",
+            "--horizon",
+            4,
+            "--model",
+            "markov-mlp",
+            *schedule,
+            "--updates-from",
+            mode,
+            "--out",
+            out,
+        )
         assert result.exit_code == 0, result.stderr
         config = algorithms.OnlineConfig(64, 16, 2, 8, 16, updates_from=mode)
         model, policy = config.update_steps(horizon=4)
         for record in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()):
             assert record["train/model_updates"] == [sum(t <= record["step"] for t in model)]
-            assert record["train/policy_updates"] == [config.policy_updates * sum(t <= record["step"] for t in policy)]
+            assert record["train/policy_updates"] == [
+                config.policy_updates * sum(t <= record["step"] for t in policy)
+            ]
         assert (len(model), len(policy)) == ((24, 6) if mode == "warmup" else (31, 8))
 
 
@@ -117,15 +229,24 @@ def test_initialisation_compiled_once_also_composes_with_transformations():
     JAX allows only outside other transformations: inside them it must still trace, as a jit."""
     from awmctl import OnlineBPO, OnlineConfig, make_task, model_spec
 
-    loop = OnlineBPO(make_task("cancer", 8), model_spec("markov-mlp"), "mlp", OnlineConfig(env_steps=64, warmup_steps=16))
+    loop = OnlineBPO(
+        make_task("cancer", 8),
+        model_spec("markov-mlp"),
+        "mlp",
+        OnlineConfig(env_steps=64, warmup_steps=16),
+    )
     first, again = loop.init([0, 1]), loop.init([0, 1])
     for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(again), strict=True):
         np.testing.assert_array_equal(a, b)
     shapes = jax.eval_shape(lambda: loop.init([0, 1]))
-    assert [(s.shape, s.dtype) for s in jax.tree.leaves(shapes)] == [(x.shape, x.dtype) for x in jax.tree.leaves(first)]
+    assert [(s.shape, s.dtype) for s in jax.tree.leaves(shapes)] == [
+        (x.shape, x.dtype) for x in jax.tree.leaves(first)
+    ]
     traced = jax.jit(lambda seeds: loop._init(seeds))(jax.numpy.asarray([0, 1]))
     for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(traced), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)  # an optimised build: the last bit may differ
+        np.testing.assert_allclose(
+            a, b, rtol=1e-6, atol=1e-7
+        )  # an optimised build: the last bit may differ
 
 
 def test_presets_fill_what_the_user_did_not_give():
@@ -136,36 +257,106 @@ def test_presets_fill_what_the_user_did_not_give():
     assert algorithms.OnlineConfig() == algorithms.OnlineConfig.preset("converged")
     assert algorithms.OnlineConfig.preset("paper", policy_lr=None).policy_lr == 1e-4
     assert algorithms.OnlineConfig.preset("paper", policy_lr=3e-3).policy_lr == 3e-3
-    assert algorithms.OnlineConfig.preset("converged", policy_updates=2).policy_lr == converged["policy_lr"]
+    assert (
+        algorithms.OnlineConfig.preset("converged", policy_updates=2).policy_lr
+        == converged["policy_lr"]
+    )
     assert (BPOConfig.preset("paper").lr, BPOConfig.preset("paper").steps) == (1e-4, 1000)
     assert BPOConfig() == BPOConfig.preset("converged")
 
 
 def test_the_preset_is_recorded_and_options_override_it(tmp_path):
-    tiny = ("--task", "cancer", "--horizon", 4, "--model", "markov-mlp", "--env-steps", 64, "--warmup-steps", 16,
-            "--eval-every", 16)
-    result = run("optimize-policy", "--online", *tiny, "--preset", "paper", "--lr", 3e-3, "--out", tmp_path / "a",
-                 "--json")
+    tiny = (
+        "--task",
+        "cancer",
+        "--horizon",
+        4,
+        "--model",
+        "markov-mlp",
+        "--env-steps",
+        64,
+        "--warmup-steps",
+        16,
+        "--eval-every",
+        16,
+    )
+    result = run(
+        "optimize-policy",
+        "--online",
+        *tiny,
+        "--preset",
+        "paper",
+        "--lr",
+        3e-3,
+        "--out",
+        tmp_path / "a",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     config = json.loads((tmp_path / "a" / "meta.json").read_text())["config"]
-    assert (config["preset"], config["online"]["policy_lr"], config["online"]["policy_updates"]) == ("paper", 3e-3, 1)
+    assert (
+        config["preset"],
+        config["online"]["policy_lr"],
+        config["online"]["policy_updates"],
+    ) == ("paper", 3e-3, 1)
     summary = json.loads(result.stdout)
     assert (summary["preset"], summary["lr"], summary["policy_updates"]) == ("paper", 3e-3, 1)
     bad = run("optimize-policy", "--online", *tiny, "--preset", "fast", "--out", tmp_path / "bad")
-    assert bad.exit_code == 2 and "unknown preset 'fast'" in bad.stderr and not (tmp_path / "bad").exists()
-    sac = run("optimize-policy", "--agent", "sac", "--task", "cancer", "--horizon", 4, "--preset", "paper",
-              "--out", tmp_path / "sac")
+    assert (
+        bad.exit_code == 2
+        and "unknown preset 'fast'" in bad.stderr
+        and not (tmp_path / "bad").exists()
+    )
+    sac = run(
+        "optimize-policy",
+        "--agent",
+        "sac",
+        "--task",
+        "cancer",
+        "--horizon",
+        4,
+        "--preset",
+        "paper",
+        "--out",
+        tmp_path / "sac",
+    )
     assert sac.exit_code == 2 and "--preset does not apply to --agent sac" in sac.stderr
 
 
 def test_several_policy_updates_per_round_are_all_made(tmp_path):
     """--policy-updates K: K updates at every scheduled policy round, nothing else changes."""
-    schedule = ("--env-steps", 64, "--warmup-steps", 16, "--model-every", 2, "--policy-every", 8, "--eval-every", 16)
+    schedule = (
+        "--env-steps",
+        64,
+        "--warmup-steps",
+        16,
+        "--model-every",
+        2,
+        "--policy-every",
+        8,
+        "--eval-every",
+        16,
+    )
     out = tmp_path / "k3"
-    result = run("optimize-policy", "--online", "--task", "cancer", "--horizon", 4, "--model", "markov-mlp",
-                 *schedule, "--policy-updates", 3, "--out", out)
+    result = run(
+        "optimize-policy",
+        "--online",
+        "--task",
+        "cancer",
+        "--horizon",
+        4,
+        "--model",
+        "markov-mlp",
+        *schedule,
+        "--policy-updates",
+        3,
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.stderr
-    model, policy = algorithms.OnlineConfig(64, 16, 2, 8, 16, policy_updates=3).update_steps(horizon=4)
+    model, policy = algorithms.OnlineConfig(64, 16, 2, 8, 16, policy_updates=3).update_steps(
+        horizon=4
+    )
     for record in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()):
         assert record["train/model_updates"] == [sum(t <= record["step"] for t in model)]
         assert record["train/policy_updates"] == [3 * sum(t <= record["step"] for t in policy)]

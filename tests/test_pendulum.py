@@ -82,7 +82,7 @@ def test_derivatives_match_spec_formulas():
         got = derivatives(jnp.asarray(s), G, L1, L2, M1, M2)
         np.testing.assert_allclose(np.asarray(got), ref_derivs(s), rtol=1e-12, atol=1e-12)
         # non-default constants catch swapped masses/lengths
-        consts = dict(g=9.0, l1=1.3, l2=0.7, m1=1.1, m2=0.6)
+        consts = {"g": 9.0, "l1": 1.3, "l2": 0.7, "m1": 1.1, "m2": 0.6}
         got = derivatives(jnp.asarray(s), 9.0, 1.3, 0.7, 1.1, 0.6)
         np.testing.assert_allclose(np.asarray(got), ref_derivs(s, **consts), rtol=1e-12, atol=1e-12)
         # hanging straight down at rest is an equilibrium
@@ -138,7 +138,9 @@ def test_goal_state_is_l_minus_2_intervals_from_goal_start():
         ref = ref_rk4(start, 8 * 0.05)
         np.testing.assert_allclose(task.goal_state, ref, rtol=0, atol=1e-6)
         # initial (placeholder) state is the goal state
-        np.testing.assert_array_equal(np.asarray(task.initial_state(jax.random.key(0))), np.asarray(task.goal_state))
+        np.testing.assert_array_equal(
+            np.asarray(task.initial_state(jax.random.key(0))), np.asarray(task.goal_state)
+        )
         # degenerate horizons: L = 2 -> no interval, L = 1 -> same (documented)
         for h in (1, 2):
             assert DoublePendulumTask(horizon=h).goal_state == start

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from awmctl import algorithms
 from conftest import run
 from test_goldens import outputs
+
+from awmctl import algorithms
 
 HERE = Path(__file__).parent
 
@@ -28,16 +28,56 @@ def commands(data: Path, out: Path) -> dict[str, list]:
     """Small runs of every long command, several chunks each."""
     h8 = ["--task", "cancer", "--horizon", 8]
     return {
-        "fit-model": ["fit-model", "--data", data, "--model", "markov-mlp", "--steps", 200, "--log-every", 50,
-                      "--out", out],
-        "offline": ["optimize-policy", "--model", "simulator", *h8, "--steps", 40, "--log-every", 10, "--seeds", 2,
-                    "--out", out],
-        "online": ["optimize-policy", "--online", *h8, "--model", "markov-mlp", "--env-steps", 160,
-                   "--warmup-steps", 32, "--seeds", 2, "--out", out],
+        "fit-model": [
+            "fit-model",
+            "--data",
+            data,
+            "--model",
+            "markov-mlp",
+            "--steps",
+            200,
+            "--log-every",
+            50,
+            "--out",
+            out,
+        ],
+        "offline": [
+            "optimize-policy",
+            "--model",
+            "simulator",
+            *h8,
+            "--steps",
+            40,
+            "--log-every",
+            10,
+            "--seeds",
+            2,
+            "--out",
+            out,
+        ],
+        "online": [
+            "optimize-policy",
+            "--online",
+            *h8,
+            "--model",
+            "markov-mlp",
+            "--env-steps",
+            160,
+            "--warmup-steps",
+            32,
+            "--seeds",
+            2,
+            "--out",
+            out,
+        ],
     }
 
 
-ALGORITHM = {"fit-model": algorithms.ModelFit, "offline": algorithms.BPO, "online": algorithms.OnlineBPO}
+ALGORITHM = {
+    "fit-model": algorithms.ModelFit,
+    "offline": algorithms.BPO,
+    "online": algorithms.OnlineBPO,
+}
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +115,17 @@ def sigterm_during_chunk(monkeypatch):
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("command", [pytest.param("fit-model", marks=pytest.mark.slow),
-                                     pytest.param("offline", marks=pytest.mark.slow), "online"])
-def test_sigterm_checkpoints_the_chunk_exits_143_and_the_same_command_resumes_exactly(tmp_path, data, command,
-                                                                                     sigterm_during_chunk):
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param("fit-model", marks=pytest.mark.slow),
+        pytest.param("offline", marks=pytest.mark.slow),
+        "online",
+    ],
+)
+def test_sigterm_checkpoints_the_chunk_exits_143_and_the_same_command_resumes_exactly(
+    tmp_path, data, command, sigterm_during_chunk
+):
     whole = run(*commands(data, tmp_path / "whole")[command])
     assert whole.exit_code == 0, whole.stderr
     undo = sigterm_during_chunk(ALGORITHM[command], 2)
@@ -99,23 +146,36 @@ def test_sigterm_checkpoints_the_chunk_exits_143_and_the_same_command_resumes_ex
 POINTS = [("compile", 1), ("chunk", 3), ("checkpoint", 2), ("rename", 1)]
 # The default run keeps one kill point (online, during the final rename); an offline resume after a
 # kill is also tested in test_bpo.py, a fit's in test_fit_model.py. The whole matrix: make test-all.
-MATRIX = [pytest.param(c, p, n, marks=() if (c, p) == ("online", "rename") else pytest.mark.slow)
-          for c in ("fit-model", "offline", "online") for p, n in POINTS]
+MATRIX = [
+    pytest.param(c, p, n, marks=() if (c, p) == ("online", "rename") else pytest.mark.slow)
+    for c in ("fit-model", "offline", "online")
+    for p, n in POINTS
+]
 
 
 @pytest.mark.parametrize("command, point, n", MATRIX)
-def test_kill_9_at_any_point_then_rerun_gives_the_uninterrupted_result(tmp_path, data, command, point, n):
+def test_kill_9_at_any_point_then_rerun_gives_the_uninterrupted_result(
+    tmp_path, data, command, point, n
+):
     whole = run(*commands(data, tmp_path / "whole")[command])
     assert whole.exit_code == 0, whole.stderr
     out = tmp_path / "killed"
     argv = [str(a) for a in commands(data, out)[command]]
     # the same two CPU devices as this test process (conftest), so that the bits can match
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2"}
-    killed = subprocess.run([sys.executable, str(HERE / "kill_at.py"), point, str(n), *argv],
-                            capture_output=True, text=True, timeout=600, env=env)
+    killed = subprocess.run(
+        [sys.executable, str(HERE / "kill_at.py"), point, str(n), *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     # never a directory that looks complete
-    assert not out.exists() or json.loads((out / "meta.json").read_text()).get("status") != "complete"
+    assert (
+        not out.exists() or json.loads((out / "meta.json").read_text()).get("status") != "complete"
+    )
     partial = out.with_name("killed.partial")
     if point != "compile":
         assert partial.exists()  # the work so far is kept for the rerun

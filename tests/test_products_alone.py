@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-import products_alone  # noqa: E402
+import products_alone
 
 
 def _function(x, w, v):
@@ -40,16 +40,28 @@ def test_flops_of_plain_and_batched_products():
     assert flop[((7, 8, 3), (7, 3, 2))] == 2 * 7 * 8 * 3 * 2
 
 
-def test_summary_adds_every_product_and_times_them():
+def test_summary_adds_every_product_over_its_count():
     def two_products(x, w):  # 3 x ([256, 128] x [128, 64]) in a scan, then [256, 64] x [64, 32]
         ys = jax.lax.scan(lambda c, row: (c, row @ w), 0.0, x)[1]
         return ys[-1] @ w[:64, :32]
 
-    row = products_alone.products_alone(two_products, jnp.ones((3, 256, 128)), jnp.ones((128, 64)))
+    counts = products_alone.products(two_products, jnp.ones((3, 256, 128)), jnp.ones((128, 64)))
+    # Made-up timings (2 ms for each of the 3 big products, 1 ms for the small one), so that
+    # the sums can be worked out by hand.
+    seconds = {3: 2e-3, 1: 1e-3}
+    row = products_alone.summary([(p, n, seconds[n]) for p, n in counts.items()])
     gflop = (3 * 2 * 256 * 128 * 64 + 2 * 256 * 64 * 32) / 1e9
-    assert row["products_gflop"] == pytest.approx(gflop, abs=1e-3)
+    assert row["products_alone_ms"] == pytest.approx(3 * 2.0 + 1.0)
+    assert row["products_gflop"] == pytest.approx(gflop, abs=1e-4)
+    assert row["products_alone_gflops"] == pytest.approx(gflop / 7e-3, abs=0.1)
     assert row["distinct_products"] == 2
-    assert row["products_alone_gflops"] == pytest.approx(gflop / (row["products_alone_ms"] / 1e3), rel=0.05)
+
+
+def test_each_product_is_timed_alone():
+    row = products_alone.products_alone(
+        lambda a, b: a @ b, jnp.ones((256, 128)), jnp.ones((128, 64))
+    )
+    assert row["distinct_products"] == 1 and row["products_alone_ms"] > 0
 
 
 def test_a_while_loop_is_refused_since_its_trip_count_is_unknown():

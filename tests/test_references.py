@@ -6,16 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run
+from lq_task import LinearQuadratic, optimal_return
 
 import awmctl
 from awmctl.algorithms import references as algo_refs
 from awmctl.algorithms.references import ReferenceSettings, compute_references
 from awmctl.artifacts import references as cache_refs
-from conftest import run
-from lq_task import LinearQuadratic, optimal_return
 
 LQ = "lq_task:LinearQuadratic"
-FAST = ReferenceSettings(random_episodes=256, shooting_starts=3, shooting_steps=600, shooting_lr=3e-2)
+FAST = ReferenceSettings(
+    random_episodes=256, shooting_starts=3, shooting_steps=600, shooting_lr=3e-2
+)
 
 
 def random_policy_return(task: LinearQuadratic) -> float:
@@ -48,8 +50,10 @@ def test_the_cache_returns_what_was_computed_and_never_computes_twice(tmp_path, 
     monkeypatch.setattr(cache_refs, "compute_references", refuse)
     assert cache_refs.load_or_compute(task, tmp_path, FAST) == first
     # another horizon or parameter is another entry; asking for other settings finds none
-    paths = {cache_refs.entry_path(t, tmp_path) for t in
-             (task, awmctl.make_task("cancer", 7), awmctl.make_task("cancer", 6, {"T": 10.0}))}
+    paths = {
+        cache_refs.entry_path(t, tmp_path)
+        for t in (task, awmctl.make_task("cancer", 7), awmctl.make_task("cancer", 6, {"T": 10.0}))
+    }
     assert len(paths) == 3
     assert cache_refs.load_references(awmctl.make_task("cancer", 7), tmp_path, FAST) is None
     assert cache_refs.load_references(task, tmp_path, ReferenceSettings()) is None
@@ -61,35 +65,102 @@ def test_editing_a_users_task_file_makes_a_new_entry(tmp_path, monkeypatch):
     shutil.copy(Path(__file__).parent / "lq_task.py", source)
     before = awmctl.make_task(f"{source}:LinearQuadratic", 5)
     path_before = cache_refs.entry_path(before, tmp_path)
-    source.write_text(source.read_text().replace("return self.a * state + self.b * action",
-                                                 "return self.a * state + 0.9 * self.b * action"))
-    assert cache_refs.task_fingerprint(before) != "" and cache_refs.entry_path(before, tmp_path) != path_before
+    source.write_text(
+        source.read_text().replace(
+            "return self.a * state + self.b * action",
+            "return self.a * state + 0.9 * self.b * action",
+        )
+    )
+    assert (
+        cache_refs.task_fingerprint(before) != ""
+        and cache_refs.entry_path(before, tmp_path) != path_before
+    )
 
 
 def test_optimize_policy_reports_the_score_once_references_exist(tmp_path):
-    common = ("optimize-policy", "--model", "simulator", "--task", LQ, "--horizon", 6, "--steps", 40, "--log-every", 20,
-              "--seeds", 2)
+    common = (
+        "optimize-policy",
+        "--model",
+        "simulator",
+        "--task",
+        LQ,
+        "--horizon",
+        6,
+        "--steps",
+        40,
+        "--log-every",
+        20,
+        "--seeds",
+        2,
+    )
     without = run(*common, "--out", tmp_path / "a", "--json")
     assert without.exit_code == 0, without.stderr
-    assert "score" not in json.loads(without.stdout) and "awmctl references --task" in without.stderr
+    assert (
+        "score" not in json.loads(without.stdout) and "awmctl references --task" in without.stderr
+    )
 
-    made = run("references", "--task", LQ, "--horizon", 6, "--starts", 2, "--shooting-steps", 100, "--episodes", 64,
-               "--json")
+    made = run(
+        "references",
+        "--task",
+        LQ,
+        "--horizon",
+        6,
+        "--starts",
+        2,
+        "--shooting-steps",
+        100,
+        "--episodes",
+        64,
+        "--json",
+    )
     assert made.exit_code == 0, made.stderr
     refs = json.loads(made.stdout)
     assert refs["cached"] is False and refs["R_opt"] > refs["R_random"]
-    again = run("references", "--task", LQ, "--horizon", 6, "--starts", 2, "--shooting-steps", 100, "--episodes", 64,
-                "--json")
-    assert json.loads(again.stdout)["cached"] is True and json.loads(again.stdout)["R_opt"] == refs["R_opt"]
+    again = run(
+        "references",
+        "--task",
+        LQ,
+        "--horizon",
+        6,
+        "--starts",
+        2,
+        "--shooting-steps",
+        100,
+        "--episodes",
+        64,
+        "--json",
+    )
+    assert (
+        json.loads(again.stdout)["cached"] is True
+        and json.loads(again.stdout)["R_opt"] == refs["R_opt"]
+    )
 
     # other settings replace the entry; the summary uses the entry there is
-    default = json.loads(run("references", "--task", LQ, "--horizon", 6, "--starts", 2, "--shooting-steps", 50,
-                             "--episodes", 64, "--json").stdout)
+    default = json.loads(
+        run(
+            "references",
+            "--task",
+            LQ,
+            "--horizon",
+            6,
+            "--starts",
+            2,
+            "--shooting-steps",
+            50,
+            "--episodes",
+            64,
+            "--json",
+        ).stdout
+    )
     assert default["cached"] is False
     with_score = run(*common, "--out", tmp_path / "b", "--json")
     summary = json.loads(with_score.stdout)
-    scores = [(r - default["R_random"]) / (default["R_opt"] - default["R_random"])
-              for r in json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[-1])["eval/eval_return"]]
+    scores = [
+        (r - default["R_random"]) / (default["R_opt"] - default["R_random"])
+        for r in json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[-1])[
+            "eval/eval_return"
+        ]
+    ]
     assert summary["score"] == pytest.approx(np.mean(scores), rel=1e-9)
     assert (summary["R_random"], summary["R_opt"]) == (default["R_random"], default["R_opt"])
 

@@ -9,12 +9,20 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-import reproduce  # noqa: E402
+import reproduce
 
 
 def _args(out, **kw):
-    base = dict(tasks="cancer,bacteria,glucose", horizons="20,100", methods="simulator,sac,awm-transformer",
-                variants="clean,noise=0.1", seeds=2, env_steps=64, out=str(out), shard="0/1")
+    base = {
+        "tasks": "cancer,bacteria,glucose",
+        "horizons": "20,100",
+        "methods": "simulator,sac,awm-transformer",
+        "variants": "clean,noise=0.1",
+        "seeds": 2,
+        "env_steps": 64,
+        "out": str(out),
+        "shard": "0/1",
+    }
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -22,13 +30,15 @@ def test_shards_split_the_grid_into_disjoint_parts_that_cover_it(tmp_path):
     whole = reproduce.planned_rows(_args(tmp_path))
     assert len(whole) == 3 * 2 * 3 * 2 == len(set(whole))
     parts = [reproduce.planned_rows(_args(tmp_path, shard=f"{i}/4")) for i in range(4)]
-    assert sorted(sum(parts, [])) == sorted(whole)
-    assert all(not set(a) & set(b) for i, a in enumerate(parts) for b in parts[i + 1:])
+    assert sorted(row for part in parts for row in part) == sorted(whole)
+    assert all(not set(a) & set(b) for i, a in enumerate(parts) for b in parts[i + 1 :])
     with pytest.raises(SystemExit, match="0 <= I < N"):
         reproduce.planned_rows(_args(tmp_path, shard="4/4"))
 
 
-def test_a_row_runs_the_cli_scores_against_the_cached_references_and_is_never_run_twice(tmp_path, monkeypatch):
+def test_a_row_runs_the_cli_scores_against_the_cached_references_and_is_never_run_twice(
+    tmp_path, monkeypatch
+):
     out = tmp_path / "grid"
     refs = {"random": -40.0, "opt": -5.0, "source": "test"}
     (out / "references").mkdir(parents=True)
@@ -43,20 +53,37 @@ def test_a_row_runs_the_cli_scores_against_the_cached_references_and_is_never_ru
     assert meta["task"]["params"]["noise"] == 0.01  # the variant reached the task
     assert "--task-param noise=0.01" in row["command"]
     # A second sweep finds the row done and runs nothing.
-    monkeypatch.setattr(reproduce.subprocess, "run", lambda *a, **k: pytest.fail("a finished row was run again"))
+    monkeypatch.setattr(
+        reproduce.subprocess, "run", lambda *a, **k: pytest.fail("a finished row was run again")
+    )
     reproduce.sweep(args)
 
 
 def _row(task, horizon, method, score, flag="", variant="clean"):
-    return {"task": task, "horizon": horizon, "method": method, "variant": variant, "score_mean": score,
-            "score_ci95": 0.01, "flag": flag, "seeds": 3, "wall_s": 10.0, "run_time": {"wall_s": 9.0}}
+    return {
+        "task": task,
+        "horizon": horizon,
+        "method": method,
+        "variant": variant,
+        "score_mean": score,
+        "score_ci95": 0.01,
+        "flag": flag,
+        "seeds": 3,
+        "wall_s": 10.0,
+        "run_time": {"wall_s": 9.0},
+    }
 
 
 def test_tables_rank_methods_except_on_flagged_tasks():
-    rows = [_row("cancer", 100, "sac", 0.8), _row("cancer", 100, "awm-transformer", 0.96),
-            _row("glucose", 100, "sac", 0.9, flag="nearly flat"), _row("glucose", 100, "awm-transformer", 0.1, flag="nearly flat"),
-            _row("cancer", 100, "sac", 0.5, variant="noise=0.1"),
-            _row("bacteria", 100, "sac", 0.905), _row("bacteria", 100, "awm-transformer", 0.9)]
+    rows = [
+        _row("cancer", 100, "sac", 0.8),
+        _row("cancer", 100, "awm-transformer", 0.96),
+        _row("glucose", 100, "sac", 0.9, flag="nearly flat"),
+        _row("glucose", 100, "awm-transformer", 0.1, flag="nearly flat"),
+        _row("cancer", 100, "sac", 0.5, variant="noise=0.1"),
+        _row("bacteria", 100, "sac", 0.905),
+        _row("bacteria", 100, "awm-transformer", 0.9),
+    ]
     table = reproduce.grid_table(rows, ["awm-transformer", "sac"]).splitlines()
     cancer = next(line for line in table if line.startswith("| cancer |"))
     glucose = next(line for line in table if line.startswith("| glucose (flagged) |"))
@@ -70,9 +97,17 @@ def test_tables_rank_methods_except_on_flagged_tasks():
     # glucose is flagged: left out; cancer won by the AWM, bacteria tied
     assert "| 100 | AWM transformer | 2 | 0.93 | 2 of 2 |" in summary
     assert "| 100 | SAC | 2 | 0.85 | 1 of 2 |" in summary
-    assert "| all | | 6 | | | 60 (0.02 h) |" in reproduce.time_table(rows, ["awm-transformer", "sac"])
+    assert "| all | | 6 | | | 60 (0.02 h) |" in reproduce.time_table(
+        rows, ["awm-transformer", "sac"]
+    )
 
 
 def test_variants_are_ordered_by_parameter_and_value():
     variants = ["noise=0.1", "distractors=16", "clean", "noise=0.01", "distractors=4"]
-    assert sorted(variants, key=reproduce.variant_order) == ["clean", "distractors=4", "distractors=16", "noise=0.01", "noise=0.1"]
+    assert sorted(variants, key=reproduce.variant_order) == [
+        "clean",
+        "distractors=4",
+        "distractors=16",
+        "noise=0.01",
+        "noise=0.1",
+    ]

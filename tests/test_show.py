@@ -11,8 +11,25 @@ def test_show_tells_what_each_directory_is_and_compares_runs(tmp_path):
     policies = []
     for lr in (0.01, 0.03):
         out = tmp_path / f"lr{lr}"
-        made = run("optimize-policy", "--model", "simulator", "--task", "cancer", "--horizon", 4, "--steps", 4,
-                   "--log-every", 2, "--lr", lr, "--seeds", 2, "--out", out)
+        made = run(
+            "optimize-policy",
+            "--model",
+            "simulator",
+            "--task",
+            "cancer",
+            "--horizon",
+            4,
+            "--steps",
+            4,
+            "--log-every",
+            2,
+            "--lr",
+            lr,
+            "--seeds",
+            2,
+            "--out",
+            out,
+        )
         assert made.exit_code == 0, made.stderr
         policies.append(out)
 
@@ -20,12 +37,18 @@ def test_show_tells_what_each_directory_is_and_compares_runs(tmp_path):
     assert one.exit_code == 0, one.stderr
     (about,) = json.loads(one.stdout)["runs"]
     assert about["kind"] == "policy" and about["state"] == "complete" and about["task"] == "cancer"
-    assert about["horizon"] == 4 and about["model"] == "simulator" and about["options"]["lr"] == 0.01
+    assert (
+        about["horizon"] == 4 and about["model"] == "simulator" and about["options"]["lr"] == 0.01
+    )
     assert about["versions"]["awmctl"] and "final_return_mean" in about["summary"]
-    assert about["command"].startswith("awmctl")  # (in-process here: the test runner's own arguments)
+    assert about["command"].startswith(
+        "awmctl"
+    )  # (in-process here: the test runner's own arguments)
 
     text = run("show", data)
-    assert text.exit_code == 0 and "dataset" in text.stderr and "complete" in text.stderr, text.stderr
+    assert text.exit_code == 0 and "dataset" in text.stderr and "complete" in text.stderr, (
+        text.stderr
+    )
 
     plot = tmp_path / "curves.png"
     many = run("show", *policies, data, "--plot", plot, "--json")
@@ -47,19 +70,45 @@ def test_a_directory_awmctl_did_not_write_is_one_line_and_exit_2(tmp_path):
 
 
 def test_a_run_made_again_from_its_options_as_a_config_file(tmp_path):
-    argv = ("optimize-policy", "--model", "simulator", "--task", "cancer", "--horizon", 4, "--steps", 4,
-            "--log-every", 2, "--lr", 0.02, "--task-param", "T=10")
+    argv = (
+        "optimize-policy",
+        "--model",
+        "simulator",
+        "--task",
+        "cancer",
+        "--horizon",
+        4,
+        "--steps",
+        4,
+        "--log-every",
+        2,
+        "--lr",
+        0.02,
+        "--task-param",
+        "T=10",
+    )
     first = run(*argv, "--out", tmp_path / "a", "--json")
     assert first.exit_code == 0, first.stderr
     config = run("show", tmp_path / "a", "--as-config")
     assert config.exit_code == 0, config.stderr
-    assert 'lr = 0.02' in config.stdout and 'task-param = ["T=10"]' in config.stdout and "out =" not in config.stdout
+    assert (
+        "lr = 0.02" in config.stdout
+        and 'task-param = ["T=10"]' in config.stdout
+        and "out =" not in config.stdout
+    )
     (tmp_path / "again.toml").write_text(config.stdout)
-    again = run("optimize-policy", "--config", tmp_path / "again.toml", "--out", tmp_path / "b", "--json")
+    again = run(
+        "optimize-policy", "--config", tmp_path / "again.toml", "--out", tmp_path / "b", "--json"
+    )
     assert again.exit_code == 0, again.stderr
-    assert json.loads(again.stdout)["final_return_mean"] == json.loads(first.stdout)["final_return_mean"]
-    assert json.loads((tmp_path / "b" / "meta.json").read_text())["options"] == \
-        json.loads((tmp_path / "a" / "meta.json").read_text())["options"]
+    assert (
+        json.loads(again.stdout)["final_return_mean"]
+        == json.loads(first.stdout)["final_return_mean"]
+    )
+    assert (
+        json.loads((tmp_path / "b" / "meta.json").read_text())["options"]
+        == json.loads((tmp_path / "a" / "meta.json").read_text())["options"]
+    )
 
 
 def test_config_files_set_options_the_command_line_overrides_and_refuse_unknown_keys(tmp_path):
@@ -71,7 +120,13 @@ def test_config_files_set_options_the_command_line_overrides_and_refuse_unknown_
     assert summary["episodes"] == 2 and summary["seed"] == 5 and summary["horizon"] == 4
     config.write_text('task = "cancer"\nepisdoes = 3\n')
     bad = run("collect", "--config", config, "--out", tmp_path / "e")
-    assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and "unknown key 'episdoes'" in bad.stderr
+    assert (
+        bad.exit_code == 2
+        and len(bad.stderr.strip().splitlines()) == 1
+        and "unknown key 'episdoes'" in bad.stderr
+    )
     config.write_text('task = "cancer"\nonline = true\nmodel = "awm-lstm"\nsteps = 5\n')
     other_mode = run("optimize-policy", "--config", config, "--out", tmp_path / "f")
-    assert other_mode.exit_code == 2 and "--steps does not apply with --online" in other_mode.stderr, other_mode.stderr
+    assert (
+        other_mode.exit_code == 2 and "--steps does not apply with --online" in other_mode.stderr
+    ), other_mode.stderr

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from awmctl import artifacts, store
-from awmctl.rollouts import collect, random_controller
 from awmctl.errors import BadInputError
+from awmctl.rollouts import collect, random_controller
 from awmctl.tasks import make_task
 
 
@@ -66,7 +66,10 @@ def test_shape_mismatch_names_the_leaf(dataset_dir):
     meta = json.loads((out / "meta.json").read_text())
     meta["episodes"] = 5  # claims more episodes than the arrays hold
     (out / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(BadInputError, match=r"array \['actions'\] is float32\[4, 6, 1\], expected float32\[5, 6, 1\]"):
+    with pytest.raises(
+        BadInputError,
+        match=r"array \['actions'\] is float32\[4, 6, 1\], expected float32\[5, 6, 1\]",
+    ):
         artifacts.load_dataset(out)
 
 
@@ -82,15 +85,13 @@ def test_nan_in_data_is_refused(tmp_path):
 
 def test_failed_write_leaves_nothing_and_keeps_the_old_directory(tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError):
-        with store.atomic_output_dir(out) as staging:
-            (staging / "half").write_text("x")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), store.atomic_output_dir(out) as staging:
+        (staging / "half").write_text("x")
+        raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
     out.mkdir()
     (out / "keep").write_text("old")
-    with pytest.raises(RuntimeError):
-        with store.atomic_output_dir(out, overwrite=True):
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), store.atomic_output_dir(out, overwrite=True):
+        raise RuntimeError("killed")
     assert (out / "keep").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -10,12 +10,12 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run
+from lq_task import LinearQuadratic, optimal_return
 
 import awmctl
 from awmctl.errors import BadInputError
 from awmctl.tasks import registry
-from conftest import run
-from lq_task import LinearQuadratic, optimal_return
 
 LQ = "lq_task:LinearQuadratic"
 
@@ -26,23 +26,63 @@ def test_the_worked_example_runs_end_to_end_and_reaches_the_closed_form_optimum(
     assert run("collect", "--task", LQ, "-n", 256, "--out", tmp_path / "d").exit_code == 0
     meta = json.loads((tmp_path / "d" / "meta.json").read_text())
     assert meta["task"]["source"] == LQ and meta["task"]["name"] == "linear-quadratic"
-    fitted = run("fit-model", "--data", tmp_path / "d", "--model", "markov-mlp", "--steps", 300, "--log-every", 100,
-                 "--out", tmp_path / "m")
+    fitted = run(
+        "fit-model",
+        "--data",
+        tmp_path / "d",
+        "--model",
+        "markov-mlp",
+        "--steps",
+        300,
+        "--log-every",
+        100,
+        "--out",
+        tmp_path / "m",
+    )
     assert fitted.exit_code == 0, fitted.stderr
-    result = run("optimize-policy", "--model", tmp_path / "m", "--data", tmp_path / "d", "--steps", 300,
-                 "--lr", 1e-3, "--log-every", 100, "--out", tmp_path / "p", "--json")
+    result = run(
+        "optimize-policy",
+        "--model",
+        tmp_path / "m",
+        "--data",
+        tmp_path / "d",
+        "--steps",
+        300,
+        "--lr",
+        1e-3,
+        "--log-every",
+        100,
+        "--out",
+        tmp_path / "p",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     best = optimal_return(LinearQuadratic())  # -2.5616 (Riccati); a random policy scores about -43
     assert summary["final_return_mean"] == pytest.approx(best, rel=0.02)
-    again = run("collect", "--task", LQ, "-n", 2, "--policy", tmp_path / "p", "--out", tmp_path / "e", "--json")
+    again = run(
+        "collect",
+        "--task",
+        LQ,
+        "-n",
+        2,
+        "--policy",
+        tmp_path / "p",
+        "--out",
+        tmp_path / "e",
+        "--json",
+    )
     assert again.exit_code == 0, again.stderr
-    assert json.loads(again.stdout)["mean_return"] == pytest.approx(summary["best_return_mean"], rel=1e-5)
+    assert json.loads(again.stdout)["mean_return"] == pytest.approx(
+        summary["best_return_mean"], rel=1e-5
+    )
 
 
 def test_the_docs_show_the_tested_code():
     docs = (Path(__file__).parents[1] / "docs" / "tasks.md").read_text()
-    block = re.search(r"```python\n(.*?)```", docs[docs.index("## Your own task"):], re.S).group(1)
+    block = re.search(
+        r"```python\n(.*?)```", docs[docs.index("## Your own task") :], re.DOTALL
+    ).group(1)
     module = (Path(__file__).parent / "lq_task.py").read_text()
     assert block.strip() == module[: module.index("\n\ndef optimal_return")].strip()
 
@@ -51,17 +91,55 @@ def test_a_task_from_a_file_and_random_resets_from_the_key(tmp_path):
     shutil.copy(Path(__file__).parent / "lq_task.py", tmp_path / "my_tasks.py")
     source = f"{tmp_path / 'my_tasks.py'}:LinearQuadratic"
     out = tmp_path / "d"
-    result = run("collect", "--task", source, "--horizon", 5, "-n", 64, "--task-param", "x0_noise=0.5", "--out", out)
+    result = run(
+        "collect",
+        "--task",
+        source,
+        "--horizon",
+        5,
+        "-n",
+        64,
+        "--task-param",
+        "x0_noise=0.5",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.stderr
     episodes, meta = awmctl.load_dataset(out)
     assert meta["task"]["source"] == source and meta["task"]["params"]["x0_noise"] == 0.5
     starts = episodes.observations[:, 0, 0]
     assert 0.3 < starts.std() < 0.7 and abs(starts.mean() - 1.0) < 0.2  # x0 + 0.5 N(0, 1)
     # Later commands rebuild it from the recorded file, and the reset keys come from the seed.
-    again = run("collect", "--task", source, "--horizon", 5, "-n", 64, "--task-param", "x0_noise=0.5", "--out", tmp_path / "e")
+    again = run(
+        "collect",
+        "--task",
+        source,
+        "--horizon",
+        5,
+        "-n",
+        64,
+        "--task-param",
+        "x0_noise=0.5",
+        "--out",
+        tmp_path / "e",
+    )
     assert again.exit_code == 0
-    np.testing.assert_array_equal(awmctl.load_dataset(tmp_path / "e")[0].observations, episodes.observations)
-    fitted = run("fit-model", "--data", out, "--model", "markov-mlp", "--steps", 2, "--log-every", 1, "--out", tmp_path / "m")
+    np.testing.assert_array_equal(
+        awmctl.load_dataset(tmp_path / "e")[0].observations, episodes.observations
+    )
+    fitted = run(
+        "fit-model",
+        "--data",
+        out,
+        "--model",
+        "markov-mlp",
+        "--steps",
+        2,
+        "--log-every",
+        1,
+        "--out",
+        tmp_path / "m",
+    )
     assert fitted.exit_code == 0, fitted.stderr
 
 
@@ -88,8 +166,14 @@ def test_an_installed_package_provides_tasks_through_the_entry_point_group(tmp_p
     assert "lq" in awmctl.task_names()
     result = run("tasks", "--json")
     rows = {r["name"]: r for r in json.loads(result.stdout)["tasks"]}
-    assert rows["lq"]["source"] == LQ and rows["lq"]["default_horizon"] == 20 and rows["cancer"]["source"] is None
-    result = run("collect", "--task", "lq", "--horizon", 4, "-n", 3, "--out", tmp_path / "d", "--json")
+    assert (
+        rows["lq"]["source"] == LQ
+        and rows["lq"]["default_horizon"] == 20
+        and rows["cancer"]["source"] is None
+    )
+    result = run(
+        "collect", "--task", "lq", "--horizon", 4, "-n", 3, "--out", tmp_path / "d", "--json"
+    )
     assert result.exit_code == 0, result.stderr
     task = awmctl.artifacts.task_from_meta(awmctl.artifacts.read_meta(tmp_path / "d"))
     assert task == LinearQuadratic(horizon=4)
@@ -131,7 +215,7 @@ class Drift(awmctl.Task):
         return state + action
 
     def reward(self, state, action, k, next_state):
-        return -state[0] ** 2
+        return -(state[0] ** 2)
 
 
 def test_a_task_without_a_default_horizon_needs_one():
@@ -149,7 +233,17 @@ def test_a_task_without_a_default_horizon_needs_one():
 
 def test_a_users_task_declares_the_domains_of_its_parameters(tmp_path):
     refused = run("collect", "--task", LQ, "--task-param", "r=0", "--out", tmp_path / "d")
-    assert refused.exit_code == 2 and "r=0 for lq_task:LinearQuadratic must be a number > 0" in refused.stderr
+    assert (
+        refused.exit_code == 2
+        and "r=0 for lq_task:LinearQuadratic must be a number > 0" in refused.stderr
+    )
     refused = run("collect", "--task", LQ, "--task-param", "a=nan", "--out", tmp_path / "d")
-    assert refused.exit_code == 2 and "must be finite" in refused.stderr  # not declared: any finite number
-    assert run("collect", "--task", LQ, "--task-param", "a=-2", "-n", 2, "--out", tmp_path / "d").exit_code == 0
+    assert (
+        refused.exit_code == 2 and "must be finite" in refused.stderr
+    )  # not declared: any finite number
+    assert (
+        run(
+            "collect", "--task", LQ, "--task-param", "a=-2", "-n", 2, "--out", tmp_path / "d"
+        ).exit_code
+        == 0
+    )

@@ -2,7 +2,14 @@
 fitting, offline BPO, online BPO (Algorithm 1), and the model-free baselines SAC and Online-DT."""
 
 from awmctl.algorithms.base import Algorithm, BestSoFar, LearningCurve, over_seeds, run, shard_seeds
-from awmctl.algorithms.bpo import BPO, BPOConfig, BPOState, policy_gradient, policy_objective, policy_step
+from awmctl.algorithms.bpo import (
+    BPO,
+    BPOConfig,
+    BPOState,
+    policy_gradient,
+    policy_objective,
+    policy_step,
+)
 from awmctl.algorithms.fit import (
     FitConfig,
     FitState,
@@ -19,6 +26,7 @@ from awmctl.algorithms.sac import SAC, SACConfig, SACState
 
 __all__ = [
     "BPO",
+    "SAC",
     "Algorithm",
     "BPOConfig",
     "BPOState",
@@ -33,15 +41,14 @@ __all__ = [
     "OnlineDTConfig",
     "OnlineDTState",
     "OnlineState",
-    "SAC",
     "SACConfig",
     "SACState",
     "model_step",
     "normalised_mse",
     "open_loop_metrics",
+    "over_seeds",
     "policy_gradient",
     "policy_objective",
-    "over_seeds",
     "policy_step",
     "run",
     "seed_keys",

@@ -107,17 +107,28 @@ class BestSoFar(NamedTuple):
         scores = np.asarray(scores, np.float64)
         improved = scores > self.scores if self.higher_is_better else scores < self.scores
         # On the host: once per chunk, and without compiling a program per parameter shape.
-        return BestSoFar(select_rows(improved, params, self.params), np.where(improved, scores, self.scores),
-                         np.where(improved, step, self.steps), self.higher_is_better)
+        return BestSoFar(
+            select_rows(improved, params, self.params),
+            np.where(improved, scores, self.scores),
+            np.where(improved, step, self.steps),
+            self.higher_is_better,
+        )
 
     def checkpoint(self) -> dict[str, Any]:
         """As arrays for an Orbax checkpoint (inverse: :meth:`restore`)."""
-        return {"params": self.params, "scores": jnp.asarray(self.scores, jnp.float32),
-                "steps": jnp.asarray(self.steps, jnp.int32)}
+        return {
+            "params": self.params,
+            "scores": jnp.asarray(self.scores, jnp.float32),
+            "steps": jnp.asarray(self.steps, jnp.int32),
+        }
 
     def restore(self, saved: dict[str, Any]) -> BestSoFar:
-        return BestSoFar(saved["params"], np.asarray(saved["scores"], np.float64), np.asarray(saved["steps"], np.int64),
-                         self.higher_is_better)
+        return BestSoFar(
+            saved["params"],
+            np.asarray(saved["scores"], np.float64),
+            np.asarray(saved["steps"], np.int64),
+            self.higher_is_better,
+        )
 
 
 ChunkCallback = Callable[[Any, BestSoFar, dict[str, np.ndarray]], None]
@@ -128,7 +139,10 @@ DIVERGED_AFTER = 10
 
 
 def run(
-    algorithm: Algorithm[State], state: State, best: BestSoFar | None = None, on_chunk: ChunkCallback | None = None
+    algorithm: Algorithm[State],
+    state: State,
+    best: BestSoFar | None = None,
+    on_chunk: ChunkCallback | None = None,
 ) -> tuple[State, BestSoFar]:
     """Run ``algorithm`` from ``state`` to the end, keeping each seed's best parameters;
     ``on_chunk(state, best, metrics)`` after every chunk (to log, checkpoint, report).
@@ -144,8 +158,13 @@ def run(
     while not algorithm.done(state):
         state, metrics = algorithm.run_chunk(state)
         skipped, in_a_row = skipped_updates(state)
-        metrics = {**metrics, "train/nonfinite_updates": np.broadcast_to(skipped, np.shape(metrics[algorithm.score]))}
-        best = best.update(algorithm.params(state), metrics[algorithm.score], algorithm.progress(state))
+        metrics = {
+            **metrics,
+            "train/nonfinite_updates": np.broadcast_to(skipped, np.shape(metrics[algorithm.score])),
+        }
+        best = best.update(
+            algorithm.params(state), metrics[algorithm.score], algorithm.progress(state)
+        )
         if on_chunk is not None:
             on_chunk(state, best, metrics)
         if np.any(in_a_row >= DIVERGED_AFTER):
@@ -153,7 +172,8 @@ def run(
             raise DivergedError(
                 f"diverged at {algorithm.unit} {algorithm.progress(state)} (seed index {seeds}: the last "
                 f"{int(np.max(in_a_row))} updates had non-finite gradients and were skipped; the checkpoints keep "
-                "the last finite parameters): lower the learning rate (--lr)")
+                "the last finite parameters): lower the learning rate (--lr)"
+            )
     return state, best
 
 
@@ -190,7 +210,7 @@ def over_seeds(fn: Callable[..., Any], sequential: bool | None = None) -> Callab
         sequential = seeds_in_sequence()
 
     def mapped(state, *shared):
-        one = lambda s: fn(s, *shared)  # noqa: E731
+        one = lambda s: fn(s, *shared)
         return jax.lax.map(one, state) if sequential else eqx.filter_vmap(one)(state)
 
     return eqx.filter_jit(mapped)
@@ -261,13 +281,15 @@ def shard_seeds(state: Any, sequential: bool = False) -> Any:
     if len(devices) < 2 or seeds % len(devices):
         return state
     mesh = jax.sharding.Mesh(np.asarray(devices), ("seed",))
-    return jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed")))
+    return jax.device_put(
+        state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed"))
+    )
 
 
 __all__ = [
+    "DIVERGED_AFTER",
     "SEEDS_ENV",
     "Algorithm",
-    "DIVERGED_AFTER",
     "BestSoFar",
     "LearningCurve",
     "State",

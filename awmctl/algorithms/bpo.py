@@ -23,10 +23,23 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
+from awmctl.algorithms.base import (
+    Algorithm,
+    LearningCurve,
+    abstract,
+    compiled_once,
+    over_seeds,
+    seeds_in_sequence,
+)
 from awmctl.algorithms.presets import OFFLINE, preset_values
-from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, compiled_once, over_seeds, seeds_in_sequence
 from awmctl.errors import BadInputError
-from awmctl.models import AbstractWorldModel, PolicyInputGrad, SimulatorModel, check_context, model_spec
+from awmctl.models import (
+    AbstractWorldModel,
+    PolicyInputGrad,
+    SimulatorModel,
+    check_context,
+    model_spec,
+)
 from awmctl.policies import MarkovPolicy, build_policy
 from awmctl.rollouts import imagined_return, true_return
 from awmctl.seeds import seed_stream, stream
@@ -49,11 +62,15 @@ class BPOConfig:
     def check(self) -> None:
         for name in ("steps", "batch_size", "log_every"):
             if getattr(self, name) < 1:
-                raise BadInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                raise BadInputError(
+                    f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
+                )
         if not self.lr > 0:
             raise BadInputError(f"--lr must be positive, got {self.lr}")
         if self.policy_input_grad not in (None, "stop", "full"):
-            raise BadInputError(f"--policy-input-grad must be stop or full, got {self.policy_input_grad!r}")
+            raise BadInputError(
+                f"--policy-input-grad must be stop or full, got {self.policy_input_grad!r}"
+            )
 
     @classmethod
     def preset(cls, name: str, **given: Any) -> BPOConfig:
@@ -76,19 +93,32 @@ class BPOState(NamedTuple):
 
 
 def policy_objective(
-    policy: MarkovPolicy, model: AbstractWorldModel, task: Task, obs0: Float[Array, "B obs"], key: PRNGKeyArray,
-    entropy: float, stop_input: bool,
+    policy: MarkovPolicy,
+    model: AbstractWorldModel,
+    task: Task,
+    obs0: Float[Array, "B obs"],
+    key: PRNGKeyArray,
+    entropy: float,
+    stop_input: bool,
 ) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """BPO's loss, -(mean imagined return + entropy x mean entropy estimate), and the mean
     imagined return, over one imagined episode from each of ``obs0``."""
     keys = jax.random.split(key, obs0.shape[0])
-    returns, ent = jax.vmap(lambda o, k: imagined_return(policy, model, task, o, k, stop_input))(obs0, keys)
+    returns, ent = jax.vmap(lambda o, k: imagined_return(policy, model, task, o, k, stop_input))(
+        obs0, keys
+    )
     return -(jnp.mean(returns) + entropy * jnp.mean(ent)), jnp.mean(returns)
 
 
 def policy_gradient(
-    params: Any, static: Any, model: AbstractWorldModel, task: Task, obs0: Float[Array, "B obs"], key: PRNGKeyArray,
-    entropy: float, stop_input: bool,
+    params: Any,
+    static: Any,
+    model: AbstractWorldModel,
+    task: Task,
+    obs0: Float[Array, "B obs"],
+    key: PRNGKeyArray,
+    entropy: float,
+    stop_input: bool,
 ) -> tuple[Any, Float[Array, ""]]:
     """The gradient of :func:`policy_objective` in the policy's float arrays, and the mean
     imagined return."""
@@ -101,8 +131,16 @@ def policy_gradient(
 
 
 def policy_step(
-    params: Any, opt_state: Any, static: Any, optimizer: optax.GradientTransformation, model: AbstractWorldModel,
-    task: Task, obs0: Float[Array, "B obs"], key: PRNGKeyArray, entropy: float, stop_input: bool,
+    params: Any,
+    opt_state: Any,
+    static: Any,
+    optimizer: optax.GradientTransformation,
+    model: AbstractWorldModel,
+    task: Task,
+    obs0: Float[Array, "B obs"],
+    key: PRNGKeyArray,
+    entropy: float,
+    stop_input: bool,
 ) -> tuple[Any, Any, Any, Float[Array, ""]]:
     """One BPO update: ``(params, opt_state, grads, mean imagined return)``."""
     grads, imagined = policy_gradient(params, static, model, task, obs0, key, entropy, stop_input)
@@ -122,10 +160,20 @@ class BPO(Algorithm[BPOState]):
     score: ClassVar[str] = "eval/eval_return"
     higher_is_better: ClassVar[bool] = True
     curve: ClassVar[LearningCurve] = LearningCurve(
-        "learning_curve.png", ("eval/eval_return",), "eval return (deterministic policy)", "policy update")
+        "learning_curve.png",
+        ("eval/eval_return",),
+        "eval return (deterministic policy)",
+        "policy update",
+    )
 
-    def __init__(self, task: Task, model: AbstractWorldModel, policy_kind: str,
-                 observations: Float[Array, "N T obs"], config: BPOConfig):
+    def __init__(
+        self,
+        task: Task,
+        model: AbstractWorldModel,
+        policy_kind: str,
+        observations: Float[Array, "N T obs"],
+        config: BPOConfig,
+    ):
         config = config.for_model(model)
         config.check()
         check_context(model, task.horizon)
@@ -147,27 +195,51 @@ class BPO(Algorithm[BPOState]):
                 params, opt_state, key = carry
                 key, kb, kl = jax.random.split(jax.random.wrap_key_data(key), 3)
                 new_params, new_opt, grads, imagined = policy_step(
-                    params, opt_state, static, optimizer, model, task, batch(kb, init_obs), kl, config.entropy, stop)
+                    params,
+                    opt_state,
+                    static,
+                    optimizer,
+                    model,
+                    task,
+                    batch(kb, init_obs),
+                    kl,
+                    config.entropy,
+                    stop,
+                )
                 gnorm = optax.tree.norm(grads)
-                return (select_tree(is_active, new_params, params), select_tree(is_active, new_opt, opt_state),
-                        jax.random.key_data(key)), (
-                    jnp.where(is_active, imagined, jnp.nan), jnp.where(is_active, gnorm, jnp.nan))
+                return (
+                    select_tree(is_active, new_params, params),
+                    select_tree(is_active, new_opt, opt_state),
+                    jax.random.key_data(key),
+                ), (jnp.where(is_active, imagined, jnp.nan), jnp.where(is_active, gnorm, jnp.nan))
 
             (params, opt_state, key), (imagined, gnorms) = jax.lax.scan(
-                one, (state.params, state.opt_state, state.key), active)
-            new_state = BPOState(params, opt_state, key, state.step + jnp.sum(active.astype(jnp.int32)))
-            return new_state, {"imagined_return": jnp.nanmean(imagined), "grad_norm": jnp.nanmean(gnorms)}
+                one, (state.params, state.opt_state, state.key), active
+            )
+            new_state = BPOState(
+                params, opt_state, key, state.step + jnp.sum(active.astype(jnp.int32))
+            )
+            return new_state, {
+                "imagined_return": jnp.nanmean(imagined),
+                "grad_norm": jnp.nanmean(gnorms),
+            }
 
         def evaluate(state: BPOState, model, simulator, init_obs):
             """Eval return on the real task; cosine between model and simulator gradients."""
             policy = eqx.combine(state.params, static)
             kb, kl = jax.random.split(stream(jax.random.wrap_key_data(state.key), "bpo/eval"))
             obs0 = batch(kb, init_obs)
-            g_model, _ = policy_gradient(state.params, static, model, task, obs0, kl, config.entropy, stop)
-            g_sim, _ = policy_gradient(state.params, static, simulator, task, obs0, kl, config.entropy, stop)
+            g_model, _ = policy_gradient(
+                state.params, static, model, task, obs0, kl, config.entropy, stop
+            )
+            g_sim, _ = policy_gradient(
+                state.params, static, simulator, task, obs0, kl, config.entropy, stop
+            )
             a, b = ravel_pytree(g_model)[0], ravel_pytree(g_sim)[0]
             cosine = jnp.dot(a, b) / jnp.maximum(jnp.linalg.norm(a) * jnp.linalg.norm(b), 1e-30)
-            det_imagined, _ = imagined_return(policy, model, task, init_obs[0], kl, stop, deterministic=True)
+            det_imagined, _ = imagined_return(
+                policy, model, task, init_obs[0], kl, stop, deterministic=True
+            )
             return {
                 "eval_return": true_return(policy, task),
                 "imagined_return_det": det_imagined,
@@ -184,7 +256,13 @@ class BPO(Algorithm[BPOState]):
     def build(self, seed: int | Array, observations: Float[Array, "N T obs"]) -> MarkovPolicy:
         """The initial policy of ``seed``, normalising its input with the observations' statistics."""
         task = self.task
-        policy = build_policy(self.policy_kind, task.obs_size, task.action_size, task.horizon, key=jax.random.key(seed))
+        policy = build_policy(
+            self.policy_kind,
+            task.obs_size,
+            task.action_size,
+            task.horizon,
+            key=jax.random.key(seed),
+        )
         return policy.with_normalizer(observations)
 
     # ------------------------------------------------------------------------------ the shape
@@ -194,11 +272,17 @@ class BPO(Algorithm[BPOState]):
 
     @compiled_once
     def _init(self, seeds: Array, observations: Float[Array, "N T obs"]) -> BPOState:
-        params = eqx.filter(eqx.filter_vmap(lambda s: self.build(s, observations))(seeds), eqx.is_inexact_array)
+        params = eqx.filter(
+            eqx.filter_vmap(lambda s: self.build(s, observations))(seeds), eqx.is_inexact_array
+        )
         keys = jax.vmap(lambda s: jax.random.key_data(seed_stream(s, "bpo/updates")))(seeds)
-        return BPOState(params, jax.vmap(self.optimizer.init)(params), keys, jnp.zeros(seeds.shape, jnp.int32))
+        return BPOState(
+            params, jax.vmap(self.optimizer.init)(params), keys, jnp.zeros(seeds.shape, jnp.int32)
+        )
 
-    def train_chunk(self, state: BPOState, active: Array | None = None) -> tuple[BPOState, dict[str, Array]]:
+    def train_chunk(
+        self, state: BPOState, active: Array | None = None
+    ) -> tuple[BPOState, dict[str, Array]]:
         """``log_every`` policy updates (those where ``active`` is False are skipped), one
         compiled call: the state and each seed's mean imagined return and gradient norm."""
         if active is None:
@@ -210,7 +294,9 @@ class BPO(Algorithm[BPOState]):
         state, stats = self.train_chunk(state, jnp.arange(self.config.log_every) < remaining)
         evals = self._evaluate(state, self.model, self.simulator, self.init_obs)
         metrics = {f"train/{k}": v for k, v in stats.items()}
-        metrics.update({("eval/" if k == "eval_return" else "train/") + k: v for k, v in evals.items()})
+        metrics.update(
+            {("eval/" if k == "eval_return" else "train/") + k: v for k, v in evals.items()}
+        )
         return state, {k: np.asarray(v) for k, v in metrics.items()}
 
     def progress(self, state: BPOState) -> int:

@@ -92,7 +92,9 @@ def model_step(
 
     def loss_fn(p):
         model = eqx.combine(p, static)
-        return normalised_mse(model, model.state_scale() if scale is None else scale, observations, actions, key)
+        return normalised_mse(
+            model, model.state_scale() if scale is None else scale, observations, actions, key
+        )
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -104,18 +106,26 @@ def open_loop_metrics(
 ) -> dict[str, Array]:
     """Imagination through ``start``/``step`` with the recorded actions: final-state error."""
     obs = jnp.asarray(episodes.observations)
-    imagined = jax.vmap(lambda o0, a: imagine(model, o0, a))(obs[:, 0], jnp.asarray(episodes.actions))
+    imagined = jax.vmap(lambda o0, a: imagine(model, o0, a))(
+        obs[:, 0], jnp.asarray(episodes.actions)
+    )
     final_pred, final_true = imagined[:, -1, :-1], obs[:, -1, :-1]
     err = final_pred - final_true
     ss_res = jnp.sum(jnp.square(err), axis=0)
     ss_tot = jnp.sum(jnp.square(final_true - jnp.mean(final_true, axis=0, keepdims=True)), axis=0)
     # A constant final state (ss_tot = 0) has no variance to explain: report R^2 = 1 if it is
     # predicted exactly and 0 otherwise, rather than dividing by zero.
-    r2 = jnp.where(ss_tot > 0, 1.0 - ss_res / jnp.where(ss_tot > 0, ss_tot, 1.0), jnp.where(ss_res > 0, 0.0, 1.0))
+    r2 = jnp.where(
+        ss_tot > 0,
+        1.0 - ss_res / jnp.where(ss_tot > 0, ss_tot, 1.0),
+        jnp.where(ss_res > 0, 0.0, 1.0),
+    )
     return {
         "final_mse": jnp.mean(jnp.square(err / like(scale, err))),
         "final_r2": r2,
-        "rollout_mse": jnp.mean(jnp.square((imagined[..., :-1] - obs[:, 1:, :-1]) / like(scale, obs[:, 1:, :-1]))),
+        "rollout_mse": jnp.mean(
+            jnp.square((imagined[..., :-1] - obs[:, 1:, :-1]) / like(scale, obs[:, 1:, :-1]))
+        ),
     }
 
 
@@ -126,18 +136,22 @@ def seed_keys(seed: int | Int[Array, ""]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
     return model_key, split_key
 
 
-def split_episodes(episodes: Episode, val_fraction: float, key: PRNGKeyArray) -> tuple[Episode, Episode]:
+def split_episodes(
+    episodes: Episode, val_fraction: float, key: PRNGKeyArray
+) -> tuple[Episode, Episode]:
     """Shuffle episodes and hold out ``val_fraction`` of them (at least one) for validation."""
     n = episodes.observations.shape[0]
     if not 0.0 <= val_fraction < 1.0:
         raise BadInputError(f"--val-fraction must be in [0, 1), got {val_fraction}")
-    n_val = int(round(n * val_fraction))
+    n_val = round(n * val_fraction)
     if val_fraction > 0 and n_val == 0:
         n_val = 1
     if n - n_val < 1:
-        raise BadInputError(f"a dataset of {n} episodes is too small to hold out {n_val} for validation")
+        raise BadInputError(
+            f"a dataset of {n} episodes is too small to hold out {n_val} for validation"
+        )
     order = np.asarray(jax.random.permutation(key, n))
-    take = lambda idx: Episode(*(np.asarray(x)[idx] for x in episodes))  # noqa: E731
+    take = lambda idx: Episode(*(np.asarray(x)[idx] for x in episodes))
     return take(order[n_val:]), take(order[:n_val])
 
 
@@ -152,10 +166,23 @@ class ModelFit(Algorithm[FitState]):
     score: ClassVar[str] = "val/loss"
     higher_is_better: ClassVar[bool] = False
     curve: ClassVar[LearningCurve] = LearningCurve(
-        "loss.png", ("train/loss", "val/loss", "val/rollout_mse"), "normalised MSE", "step", per_seed=False, log_scale=True)
+        "loss.png",
+        ("train/loss", "val/loss", "val/rollout_mse"),
+        "normalised MSE",
+        "step",
+        per_seed=False,
+        log_scale=True,
+    )
 
-    def __init__(self, spec: ModelSpec, hyper: dict[str, Any], context: int, train: Episode, val: Episode,
-                 config: FitConfig):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        hyper: dict[str, Any],
+        context: int,
+        train: Episode,
+        val: Episode,
+        config: FitConfig,
+    ):
         config.check()
         self.spec, self.hyper, self.context, self.config = spec, dict(hyper), context, config
         self.train_obs = jnp.asarray(train.observations)
@@ -175,15 +202,28 @@ class ModelFit(Algorithm[FitState]):
                 params, opt_state, key = carry
                 key, sub, drop = jax.random.split(jax.random.wrap_key_data(key), 3)
                 idx = jax.random.choice(sub, train_obs.shape[0], (batch,), replace=False)
-                new_params, new_opt, loss = model_step(params, opt_state, static, optimizer, train_obs[idx],
-                                                       train_act[idx], drop, scale)
+                new_params, new_opt, loss = model_step(
+                    params,
+                    opt_state,
+                    static,
+                    optimizer,
+                    train_obs[idx],
+                    train_act[idx],
+                    drop,
+                    scale,
+                )
                 # Steps past the requested total (the last chunk may be partial) are no-ops,
                 # so one compiled chunk serves every chunk of a run.
-                carry = (select_tree(is_active, new_params, params), select_tree(is_active, new_opt, opt_state),
-                         jax.random.key_data(key))
+                carry = (
+                    select_tree(is_active, new_params, params),
+                    select_tree(is_active, new_opt, opt_state),
+                    jax.random.key_data(key),
+                )
                 return carry, jnp.where(is_active, loss, jnp.nan)
 
-            (params, opt_state, key), losses = jax.lax.scan(one, (state.params, state.opt_state, state.key), active)
+            (params, opt_state, key), losses = jax.lax.scan(
+                one, (state.params, state.opt_state, state.key), active
+            )
             step = state.step + jnp.sum(active.astype(jnp.int32))
             return FitState(params, opt_state, step, key), jnp.nanmean(losses)
 
@@ -197,12 +237,19 @@ class ModelFit(Algorithm[FitState]):
         self.sequential_seeds = True
         self._train_chunk = over_seeds(train_chunk, self.sequential_seeds)
         self._evaluate = over_seeds(evaluate, self.sequential_seeds)
-        self._loss = eqx.filter_jit(lambda params, obs, act: normalised_mse(eqx.combine(params, static), scale, obs, act))
+        self._loss = eqx.filter_jit(
+            lambda params, obs, act: normalised_mse(eqx.combine(params, static), scale, obs, act)
+        )
 
     def build(self, seed: int | Array, train_obs: Float[Array, "N T obs"]) -> AbstractWorldModel:
         """The initial model of ``seed``, normalised with the training observations' statistics."""
-        model = self.spec.build(train_obs.shape[2] - 1, self.train_act.shape[2], self.context, self.hyper,
-                                key=seed_keys(seed)[0])
+        model = self.spec.build(
+            train_obs.shape[2] - 1,
+            self.train_act.shape[2],
+            self.context,
+            self.hyper,
+            key=seed_keys(seed)[0],
+        )
         return model.with_normalizers(train_obs)
 
     # ------------------------------------------------------------------------------ the shape
@@ -212,9 +259,13 @@ class ModelFit(Algorithm[FitState]):
 
     @compiled_once
     def _init(self, seeds: Array, train_obs: Float[Array, "N T obs"]) -> FitState:
-        params = jax.lax.map(lambda s: eqx.filter(self.build(s, train_obs), eqx.is_inexact_array), seeds)
+        params = jax.lax.map(
+            lambda s: eqx.filter(self.build(s, train_obs), eqx.is_inexact_array), seeds
+        )
         keys = jax.vmap(lambda s: jax.random.key_data(seed_stream(s, "fit/steps")))(seeds)
-        return FitState(params, jax.vmap(self.optimizer.init)(params), jnp.zeros(seeds.shape, jnp.int32), keys)
+        return FitState(
+            params, jax.vmap(self.optimizer.init)(params), jnp.zeros(seeds.shape, jnp.int32), keys
+        )
 
     def train_chunk(self, state: FitState, active: Array | None = None) -> tuple[FitState, Array]:
         """``log_every`` optimiser steps (those where ``active`` is False are skipped): the state

@@ -32,7 +32,11 @@ class OnlineAlgorithm(Algorithm[State]):
     score: ClassVar[str] = "eval/eval_return"
     higher_is_better: ClassVar[bool] = True
     curve: ClassVar[LearningCurve] = LearningCurve(
-        "learning_curve.png", ("eval/eval_return",), "eval return (deterministic policy)", "environment step")
+        "learning_curve.png",
+        ("eval/eval_return",),
+        "eval return (deterministic policy)",
+        "environment step",
+    )
 
     def progress(self, state: State) -> int:
         return int(np.asarray(state.t)[0])  # type: ignore[attr-defined]  (on the host: no device op)

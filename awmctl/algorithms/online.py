@@ -33,17 +33,17 @@ import numpy as np
 
 from awmctl import optim
 from awmctl.algorithms.base import abstract, compiled_once, over_seeds, seeds_in_sequence
-from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
-from awmctl.algorithms.presets import ONLINE, preset_values
 from awmctl.algorithms.bpo import policy_step
 from awmctl.algorithms.fit import model_step
+from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
+from awmctl.algorithms.presets import ONLINE, preset_values
 from awmctl.errors import BadInputError
 from awmctl.models import AbstractWorldModel, ModelSpec, PolicyInputGrad, check_context
 from awmctl.policies import MarkovPolicy, build_policy
 from awmctl.rollouts import EpisodeReplay, advance, explore, first_states, true_return
 from awmctl.seeds import seed_stream
-from awmctl.trees import repeated
 from awmctl.tasks import Task
+from awmctl.trees import repeated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,19 +76,39 @@ class OnlineConfig:
         return cls(**preset_values(ONLINE, name, given))
 
     def check(self) -> None:
-        if min(self.env_steps, self.model_every, self.policy_every, self.eval_every, self.model_batch, self.policy_batch,
-               self.policy_updates) < 1:
-            raise BadInputError("--env-steps, --model-every, --policy-every, --eval-every and --policy-updates must be at least 1")
+        if (
+            min(
+                self.env_steps,
+                self.model_every,
+                self.policy_every,
+                self.eval_every,
+                self.model_batch,
+                self.policy_batch,
+                self.policy_updates,
+            )
+            < 1
+        ):
+            raise BadInputError(
+                "--env-steps, --model-every, --policy-every, --eval-every and --policy-updates must be at least 1"
+            )
         if self.policy_every % self.model_every:
-            raise BadInputError(f"--policy-every ({self.policy_every}) must be a multiple of --model-every ({self.model_every})")
+            raise BadInputError(
+                f"--policy-every ({self.policy_every}) must be a multiple of --model-every ({self.model_every})"
+            )
         if self.eval_every % self.policy_every:
-            raise BadInputError(f"--eval-every ({self.eval_every}) must be a multiple of --policy-every ({self.policy_every})")
+            raise BadInputError(
+                f"--eval-every ({self.eval_every}) must be a multiple of --policy-every ({self.policy_every})"
+            )
         if not (self.model_lr > 0 and self.policy_lr > 0):
             raise BadInputError("--lr and --model-lr must be positive")
         if self.policy_input_grad not in (None, "stop", "full"):
-            raise BadInputError(f"--policy-input-grad must be stop or full, got {self.policy_input_grad!r}")
+            raise BadInputError(
+                f"--policy-input-grad must be stop or full, got {self.policy_input_grad!r}"
+            )
         if self.updates_from not in ("warmup", "first-episode"):
-            raise BadInputError(f"--updates-from must be warmup or first-episode, got {self.updates_from!r}")
+            raise BadInputError(
+                f"--updates-from must be warmup or first-episode, got {self.updates_from!r}"
+            )
 
     @property
     def steps_run(self) -> int:
@@ -100,8 +120,16 @@ class OnlineConfig:
         """The env steps after which a model update and a policy update run, in a whole run of
         episodes of ``horizon`` steps (the schedule, worked out in Python for tests and docs)."""
         start = self.warmup_steps if self.updates_from == "warmup" else horizon - 1
-        model = [t for t in range(self.model_every, self.steps_run + 1, self.model_every) if t > start and t >= horizon]
-        policy = [t for t in range(self.policy_every, self.steps_run + 1, self.policy_every) if t > start and t >= horizon]
+        model = [
+            t
+            for t in range(self.model_every, self.steps_run + 1, self.model_every)
+            if t > start and t >= horizon
+        ]
+        policy = [
+            t
+            for t in range(self.policy_every, self.steps_run + 1, self.policy_every)
+            if t > start and t >= horizon
+        ]
         return model, policy
 
     def for_model(self, spec: ModelSpec) -> OnlineConfig:
@@ -168,20 +196,38 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
 
         def updating(s: OnlineState) -> jax.Array:
             stored = s.replay.count > 0
-            return stored & (s.t > config.warmup_steps) if config.updates_from == "warmup" else stored
+            return (
+                stored & (s.t > config.warmup_steps) if config.updates_from == "warmup" else stored
+            )
 
         def model_update(s: OnlineState, key) -> OnlineState:
             idx = s.replay.sample(key, config.model_batch)
-            params, opt, _ = model_step(s.model, s.model_opt, model_static, model_tx,
-                                        s.replay.observations[idx], s.replay.actions[idx])
+            params, opt, _ = model_step(
+                s.model,
+                s.model_opt,
+                model_static,
+                model_tx,
+                s.replay.observations[idx],
+                s.replay.actions[idx],
+            )
             return s._replace(model=params, model_opt=opt, model_updates=s.model_updates + 1)
 
         def policy_update(s: OnlineState, key) -> OnlineState:
             kb, kl = jax.random.split(key)
             obs0 = s.replay.observations[s.replay.sample(kb, config.policy_batch), 0]
             model = self.model(s.model)
-            params, opt, _, _ = policy_step(s.policy, s.policy_opt, policy_static, policy_tx, model, task, obs0, kl,
-                                            config.entropy, stop)
+            params, opt, _, _ = policy_step(
+                s.policy,
+                s.policy_opt,
+                policy_static,
+                policy_tx,
+                model,
+                task,
+                obs0,
+                kl,
+                config.entropy,
+                stop,
+            )
             return s._replace(policy=params, policy_opt=opt, policy_updates=s.policy_updates + 1)
 
         def policy_round(s: OnlineState, key) -> OnlineState:
@@ -190,7 +236,9 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             if config.policy_updates == 1:
                 return policy_update(s, key)
             keys = jax.random.split(key, config.policy_updates)
-            return jax.lax.fori_loop(0, config.policy_updates, lambda i, s: policy_update(s, keys[i]), s)
+            return jax.lax.fori_loop(
+                0, config.policy_updates, lambda i, s: policy_update(s, keys[i]), s
+            )
 
         def block(s: OnlineState) -> OnlineState:
             """``policy_every`` env steps, a model update after every ``model_every``, then a
@@ -202,10 +250,14 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             def model_round(s, keys):
                 env_keys, model_key = keys
                 stored_before = s.replay.count
-                s = jax.lax.fori_loop(0, config.model_every, lambda i, s: env_step(s, env_keys[i]), s)
+                s = jax.lax.fori_loop(
+                    0, config.model_every, lambda i, s: env_step(s, env_keys[i]), s
+                )
                 first = (stored_before == 0) & (s.replay.count > 0)  # happens in exactly one round
                 s = jax.lax.cond(first, set_normalizers, lambda s: s, s)
-                if not spec.trainable:  # the simulator: nothing to fit, the policy learns through the task itself
+                if (
+                    not spec.trainable
+                ):  # the simulator: nothing to fit, the policy learns through the task itself
                     return s, None
                 return when(updating(s), model_update, s, model_key), None
 
@@ -225,12 +277,19 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
 
     def build_model(self, seed: int | jax.Array) -> AbstractWorldModel:
         task = self.task
-        return self.spec.build(task.state_size, task.action_size, task.horizon, key=jax.random.key(seed), task=task)
+        return self.spec.build(
+            task.state_size, task.action_size, task.horizon, key=jax.random.key(seed), task=task
+        )
 
     def build_policy(self, seed: int | jax.Array) -> MarkovPolicy:
         task = self.task
-        return build_policy(self.policy_kind, task.obs_size, task.action_size, task.horizon,
-                            key=seed_stream(seed, "online/policy-init"))
+        return build_policy(
+            self.policy_kind,
+            task.obs_size,
+            task.action_size,
+            task.horizon,
+            key=seed_stream(seed, "online/policy-init"),
+        )
 
     # ------------------------------------------------------------------------------ the shape
 
@@ -242,7 +301,11 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         task = self.task
         # The simulator has no float arrays: its (empty) part of the state is an empty dict, which
         # checkpoints as one, where the filtered module would not (its task's fields are not leaves).
-        models = eqx.filter(eqx.filter_vmap(self.build_model)(seeds), eqx.is_inexact_array) if self.spec.trainable else {}
+        models = (
+            eqx.filter(eqx.filter_vmap(self.build_model)(seeds), eqx.is_inexact_array)
+            if self.spec.trainable
+            else {}
+        )
         policies = eqx.filter(eqx.filter_vmap(self.build_policy)(seeds), eqx.is_inexact_array)
         keys = jax.vmap(lambda s: jax.random.key_data(seed_stream(s, "online/loop")))(seeds)
         replay = EpisodeReplay.empty(self.capacity, task.horizon, task.obs_size, task.action_size)
@@ -266,9 +329,12 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
     def run_chunk(self, state: OnlineState) -> tuple[OnlineState, dict[str, np.ndarray]]:
         """``eval_every`` env steps with their updates, then the eval return of every seed."""
         state, returns = self._period(state)
-        return state, {"eval/eval_return": np.asarray(returns), "train/episodes": np.asarray(state.replay.count),
-                       "train/model_updates": np.asarray(state.model_updates),
-                       "train/policy_updates": np.asarray(state.policy_updates)}
+        return state, {
+            "eval/eval_return": np.asarray(returns),
+            "train/episodes": np.asarray(state.replay.count),
+            "train/model_updates": np.asarray(state.model_updates),
+            "train/policy_updates": np.asarray(state.policy_updates),
+        }
 
     def params(self, state: OnlineState) -> Any:
         return state.policy

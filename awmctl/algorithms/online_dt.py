@@ -37,15 +37,20 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
-from awmctl.algorithms.base import LearningCurve, abstract, compiled_once, over_seeds, seeds_in_sequence
+from awmctl.algorithms.base import (
+    LearningCurve,
+    abstract,
+    compiled_once,
+    over_seeds,
+    seeds_in_sequence,
+)
 from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
 from awmctl.errors import BadInputError
-from awmctl.policies import Context, DecisionTransformer, returns_to_go
-from awmctl.policies import tanh_gaussian
+from awmctl.policies import Context, DecisionTransformer, returns_to_go, tanh_gaussian
 from awmctl.rollouts import EpisodeReplay, advance, explore, first_states, true_return
 from awmctl.seeds import seed_stream
-from awmctl.trees import repeated
 from awmctl.tasks import Task
+from awmctl.trees import repeated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,15 +75,23 @@ class OnlineDTConfig:
 
     def check(self, horizon: int) -> None:
         if min(self.env_steps, self.update_every, self.eval_every, self.batch, self.context) < 1:
-            raise BadInputError("--env-steps, --eval-every, --batch-size and --context must be at least 1")
+            raise BadInputError(
+                "--env-steps, --eval-every, --batch-size and --context must be at least 1"
+            )
         if not horizon <= self.warmup_steps < self.env_steps:
-            raise BadInputError(f"--warmup-steps must cover at least one episode ({horizon} steps) and lie below "
-                                f"--env-steps ({self.env_steps}), got {self.warmup_steps}: Online-DT learns from "
-                                "the warm-up episodes first")
+            raise BadInputError(
+                f"--warmup-steps must cover at least one episode ({horizon} steps) and lie below "
+                f"--env-steps ({self.env_steps}), got {self.warmup_steps}: Online-DT learns from "
+                "the warm-up episodes first"
+            )
         if self.eval_every % self.update_every:
-            raise BadInputError(f"--eval-every ({self.eval_every}) must be a multiple of {self.update_every}")
+            raise BadInputError(
+                f"--eval-every ({self.eval_every}) must be a multiple of {self.update_every}"
+            )
         if self.width % self.heads:
-            raise BadInputError(f"the width ({self.width}) must be a multiple of the heads ({self.heads})")
+            raise BadInputError(
+                f"the width ({self.width}) must be a multiple of the heads ({self.heads})"
+            )
         if not (self.lr > 0 and self.temperature > 0 and self.clip > 0):
             raise BadInputError("--lr must be positive")
 
@@ -87,15 +100,21 @@ class OnlineDTConfig:
         return whole_periods(self.env_steps, self.eval_every)
 
     def hyper(self) -> dict[str, int]:
-        return {"context": self.context, "width": self.width, "layers": self.layers, "heads": self.heads,
-                "mlp_width": self.mlp_width}
+        return {
+            "context": self.context,
+            "width": self.width,
+            "layers": self.layers,
+            "heads": self.heads,
+            "mlp_width": self.mlp_width,
+        }
 
 
 # ------------------------------------------------------------------------- the loss, pure
 
 
-def sample_windows(replay: EpisodeReplay, key: PRNGKeyArray, n: int, window: int) -> tuple[
-        Float[Array, "n K"], Float[Array, "n K obs"], Float[Array, "n K act"]]:
+def sample_windows(
+    replay: EpisodeReplay, key: PRNGKeyArray, n: int, window: int
+) -> tuple[Float[Array, "n K"], Float[Array, "n K obs"], Float[Array, "n K act"]]:
     """``n`` windows of ``window`` consecutive steps of stored episodes (episodes and starts
     uniform): returns-to-go (hindsight: what the episode got from each step on), observations
     and actions."""
@@ -103,14 +122,21 @@ def sample_windows(replay: EpisodeReplay, key: PRNGKeyArray, n: int, window: int
     slots = replay.sample(k_episode, n)
     horizon = replay.actions.shape[1]
     starts = jax.random.randint(k_start, (n,), 0, horizon - window + 1)
-    cut = lambda x, s: jax.lax.dynamic_slice_in_dim(x, s, window)  # noqa: E731
+    cut = lambda x, s: jax.lax.dynamic_slice_in_dim(x, s, window)
     to_go = returns_to_go(replay.rewards[slots])
-    return (jax.vmap(cut)(to_go, starts), jax.vmap(cut)(replay.observations[slots, :horizon], starts),
-            jax.vmap(cut)(replay.actions[slots], starts))
+    return (
+        jax.vmap(cut)(to_go, starts),
+        jax.vmap(cut)(replay.observations[slots, :horizon], starts),
+        jax.vmap(cut)(replay.actions[slots], starts),
+    )
 
 
-def dt_loss(policy: DecisionTransformer, windows: tuple[Array, Array, Array], temperature: Float[Array, ""],
-            key: PRNGKeyArray) -> tuple[Float[Array, ""], tuple[Float[Array, ""], Float[Array, ""]]]:
+def dt_loss(
+    policy: DecisionTransformer,
+    windows: tuple[Array, Array, Array],
+    temperature: Float[Array, ""],
+    key: PRNGKeyArray,
+) -> tuple[Float[Array, ""], tuple[Float[Array, ""], Float[Array, ""]]]:
     """Online-DT's policy loss: ``-mean log pi(a | context) - temperature x entropy``; also the
     negative log-likelihood and the entropy estimate (``-mean log pi`` of sampled actions)."""
     to_go, observations, actions = windows
@@ -145,14 +171,17 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
     ``online-dt/init`` stream of each seed, everything else from ``online-dt/loop``."""
 
     curve: ClassVar[LearningCurve] = LearningCurve(
-        "learning_curve.png", ("eval/eval_return",), "eval return (mean action)", "environment step")
+        "learning_curve.png", ("eval/eval_return",), "eval return (mean action)", "environment step"
+    )
 
     def __init__(self, task: Task, config: OnlineDTConfig):
         config.check(task.horizon)
         self.task, self.config = task, config
         self.template_policy, static = abstract(self.build_policy, 0)
         self.policy_static = static
-        self.capacity = math.ceil(config.steps_run / task.horizon) + 1  # every episode, and the one in progress
+        self.capacity = (
+            math.ceil(config.steps_run / task.horizon) + 1
+        )  # every episode, and the one in progress
         self.tx = optim.lamb(config.lr, config.weight_decay, config.lr_warmup, config.clip)
         self.temperature_tx = optim.adam(config.temperature_lr)
         warm_episodes = config.warmup_steps // task.horizon
@@ -169,22 +198,32 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
             ka, kr = jax.random.split(key)
             obs = task.observe(s.env_state, s.k)
             context = s.context.at(s.k, s.to_go, obs)
-            action = explore(s.t, config.warmup_steps, policy_of(s.policy).explore(context, s.k, ka), kr)
+            action = explore(
+                s.t, config.warmup_steps, policy_of(s.policy).explore(context, s.k, ka), kr
+            )
             stepped = advance(task, s.env_state, s.k, action, key)
             replay, done = s.replay.record(s.k, obs, action, stepped.next_obs, stepped.reward)
             episode_return = s.episode_return + stepped.reward
             best = jnp.where(done, jnp.maximum(s.best_return, episode_return), s.best_return)
             worst = jnp.where(done, jnp.minimum(s.worst_return, episode_return), s.worst_return)
             return s._replace(
-                replay=replay, context=context.acted(s.k, action),
+                replay=replay,
+                context=context.acted(s.k, action),
                 to_go=jnp.where(done, explore_target(best, worst), s.to_go - stepped.reward),
-                episode_return=jnp.where(done, 0.0, episode_return), best_return=best, worst_return=worst,
-                env_state=stepped.state, k=stepped.k, t=s.t + 1)
+                episode_return=jnp.where(done, 0.0, episode_return),
+                best_return=best,
+                worst_return=worst,
+                env_state=stepped.state,
+                k=stepped.k,
+                t=s.t + 1,
+            )
 
         def set_statistics(s: OnlineDTState) -> OnlineDTState:
             """Input units from the warm-up episodes (slots ``0 .. warm_episodes - 1``)."""
             policy = policy_of(s.policy).with_normalizer(s.replay.observations[:warm_episodes])
-            policy = policy.with_returns(returns_to_go(s.replay.rewards[:warm_episodes]), s.best_return)
+            policy = policy.with_returns(
+                returns_to_go(s.replay.rewards[:warm_episodes]), s.best_return
+            )
             return s._replace(policy=eqx.filter(policy, eqx.is_inexact_array))
 
         def update(s: OnlineDTState, key) -> OnlineDTState:
@@ -192,14 +231,21 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
             windows = sample_windows(s.replay, kw, config.batch, window)
             temperature = jnp.exp(s.log_temperature)
             (_, (nll, entropy)), grads = jax.value_and_grad(
-                lambda p: dt_loss(policy_of(p), windows, temperature, kl), has_aux=True)(s.policy)
+                lambda p: dt_loss(policy_of(p), windows, temperature, kl), has_aux=True
+            )(s.policy)
             updates, opt = self.tx.update(grads, s.opt, s.policy)
             # The temperature falls while the entropy is above its target and rises below it.
             t_grad = temperature * jax.lax.stop_gradient(entropy - target_entropy)
             t_step, t_opt = self.temperature_tx.update(t_grad, s.temperature_opt, s.log_temperature)
-            return s._replace(policy=optax.apply_updates(s.policy, updates), opt=opt,
-                              log_temperature=optax.apply_updates(s.log_temperature, t_step), temperature_opt=t_opt,
-                              updates=s.updates + 1, nll=nll, entropy=entropy)
+            return s._replace(
+                policy=optax.apply_updates(s.policy, updates),
+                opt=opt,
+                log_temperature=optax.apply_updates(s.log_temperature, t_step),
+                temperature_opt=t_opt,
+                updates=s.updates + 1,
+                nll=nll,
+                entropy=entropy,
+            )
 
         def round_(s: OnlineDTState, key) -> OnlineDTState:
             """``update_every`` env steps, then an update once the warm-up is over."""
@@ -217,7 +263,9 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
             key = jax.random.wrap_key_data(s.key)
             key, sub = jax.random.split(key)
             s, _ = jax.lax.scan(lambda s, k: (round_(s, k), None), s, jax.random.split(sub, rounds))
-            s = s._replace(key=jax.random.key_data(key), policy=self._with_target(s.policy, s.best_return))
+            s = s._replace(
+                key=jax.random.key_data(key), policy=self._with_target(s.policy, s.best_return)
+            )
             return s, true_return(policy_of(s.policy), task)
 
         self.sequential_seeds = seeds_in_sequence()
@@ -232,8 +280,13 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
 
     def build_policy(self, seed: int | jax.Array) -> DecisionTransformer:
         task = self.task
-        return DecisionTransformer(task.obs_size, task.action_size, task.horizon, **self.config.hyper(),
-                                   key=seed_stream(seed, "online-dt/init"))
+        return DecisionTransformer(
+            task.obs_size,
+            task.action_size,
+            task.horizon,
+            **self.config.hyper(),
+            key=seed_stream(seed, "online-dt/init"),
+        )
 
     # ------------------------------------------------------------------------------ the shape
 
@@ -248,23 +301,38 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
         log_temperature = jnp.full((n,), math.log(self.config.temperature), jnp.float32)
         zeros = jnp.zeros((n,), jnp.int32)
         return OnlineDTState(
-            policy=policies, opt=jax.vmap(self.tx.init)(policies), log_temperature=log_temperature,
+            policy=policies,
+            opt=jax.vmap(self.tx.init)(policies),
+            log_temperature=log_temperature,
             temperature_opt=jax.vmap(self.temperature_tx.init)(log_temperature),
-            replay=repeated(EpisodeReplay.empty(self.capacity, task.horizon, task.obs_size, task.action_size), n),
+            replay=repeated(
+                EpisodeReplay.empty(self.capacity, task.horizon, task.obs_size, task.action_size), n
+            ),
             context=repeated(Context.empty(task.horizon, task.obs_size, task.action_size), n),
-            to_go=jnp.zeros((n,)), episode_return=jnp.zeros((n,)),
-            best_return=jnp.full((n,), -jnp.inf), worst_return=jnp.full((n,), jnp.inf),
+            to_go=jnp.zeros((n,)),
+            episode_return=jnp.zeros((n,)),
+            best_return=jnp.full((n,), -jnp.inf),
+            worst_return=jnp.full((n,), jnp.inf),
             env_state=first_states(task, keys),
-            k=zeros, t=zeros, key=keys, updates=zeros, nll=jnp.zeros((n,)), entropy=jnp.zeros((n,)),
+            k=zeros,
+            t=zeros,
+            key=keys,
+            updates=zeros,
+            nll=jnp.zeros((n,)),
+            entropy=jnp.zeros((n,)),
         )
 
     def run_chunk(self, state: OnlineDTState) -> tuple[OnlineDTState, dict[str, np.ndarray]]:
         state, returns = self._period(state)
-        return state, {"eval/eval_return": np.asarray(returns), "train/episodes": np.asarray(state.replay.count),
-                       "train/updates": np.asarray(state.updates), "train/nll": np.asarray(state.nll),
-                       "train/entropy": np.asarray(state.entropy),
-                       "train/temperature": np.exp(np.asarray(state.log_temperature)),
-                       "train/best_return": np.asarray(state.best_return)}
+        return state, {
+            "eval/eval_return": np.asarray(returns),
+            "train/episodes": np.asarray(state.replay.count),
+            "train/updates": np.asarray(state.updates),
+            "train/nll": np.asarray(state.nll),
+            "train/entropy": np.asarray(state.entropy),
+            "train/temperature": np.exp(np.asarray(state.log_temperature)),
+            "train/best_return": np.asarray(state.best_return),
+        }
 
     def params(self, state: OnlineDTState) -> Any:
         return state.policy

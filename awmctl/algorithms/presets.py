@@ -34,7 +34,9 @@ def check_preset(name: str) -> None:
         raise BadInputError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
 
 
-def preset_values(table: dict[str, dict[str, Any]], name: str, given: dict[str, Any]) -> dict[str, Any]:
+def preset_values(
+    table: dict[str, dict[str, Any]], name: str, given: dict[str, Any]
+) -> dict[str, Any]:
     """The preset's values for every field the user left as None, the user's for the rest."""
     check_preset(name)
     return {**table[name], **{k: v for k, v in given.items() if v is not None}}

@@ -41,8 +41,13 @@ class ReferenceSettings:
     spread: float = 1.0
 
     def check(self) -> None:
-        if min(self.random_episodes, self.shooting_starts, self.shooting_steps) < 1 or not self.shooting_lr > 0:
-            raise BadInputError("reference settings: episodes, starts and steps must be at least 1, lr positive")
+        if (
+            min(self.random_episodes, self.shooting_starts, self.shooting_steps) < 1
+            or not self.shooting_lr > 0
+        ):
+            raise BadInputError(
+                "reference settings: episodes, starts and steps must be at least 1, lr positive"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,16 +68,30 @@ class References:
         return self.opt > self.random
 
     def as_dict(self) -> dict[str, Any]:
-        return {"random": self.random, "opt": self.opt, "plans": list(self.plans),
-                "settings": dataclasses.asdict(self.settings)}
+        return {
+            "random": self.random,
+            "opt": self.opt,
+            "plans": list(self.plans),
+            "settings": dataclasses.asdict(self.settings),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> References:
-        return cls(float(d["random"]), float(d["opt"]), tuple(d["plans"]), ReferenceSettings(**d["settings"]))
+        return cls(
+            float(d["random"]),
+            float(d["opt"]),
+            tuple(d["plans"]),
+            ReferenceSettings(**d["settings"]),
+        )
 
 
 def multi_start(
-    task: Task, world: Any, kind: str, observations: Float[Array, "N T obs"], config: BPOConfig, starts: int,
+    task: Task,
+    world: Any,
+    kind: str,
+    observations: Float[Array, "N T obs"],
+    config: BPOConfig,
+    starts: int,
     spread: float = 0.0,
 ) -> np.ndarray:
     """Final eval return of each of ``starts`` policies trained by BPO for ``config.steps`` updates.
@@ -90,7 +109,9 @@ def multi_start(
             mask = (jnp.arange(starts) > 0).astype(x.dtype).reshape((starts,) + (1,) * (x.ndim - 1))
             return x + spread * mask * noise
 
-        state = BPOState(jax.tree_util.tree_map(perturb, state.params), state.opt_state, state.key, state.step)
+        state = BPOState(
+            jax.tree_util.tree_map(perturb, state.params), state.opt_state, state.key, state.step
+        )
     last: dict[str, np.ndarray] = {}
     run(bpo, state, on_chunk=lambda state, best, metrics: last.update(metrics))
     return np.asarray(last["eval/eval_return"], np.float64)
@@ -104,13 +125,25 @@ def compute_references(task: Task, settings: ReferenceSettings | None = None) ->
     settings.check()
     episodes = collect(task, random_controller(task), settings.random_episodes, jax.random.key(0))
     random = float(np.asarray(episodes.rewards, np.float64).sum(axis=1).mean())
-    config = BPOConfig(steps=settings.shooting_steps, lr=settings.shooting_lr, entropy=0.0,
-                       policy_input_grad="full", log_every=min(500, settings.shooting_steps))
+    config = BPOConfig(
+        steps=settings.shooting_steps,
+        lr=settings.shooting_lr,
+        entropy=0.0,
+        policy_input_grad="full",
+        log_every=min(500, settings.shooting_steps),
+    )
     # An episode from the evaluation's own start (true_return resets with key 0): the plans are
     # made for the start they are scored from (the same for every episode of a built-in task).
     at_eval_start = rollout(task, random_controller(task), jax.random.key(0)).observations[None]
-    plans = multi_start(task, SimulatorModel(task), "open-loop", at_eval_start, config, settings.shooting_starts,
-                        spread=settings.spread)
+    plans = multi_start(
+        task,
+        SimulatorModel(task),
+        "open-loop",
+        at_eval_start,
+        config,
+        settings.shooting_starts,
+        spread=settings.spread,
+    )
     return References(random, float(plans.max()), tuple(float(p) for p in plans), settings)
 
 

@@ -49,8 +49,8 @@ from awmctl.policies import MLPPolicy, QNetwork
 from awmctl.policies.critic import critics, evaluate
 from awmctl.rollouts import TransitionReplay, advance, explore, first_states, true_return
 from awmctl.seeds import seed_stream
-from awmctl.trees import repeated
 from awmctl.tasks import Task
+from awmctl.trees import repeated
 
 Variant = Literal["authors", "standard"]
 
@@ -76,16 +76,32 @@ class SACConfig:
     def check(self) -> None:
         if self.variant not in ("authors", "standard"):
             raise BadInputError(f"--variant must be authors or standard, got {self.variant!r}")
-        if min(self.env_steps, self.critic_every, self.actor_every, self.eval_every, self.batch, self.width) < 1:
+        if (
+            min(
+                self.env_steps,
+                self.critic_every,
+                self.actor_every,
+                self.eval_every,
+                self.batch,
+                self.width,
+            )
+            < 1
+        ):
             raise BadInputError("--env-steps, --eval-every and --batch-size must be at least 1")
         if not 1 <= self.warmup_steps < self.env_steps:
-            raise BadInputError(f"--warmup-steps must be at least 1 and below --env-steps ({self.env_steps}), "
-                                f"got {self.warmup_steps}: SAC sets its input statistics from the warm-up")
+            raise BadInputError(
+                f"--warmup-steps must be at least 1 and below --env-steps ({self.env_steps}), "
+                f"got {self.warmup_steps}: SAC sets its input statistics from the warm-up"
+            )
         if self.actor_every % self.critic_every or self.eval_every % self.actor_every:
-            raise BadInputError(f"--eval-every ({self.eval_every}) must be a multiple of {self.actor_every} "
-                                "(the env steps between two actor updates)")
+            raise BadInputError(
+                f"--eval-every ({self.eval_every}) must be a multiple of {self.actor_every} "
+                "(the env steps between two actor updates)"
+            )
         if not (self.lr > 0 and self.alpha > 0 and 0 < self.tau <= 1 and 0 <= self.discount <= 1):
-            raise BadInputError("--lr and alpha must be positive, tau in (0, 1] and the discount in [0, 1]")
+            raise BadInputError(
+                "--lr and alpha must be positive, tau in (0, 1] and the discount in [0, 1]"
+            )
 
     @property
     def critics(self) -> int:
@@ -100,26 +116,46 @@ class SACConfig:
 # ------------------------------------------------------------------------- the losses, pure
 
 
-def td_target(reward: Float[Array, " B"], terminal: Float[Array, " B"], next_q: Float[Array, " B"],
-              next_log_prob: Float[Array, " B"], alpha: Float[Array, ""], discount: float) -> Float[Array, " B"]:
+def td_target(
+    reward: Float[Array, " B"],
+    terminal: Float[Array, " B"],
+    next_q: Float[Array, " B"],
+    next_log_prob: Float[Array, " B"],
+    alpha: Float[Array, ""],
+    discount: float,
+) -> Float[Array, " B"]:
     """``r + discount (1 - terminal) (Q'(s', a') - alpha log pi(a' | s'))``."""
     return reward + discount * (1.0 - terminal) * (next_q - alpha * next_log_prob)
 
 
-def critic_loss(critic: QNetwork, batch: TransitionReplay, next_actor: MLPPolicy, target_critic: QNetwork,
-                alpha: Float[Array, ""], discount: float, key: PRNGKeyArray) -> Float[Array, ""]:
+def critic_loss(
+    critic: QNetwork,
+    batch: TransitionReplay,
+    next_actor: MLPPolicy,
+    target_critic: QNetwork,
+    alpha: Float[Array, ""],
+    discount: float,
+    key: PRNGKeyArray,
+) -> Float[Array, ""]:
     """Half the mean squared TD error, summed over the (stacked) critics; the next actions come
     from ``next_actor`` and are valued by the minimum over ``target_critic``."""
     keys = jax.random.split(key, batch.rewards.shape[0])
     next_action, next_log_prob = jax.vmap(next_actor.sample)(batch.next_observations, keys)
     next_q = jnp.min(evaluate(target_critic, batch.next_observations, next_action), axis=0)
-    target = jax.lax.stop_gradient(td_target(batch.rewards, batch.terminals, next_q, next_log_prob, alpha, discount))
+    target = jax.lax.stop_gradient(
+        td_target(batch.rewards, batch.terminals, next_q, next_log_prob, alpha, discount)
+    )
     q = evaluate(critic, batch.observations, batch.actions)  # [critics, B]
     return 0.5 * jnp.sum(jnp.mean(jnp.square(q - target[None]), axis=1))
 
 
-def actor_loss(actor: MLPPolicy, critic: QNetwork, observations: Float[Array, "B obs"], alpha: Float[Array, ""],
-               key: PRNGKeyArray) -> tuple[Float[Array, ""], Float[Array, ""]]:
+def actor_loss(
+    actor: MLPPolicy,
+    critic: QNetwork,
+    observations: Float[Array, "B obs"],
+    alpha: Float[Array, ""],
+    key: PRNGKeyArray,
+) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """``mean(alpha log pi(a|s) - min_i Q_i(s, a))`` over fresh actions, and their mean log-probability."""
     keys = jax.random.split(key, observations.shape[0])
     action, log_prob = jax.vmap(actor.sample)(observations, keys)
@@ -127,7 +163,9 @@ def actor_loss(actor: MLPPolicy, critic: QNetwork, observations: Float[Array, "B
     return jnp.mean(alpha * log_prob - q), jnp.mean(log_prob)
 
 
-def temperature_loss(log_alpha: Float[Array, ""], mean_log_prob: Float[Array, ""], target_entropy: float) -> Float[Array, ""]:
+def temperature_loss(
+    log_alpha: Float[Array, ""], mean_log_prob: Float[Array, ""], target_entropy: float
+) -> Float[Array, ""]:
     """Standard SAC's: ``alpha`` rises while the policy's entropy is below the target."""
     return -log_alpha * jax.lax.stop_gradient(mean_log_prob + target_entropy)
 
@@ -166,7 +204,9 @@ class SAC(OnlineAlgorithm[SACState]):
         _, critic_static = abstract(self.build_critic, 0)
         self.actor_static, self.critic_static = actor_static, critic_static
         self.capacity = config.steps_run  # every transition of the run
-        self.tx = optim.adam(config.lr)  # actor, critics and temperature alike (each has its own state)
+        self.tx = optim.adam(
+            config.lr
+        )  # actor, critics and temperature alike (each has its own state)
         target_entropy = -float(task.action_size)
         authors = config.variant == "authors"
 
@@ -182,16 +222,25 @@ class SAC(OnlineAlgorithm[SACState]):
             action = explore(s.t, config.warmup_steps, actor_of(s.actor).sample(obs, ka)[0], kr)
             stepped = advance(task, s.env_state, s.k, action, key)
             replay = s.replay.add(obs, action, stepped.reward, stepped.next_obs, stepped.done)
-            return s._replace(replay=replay, env_state=stepped.state, k=stepped.k, t=s.t + 1,
-                              episodes=s.episodes + stepped.done.astype(jnp.int32))
+            return s._replace(
+                replay=replay,
+                env_state=stepped.state,
+                k=stepped.k,
+                t=s.t + 1,
+                episodes=s.episodes + stepped.done.astype(jnp.int32),
+            )
 
         def set_normalizers(s: SACState) -> SACState:
             norm = Normalizer.fit(s.replay.observations[: config.warmup_steps])
             stacked = repeated(norm, config.critics)
-            with_actor = lambda p: eqx.tree_at(lambda a: a.obs_norm, p, norm)  # noqa: E731
-            with_critic = lambda p: eqx.tree_at(lambda c: c.obs_norm, p, stacked)  # noqa: E731
-            return s._replace(actor=with_actor(s.actor), target_actor=with_actor(s.target_actor),
-                              critic=with_critic(s.critic), target_critic=with_critic(s.target_critic))
+            with_actor = lambda p: eqx.tree_at(lambda a: a.obs_norm, p, norm)
+            with_critic = lambda p: eqx.tree_at(lambda c: c.obs_norm, p, stacked)
+            return s._replace(
+                actor=with_actor(s.actor),
+                target_actor=with_actor(s.target_actor),
+                critic=with_critic(s.critic),
+                target_critic=with_critic(s.target_critic),
+            )
 
         def critic_update(s: SACState, key) -> SACState:
             kb, kl = jax.random.split(key)
@@ -199,18 +248,31 @@ class SAC(OnlineAlgorithm[SACState]):
             next_actor = actor_of(s.target_actor if authors else s.actor)
             alpha = jnp.exp(s.log_alpha)
             loss, grads = jax.value_and_grad(
-                lambda c: critic_loss(critic_of(c), batch, next_actor, critic_of(s.target_critic), alpha,
-                                      config.discount, kl))(s.critic)
+                lambda c: critic_loss(
+                    critic_of(c),
+                    batch,
+                    next_actor,
+                    critic_of(s.target_critic),
+                    alpha,
+                    config.discount,
+                    kl,
+                )
+            )(s.critic)
             updates, opt = self.tx.update(grads, s.critic_opt, s.critic)
-            return s._replace(critic=optax.apply_updates(s.critic, updates), critic_opt=opt,
-                              critic_updates=s.critic_updates + 1, critic_loss=loss)
+            return s._replace(
+                critic=optax.apply_updates(s.critic, updates),
+                critic_opt=opt,
+                critic_updates=s.critic_updates + 1,
+                critic_loss=loss,
+            )
 
         def actor_update(s: SACState, key) -> SACState:
             kb, kl = jax.random.split(key)
             obs = s.replay.sample(kb, config.batch).observations
             alpha = jnp.exp(s.log_alpha)
             (_, mean_log_prob), grads = jax.value_and_grad(
-                lambda a: actor_loss(actor_of(a), critic_of(s.critic), obs, alpha, kl), has_aux=True)(s.actor)
+                lambda a: actor_loss(actor_of(a), critic_of(s.critic), obs, alpha, kl), has_aux=True
+            )(s.actor)
             updates, actor_opt = self.tx.update(grads, s.actor_opt, s.actor)
             actor = optax.apply_updates(s.actor, updates)
             log_alpha, alpha_opt = s.log_alpha, s.alpha_opt
@@ -219,10 +281,20 @@ class SAC(OnlineAlgorithm[SACState]):
                 step, alpha_opt = self.tx.update(grad, s.alpha_opt, s.log_alpha)
                 log_alpha = optax.apply_updates(s.log_alpha, step)
             target_critic = optax.incremental_update(s.critic, s.target_critic, config.tau)
-            target_actor = optax.incremental_update(actor, s.target_actor, config.tau) if authors else s.target_actor
-            return s._replace(actor=actor, actor_opt=actor_opt, log_alpha=log_alpha, alpha_opt=alpha_opt,
-                              target_actor=target_actor, target_critic=target_critic,
-                              actor_updates=s.actor_updates + 1)
+            target_actor = (
+                optax.incremental_update(actor, s.target_actor, config.tau)
+                if authors
+                else s.target_actor
+            )
+            return s._replace(
+                actor=actor,
+                actor_opt=actor_opt,
+                log_alpha=log_alpha,
+                alpha_opt=alpha_opt,
+                target_actor=target_actor,
+                target_critic=target_critic,
+                actor_updates=s.actor_updates + 1,
+            )
 
         def block(s: SACState) -> SACState:
             """``actor_every`` env steps with a critic update after every ``critic_every``, then
@@ -234,8 +306,12 @@ class SAC(OnlineAlgorithm[SACState]):
             def critic_round(s, keys):
                 env_keys, critic_key = keys
                 before = s.t
-                s = jax.lax.fori_loop(0, config.critic_every, lambda i, s: env_step(s, env_keys[i]), s)
-                warm = (before < config.warmup_steps) & (s.t >= config.warmup_steps)  # exactly one round
+                s = jax.lax.fori_loop(
+                    0, config.critic_every, lambda i, s: env_step(s, env_keys[i]), s
+                )
+                warm = (before < config.warmup_steps) & (
+                    s.t >= config.warmup_steps
+                )  # exactly one round
                 s = jax.lax.cond(warm, set_normalizers, lambda s: s, s)
                 return when(s.t > config.warmup_steps, critic_update, s, critic_key), None
 
@@ -255,13 +331,23 @@ class SAC(OnlineAlgorithm[SACState]):
 
     def build_actor(self, seed: int | jax.Array) -> MLPPolicy:
         task = self.task
-        return MLPPolicy(task.obs_size, task.action_size, self.config.width, "relu",
-                         key=jax.random.fold_in(seed_stream(seed, "sac/init"), 0))
+        return MLPPolicy(
+            task.obs_size,
+            task.action_size,
+            self.config.width,
+            "relu",
+            key=jax.random.fold_in(seed_stream(seed, "sac/init"), 0),
+        )
 
     def build_critic(self, seed: int | jax.Array) -> QNetwork:
         task = self.task
-        return critics(self.config.critics, task.obs_size, task.action_size, self.config.width,
-                       key=jax.random.fold_in(seed_stream(seed, "sac/init"), 1))
+        return critics(
+            self.config.critics,
+            task.obs_size,
+            task.action_size,
+            self.config.width,
+            key=jax.random.fold_in(seed_stream(seed, "sac/init"), 1),
+        )
 
     # ------------------------------------------------------------------------------ the shape
 
@@ -278,21 +364,35 @@ class SAC(OnlineAlgorithm[SACState]):
         log_alpha = jnp.full((n,), math.log(self.config.alpha), jnp.float32)
         zeros = jnp.zeros((n,), jnp.int32)
         return SACState(
-            actor=actors, critic=critic, target_actor=actors, target_critic=critic,
-            actor_opt=jax.vmap(self.tx.init)(actors), critic_opt=jax.vmap(self.tx.init)(critic),
-            log_alpha=log_alpha, alpha_opt=jax.vmap(self.tx.init)(log_alpha),
-            replay=repeated(replay, n), env_state=first_states(task, keys),
-            k=zeros, t=zeros, key=keys, episodes=zeros, critic_updates=zeros, actor_updates=zeros,
+            actor=actors,
+            critic=critic,
+            target_actor=actors,
+            target_critic=critic,
+            actor_opt=jax.vmap(self.tx.init)(actors),
+            critic_opt=jax.vmap(self.tx.init)(critic),
+            log_alpha=log_alpha,
+            alpha_opt=jax.vmap(self.tx.init)(log_alpha),
+            replay=repeated(replay, n),
+            env_state=first_states(task, keys),
+            k=zeros,
+            t=zeros,
+            key=keys,
+            episodes=zeros,
+            critic_updates=zeros,
+            actor_updates=zeros,
             critic_loss=jnp.zeros((n,)),
         )
 
     def run_chunk(self, state: SACState) -> tuple[SACState, dict[str, np.ndarray]]:
         state, returns = self._period(state)
-        return state, {"eval/eval_return": np.asarray(returns), "train/episodes": np.asarray(state.episodes),
-                       "train/critic_updates": np.asarray(state.critic_updates),
-                       "train/actor_updates": np.asarray(state.actor_updates),
-                       "train/critic_loss": np.asarray(state.critic_loss),
-                       "train/alpha": np.exp(np.asarray(state.log_alpha))}
+        return state, {
+            "eval/eval_return": np.asarray(returns),
+            "train/episodes": np.asarray(state.episodes),
+            "train/critic_updates": np.asarray(state.critic_updates),
+            "train/actor_updates": np.asarray(state.actor_updates),
+            "train/critic_loss": np.asarray(state.critic_loss),
+            "train/alpha": np.exp(np.asarray(state.log_alpha)),
+        }
 
     def params(self, state: SACState) -> Any:
         return state.actor
@@ -302,4 +402,12 @@ class SAC(OnlineAlgorithm[SACState]):
         return eqx.combine(params, self.actor_static)
 
 
-__all__ = ["SAC", "SACConfig", "SACState", "actor_loss", "critic_loss", "td_target", "temperature_loss"]
+__all__ = [
+    "SAC",
+    "SACConfig",
+    "SACState",
+    "actor_loss",
+    "critic_loss",
+    "td_target",
+    "temperature_loss",
+]

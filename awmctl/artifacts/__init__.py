@@ -2,7 +2,14 @@
 :mod:`awmctl.store`, which holds the Orbax and ``meta.json`` mechanics)."""
 
 from awmctl.artifacts.behaviour import PolicySpec, behaviour, parse_policy
-from awmctl.artifacts.datasets import DATASET_KIND, check_room, dataset_bytes, load_dataset, save_dataset, write_dataset
+from awmctl.artifacts.datasets import (
+    DATASET_KIND,
+    check_room,
+    dataset_bytes,
+    load_dataset,
+    save_dataset,
+    write_dataset,
+)
 from awmctl.artifacts.models import MODEL_KIND, load_model, model_record, save_model
 from awmctl.artifacts.policies import POLICY_KIND, load_policy, save_policies
 from awmctl.artifacts.records import TaskChangedError, check_task_unchanged, task_from_meta
@@ -19,9 +26,6 @@ from awmctl.artifacts.runs import (
 
 __all__ = [
     "DATASET_KIND",
-    "check_room",
-    "dataset_bytes",
-    "write_dataset",
     "MODEL_KIND",
     "POLICY_KIND",
     "Output",
@@ -30,7 +34,9 @@ __all__ = [
     "TaskChangedError",
     "behaviour",
     "check_output_dir",
+    "check_room",
     "check_task_unchanged",
+    "dataset_bytes",
     "jsonable",
     "load_dataset",
     "load_model",
@@ -44,5 +50,6 @@ __all__ = [
     "save_model",
     "save_policies",
     "task_from_meta",
+    "write_dataset",
     "write_meta",
 ]

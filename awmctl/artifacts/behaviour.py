@@ -36,8 +36,10 @@ def parse_policy(text: str) -> PolicySpec:
                 f"cannot parse policy {text!r}; write constant:V or constant:V1,V2 with numbers in [-1, 1]"
             ) from None
         if not all(-1.0 <= v <= 1.0 for v in values):  # also refuses nan
-            raise BadInputError(f"constant action {text.removeprefix('constant:')} is outside [-1, 1], the range "
-                                "every task's actions are scaled to; write constant:V with -1 <= V <= 1")
+            raise BadInputError(
+                f"constant action {text.removeprefix('constant:')} is outside [-1, 1], the range "
+                "every task's actions are scaled to; write constant:V with -1 <= V <= 1"
+            )
         return PolicySpec("constant", values)
     if Path(text).is_dir():
         return PolicySpec("checkpoint", path=text)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -35,9 +35,11 @@ def check_room(out: str | os.PathLike, task: Task, episodes: int) -> None:
         parent = parent.parent
     disk = shutil.disk_usage(parent).free
     if need > disk:
-        raise BadInputError(f"{episodes} episodes need {need / 1e9:.3g} GB on disk, and {parent} has "
-                            f"{disk / 1e9:.3g} GB free; collect fewer --episodes (this task: "
-                            f"{dataset_bytes(task, 1)} bytes per episode), or several datasets")
+        raise BadInputError(
+            f"{episodes} episodes need {need / 1e9:.3g} GB on disk, and {parent} has "
+            f"{disk / 1e9:.3g} GB free; collect fewer --episodes (this task: "
+            f"{dataset_bytes(task, 1)} bytes per episode), or several datasets"
+        )
 
 
 def _arrays(episodes: Episode) -> dict[str, np.ndarray]:
@@ -140,20 +142,34 @@ def load_dataset(directory: str | os.PathLike) -> tuple[Episode, dict[str, Any]]
         arrays = store.restore_arrays(directory, _like(n, h, o, a, dtype), meta)
     else:
         if not (isinstance(parts, list) and sum(parts) == n):
-            raise BadInputError(f"{directory}/meta.json lists parts of {parts} episodes, not {n}; re-create {directory}")
+            raise BadInputError(
+                f"{directory}/meta.json lists parts of {parts} episodes, not {n}; re-create {directory}"
+            )
         pieces = []
         for i, size in enumerate(parts):  # each part's arrays are checked like a whole dataset's
             like = _like(size, h, o, a, dtype)
-            pieces.append(store.restore_arrays(Path(directory) / "parts" / f"{i:05d}", like,
-                                               {"leaves": store.leaf_specs(like)}))
+            pieces.append(
+                store.restore_arrays(
+                    Path(directory) / "parts" / f"{i:05d}", like, {"leaves": store.leaf_specs(like)}
+                )
+            )
         arrays = {k: np.concatenate([np.asarray(p[k]) for p in pieces]) for k in pieces[0]}
     for name in ("observations", "actions", "rewards"):
         if not np.all(np.isfinite(arrays[name])):
             raise BadInputError(f"{directory}: {name} contain NaN or Inf; collect the data again")
     episodes = Episode(
-        np.asarray(arrays["observations"]), np.asarray(arrays["actions"]), np.asarray(arrays["rewards"])
+        np.asarray(arrays["observations"]),
+        np.asarray(arrays["actions"]),
+        np.asarray(arrays["rewards"]),
     )
     return episodes, meta
 
 
-__all__ = ["DATASET_KIND", "check_room", "dataset_bytes", "load_dataset", "save_dataset", "write_dataset"]
+__all__ = [
+    "DATASET_KIND",
+    "check_room",
+    "dataset_bytes",
+    "load_dataset",
+    "save_dataset",
+    "write_dataset",
+]

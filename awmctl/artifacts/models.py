@@ -13,15 +13,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from awmctl import store
-from awmctl.store import is_shape
 from awmctl.artifacts.records import task_from_meta
 from awmctl.models import AbstractWorldModel, build_model
+from awmctl.store import is_shape
 from awmctl.tasks import Task, task_record
 
 MODEL_KIND = "model"
 
 
-def model_record(model: AbstractWorldModel, horizon: int, context: int | None = None) -> dict[str, Any]:
+def model_record(
+    model: AbstractWorldModel, horizon: int, context: int | None = None
+) -> dict[str, Any]:
     """The ``model`` entry of a ``meta.json``: enough to rebuild the skeleton.
 
     ``horizon`` is the episode length of the training data; ``context`` the length the model
@@ -41,19 +43,32 @@ def model_record(model: AbstractWorldModel, horizon: int, context: int | None = 
 
 def parameter_count(model: AbstractWorldModel) -> int:
     """Float parameters of a model, or of its skeleton (``eqx.filter_eval_shape``)."""
-    arrays = (x for x in jax.tree_util.tree_leaves(model) if isinstance(x, jax.Array | np.ndarray | jax.ShapeDtypeStruct))
+    arrays = (
+        x
+        for x in jax.tree_util.tree_leaves(model)
+        if isinstance(x, jax.Array | np.ndarray | jax.ShapeDtypeStruct)
+    )
     return int(sum(np.size(x) for x in arrays if jnp.issubdtype(x.dtype, jnp.inexact)))
 
 
 def save_model(
-    directory: str | os.PathLike, model: AbstractWorldModel, task: Task, context: int | None = None, **fields: Any
+    directory: str | os.PathLike,
+    model: AbstractWorldModel,
+    task: Task,
+    context: int | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
     """Write ``model``'s arrays into ``directory`` and return the ``meta.json`` that describes
     them (with ``fields``); the caller completes the directory with it (``Run.finish`` or
     :func:`~awmctl.artifacts.write_meta`)."""
     leaves = store.save_arrays(directory, eqx.filter(model, eqx.is_array))
     return store.base_meta(
-        MODEL_KIND, task=task_record(task), model=model_record(model, task.horizon, context), leaves=leaves, **fields)
+        MODEL_KIND,
+        task=task_record(task),
+        model=model_record(model, task.horizon, context),
+        leaves=leaves,
+        **fields,
+    )
 
 
 def load_model(directory: str | os.PathLike) -> tuple[AbstractWorldModel, Task, dict[str, Any]]:
@@ -67,8 +82,16 @@ def load_model(directory: str | os.PathLike) -> tuple[AbstractWorldModel, Task, 
     record = meta["model"]
     # Only the structure is needed: building it abstractly compiles and runs no initialiser
     # (eagerly, every weight's shape cost a compilation of its own: seconds per command).
-    skeleton = eqx.filter_eval_shape(build_model, record["name"], record["state_size"], record["action_size"],
-                                     record["context"], record.get("hyper", {}), key=jax.random.key(0), task=task)
+    skeleton = eqx.filter_eval_shape(
+        build_model,
+        record["name"],
+        record["state_size"],
+        record["action_size"],
+        record["context"],
+        record.get("hyper", {}),
+        key=jax.random.key(0),
+        task=task,
+    )
     arrays, static = eqx.partition(skeleton, is_shape)
     restored = store.restore_arrays(Path(directory), arrays, meta)
     return eqx.combine(restored, static), task, meta

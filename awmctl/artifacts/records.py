@@ -32,8 +32,10 @@ def check_task_unchanged(meta: dict[str, Any], directory: str | os.PathLike) -> 
         return
     now = source_fingerprint(source)
     if now != recorded:
-        raise TaskChangedError(f"{directory} was made from another version of {source} ({recorded}, now {now}): "
-                               "make it again from the task as it is, or pass --allow-task-change to use it anyway")
+        raise TaskChangedError(
+            f"{directory} was made from another version of {source} ({recorded}, now {now}): "
+            "make it again from the task as it is, or pass --allow-task-change to use it anyway"
+        )
 
 
 __all__ = ["TaskChangedError", "check_task_unchanged", "task_from_meta"]

@@ -34,7 +34,9 @@ def entry_path(task: Task, cache: Path) -> Path:
     return cache / "references" / f"{name}-h{record['horizon']}-{digest}.json"
 
 
-def load_references(task: Task, cache: Path, settings: ReferenceSettings | None = None) -> References | None:
+def load_references(
+    task: Task, cache: Path, settings: ReferenceSettings | None = None
+) -> References | None:
     """The cached references of ``task`` (with exactly ``settings``, if given), or None when there
     are none (or the entry is unreadable)."""
     try:
@@ -44,19 +46,27 @@ def load_references(task: Task, cache: Path, settings: ReferenceSettings | None 
     return None if settings is not None and refs.settings != settings else refs
 
 
-def save_references(task: Task, cache: Path, refs: References, seconds: float | None = None) -> Path:
+def save_references(
+    task: Task, cache: Path, refs: References, seconds: float | None = None
+) -> Path:
     path = entry_path(task, cache)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = task_record(task)
-    entry: dict[str, Any] = {"task": record, "fingerprint": record["fingerprint"],
-                             "references": refs.as_dict(), "seconds": seconds}
+    entry: dict[str, Any] = {
+        "task": record,
+        "fingerprint": record["fingerprint"],
+        "references": refs.as_dict(),
+        "seconds": seconds,
+    }
     partial = path.with_name(f".{path.name}.{os.getpid()}")
     partial.write_text(json.dumps(entry, indent=1))
     partial.replace(path)
     return path
 
 
-def load_or_compute(task: Task, cache: Path, settings: ReferenceSettings | None = None) -> References:
+def load_or_compute(
+    task: Task, cache: Path, settings: ReferenceSettings | None = None
+) -> References:
     """The cached references of ``task`` with ``settings`` (default: the default settings),
     computed and cached first if there are none."""
     settings = settings or ReferenceSettings()
@@ -67,4 +77,10 @@ def load_or_compute(task: Task, cache: Path, settings: ReferenceSettings | None 
     return refs
 
 
-__all__ = ["entry_path", "load_or_compute", "load_references", "save_references", "task_fingerprint"]
+__all__ = [
+    "entry_path",
+    "load_or_compute",
+    "load_references",
+    "save_references",
+    "task_fingerprint",
+]

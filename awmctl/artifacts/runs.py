@@ -45,9 +45,20 @@ def write_meta(directory: str | os.PathLike, meta: dict[str, Any]) -> None:
     store.write_json_atomic(Path(directory) / store.META_FILE, meta)
 
 
-def read_meta(directory: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> dict[str, Any]:
+def read_meta(
+    directory: str | os.PathLike, kind: str | tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """A complete directory's ``meta.json``, checked (see :func:`awmctl.store.read_meta`)."""
     return store.read_meta(directory, kind)
 
 
-__all__ = ["Output", "Run", "check_output_dir", "jsonable", "output_dir", "read_meta", "read_metrics", "write_meta"]
+__all__ = [
+    "Output",
+    "Run",
+    "check_output_dir",
+    "jsonable",
+    "output_dir",
+    "read_meta",
+    "read_metrics",
+    "write_meta",
+]

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from awmctl import __version__
-from awmctl.cli import collect, fit_model, grad_norm, landscape, optimize_policy, references, show, tasks
+from awmctl.cli import (
+    collect,
+    fit_model,
+    grad_norm,
+    landscape,
+    optimize_policy,
+    references,
+    show,
+    tasks,
+)
 from awmctl.cli.common import configure_jax, err_console, install_process_handlers
 from awmctl.errors import AwmctlError
 
@@ -34,7 +43,10 @@ def _version(value: bool | None) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool | None,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Policy learning by backpropagation through world models."""

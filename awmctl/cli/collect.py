@@ -37,7 +37,9 @@ from awmctl.tasks import make_task, parse_task_params
 def collect_command(
     task: TaskOpt,
     out: OutOpt,
-    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Number of episodes to roll out.")] = 512,
+    episodes: Annotated[
+        int, typer.Option("--episodes", "-n", help="Number of episodes to roll out.")
+    ] = 512,
     horizon: HorizonOpt = None,
     policy: Annotated[
         str,
@@ -48,7 +50,11 @@ def collect_command(
     ] = "random",
     task_param: TaskParamOpt = None,
     max_memory: Annotated[
-        float, typer.Option("--max-memory", help="MB of episodes held in memory at once: larger datasets are written in parts as they are made.")
+        float,
+        typer.Option(
+            "--max-memory",
+            help="MB of episodes held in memory at once: larger datasets are written in parts as they are made.",
+        ),
     ] = 1024.0,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
@@ -75,19 +81,36 @@ def collect_command(
     if spec.path is not None:
         trained_for = artifacts.read_meta(spec.path)["policy"]["horizon"]
         if trained_for != the_task.horizon:
-            err_console.print(f"warning: {escape(spec.path)} was optimised over H={trained_for} steps; "
-                              f"collecting at H={the_task.horizon}", highlight=False)
+            err_console.print(
+                f"warning: {escape(spec.path)} was optimised over H={trained_for} steps; "
+                f"collecting at H={the_task.horizon}",
+                highlight=False,
+            )
 
     # Half the budget for the part being gathered, half for the arrays Orbax writes from it.
     part = max(1, int(max_memory * 1_000_000 / 2) // artifacts.dataset_bytes(the_task, 1))
     with progress_bar(f"collect {the_task.name} H={the_task.horizon}", episodes) as update:
-        chunks = collect_chunks(the_task, act, episodes, jax.random.key(seed), min(DEFAULT_CHUNK, part))
-        described = {"out": str(out), "task": the_task.name, "horizon": the_task.horizon, "policy": spec.describe(),
-                     "seed": seed, "episodes": episodes}
+        chunks = collect_chunks(
+            the_task, act, episodes, jax.random.key(seed), min(DEFAULT_CHUNK, part)
+        )
+        described = {
+            "out": str(out),
+            "task": the_task.name,
+            "horizon": the_task.horizon,
+            "policy": spec.describe(),
+            "seed": seed,
+            "episodes": episodes,
+        }
         # the whole summary is stored (a rerun of the same command prints it: awmctl/cli/reruns.py)
-        meta = artifacts.write_dataset(out, chunks, the_task, {"policy": spec.describe(), "seed": seed,
-                                                               "summary": described}, overwrite,
-                                       part_episodes=part, on_chunk=update)
+        meta = artifacts.write_dataset(
+            out,
+            chunks,
+            the_task,
+            {"policy": spec.describe(), "seed": seed, "summary": described},
+            overwrite,
+            part_episodes=part,
+            on_chunk=update,
+        )
     summary = meta["summary"]
     err_console.print(summary_table(f"Collected {episodes} episodes -> {out}", summary))
     if json_out:

@@ -20,8 +20,8 @@ from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import typer
-from rich.markup import escape
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from awmctl import artifacts
@@ -32,21 +32,44 @@ err_console = Console(stderr=True)
 
 # ---------------------------------------------------------------------- shared option types
 
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed on the same machine gives identical numbers.")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Output directory (gets meta.json and the Orbax checkpoint).")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists (only once the new output is complete).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON summary on stdout.")]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed", help="Random seed; the same seed on the same machine gives identical numbers."
+    ),
+]
+OutOpt = Annotated[
+    Path, typer.Option("--out", help="Output directory (gets meta.json and the Orbax checkpoint).")
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite", help="Replace --out if it exists (only once the new output is complete)."
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one machine-readable JSON summary on stdout.")
+]
 TaskOpt = Annotated[str, typer.Option("--task", help="Task name (see `awmctl tasks`).")]
-HorizonOpt = Annotated[int | None, typer.Option("--horizon", help="Episode length H (default: the task's).")]
+HorizonOpt = Annotated[
+    int | None, typer.Option("--horizon", help="Episode length H (default: the task's).")
+]
 TaskParamOpt = Annotated[
     list[str] | None,
-    typer.Option("--task-param", help="Override a task parameter, NAME=VALUE (repeatable), e.g. goal=0.3,-0.5 or T=10."),
+    typer.Option(
+        "--task-param",
+        help="Override a task parameter, NAME=VALUE (repeatable), e.g. goal=0.3,-0.5 or T=10.",
+    ),
 ]
 
-AllowTaskChangeOpt = Annotated[bool, typer.Option(
-    "--allow-task-change",
-    help="Use inputs made from another version of a user's task file (refused otherwise: the data, model or "
-         "policy belong to other dynamics or rewards).")]
+AllowTaskChangeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-task-change",
+        help="Use inputs made from another version of a user's task file (refused otherwise: the data, model or "
+        "policy belong to other dynamics or rewards).",
+    ),
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,7 +94,10 @@ def given(ctx: Any, *names: str) -> list[str]:
     for name in names:
         source = ctx.get_parameter_source(name)  # typer's own click: compare the enum by name
         if source is not None and source.name != "DEFAULT":
-            flag = next((p.opts[0] for p in ctx.command.params if p.name == name), "--" + name.replace("_", "-"))
+            flag = next(
+                (p.opts[0] for p in ctx.command.params if p.name == name),
+                "--" + name.replace("_", "-"),
+            )
             out.append(flag)
     return out
 
@@ -80,7 +106,9 @@ def refuse_options(ctx: Any, names: tuple[str, ...], reason: str) -> None:
     """Exit 2 with one line when an option that does not apply (``reason``) was given."""
     wrong = given(ctx, *names)
     if wrong:
-        raise BadInputError(f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply {reason}")
+        raise BadInputError(
+            f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply {reason}"
+        )
 
 
 #: the exit code after SIGTERM (128 + 15, as a shell reports a process SIGTERM ended)
@@ -113,7 +141,9 @@ def install_process_handlers() -> None:
     default = sys.__unraisablehook__
 
     def quiet_closed_loops(unraisable: Any) -> None:
-        if isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(unraisable.exc_value):
+        if isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(
+            unraisable.exc_value
+        ):
             return
         default(unraisable)
 
@@ -149,11 +179,15 @@ def handle_errors(fn: F) -> F:
             print_error(str(err))
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("[bold red]Interrupted.[/] Rerun the same command to resume where it supports it.")
+            err_console.print(
+                "[bold red]Interrupted.[/] Rerun the same command to resume where it supports it."
+            )
             raise typer.Exit(130) from None
         except Terminated:
-            err_console.print("[bold red]Terminated[/] (SIGTERM): the checkpoint is written; rerun the same command "
-                              "to resume where it supports it.")
+            err_console.print(
+                "[bold red]Terminated[/] (SIGTERM): the checkpoint is written; rerun the same command "
+                "to resume where it supports it."
+            )
             raise typer.Exit(TERMINATED_EXIT) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
@@ -183,7 +217,9 @@ def emit_json(summary: dict[str, Any]) -> None:
 
     if jax.process_index() != 0:
         return
-    sys.stdout.write(json.dumps(jsonable({"schema_version": JSON_SCHEMA_VERSION, **summary})) + "\n")
+    sys.stdout.write(
+        json.dumps(jsonable({"schema_version": JSON_SCHEMA_VERSION, **summary})) + "\n"
+    )
     sys.stdout.flush()
 
 
@@ -209,12 +245,14 @@ def configure_jax() -> None:
     """
     import jax
 
-    cache = os.environ.get("AWMCTL_COMPILATION_CACHE", str(Path.home() / ".cache" / "awmctl" / "jax"))
+    cache = os.environ.get(
+        "AWMCTL_COMPILATION_CACHE", str(Path.home() / ".cache" / "awmctl" / "jax")
+    )
     if cache and cache.lower() not in ("0", "off", "none"):
         try:
             jax.config.update("jax_compilation_cache_dir", cache)
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-        except Exception:  # an unwritable cache dir must never stop a run
+        except Exception:  # noqa: BLE001, S110  (an unwritable cache dir must never stop a run)
             pass
     if os.environ.get("AWMCTL_X64", "") not in ("", "0"):
         jax.config.update("jax_enable_x64", True)
@@ -226,7 +264,11 @@ def configure_jax() -> None:
 DISTRIBUTED_ENV = "AWMCTL_DISTRIBUTED"
 #: a local job's settings (``--processes N`` sets them in each of its processes); a cluster's
 #: launcher sets its own, which JAX reads
-COORDINATOR_ENV, COUNT_ENV, INDEX_ENV = "AWMCTL_COORDINATOR", "AWMCTL_PROCESS_COUNT", "AWMCTL_PROCESS_INDEX"
+COORDINATOR_ENV, COUNT_ENV, INDEX_ENV = (
+    "AWMCTL_COORDINATOR",
+    "AWMCTL_PROCESS_COUNT",
+    "AWMCTL_PROCESS_INDEX",
+)
 
 
 def start_distributed() -> None:
@@ -235,16 +277,23 @@ def start_distributed() -> None:
     ``JAX_COORDINATOR_ADDRESS`` with the other cluster environments JAX detects)."""
     import jax
 
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # collectives between CPU processes
+    jax.config.update(
+        "jax_cpu_collectives_implementation", "gloo"
+    )  # collectives between CPU processes
     local = {}
     if os.environ.get(COORDINATOR_ENV):
-        local = {"coordinator_address": os.environ[COORDINATOR_ENV], "num_processes": int(os.environ[COUNT_ENV]),
-                 "process_id": int(os.environ[INDEX_ENV])}
+        local = {
+            "coordinator_address": os.environ[COORDINATOR_ENV],
+            "num_processes": int(os.environ[COUNT_ENV]),
+            "process_id": int(os.environ[INDEX_ENV]),
+        }
     try:
         jax.distributed.initialize(**local)
     except (ValueError, RuntimeError) as err:
-        raise BadInputError(f"{DISTRIBUTED_ENV}=1 but the job's processes could not be joined ({err}); run it under "
-                            "srun --ntasks=K, or set JAX_COORDINATOR_ADDRESS and the process count and index") from None
+        raise BadInputError(
+            f"{DISTRIBUTED_ENV}=1 but the job's processes could not be joined ({err}); run it under "
+            "srun --ntasks=K, or set JAX_COORDINATOR_ADDRESS and the process count and index"
+        ) from None
     # The first collective connects the processes, and Gloo announces it on stdout, which
     # belongs to --json: connect now, with stdout sent to stderr.
     from jax.experimental import multihost_utils

@@ -47,9 +47,17 @@ def load_config(ctx: Any, param: Any, value: Path | None) -> Path | None:
     defaults: dict[str, Any] = {}
     for key, setting in table.items():
         if key not in names:
-            known = ", ".join(sorted(o.lstrip("-") for p in ctx.command.params for o in getattr(p, "opts", ())
-                                     if o.startswith("--") and p.name != "config_file"))
-            _refuse(f"--config {value}: unknown key {key!r} for `awmctl {ctx.info_name}` (its options: {known})")
+            known = ", ".join(
+                sorted(
+                    o.lstrip("-")
+                    for p in ctx.command.params
+                    for o in getattr(p, "opts", ())
+                    if o.startswith("--") and p.name != "config_file"
+                )
+            )
+            _refuse(
+                f"--config {value}: unknown key {key!r} for `awmctl {ctx.info_name}` (its options: {known})"
+            )
         if isinstance(setting, dict):
             _refuse(f"--config {value}: {key} is a table; give each option as a plain key = value")
         defaults[names[key]] = setting
@@ -59,9 +67,14 @@ def load_config(ctx: Any, param: Any, value: Path | None) -> Path | None:
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", callback=load_config, is_eager=True, show_default=False,
-                 help="A TOML file of this command's options (names without the dashes: env-steps = 5000); "
-                      "options on the command line override it."),
+    typer.Option(
+        "--config",
+        callback=load_config,
+        is_eager=True,
+        show_default=False,
+        help="A TOML file of this command's options (names without the dashes: env-steps = 5000); "
+        "options on the command line override it.",
+    ),
 ]
 
 
@@ -74,7 +87,9 @@ def as_toml(options: dict[str, Any], flags: dict[str, str], defaults: dict[str, 
         if value is None or value == defaults.get(name, object()):
             continue
         key = flags.get(name, "--" + name.replace("_", "-")).lstrip("-")
-        lines.append(f"{key} = {json.dumps(value)}")  # JSON's strings, numbers, booleans and lists are TOML's
+        lines.append(
+            f"{key} = {json.dumps(value)}"
+        )  # JSON's strings, numbers, booleans and lists are TOML's
     return "\n".join(lines) + "\n"
 
 

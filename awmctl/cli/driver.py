@@ -45,7 +45,9 @@ def checkpoint_seconds() -> float:
     except ValueError:
         seconds = -1.0
     if not seconds >= 0:
-        raise BadInputError(f"{CHECKPOINT_SECONDS_ENV} must be a number of seconds >= 0, got {raw!r}")
+        raise BadInputError(
+            f"{CHECKPOINT_SECONDS_ENV} must be a number of seconds >= 0, got {raw!r}"
+        )
     return seconds
 
 
@@ -111,8 +113,14 @@ def open_run(out: Path, kind: str, config: dict[str, Any], overwrite: bool) -> a
     return artifacts.Run(out, kind, {**config, "checkpoint_format": CHECKPOINT_FORMAT}, overwrite)
 
 
-def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], description: str, title: str,
-          per_seed: bool = True) -> Outcome:
+def train(
+    algorithm: Algorithm,
+    run: artifacts.Run,
+    seeds: Sequence[int],
+    description: str,
+    title: str,
+    per_seed: bool = True,
+) -> Outcome:
     """Run ``algorithm`` for ``seeds`` to the end in ``run``, resuming from its latest checkpoint.
 
     ``per_seed``: log each metric as a list over seeds (False for commands that train one thing:
@@ -123,8 +131,10 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
     try:
         state = algorithm.init(seeds)
         best = BestSoFar.start(algorithm.params(state), len(seeds), algorithm.higher_is_better)
-        restored = processes.from_main(run.restore_latest({"state": state, "best": best.checkpoint()}),
-                                       ({"state": state, "best": best.checkpoint()}, 0))
+        restored = processes.from_main(
+            run.restore_latest({"state": state, "best": best.checkpoint()}),
+            ({"state": state, "best": best.checkpoint()}, 0),
+        )
         if restored is not None:
             saved, step = restored
             state, best = saved["state"], best.restore(saved["best"])
@@ -133,8 +143,11 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
         # Each process trains its share of the seeds (all of them in a one-process run).
         state, best = processes.share(state), processes.share_best(best)
         start = algorithm.progress(state)
-        with clock() as time, progress_bar(description, algorithm.total, processes.main, start) as update, \
-                deferring_termination() as terminating:
+        with (
+            clock() as time,
+            progress_bar(description, algorithm.total, processes.main, start) as update,
+            deferring_termination() as terminating,
+        ):
             update(start)
 
             last_save = time_module.monotonic()
@@ -143,12 +156,19 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
                 nonlocal last_save
                 step = algorithm.progress(state)
                 metrics = processes.gather(metrics)
-                run.log({"step": step, **{k: (v if per_seed else v[0]).tolist() for k, v in metrics.items()}})
+                run.log(
+                    {
+                        "step": step,
+                        **{k: (v if per_seed else v[0]).tolist() for k, v in metrics.items()},
+                    }
+                )
                 # The last chunk's state is saved with the results; a resumed run restarts from
                 # the latest checkpoint and repeats the chunks after it exactly. After SIGTERM
                 # (a scheduler's notice), this chunk's state is saved and the run stops. Process
                 # 0's clock decides for every process, and SIGTERM to any process stops them all.
-                due, stopping = processes.agree(time_module.monotonic() - last_save >= interval, terminating())
+                due, stopping = processes.agree(
+                    time_module.monotonic() - last_save >= interval, terminating()
+                )
                 if (due or stopping) and not algorithm.done(state):
                     run.save(step, processes.gather({"state": state, "best": best.checkpoint()}))
                     last_save = time_module.monotonic()
@@ -156,7 +176,9 @@ def train(algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], descri
                     raise Terminated
                 update(step, f"{algorithm.score} {np.mean(metrics[algorithm.score]):.4g}")
 
-            state, best = run_to_end(algorithm, shard_seeds(state, algorithm.sequential_seeds), best, record)
+            state, best = run_to_end(
+                algorithm, shard_seeds(state, algorithm.sequential_seeds), best, record
+            )
             state, best = processes.gather(state), processes.gather_best(best)
     except BaseException:
         run.release()  # checkpoints in flight are completed, not lost; --out is free again
@@ -180,8 +202,10 @@ class Processes:
         self.count, self.index = jax.process_count(), jax.process_index()
         self.main = self.index == 0
         if seeds % self.count:
-            raise BadInputError(f"--seeds {seeds} cannot be shared by the {self.count} processes of this job: "
-                                f"give a multiple of {self.count}")
+            raise BadInputError(
+                f"--seeds {seeds} cannot be shared by the {self.count} processes of this job: "
+                f"give a multiple of {self.count}"
+            )
         self.block = seeds // self.count
 
     def share(self, tree: Any) -> Any:
@@ -194,7 +218,9 @@ class Processes:
     def share_best(self, best: BestSoFar) -> BestSoFar:
         if self.count == 1:
             return best
-        return BestSoFar(self.share(best.params), *self.share((best.scores, best.steps)), best.higher_is_better)
+        return BestSoFar(
+            self.share(best.params), *self.share((best.scores, best.steps)), best.higher_is_better
+        )
 
     def gather(self, tree: Any) -> Any:
         """Every process's block, in process order (each process calls it at the same point)."""
@@ -202,7 +228,9 @@ class Processes:
             return tree
         from jax.experimental import multihost_utils
 
-        return jax.tree_util.tree_map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+        return jax.tree_util.tree_map(
+            np.asarray, multihost_utils.process_allgather(tree, tiled=True)
+        )
 
     def gather_best(self, best: BestSoFar) -> BestSoFar:
         if self.count == 1:
@@ -234,12 +262,26 @@ class Processes:
 def _plot(algorithm: Algorithm, records: list[dict[str, Any]], work: Path, title: str) -> None:
     curve = algorithm.curve
     if curve.per_seed:
-        values = np.asarray([np.atleast_1d(r[curve.metrics[0]]) for r in records], np.float64)  # [points, seeds]
-        plots.seed_curves([r["step"] for r in records], values, work / curve.file, title,
-                          ylabel=curve.ylabel, xlabel=curve.xlabel)
+        values = np.asarray(
+            [np.atleast_1d(r[curve.metrics[0]]) for r in records], np.float64
+        )  # [points, seeds]
+        plots.seed_curves(
+            [r["step"] for r in records],
+            values,
+            work / curve.file,
+            title,
+            ylabel=curve.ylabel,
+            xlabel=curve.xlabel,
+        )
     else:
-        plots.learning_curves(records, curve.metrics, work / curve.file, title, log_y=curve.log_scale,
-                              xlabel=curve.xlabel)
+        plots.learning_curves(
+            records,
+            curve.metrics,
+            work / curve.file,
+            title,
+            log_y=curve.log_scale,
+            xlabel=curve.xlabel,
+        )
 
 
 __all__ = ["Outcome", "open_run", "train"]

@@ -35,23 +35,45 @@ D = FitConfig  # the defaults
 @handle_errors
 @idempotent
 def fit_model_command(
-    data_dir: Annotated[Path, typer.Option("--data", help="Dataset directory written by `awmctl collect`.")],
+    data_dir: Annotated[
+        Path, typer.Option("--data", help="Dataset directory written by `awmctl collect`.")
+    ],
     model: Annotated[str, typer.Option("--model", help=ModelHelp)],
     out: OutOpt,
     steps: Annotated[int, typer.Option("--steps", help="Optimiser steps.")] = D.steps,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Whole episodes per step.")] = D.batch_size,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Whole episodes per step.")
+    ] = D.batch_size,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = D.lr,
-    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Episodes held out for validation.")] = D.val_fraction,
-    log_every: Annotated[int, typer.Option("--log-every", help="Steps between validation, logging and checkpoints.")] = D.log_every,
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Episodes held out for validation.")
+    ] = D.val_fraction,
+    log_every: Annotated[
+        int, typer.Option("--log-every", help="Steps between validation, logging and checkpoints.")
+    ] = D.log_every,
     context: Annotated[
         int | None,
-        typer.Option("--context", help="Longest horizon the model will be used for (sequence models; default: the data's)."),
+        typer.Option(
+            "--context",
+            help="Longest horizon the model will be used for (sequence models; default: the data's).",
+        ),
     ] = None,
-    width: Annotated[int | None, typer.Option("--width", help="Hidden width (default: the paper's).")] = None,
-    layers: Annotated[int | None, typer.Option("--layers", help="Transformer layers (default 2).")] = None,
-    heads: Annotated[int | None, typer.Option("--heads", help="Attention heads (default 3).")] = None,
-    mlp_width: Annotated[int | None, typer.Option("--mlp-width", help="Transformer MLP width (default 192).")] = None,
-    dropout: Annotated[float | None, typer.Option("--dropout", help="Transformer dropout while training (default 0).")] = None,
+    width: Annotated[
+        int | None, typer.Option("--width", help="Hidden width (default: the paper's).")
+    ] = None,
+    layers: Annotated[
+        int | None, typer.Option("--layers", help="Transformer layers (default 2).")
+    ] = None,
+    heads: Annotated[
+        int | None, typer.Option("--heads", help="Attention heads (default 3).")
+    ] = None,
+    mlp_width: Annotated[
+        int | None, typer.Option("--mlp-width", help="Transformer MLP width (default 192).")
+    ] = None,
+    dropout: Annotated[
+        float | None,
+        typer.Option("--dropout", help="Transformer dropout while training (default 0)."),
+    ] = None,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
@@ -67,7 +89,9 @@ def fit_model_command(
     check_input_tasks([data_dir], allow_task_change)
     spec = model_spec(model)
     if not spec.trainable:
-        raise BadInputError(f"{model} has nothing to fit; pass --model {model} to optimize-policy or grad-norm directly")
+        raise BadInputError(
+            f"{model} has nothing to fit; pass --model {model} to optimize-policy or grad-norm directly"
+        )
     config = FitConfig(steps, batch_size, lr, val_fraction, log_every)
     config.check()
     episodes, data_meta = artifacts.load_dataset(data_dir)
@@ -77,14 +101,22 @@ def fit_model_command(
         raise BadInputError(
             f"--context {context} is shorter than the data's horizon {task.horizon}; a model's context must cover its episodes"
         )
-    sizes = dict(width=width, layers=layers, heads=heads, mlp_width=mlp_width, dropout=dropout)
+    sizes = {
+        "width": width,
+        "layers": layers,
+        "heads": heads,
+        "mlp_width": mlp_width,
+        "dropout": dropout,
+    }
     hyper = {k: v for k, v in sizes.items() if v is not None}
     unknown = sorted(set(hyper) - set(spec.hyper))
     if unknown:
         having = [s for s in MODEL_SPECS.values() if set(unknown) <= set(s.hyper)]
         kinds = "/".join(sorted({f"{s.backbone}s" for s in having if s.backbone}))
-        raise BadInputError(f"{model} has no {', '.join('--' + u.replace('_', '-') for u in unknown)} option "
-                            f"({kinds} only: {', '.join(s.name for s in having)})")
+        raise BadInputError(
+            f"{model} has no {', '.join('--' + u.replace('_', '-') for u in unknown)} option "
+            f"({kinds} only: {', '.join(s.name for s in having)})"
+        )
     spec.check_sizes(hyper)  # before anything is written
 
     train_set, val = split_episodes(episodes, val_fraction, seed_keys(seed)[1])
@@ -92,22 +124,53 @@ def fit_model_command(
         val = train_set  # --val-fraction 0: "validation" is the training set, said in meta
     algorithm = ModelFit(spec, hyper, context, train_set, val, config)
     record = artifacts.model_record(algorithm.template, task.horizon, context)
-    run = open_run(out, artifacts.MODEL_KIND,
-                   {"data": str(Path(data_dir).absolute()), "model": record, "fit": config.__dict__, "seed": seed},
-                   overwrite)
-    outcome = train(algorithm, run, [seed], f"fit {model} on {task.name}", f"{model} on {task.name} (H={task.horizon})",
-                    per_seed=False)
+    run = open_run(
+        out,
+        artifacts.MODEL_KIND,
+        {
+            "data": str(Path(data_dir).absolute()),
+            "model": record,
+            "fit": config.__dict__,
+            "seed": seed,
+        },
+        overwrite,
+    )
+    outcome = train(
+        algorithm,
+        run,
+        [seed],
+        f"fit {model} on {task.name}",
+        f"{model} on {task.name} (H={task.horizon})",
+        per_seed=False,
+    )
 
     best = seed_slice(outcome.best.params, 0)
-    summary: dict[str, Any] = {"out": str(out), "model": model, "task": task.name, "horizon": task.horizon, "steps": steps,
-                               "parameters": record["parameters"], "best_step": int(outcome.best.steps[0]),
-                               **algorithm.summary(best), **outcome.time.as_dict()}
+    summary: dict[str, Any] = {
+        "out": str(out),
+        "model": model,
+        "task": task.name,
+        "horizon": task.horizon,
+        "steps": steps,
+        "parameters": record["parameters"],
+        "best_step": int(outcome.best.steps[0]),
+        **algorithm.summary(best),
+        **outcome.time.as_dict(),
+    }
     meta = artifacts.save_model(
-        outcome.work, algorithm.model(best), task, context,
-        data={"path": str(Path(data_dir).absolute()), "episodes": int(episodes.observations.shape[0]),
-              "train": int(train_set.observations.shape[0]), "val": int(val.observations.shape[0]),
-              "validation_is_training_set": val_fraction == 0},
-        fit=config.__dict__, seed=seed, summary=summary,
+        outcome.work,
+        algorithm.model(best),
+        task,
+        context,
+        data={
+            "path": str(Path(data_dir).absolute()),
+            "episodes": int(episodes.observations.shape[0]),
+            "train": int(train_set.observations.shape[0]),
+            "val": int(val.observations.shape[0]),
+            "validation_is_training_set": val_fraction == 0,
+        },
+        fit=config.__dict__,
+        seed=seed,
+        summary=summary,
     )
     run.finish(meta)
     err_console.print(summary_table(f"Fitted {model} -> {out}", summary))

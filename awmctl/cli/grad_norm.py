@@ -39,7 +39,9 @@ def parse_horizons(text: str) -> list[int]:
     try:
         horizons = sorted({int(h) for h in text.split(",") if h.strip()})
     except ValueError:
-        raise BadInputError(f"--horizons takes comma-separated integers like 10,20,50,100, got {text!r}") from None
+        raise BadInputError(
+            f"--horizons takes comma-separated integers like 10,20,50,100, got {text!r}"
+        ) from None
     if not horizons or horizons[0] < 1:
         raise BadInputError(f"--horizons must be integers >= 1, got {text!r}")
     return horizons
@@ -48,12 +50,28 @@ def parse_horizons(text: str) -> list[int]:
 @handle_errors
 @idempotent
 def grad_norm_command(
-    model: Annotated[list[str], typer.Option("--model", help="A fitted model directory or 'simulator' (repeatable).")],
+    model: Annotated[
+        list[str],
+        typer.Option("--model", help="A fitted model directory or 'simulator' (repeatable)."),
+    ],
     out: OutOpt,
-    horizons: Annotated[str, typer.Option("--horizons", help="Comma-separated horizons H.")] = "10,20,50,100",
-    samples: Annotated[int, typer.Option("--samples", help="Random action sequences (uniform in [-1, 1]) per horizon.")] = 50,
-    task: Annotated[str | None, typer.Option("--task", help="Task (required when every --model is simulator).")] = None,
-    base_horizon: Annotated[int | None, typer.Option("--base-horizon", help="(simulator only) Build the task at this H to fix its step length (Myriad: dt = T/H); fitted models bring their own.")] = None,
+    horizons: Annotated[
+        str, typer.Option("--horizons", help="Comma-separated horizons H.")
+    ] = "10,20,50,100",
+    samples: Annotated[
+        int,
+        typer.Option("--samples", help="Random action sequences (uniform in [-1, 1]) per horizon."),
+    ] = 50,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Task (required when every --model is simulator).")
+    ] = None,
+    base_horizon: Annotated[
+        int | None,
+        typer.Option(
+            "--base-horizon",
+            help="(simulator only) Build the task at this H to fix its step length (Myriad: dt = T/H); fitted models bring their own.",
+        ),
+    ] = None,
     task_param: TaskParamOpt = None,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
@@ -80,7 +98,9 @@ def grad_norm_command(
 
     # One set of action sequences per horizon, shared by every model: the models are compared
     # on the same inputs. The first H actions of the longest draw, so horizons are nested.
-    longest = jax.random.uniform(jax.random.key(seed), (samples, hs[-1], base.action_size), minval=-1.0, maxval=1.0)
+    longest = jax.random.uniform(
+        jax.random.key(seed), (samples, hs[-1], base.action_size), minval=-1.0, maxval=1.0
+    )
     norms = np.zeros((len(subjects), len(hs), 2, samples))
     # Every horizon starts from obs0, the first observation of the task the models were fitted
     # on (see load_subjects).
@@ -94,7 +114,9 @@ def grad_norm_command(
                 update(i * len(hs) + j + 1, f"{subject.label} H={h}")
     if not np.all(np.isfinite(norms)):
         bad = sorted({subjects[i].label for i in np.argwhere(~np.isfinite(norms))[:, 0]})
-        err_console.print(f"[yellow]Warning:[/] non-finite gradients through {', '.join(bad)} (kept as NaN/inf in the output)")
+        err_console.print(
+            f"[yellow]Warning:[/] non-finite gradients through {', '.join(bad)} (kept as NaN/inf in the output)"
+        )
 
     results: dict[str, Any] = {}
     for i, subject in enumerate(subjects):
@@ -102,20 +124,41 @@ def grad_norm_command(
         for q, quantity in enumerate(QUANTITIES):
             stats = [analysis.spread(norms[i, j, q]) for j in range(len(hs))]
             entry[quantity] = {str(h): s for h, s in zip(hs, stats)}
-            entry[f"{quantity}_growth"] = analysis.fit_growth(np.asarray(hs), np.asarray([s["geomean"] for s in stats]))
+            entry[f"{quantity}_growth"] = analysis.fit_growth(
+                np.asarray(hs), np.asarray([s["geomean"] for s in stats])
+            )
         results[subject.label] = entry
 
-    summary = {"out": str(out), "task": base.name, "dt": base.dt, "horizons": hs, "samples": samples, "seed": seed,
-               "models": results}
+    summary = {
+        "out": str(out),
+        "task": base.name,
+        "dt": base.dt,
+        "horizons": hs,
+        "samples": samples,
+        "seed": seed,
+        "models": results,
+    }
     with artifacts.output_dir(out, overwrite) as output:
         leaves = output.save_arrays({"norms": norms, "horizons": np.asarray(hs)})
         _write_csv(output.path / "grad_norm.csv", subjects, hs, results)
-        curves = {s.label: {QUANTITIES[q]: _band(results[s.label][q], hs) for q in QUANTITIES} for s in subjects}
-        plots.norm_vs_horizon(hs, curves, output.path / "grad_norm.png",
-                              f"{base.name}: first-action gradient norm (median, 10-90%)")
+        curves = {
+            s.label: {QUANTITIES[q]: _band(results[s.label][q], hs) for q in QUANTITIES}
+            for s in subjects
+        }
+        plots.norm_vs_horizon(
+            hs,
+            curves,
+            output.path / "grad_norm.png",
+            f"{base.name}: first-action gradient norm (median, 10-90%)",
+        )
         output.write_meta(
-            GRAD_NORM_KIND, task=task_record(base), models=[s.record for s in subjects], labels=[s.label for s in subjects],
-            arrays={"norms": "[model, horizon, (state, return), sample]"}, summary=summary, leaves=leaves,
+            GRAD_NORM_KIND,
+            task=task_record(base),
+            models=[s.record for s in subjects],
+            labels=[s.label for s in subjects],
+            arrays={"norms": "[model, horizon, (state, return), sample]"},
+            summary=summary,
+            leaves=leaves,
         )
     err_console.print(_table(results, hs))
     if json_out:
@@ -127,7 +170,10 @@ _gradients = eqx.filter_jit(analysis.first_action_gradients)
 
 
 def _band(per_h: dict[str, dict[str, float]], hs: list[int]) -> dict[str, np.ndarray]:
-    return {k: np.asarray([per_h[str(h)][s] for h in hs]) for k, s in (("center", "median"), ("low", "p10"), ("high", "p90"))}
+    return {
+        k: np.asarray([per_h[str(h)][s] for h in hs])
+        for k, s in (("center", "median"), ("low", "p10"), ("high", "p90"))
+    }
 
 
 def _write_csv(path: Path, subjects, hs, results) -> None:
@@ -138,21 +184,42 @@ def _write_csv(path: Path, subjects, hs, results) -> None:
             for q in QUANTITIES:
                 for h in hs:
                     st = results[s.label][q][str(h)]
-                    writer.writerow([s.label, q, h, *(f"{st[k]:.6g}" for k in ("mean", "geomean", "median", "p10", "p90"))])
+                    writer.writerow(
+                        [
+                            s.label,
+                            q,
+                            h,
+                            *(f"{st[k]:.6g}" for k in ("mean", "geomean", "median", "p10", "p90")),
+                        ]
+                    )
 
 
 def _table(results, hs):
     from rich.table import Table
 
     first, last = hs[0], hs[-1]
-    table = Table(title="First-action gradient norm (geometric mean over samples)", title_justify="left")
+    table = Table(
+        title="First-action gradient norm (geometric mean over samples)", title_justify="left"
+    )
     for column in ("model", "quantity", f"H={first}", f"H={last}", "growth (better fit, R2)"):
         table.add_column(column, justify="right" if column.startswith("H=") else "left")
     for label, entry in results.items():
         for q in QUANTITIES:
             g = entry[f"{q}_growth"]
-            growth = "n/a" if g["better"] is None else (
-                f"exp {g['exponential_rate']:.3g}/step, {g['exponential_r2']:.2f}" if g["better"] == "exponential"
-                else f"H^{g['polynomial_degree']:.2f}, {g['polynomial_r2']:.2f}")
-            table.add_row(label, q, f"{entry[q][str(first)]['geomean']:.3g}", f"{entry[q][str(last)]['geomean']:.3g}", growth)
+            growth = (
+                "n/a"
+                if g["better"] is None
+                else (
+                    f"exp {g['exponential_rate']:.3g}/step, {g['exponential_r2']:.2f}"
+                    if g["better"] == "exponential"
+                    else f"H^{g['polynomial_degree']:.2f}, {g['polynomial_r2']:.2f}"
+                )
+            )
+            table.add_row(
+                label,
+                q,
+                f"{entry[q][str(first)]['geomean']:.3g}",
+                f"{entry[q][str(last)]['geomean']:.3g}",
+                growth,
+            )
     return table

@@ -38,18 +38,56 @@ LANDSCAPE_KIND = "landscape"
 @handle_errors
 @idempotent
 def landscape_command(
-    model: Annotated[list[str], typer.Option("--model", help="A fitted model directory or 'simulator' (repeatable); the simulator is always added as the reference.")],
+    model: Annotated[
+        list[str],
+        typer.Option(
+            "--model",
+            help="A fitted model directory or 'simulator' (repeatable); the simulator is always added as the reference.",
+        ),
+    ],
     out: OutOpt,
-    task: Annotated[str | None, typer.Option("--task", help="Task (required when every --model is simulator).")] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Task (required when every --model is simulator).")
+    ] = None,
     horizon: HorizonOpt = None,
     task_param: TaskParamOpt = None,
-    policy: Annotated[Path | None, typer.Option("--policy", help="A policy directory from optimize-policy: draw the 2-D landscape around it.")] = None,
-    which: Annotated[str, typer.Option("--which", help="[--policy] best or final checkpoint.")] = "best",
-    policy_seed: Annotated[int, typer.Option("--policy-seed", help="[--policy] Which seed of a multi-seed policy directory (0-based).")] = 0,
-    points: Annotated[int | None, typer.Option("--points", help="Grid points per axis (default 201 in 1-D, 25 in 2-D).")] = None,
-    span: Annotated[float, typer.Option("--span", help="[--policy] The plane covers [-span, span]^2 in filter-normalised units.")] = 1.0,
-    rest: Annotated[str, typer.Option("--rest", help="[1-D] Actions after the first: zero, or random (uniform, drawn once from --seed).")] = "zero",
-    chunk: Annotated[int, typer.Option("--chunk", help="Grid points evaluated per compiled call (memory bound).")] = 256,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="A policy directory from optimize-policy: draw the 2-D landscape around it.",
+        ),
+    ] = None,
+    which: Annotated[
+        str, typer.Option("--which", help="[--policy] best or final checkpoint.")
+    ] = "best",
+    policy_seed: Annotated[
+        int,
+        typer.Option(
+            "--policy-seed",
+            help="[--policy] Which seed of a multi-seed policy directory (0-based).",
+        ),
+    ] = 0,
+    points: Annotated[
+        int | None,
+        typer.Option("--points", help="Grid points per axis (default 201 in 1-D, 25 in 2-D)."),
+    ] = None,
+    span: Annotated[
+        float,
+        typer.Option(
+            "--span", help="[--policy] The plane covers [-span, span]^2 in filter-normalised units."
+        ),
+    ] = 1.0,
+    rest: Annotated[
+        str,
+        typer.Option(
+            "--rest",
+            help="[1-D] Actions after the first: zero, or random (uniform, drawn once from --seed).",
+        ),
+    ] = "zero",
+    chunk: Annotated[
+        int, typer.Option("--chunk", help="Grid points evaluated per compiled call (memory bound).")
+    ] = 256,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
@@ -77,7 +115,9 @@ def landscape_command(
     if not span > 0:
         raise BadInputError(f"--span must be positive, got {span}")
     if two_d and points % 2 == 0:
-        raise BadInputError(f"--points must be odd for a 2-D landscape, so that the policy itself is the centre point; got {points}")
+        raise BadInputError(
+            f"--points must be odd for a 2-D landscape, so that the policy itself is the centre point; got {points}"
+        )
     base, subjects, obs0 = load_subjects(model, task, horizon, parse_task_params(task_param))
     if all(s.model is not None for s in subjects):
         subjects = [Subject("simulator", None, {"name": "simulator"}), *subjects]
@@ -88,68 +128,147 @@ def landscape_command(
             raise BadInputError(f"--which must be best or final, got {which!r}")
         the_policy, policy_task, _ = artifacts.load_policy(policy, which, policy_seed)
         if policy_task.name != base.name or policy_task.obs_size != base.obs_size:
-            raise BadInputError(f"{policy} is a policy for {policy_task.name}, not {base.name}; pass a policy of the same task")
+            raise BadInputError(
+                f"{policy} is a policy for {policy_task.name}, not {base.name}; pass a policy of the same task"
+            )
     artifacts.check_output_dir(out, overwrite)
 
-    with progress_bar(f"landscape on {base.name}", len(subjects) * points ** (2 if two_d else 1)) as update:
+    with progress_bar(
+        f"landscape on {base.name}", len(subjects) * points ** (2 if two_d else 1)
+    ) as update:
+
         def progress_of(i):
             return lambda done, total: update(i * total + done, subjects[i].label)
 
         if two_d:
             params, _ = analysis.perturbable(the_policy)
             k1, k2 = jax.random.split(jax.random.key(seed))
-            directions = (analysis.filter_normalized_direction(params, k1), analysis.filter_normalized_direction(params, k2))
+            directions = (
+                analysis.filter_normalized_direction(params, k1),
+                analysis.filter_normalized_direction(params, k2),
+            )
             grid = np.linspace(-span, span, points)
-            surfaces = np.stack([
-                analysis.policy_plane(the_policy, s.at(base), base, obs0, directions, jnp.asarray(grid), chunk, progress_of(i))
-                for i, s in enumerate(subjects)
-            ])
+            surfaces = np.stack(
+                [
+                    analysis.policy_plane(
+                        the_policy,
+                        s.at(base),
+                        base,
+                        obs0,
+                        directions,
+                        jnp.asarray(grid),
+                        chunk,
+                        progress_of(i),
+                    )
+                    for i, s in enumerate(subjects)
+                ]
+            )
             arrays = {"alphas": grid, "returns": surfaces}
         else:
             grid = np.linspace(-1.0, 1.0, points)
-            later = (jnp.zeros((base.horizon - 1, base.action_size)) if rest == "zero" else
-                     jax.random.uniform(jax.random.key(seed), (base.horizon - 1, base.action_size), minval=-1.0, maxval=1.0))
-            curves = [analysis.first_action_landscape(s.at(base), base, obs0, jnp.asarray(grid), later, chunk, progress_of(i))
-                      for i, s in enumerate(subjects)]
-            arrays = {"grid": grid, "returns": np.stack([c[0] for c in curves]), "final_states": np.stack([c[1] for c in curves])}
+            later = (
+                jnp.zeros((base.horizon - 1, base.action_size))
+                if rest == "zero"
+                else jax.random.uniform(
+                    jax.random.key(seed),
+                    (base.horizon - 1, base.action_size),
+                    minval=-1.0,
+                    maxval=1.0,
+                )
+            )
+            curves = [
+                analysis.first_action_landscape(
+                    s.at(base), base, obs0, jnp.asarray(grid), later, chunk, progress_of(i)
+                )
+                for i, s in enumerate(subjects)
+            ]
+            arrays = {
+                "grid": grid,
+                "returns": np.stack([c[0] for c in curves]),
+                "final_states": np.stack([c[1] for c in curves]),
+            }
 
-    arrays = {k: np.asarray(v, np.float64) for k, v in arrays.items()}  # one dtype in the checkpoint
+    arrays = {
+        k: np.asarray(v, np.float64) for k, v in arrays.items()
+    }  # one dtype in the checkpoint
     ref = [s.label for s in subjects].index("simulator")
     labels = [s.label for s in subjects]
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverged model: inf/NaN, reported as such
+    with np.errstate(
+        over="ignore", invalid="ignore"
+    ):  # a diverged model: inf/NaN, reported as such
         # Per grid point, each model's final-state MSE against the simulator's final state.
-        state_errors = None if two_d else np.mean((arrays["final_states"] - arrays["final_states"][ref][None]) ** 2, axis=-1)
+        state_errors = (
+            None
+            if two_d
+            else np.mean((arrays["final_states"] - arrays["final_states"][ref][None]) ** 2, axis=-1)
+        )
     results = _summaries(arrays, state_errors, labels, ref)
 
-    summary = {"out": str(out), "task": base.name, "horizon": base.horizon, "kind": "2d" if two_d else "1d",
-               "points": points, "seed": seed, "models": results}
+    summary = {
+        "out": str(out),
+        "task": base.name,
+        "horizon": base.horizon,
+        "kind": "2d" if two_d else "1d",
+        "points": points,
+        "seed": seed,
+        "models": results,
+    }
     title = f"{base.name} (H={base.horizon})"
     with artifacts.output_dir(out, overwrite) as output:
         staging = output.path
         leaves = output.save_arrays(arrays)
         if two_d:
-            plots.heatmaps(grid, dict(zip(labels, arrays["returns"])), staging / "landscape.png",
-                           f"{title}: return around {Path(policy).name} ({which})")
+            plots.heatmaps(
+                grid,
+                dict(zip(labels, arrays["returns"])),
+                staging / "landscape.png",
+                f"{title}: return around {Path(policy).name} ({which})",
+            )
         else:
             panels = {"return": dict(zip(labels, arrays["returns"]))}
             if len(labels) > 1:
                 panels["final-state MSE vs simulator"] = {
-                    label: np.maximum(e, 1e-12) for label, e in zip(labels, state_errors) if label != "simulator"}
-            plots.curves_1d(grid, panels, staging / "landscape.png", f"{title}: return vs first action",
-                            "first action a_1", log_panels=("final-state MSE vs simulator",))
+                    label: np.maximum(e, 1e-12)
+                    for label, e in zip(labels, state_errors)
+                    if label != "simulator"
+                }
+            plots.curves_1d(
+                grid,
+                panels,
+                staging / "landscape.png",
+                f"{title}: return vs first action",
+                "first action a_1",
+                log_panels=("final-state MSE vs simulator",),
+            )
         output.write_meta(
-            LANDSCAPE_KIND, task=task_record(base), models=[s.record for s in subjects], labels=labels,
-            policy=None if policy is None else {"path": str(Path(policy).absolute()), "which": which, "seed_index": policy_seed},
-            settings={"points": points, "span": span if two_d else None, "rest": None if two_d else rest, "seed": seed},
-            arrays={k: list(np.shape(v)) for k, v in arrays.items()}, summary=summary, leaves=leaves,
+            LANDSCAPE_KIND,
+            task=task_record(base),
+            models=[s.record for s in subjects],
+            labels=labels,
+            policy=None
+            if policy is None
+            else {"path": str(Path(policy).absolute()), "which": which, "seed_index": policy_seed},
+            settings={
+                "points": points,
+                "span": span if two_d else None,
+                "rest": None if two_d else rest,
+                "seed": seed,
+            },
+            arrays={k: list(np.shape(v)) for k, v in arrays.items()},
+            summary=summary,
+            leaves=leaves,
         )
     err_console.print(_table(results, two_d))
     if json_out:
         emit_json(summary)
 
 
-@np.errstate(over="ignore", invalid="ignore")  # a diverged model's curve is inf/NaN: reported as such
-def _summaries(arrays: dict[str, np.ndarray], state_errors: np.ndarray | None, labels: list[str], ref: int) -> dict[str, Any]:
+@np.errstate(
+    over="ignore", invalid="ignore"
+)  # a diverged model's curve is inf/NaN: reported as such
+def _summaries(
+    arrays: dict[str, np.ndarray], state_errors: np.ndarray | None, labels: list[str], ref: int
+) -> dict[str, Any]:
     """Roughness of every curve (1-D, with ``state_errors``) or surface (2-D) and how it compares
     with the simulator's (index ``ref``)."""
     returns = arrays["returns"]
@@ -172,10 +291,19 @@ def _table(results: dict[str, Any], two_d: bool):
     from rich.table import Table
 
     table = Table(title="Landscape roughness", title_justify="left")
-    for column in ("model", "total variation", "local maxima", *(("RMSE vs simulator",) if two_d else ("RMSE vs simulator", "argmax a_1", "regret"))):
+    for column in (
+        "model",
+        "total variation",
+        "local maxima",
+        *(("RMSE vs simulator",) if two_d else ("RMSE vs simulator", "argmax a_1", "regret")),
+    ):
         table.add_column(column, justify="left" if column == "model" else "right")
     for label, e in results.items():
-        row = [label, f"{e['roughness']['total_variation']:.4g}", str(e["roughness"]["local_maxima"])]
+        row = [
+            label,
+            f"{e['roughness']['total_variation']:.4g}",
+            str(e["roughness"]["local_maxima"]),
+        ]
         if two_d:
             row.append(f"{e['rmse_vs_simulator']:.4g}")
         else:

@@ -30,7 +30,12 @@ def typed_arguments(ctx: Any, drop: tuple[str, ...]) -> list[str]:
     args = [ctx.info_name]
     for param in ctx.command.params:
         source = ctx.get_parameter_source(param.name)
-        if param.name in drop or source is None or source.name == "DEFAULT" or not getattr(param, "opts", None):
+        if (
+            param.name in drop
+            or source is None
+            or source.name == "DEFAULT"
+            or not getattr(param, "opts", None)
+        ):
             continue
         value = ctx.params[param.name]
         if getattr(param, "is_flag", False):
@@ -49,14 +54,23 @@ def typed_arguments(ctx: Any, drop: tuple[str, ...]) -> list[str]:
 def run_locally(ctx: Any, processes: int, seeds: int) -> int:
     """Run this command as ``processes`` local processes; their exit code."""
     if os.environ.get(DISTRIBUTED_ENV, "") not in ("", "0"):
-        raise BadInputError(f"--processes starts a job of its own; it cannot run inside one ({DISTRIBUTED_ENV}=1)")
+        raise BadInputError(
+            f"--processes starts a job of its own; it cannot run inside one ({DISTRIBUTED_ENV}=1)"
+        )
     if seeds % processes:
-        raise BadInputError(f"--seeds {seeds} cannot be shared by --processes {processes}: give a multiple of {processes}")
+        raise BadInputError(
+            f"--seeds {seeds} cannot be shared by --processes {processes}: give a multiple of {processes}"
+        )
     with socket.socket() as probe:  # a free port for the coordinator
         probe.bind(("localhost", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "awmctl", *typed_arguments(ctx, drop=("processes",))]
-    env = {**os.environ, DISTRIBUTED_ENV: "1", COORDINATOR_ENV: f"localhost:{port}", COUNT_ENV: str(processes)}
+    env = {
+        **os.environ,
+        DISTRIBUTED_ENV: "1",
+        COORDINATOR_ENV: f"localhost:{port}",
+        COUNT_ENV: str(processes),
+    }
     children = [subprocess.Popen(command, env={**env, INDEX_ENV: str(i)}) for i in range(processes)]
 
     def pass_on(signum: int, frame: Any) -> None:
@@ -67,7 +81,9 @@ def run_locally(ctx: Any, processes: int, seeds: int) -> int:
     previous = {s: signal.signal(s, pass_on) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         while any(child.poll() is None for child in children):
-            if any(child.poll() not in (None, 0) for child in children):  # one failed: the others would wait for it
+            if any(
+                child.poll() not in (None, 0) for child in children
+            ):  # one failed: the others would wait for it
                 pass_on(signal.SIGTERM, None)
                 for child in children:
                     child.wait()

@@ -14,7 +14,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from awmctl.cli.common import err_console
 from awmctl.errors import BadInputError
@@ -33,23 +40,38 @@ def progress_seconds() -> float:
     except ValueError:
         seconds = -1.0
     if not seconds >= 0:  # also refuses nan
-        raise BadInputError(f"{PROGRESS_SECONDS_ENV}={raw!r} is not a number of seconds: give one >= 0 "
-                            "(0 turns the progress lines off)")
+        raise BadInputError(
+            f"{PROGRESS_SECONDS_ENV}={raw!r} is not a number of seconds: give one >= 0 "
+            "(0 turns the progress lines off)"
+        )
     return seconds
 
 
 def clock_text(seconds: float) -> str:
     """``H:MM:SS``, as rich's bar shows elapsed and remaining time."""
-    whole = int(round(seconds))
+    whole = round(seconds)
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 class ProgressLines:
     """Plain progress lines for a log: at most one every ``every`` seconds, and the last one."""
 
-    def __init__(self, description: str, total: int, every: float, write: Callable[[str], None], start: int = 0,
-                 now: Callable[[], float] = time.monotonic):
-        self.description, self.total, self.every, self.write, self.now = description, total, every, write, now
+    def __init__(
+        self,
+        description: str,
+        total: int,
+        every: float,
+        write: Callable[[str], None],
+        start: int = 0,
+        now: Callable[[], float] = time.monotonic,
+    ):
+        self.description, self.total, self.every, self.write, self.now = (
+            description,
+            total,
+            every,
+            write,
+            now,
+        )
         self.first = start  # the step this process started from (a resumed run's is not 0): the rate counts from it
         self.start = self.last_line = now()
 
@@ -59,8 +81,10 @@ class ProgressLines:
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = clock_text((self.total - completed) / rate) if rate > 0 else "?"
         percent = 100 * completed // max(self.total, 1)
-        text = (f"[awmctl] {self.description}: {completed}/{self.total} ({percent}%) {rate:.3g}/s "
-                f"elapsed {clock_text(elapsed)} eta {eta}")
+        text = (
+            f"[awmctl] {self.description}: {completed}/{self.total} ({percent}%) {rate:.3g}/s "
+            f"elapsed {clock_text(elapsed)} eta {eta}"
+        )
         return f"{text} {info}" if info else text
 
     def update(self, completed: int, info: str = "") -> None:
@@ -70,7 +94,9 @@ class ProgressLines:
 
 
 @contextmanager
-def progress_bar(description: str, total: int, show: bool = True, start: int = 0) -> Iterator[Callable[..., None]]:
+def progress_bar(
+    description: str, total: int, show: bool = True, start: int = 0
+) -> Iterator[Callable[..., None]]:
     """Yields ``update(completed, info="")``: a rich bar on a terminal, plain lines otherwise
     (see the module's docstring); nothing when ``show`` is False (a follower process). ``start``:
     the step a resumed run starts from."""

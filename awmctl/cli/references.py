@@ -32,11 +32,29 @@ def references_command(
     task: TaskOpt,
     horizon: HorizonOpt = None,
     task_param: TaskParamOpt = None,
-    episodes: Annotated[int, typer.Option("--episodes", help="Random episodes whose mean return is R_random.")] = R.random_episodes,
-    starts: Annotated[int, typer.Option("--starts", help="Direct-shooting plans (one from a = 0, the rest perturbed); R_opt is the best.")] = R.shooting_starts,
-    steps: Annotated[int, typer.Option("--shooting-steps", help="Adam steps per plan, through the simulator.")] = R.shooting_steps,
-    lr: Annotated[float, typer.Option("--shooting-lr", help="Adam learning rate of the plans.")] = R.shooting_lr,
-    recompute: Annotated[bool, typer.Option("--recompute", help="Compute again even if cached (the entry is replaced; other settings than the cached entry's always recompute).")] = False,
+    episodes: Annotated[
+        int, typer.Option("--episodes", help="Random episodes whose mean return is R_random.")
+    ] = R.random_episodes,
+    starts: Annotated[
+        int,
+        typer.Option(
+            "--starts",
+            help="Direct-shooting plans (one from a = 0, the rest perturbed); R_opt is the best.",
+        ),
+    ] = R.shooting_starts,
+    steps: Annotated[
+        int, typer.Option("--shooting-steps", help="Adam steps per plan, through the simulator.")
+    ] = R.shooting_steps,
+    lr: Annotated[
+        float, typer.Option("--shooting-lr", help="Adam learning rate of the plans.")
+    ] = R.shooting_lr,
+    recompute: Annotated[
+        bool,
+        typer.Option(
+            "--recompute",
+            help="Compute again even if cached (the entry is replaced; other settings than the cached entry's always recompute).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
     config_file: ConfigOpt = None,
 ) -> None:
@@ -55,17 +73,31 @@ def references_command(
     cached = refs is not None
     seconds = None
     if refs is None:
-        err_console.print(f"Computing references of {the_task.name} (H={the_task.horizon}): {episodes} random "
-                          f"episodes, {starts} direct-shooting plans x {steps} steps ...", highlight=False)
+        err_console.print(
+            f"Computing references of {the_task.name} (H={the_task.horizon}): {episodes} random "
+            f"episodes, {starts} direct-shooting plans x {steps} steps ...",
+            highlight=False,
+        )
         t0 = time.perf_counter()
         refs = compute_references(the_task, settings)
         seconds = round(time.perf_counter() - t0, 1)
         save_references(the_task, cache, refs, seconds)
-    summary = {"task": the_task.name, "horizon": the_task.horizon, "R_random": refs.random, "R_opt": refs.opt,
-               "plans_best_worst": f"{max(refs.plans):.6g} / {min(refs.plans):.6g}", "cached": cached,
-               "seconds": seconds, "path": str(entry_path(the_task, cache))}
-    err_console.print(summary_table(f"References of {the_task.name} (H={the_task.horizon})", summary))
+    summary = {
+        "task": the_task.name,
+        "horizon": the_task.horizon,
+        "R_random": refs.random,
+        "R_opt": refs.opt,
+        "plans_best_worst": f"{max(refs.plans):.6g} / {min(refs.plans):.6g}",
+        "cached": cached,
+        "seconds": seconds,
+        "path": str(entry_path(the_task, cache)),
+    }
+    err_console.print(
+        summary_table(f"References of {the_task.name} (H={the_task.horizon})", summary)
+    )
     if not refs.usable:
-        err_console.print("Warning: the best plan is no better than random; no score can be formed for this task.")
+        err_console.print(
+            "Warning: the best plan is no better than random; no score can be formed for this task."
+        )
     if json_out:
         emit_json({**summary, "plans": list(refs.plans), "settings": refs.as_dict()["settings"]})

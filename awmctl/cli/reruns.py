@@ -35,7 +35,14 @@ def option_flags(fn: Callable[..., Any]) -> dict[str, str]:
     hints = inspect.get_annotations(inspect.unwrap(fn), eval_str=True)
     flags = {}
     for name, hint in hints.items():
-        info = next((m for m in getattr(hint, "__metadata__", ()) if isinstance(m, OptionInfo | ArgumentInfo)), None)
+        info = next(
+            (
+                m
+                for m in getattr(hint, "__metadata__", ())
+                if isinstance(m, OptionInfo | ArgumentInfo)
+            ),
+            None,
+        )
         if info is None:  # not a command-line parameter (the click context, the return value)
             continue
         # Annotated[..., typer.Option("--data")] keeps the first flag as the info's "default"
@@ -56,8 +63,11 @@ def recorded(value: Any) -> Any:
 
 def options_of(kwargs: dict[str, Any], flags: dict[str, str]) -> dict[str, Any]:
     """The command-line parameters (``flags``) among a command's arguments, as recorded."""
-    return {name: recorded(value) for name, value in sorted(kwargs.items())
-            if name in flags and name not in NOT_COMPARED}
+    return {
+        name: recorded(value)
+        for name, value in sorted(kwargs.items())
+        if name in flags and name not in NOT_COMPARED
+    }
 
 
 def complete_meta(out: Path) -> dict[str, Any] | None:
@@ -80,14 +90,24 @@ def idempotent(fn: Callable[..., Any]) -> Callable[..., Any]:
         meta = None if out is None or overwrite else complete_meta(Path(out))
         if meta is not None and "options" in meta:
             stored = meta["options"]
-            differs = [name for name in sorted(set(stored) | set(options)) if stored.get(name) != options.get(name)]
+            differs = [
+                name
+                for name in sorted(set(stored) | set(options))
+                if stored.get(name) != options.get(name)
+            ]
             if differs:
                 name = differs[0]
-                raise BadInputError(f"--out {out} holds a complete {meta.get('kind', 'output')} made with "
-                                    f"{flags.get(name, name)} {stored.get(name)!r} (now {options.get(name)!r}); "
-                                    "pass --overwrite to replace it, or choose another --out")
+                raise BadInputError(
+                    f"--out {out} holds a complete {meta.get('kind', 'output')} made with "
+                    f"{flags.get(name, name)} {stored.get(name)!r} (now {options.get(name)!r}); "
+                    "pass --overwrite to replace it, or choose another --out"
+                )
             summary = meta.get("summary", {})
-            err_console.print(summary_table(f"Already complete with the same options: {out} (nothing to do)", summary))
+            err_console.print(
+                summary_table(
+                    f"Already complete with the same options: {out} (nothing to do)", summary
+                )
+            )
             if kwargs.get("json_out"):
                 emit_json(summary)
             return None
@@ -96,7 +116,9 @@ def idempotent(fn: Callable[..., Any]) -> Callable[..., Any]:
 
         if out is not None and jax.process_index() == 0:
             made = complete_meta(Path(out))
-            if made is not None:  # this process wrote it (a follower of a multi-process run writes nothing)
+            if (
+                made is not None
+            ):  # this process wrote it (a follower of a multi-process run writes nothing)
                 artifacts.write_meta(out, {**made, "options": options})
         return result
 

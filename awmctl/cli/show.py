@@ -25,9 +25,13 @@ def making_commands() -> dict[str, Any]:
     """Each kind of directory -> the command that makes it (imported when --as-config asks)."""
     from awmctl.cli import collect, fit_model, grad_norm, landscape, optimize_policy
 
-    return {"dataset": collect.collect_command, "model": fit_model.fit_model_command,
-            "policy": optimize_policy.optimize_policy_command, "grad-norm": grad_norm.grad_norm_command,
-            "landscape": landscape.landscape_command}
+    return {
+        "dataset": collect.collect_command,
+        "model": fit_model.fit_model_command,
+        "policy": optimize_policy.optimize_policy_command,
+        "grad-norm": grad_norm.grad_norm_command,
+        "landscape": landscape.landscape_command,
+    }
 
 
 #: the learning curve drawn for each kind of run, the first of these its metrics have
@@ -55,9 +59,17 @@ def inspect_dir(given: Path) -> dict[str, Any]:
     its options and final numbers. :class:`BadInputError` for anything else."""
     out = given.with_name(given.name.removesuffix(".partial"))
     partial = out.with_name(out.name + ".partial")
-    where = out if (out / "meta.json").is_file() else partial if (partial / "meta.json").is_file() else given
+    where = (
+        out
+        if (out / "meta.json").is_file()
+        else partial
+        if (partial / "meta.json").is_file()
+        else given
+    )
     if not (where / "meta.json").is_file():
-        raise BadInputError(f"{given} is not a directory awmctl wrote (no meta.json in it or in {partial.name})")
+        raise BadInputError(
+            f"{given} is not a directory awmctl wrote (no meta.json in it or in {partial.name})"
+        )
     try:
         meta = json.loads((where / "meta.json").read_text())
     except (OSError, ValueError) as err:
@@ -75,10 +87,21 @@ def inspect_dir(given: Path) -> dict[str, Any]:
     what = meta.get("agent") or (model.get("name") if isinstance(model, dict) else model)
     env = meta.get("environment", {})
     return {
-        "dir": str(where), "kind": meta["kind"], "state": state, "task": task.get("name"), "horizon": task.get("horizon"),
-        "model": what, "command": " ".join(["awmctl", *meta.get("command", [])[1:]]) if meta.get("command") else None,
-        "created": meta.get("created"), "options": meta.get("options") or {}, "config": meta.get("config"),
-        "versions": env.get("versions"), "commit": env.get("awmctl_commit"), "summary": meta.get("summary") or {},
+        "dir": str(where),
+        "kind": meta["kind"],
+        "state": state,
+        "task": task.get("name"),
+        "horizon": task.get("horizon"),
+        "model": what,
+        "command": " ".join(["awmctl", *meta.get("command", [])[1:]])
+        if meta.get("command")
+        else None,
+        "created": meta.get("created"),
+        "options": meta.get("options") or {},
+        "config": meta.get("config"),
+        "versions": env.get("versions"),
+        "commit": env.get("awmctl_commit"),
+        "summary": meta.get("summary") or {},
         "metrics": metrics,
     }
 
@@ -104,12 +127,27 @@ def headline(run: dict[str, Any]) -> tuple[str, Any] | None:
 
 
 def show_one(run: dict[str, Any]) -> None:
-    about = {"directory": run["dir"], "kind": run["kind"], "state": run["state"], "task": run["task"],
-             "horizon": run["horizon"], "model / agent": run["model"], "created": run["created"],
-             "awmctl": (run["versions"] or {}).get("awmctl"), "commit": run["commit"], "command": run["command"]}
-    err_console.print(summary_table(escape(f"{run['dir']}"), {k: escape(str(v)) for k, v in about.items() if v is not None}))
+    about = {
+        "directory": run["dir"],
+        "kind": run["kind"],
+        "state": run["state"],
+        "task": run["task"],
+        "horizon": run["horizon"],
+        "model / agent": run["model"],
+        "created": run["created"],
+        "awmctl": (run["versions"] or {}).get("awmctl"),
+        "commit": run["commit"],
+        "command": run["command"],
+    }
+    err_console.print(
+        summary_table(
+            escape(f"{run['dir']}"), {k: escape(str(v)) for k, v in about.items() if v is not None}
+        )
+    )
     if run["options"]:
-        err_console.print(summary_table("Options", {k: escape(json.dumps(v)) for k, v in run["options"].items()}))
+        err_console.print(
+            summary_table("Options", {k: escape(json.dumps(v)) for k, v in run["options"].items()})
+        )
     if run["summary"]:
         err_console.print(summary_table("Final numbers", run["summary"]))
 
@@ -117,24 +155,61 @@ def show_one(run: dict[str, Any]) -> None:
 def show_many(runs: list[dict[str, Any]]) -> None:
     varying = differing(runs)
     table = Table(title=f"{len(runs)} runs", title_justify="left")
-    for column in ("run", "kind", "state", "task", "H", *[f"--{v.replace('_', '-')}" for v in varying], "result"):
+    for column in (
+        "run",
+        "kind",
+        "state",
+        "task",
+        "H",
+        *[f"--{v.replace('_', '-')}" for v in varying],
+        "result",
+    ):
         table.add_column(column, overflow="fold")
     for run in runs:
         top = headline(run)
-        result = "" if top is None else f"{top[0]} {top[1]:.4g}" if isinstance(top[1], float) else f"{top[0]} {top[1]}"
-        table.add_row(escape(Path(run["dir"]).name), run["kind"], run["state"], escape(str(run["task"])),
-                      str(run["horizon"]), *[escape(json.dumps(run["options"].get(v))) for v in varying], result)
+        result = (
+            ""
+            if top is None
+            else f"{top[0]} {top[1]:.4g}"
+            if isinstance(top[1], float)
+            else f"{top[0]} {top[1]}"
+        )
+        table.add_row(
+            escape(Path(run["dir"]).name),
+            run["kind"],
+            run["state"],
+            escape(str(run["task"])),
+            str(run["horizon"]),
+            *[escape(json.dumps(run["options"].get(v))) for v in varying],
+            result,
+        )
     err_console.print(table)
 
 
 @handle_errors
 def show_command(
-    runs: Annotated[list[Path], typer.Argument(help="Directories awmctl wrote (a run, a dataset, a model, ...).",
-                                               show_default=False)],
-    plot: Annotated[Path | None, typer.Option("--plot", help="Overlay the runs' learning curves (mean and 95% "
-                                                                "interval over seeds) in this PNG.")] = None,
-    as_config: Annotated[bool, typer.Option("--as-config", help="Print the one run's options as a --config "
-                                                                  "file (TOML) on stdout, to make it again.")] = False,
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Directories awmctl wrote (a run, a dataset, a model, ...).", show_default=False
+        ),
+    ],
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Overlay the runs' learning curves (mean and 95% "
+            "interval over seeds) in this PNG.",
+        ),
+    ] = None,
+    as_config: Annotated[
+        bool,
+        typer.Option(
+            "--as-config",
+            help="Print the one run's options as a --config "
+            "file (TOML) on stdout, to make it again.",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """What run directories hold: one in detail (command, task, model, options, versions, state,
@@ -142,26 +217,43 @@ def show_command(
     found = [inspect_dir(path) for path in runs]
     if as_config:
         if len(found) != 1:
-            raise BadInputError(f"--as-config prints one run's options; {len(found)} directories were given")
+            raise BadInputError(
+                f"--as-config prints one run's options; {len(found)} directories were given"
+            )
         (run,) = found
         if not run["options"]:
-            raise BadInputError(f"{run['dir']} records no options (made by an awmctl before 0.1.0's option "
-                                "records); its command line is in meta.json")
+            raise BadInputError(
+                f"{run['dir']} records no options (made by an awmctl before 0.1.0's option "
+                "records); its command line is in meta.json"
+            )
         command = making_commands()[run["kind"]]
-        defaults = {name: recorded(p.default) for name, p in inspect.signature(command).parameters.items()}
+        defaults = {
+            name: recorded(p.default) for name, p in inspect.signature(command).parameters.items()
+        }
         sys.stdout.write(as_toml(run["options"], option_flags(command), defaults))
         return
     if plot is not None:
         drawn = {Path(run["dir"]).name: c for run in found if (c := curve(run)) is not None}
         if not drawn:
-            raise BadInputError("none of these directories has a learning curve to plot (datasets and "
-                                "landscapes have none)")
+            raise BadInputError(
+                "none of these directories has a learning curve to plot (datasets and "
+                "landscapes have none)"
+            )
         metrics = {key for key, _, _ in drawn.values()}
-        plots.compare_runs({label: (steps, values) for label, (_, steps, values) in drawn.items()}, plot,
-                           title=f"{len(drawn)} run(s)", ylabel=" / ".join(sorted(metrics)))
+        plots.compare_runs(
+            {label: (steps, values) for label, (_, steps, values) in drawn.items()},
+            plot,
+            title=f"{len(drawn)} run(s)",
+            ylabel=" / ".join(sorted(metrics)),
+        )
     if json_out:
-        emit_json({"runs": [{k: v for k, v in run.items() if k != "metrics"} for run in found],
-                   "differing_options": differing(found), **({"plot": str(plot)} if plot is not None else {})})
+        emit_json(
+            {
+                "runs": [{k: v for k, v in run.items() if k != "metrics"} for run in found],
+                "differing_options": differing(found),
+                **({"plot": str(plot)} if plot is not None else {}),
+            }
+        )
     elif len(found) == 1:
         show_one(found[0])
     else:

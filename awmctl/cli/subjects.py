@@ -31,7 +31,6 @@ class Subject:
         return SimulatorModel(task) if self.model is None else self.model
 
 
-
 def load_subjects(
     specs: list[str], task_name: str | None, horizon: int | None, params: dict[str, ParamValue]
 ) -> tuple[Task, list[Subject], Float[Array, " obs"]]:
@@ -50,26 +49,38 @@ def load_subjects(
             loaded.append(("simulator", None, {"name": "simulator"}, None))
             continue
         model, task, meta = load_model(spec)
-        loaded.append((model.name, model, {"path": str(Path(spec).absolute()), **meta["model"]}, task))
+        loaded.append(
+            (model.name, model, {"path": str(Path(spec).absolute()), **meta["model"]}, task)
+        )
     tasks = [t for *_, t in loaded if t is not None]
     if tasks:
         base = tasks[0]
-        for (_, _, record, t) in loaded:
-            if t is not None and (t.name != base.name or t.obs_size != base.obs_size or not math.isclose(t.dt, base.dt)):
+        for _, _, record, t in loaded:
+            if t is not None and (
+                t.name != base.name
+                or t.obs_size != base.obs_size
+                or not math.isclose(t.dt, base.dt)
+            ):
                 raise BadInputError(
                     f"{record['path']} was fitted on {t.name} (dt={t.dt:g}), but {loaded[0][2].get('path', 'the first model')} "
                     f"on {base.name} (dt={base.dt:g}); compare models of one task"
                 )
         if task_name is not None and task_name != base.name:
-            raise BadInputError(f"the models were fitted on {base.name}, not {task_name}; drop --task or pass models of {task_name}")
+            raise BadInputError(
+                f"the models were fitted on {base.name}, not {task_name}; drop --task or pass models of {task_name}"
+            )
         if params:
-            raise BadInputError("--task-param applies only when every --model is simulator; fitted models carry their task")
+            raise BadInputError(
+                "--task-param applies only when every --model is simulator; fitted models carry their task"
+            )
         obs0 = initial_observation(base)
         if horizon is not None:
             base = with_horizon(base, horizon)
     else:
         if task_name is None:
-            raise BadInputError("with only --model simulator, say which task: --task NAME (and optionally --horizon)")
+            raise BadInputError(
+                "with only --model simulator, say which task: --task NAME (and optionally --horizon)"
+            )
         base = make_task(task_name, horizon, params)
         obs0 = initial_observation(base)
     names = [name for name, *_ in loaded]

@@ -26,7 +26,9 @@ def tasks_command(json_out: JsonOpt = False) -> None:
                 "state_size": task.state_size,
                 "action_size": task.action_size,
                 "obs_size": task.obs_size,
-                "duration": params.get("T", None if info.default_horizon is None else task.dt * task.horizon),
+                "duration": params.get(
+                    "T", None if info.default_horizon is None else task.dt * task.horizon
+                ),
                 "default_horizon": info.default_horizon,
                 "dt": task.dt,
                 "in_paper": info.in_paper,
@@ -48,17 +50,31 @@ def tasks_command(json_out: JsonOpt = False) -> None:
     table.add_column("paper", no_wrap=True, min_width=7)
     table.add_column("description", overflow="fold")
     for r in rows:
-        paper = "yes" if r["in_paper"] else ("variant" if r["variant_of"] else ("user" if r["source"] else "no"))
+        paper = (
+            "yes"
+            if r["in_paper"]
+            else ("variant" if r["variant_of"] else ("user" if r["source"] else "no"))
+        )
         horizon = "-" if r["default_horizon"] is None else str(r["default_horizon"])
         table.add_row(
-            r["name"], str(r["state_size"]), str(r["action_size"]), "-" if r["duration"] is None else f"{r['duration']:g}",
+            r["name"],
+            str(r["state_size"]),
+            str(r["action_size"]),
+            "-" if r["duration"] is None else f"{r['duration']:g}",
             # escaped: rich would read "[flagged: ...]" (or brackets in a user's title) as markup and drop it
-            horizon, f"{r['dt']:g}", paper, escape(r["title"] + (f" [flagged: {r['flag']}]" if r["flag"] else "")),
+            horizon,
+            f"{r['dt']:g}",
+            paper,
+            escape(r["title"] + (f" [flagged: {r['flag']}]" if r["flag"] else "")),
         )
     # The listing is this command's result, so it goes to stdout (pipe it to grep).
     stdout = Console()
-    if not stdout.is_terminal:  # a pipe or a file: wide enough that rows do not wrap (a terminal: its width)
+    if (
+        not stdout.is_terminal
+    ):  # a pipe or a file: wide enough that rows do not wrap (a terminal: its width)
         stdout.width = max(stdout.width, 120)
     stdout.print(table)
-    err_console.print("Override parameters with --task-param NAME=VALUE; `awmctl tasks --json` lists their names. "
-                      "Every task also takes distractors=N and noise=SIGMA (the paper's robustness variants).")
+    err_console.print(
+        "Override parameters with --task-param NAME=VALUE; `awmctl tasks --json` lists their names. "
+        "Every task also takes distractors=N and noise=SIGMA (the paper's robustness variants)."
+    )

@@ -7,7 +7,14 @@ from awmctl.models.markov import MarkovModel
 from awmctl.models.one_step import AbstractOneStepModel
 from awmctl.models.sequence import AbstractSequenceModel, ActionsWorldModel, HistoryWorldModel
 from awmctl.models.simulator import SimulatorModel
-from awmctl.models.zoo import MODEL_SPECS, TRAINABLE, ModelSpec, PolicyInputGrad, build_model, model_spec
+from awmctl.models.zoo import (
+    MODEL_SPECS,
+    TRAINABLE,
+    ModelSpec,
+    PolicyInputGrad,
+    build_model,
+    model_spec,
+)
 
 __all__ = [
     "MODEL_SPECS",

@@ -60,11 +60,15 @@ class AbstractWorldModel(eqx.Module):
         """Imagination state after seeing the first observation ``[s_0, k_0]``."""
 
     @abc.abstractmethod
-    def step(self, carry: Carry, action: Float[Array, " act"]) -> tuple[Carry, Float[Array, " obs"]]:
+    def step(
+        self, carry: Carry, action: Float[Array, " act"]
+    ) -> tuple[Carry, Float[Array, " obs"]]:
         """Imagine one step: the next observation ``[s_{k+1}, k+1]``."""
 
     @abc.abstractmethod
-    def with_normalizers(self, observations: Float[Array | np.ndarray, "N T obs"]) -> AbstractWorldModel:
+    def with_normalizers(
+        self, observations: Float[Array | np.ndarray, "N T obs"]
+    ) -> AbstractWorldModel:
         """The same model with its normalisation statistics set from training observations."""
 
     @abc.abstractmethod

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl.layers import mlp
@@ -44,8 +44,12 @@ class MarkovModel(AbstractOneStepModel):
         key: PRNGKeyArray,
     ):
         self.mlp = eqx.nn.MLP(
-            state_size + action_size + 1, state_size, width_size=width, depth=depth,
-            activation=jax.nn.swish, key=key,
+            state_size + action_size + 1,
+            state_size,
+            width_size=width,
+            depth=depth,
+            activation=jax.nn.swish,
+            key=key,
         )
         self.norm = Normalizer.identity(state_size)
         self.delta_scale = jnp.ones((state_size,))

@@ -38,7 +38,9 @@ class AbstractOneStepModel(AbstractWorldModel):
     def start(self, obs0: Float[Array, " obs"]) -> Carry:
         return (obs0[:-1], step_index(obs0))
 
-    def step(self, carry: Carry, action: Float[Array, " act"]) -> tuple[Carry, Float[Array, " obs"]]:
+    def step(
+        self, carry: Carry, action: Float[Array, " act"]
+    ) -> tuple[Carry, Float[Array, " obs"]]:
         state, k = carry
         nxt = self.next_state(state, action, k)
         return (nxt, k + 1), observation(nxt, k + 1)

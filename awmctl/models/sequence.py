@@ -20,18 +20,20 @@ from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl.backbones import AbstractBackbone, BackboneKind, make_backbone
-from awmctl.models.base import AbstractWorldModel, Carry, check_context
 from awmctl.layers import embed, mlp
+from awmctl.models.base import AbstractWorldModel, Carry, check_context
 from awmctl.normalize import Normalizer
 from awmctl.tasks import observation, step_index
 
 
-def _embedder(in_size: int, width: int, deep: bool, *, key: PRNGKeyArray) -> eqx.nn.Linear | eqx.nn.MLP:
+def _embedder(
+    in_size: int, width: int, deep: bool, *, key: PRNGKeyArray
+) -> eqx.nn.Linear | eqx.nn.MLP:
     """Linear embedding (transformer, as in the paper) or an MLP (64, 64) -> width (recurrent)."""
     if deep:
         return eqx.nn.MLP(in_size, width, width_size=64, depth=2, activation=jax.nn.relu, key=key)
@@ -56,8 +58,12 @@ class AbstractSequenceModel(AbstractWorldModel):
     def hyperparameters(self) -> dict[str, Any]:
         return dict(self.hyper)
 
-    def with_normalizers(self, observations: Float[Array | np.ndarray, "N T obs"]) -> AbstractSequenceModel:
-        return eqx.tree_at(lambda m: m.norm, self, Normalizer.fit(jnp.asarray(observations)[..., :-1]))
+    def with_normalizers(
+        self, observations: Float[Array | np.ndarray, "N T obs"]
+    ) -> AbstractSequenceModel:
+        return eqx.tree_at(
+            lambda m: m.norm, self, Normalizer.fit(jnp.asarray(observations)[..., :-1])
+        )
 
     def state_scale(self) -> Float[Array, " state"]:
         return self.norm.std
@@ -78,14 +84,27 @@ class AbstractSequenceModel(AbstractWorldModel):
 
 #: The paper's sizes (the authors' configuration), per backbone: every size option a sequence
 #: model takes, with its default.
-TRANSFORMER_SIZES: dict[str, Any] = {"width": 48, "layers": 2, "heads": 3, "mlp_width": 192, "dropout": 0.0,
-                                     "decoder_width": 64}
+TRANSFORMER_SIZES: dict[str, Any] = {
+    "width": 48,
+    "layers": 2,
+    "heads": 3,
+    "mlp_width": 192,
+    "dropout": 0.0,
+    "decoder_width": 64,
+}
 RECURRENT_SIZES: dict[str, Any] = {"width": 48, "decoder_width": 64}
 
 
 def _shared_parts(
-    family: str, backbone: BackboneKind, state_in: int, state_size: int, action_size: int, max_horizon: int,
-    tokens: int, keys: tuple[PRNGKeyArray, ...], **sizes: Any
+    family: str,
+    backbone: BackboneKind,
+    state_in: int,
+    state_size: int,
+    action_size: int,
+    max_horizon: int,
+    tokens: int,
+    keys: tuple[PRNGKeyArray, ...],
+    **sizes: Any,
 ) -> dict[str, Any]:
     """Every field the two families share: the backbone, the state embedder, the position table,
     the decoder, the normaliser, the recorded hyper-parameters and the sizes, from the keys
@@ -103,7 +122,9 @@ def _shared_parts(
         "backbone": make_backbone(backbone, width, key=kb, **transformer_sizes),
         "state_embed": _embedder(state_in, width, not is_transformer, key=ks),
         "position_embed": eqx.nn.Embedding(tokens, width, key=kp) if is_transformer else None,
-        "decoder": eqx.nn.MLP(width, state_size, width_size=decoder_width, depth=2, activation=jax.nn.relu, key=kd),
+        "decoder": eqx.nn.MLP(
+            width, state_size, width_size=decoder_width, depth=2, activation=jax.nn.relu, key=kd
+        ),
         "norm": Normalizer.identity(state_size),
         "hyper": tuple(hyper.items()),
         "name": f"{family}-{backbone}",
@@ -130,11 +151,22 @@ class ActionsWorldModel(AbstractSequenceModel):
         **sizes: Any,
     ):
         kb, ks, ka, kp, kd = jax.random.split(key, 5)
-        parts = _shared_parts("awm", backbone, state_size, state_size, action_size, max_horizon, max_horizon + 1,
-                              (kb, ks, kp, kd), **sizes)
+        parts = _shared_parts(
+            "awm",
+            backbone,
+            state_size,
+            state_size,
+            action_size,
+            max_horizon,
+            max_horizon + 1,
+            (kb, ks, kp, kd),
+            **sizes,
+        )
         for field, value in parts.items():
             setattr(self, field, value)
-        self.action_embed = _embedder(action_size, dict(parts["hyper"])["width"], backbone != "transformer", key=ka)
+        self.action_embed = _embedder(
+            action_size, dict(parts["hyper"])["width"], backbone != "transformer", key=ka
+        )
 
     def predict(
         self,
@@ -157,9 +189,13 @@ class ActionsWorldModel(AbstractSequenceModel):
         cache, _ = self.backbone.step(cache, token, position)
         return (cache, position + 1, step_index(obs0), state)
 
-    def step(self, carry: Carry, action: Float[Array, " act"]) -> tuple[Carry, Float[Array, " obs"]]:
-        cache, position, k, state = carry
-        cache, out = self.backbone.step(cache, self._position(embed(self.action_embed, action), position), position)
+    def step(
+        self, carry: Carry, action: Float[Array, " act"]
+    ) -> tuple[Carry, Float[Array, " obs"]]:
+        cache, position, k, _ = carry
+        cache, out = self.backbone.step(
+            cache, self._position(embed(self.action_embed, action), position), position
+        )
         next_state = self._decode(out)
         return (cache, position + 1, k + 1, next_state), observation(next_state, k + 1)
 
@@ -182,8 +218,17 @@ class HistoryWorldModel(AbstractSequenceModel):
         # The same key layout as ActionsWorldModel (its action-embedder key goes unused), so that
         # a seed builds the same backbone in both families.
         kb, ks, _, kp, kd = jax.random.split(key, 5)
-        parts = _shared_parts("hwm", backbone, state_size + action_size, state_size, action_size, max_horizon,
-                              max_horizon, (kb, ks, kp, kd), **sizes)
+        parts = _shared_parts(
+            "hwm",
+            backbone,
+            state_size + action_size,
+            state_size,
+            action_size,
+            max_horizon,
+            max_horizon,
+            (kb, ks, kp, kd),
+            **sizes,
+        )
         for field, value in parts.items():
             setattr(self, field, value)
 
@@ -203,7 +248,9 @@ class HistoryWorldModel(AbstractSequenceModel):
         cache = self.backbone.init_cache(self.max_horizon, obs0.dtype)
         return (cache, jnp.zeros((), jnp.int32), step_index(obs0), obs0[:-1])
 
-    def step(self, carry: Carry, action: Float[Array, " act"]) -> tuple[Carry, Float[Array, " obs"]]:
+    def step(
+        self, carry: Carry, action: Float[Array, " act"]
+    ) -> tuple[Carry, Float[Array, " obs"]]:
         cache, position, k, state = carry
         token = embed(self.state_embed, jnp.concatenate([self.norm.normalize(state), action]))
         cache, out = self.backbone.step(cache, self._position(token, position), position)
@@ -211,4 +258,10 @@ class HistoryWorldModel(AbstractSequenceModel):
         return (cache, position + 1, k + 1, next_state), observation(next_state, k + 1)
 
 
-__all__ = ["RECURRENT_SIZES", "TRANSFORMER_SIZES", "AbstractSequenceModel", "ActionsWorldModel", "HistoryWorldModel"]
+__all__ = [
+    "RECURRENT_SIZES",
+    "TRANSFORMER_SIZES",
+    "AbstractSequenceModel",
+    "ActionsWorldModel",
+    "HistoryWorldModel",
+]

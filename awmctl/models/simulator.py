@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import equinox as eqx
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int
 
 from awmctl.models.one_step import AbstractOneStepModel
@@ -41,7 +41,9 @@ class SimulatorModel(AbstractOneStepModel):
     def hyperparameters(self) -> dict[str, Any]:
         return {}
 
-    def with_normalizers(self, observations: Float[Array | np.ndarray, "N T obs"]) -> SimulatorModel:
+    def with_normalizers(
+        self, observations: Float[Array | np.ndarray, "N T obs"]
+    ) -> SimulatorModel:
         return self  # the true dynamics need no statistics
 
     def state_scale(self) -> Float[Array, " state"]:

@@ -19,7 +19,12 @@ from jaxtyping import PRNGKeyArray
 from awmctl.errors import BadInputError
 from awmctl.models.base import AbstractWorldModel
 from awmctl.models.markov import MarkovModel
-from awmctl.models.sequence import RECURRENT_SIZES, TRANSFORMER_SIZES, ActionsWorldModel, HistoryWorldModel
+from awmctl.models.sequence import (
+    RECURRENT_SIZES,
+    TRANSFORMER_SIZES,
+    ActionsWorldModel,
+    HistoryWorldModel,
+)
 from awmctl.models.simulator import SimulatorModel
 from awmctl.tasks import Task
 
@@ -72,41 +77,68 @@ class ModelSpec:
         unknown = sorted(set(hyper) - set(self.hyper))
         if unknown:
             takes = ", ".join(self.hyper) or "no size options"
-            raise BadInputError(f"{self.name} has no size option {', '.join(unknown)}; it takes: {takes}")
+            raise BadInputError(
+                f"{self.name} has no size option {', '.join(unknown)}; it takes: {takes}"
+            )
         sizes = {**self.hyper, **hyper}
         for name, value in sizes.items():
             option = "--" + name.replace("_", "-")
             if name == "dropout":
                 if not 0.0 <= value < 1.0:  # also refuses nan
-                    raise BadInputError(f"{option} {value} is not a dropout rate: give one with 0 <= rate < 1")
+                    raise BadInputError(
+                        f"{option} {value} is not a dropout rate: give one with 0 <= rate < 1"
+                    )
             elif isinstance(value, int) and value < 1:
                 raise BadInputError(f"{option} {value} must be at least 1")
         if "heads" in sizes and sizes["width"] % sizes["heads"]:
-            raise BadInputError(f"--width {sizes['width']} is not divisible by --heads {sizes['heads']}: each head takes "
-                                f"an equal share of the width (e.g. --heads {_divisor_near(sizes['width'], sizes['heads'])})")
+            raise BadInputError(
+                f"--width {sizes['width']} is not divisible by --heads {sizes['heads']}: each head takes "
+                f"an equal share of the width (e.g. --heads {_divisor_near(sizes['width'], sizes['heads'])})"
+            )
 
 
 def _divisor_near(width: int, heads: int) -> int:
     """The divisor of ``width`` nearest ``heads`` (a suggestion for a width the heads do not divide)."""
-    return min((d for d in range(1, width + 1) if width % d == 0), key=lambda d: (abs(d - heads), d))
+    return min(
+        (d for d in range(1, width + 1) if width % d == 0), key=lambda d: (abs(d - heads), d)
+    )
 
 
-def _markov(state_size: int, action_size: int, horizon: int, task: Task | None, key: PRNGKeyArray, **hyper: Any):
+def _markov(
+    state_size: int,
+    action_size: int,
+    horizon: int,
+    task: Task | None,
+    key: PRNGKeyArray,
+    **hyper: Any,
+):
     return MarkovModel(state_size, action_size, horizon, key=key, **hyper)
 
 
-def _simulator(state_size: int, action_size: int, horizon: int, task: Task | None, key: PRNGKeyArray):
+def _simulator(
+    state_size: int, action_size: int, horizon: int, task: Task | None, key: PRNGKeyArray
+):
     if task is None:
         raise BadInputError("the simulator model needs a task (pass --task)")
     return SimulatorModel(task)
 
 
-def _sequence(cls: type, backbone: str, state_size: int, action_size: int, horizon: int, task: Task | None,
-              key: PRNGKeyArray, **hyper: Any):
+def _sequence(
+    cls: type,
+    backbone: str,
+    state_size: int,
+    action_size: int,
+    horizon: int,
+    task: Task | None,
+    key: PRNGKeyArray,
+    **hyper: Any,
+):
     return cls(backbone, state_size, action_size, horizon, key=key, **hyper)
 
 
-def _sequence_spec(cls: type, family: Literal["awm", "hwm"], backbone: str, description: str) -> ModelSpec:
+def _sequence_spec(
+    cls: type, family: Literal["awm", "hwm"], backbone: str, description: str
+) -> ModelSpec:
     return ModelSpec(
         name=f"{family}-{backbone}",
         model_class=cls,
@@ -123,16 +155,42 @@ def _sequence_spec(cls: type, family: Literal["awm", "hwm"], backbone: str, desc
 MODEL_SPECS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("markov-mlp", MarkovModel, "markov", "Markovian one-step model s' = s + f(s, a), MLP (64, 64) swish",
-                  _markov, {"width": 64, "depth": 2}, "full"),
-        _sequence_spec(ActionsWorldModel, "awm", "transformer", "actions world model, causal transformer (2 layers, 3 heads, width 48)"),
+        ModelSpec(
+            "markov-mlp",
+            MarkovModel,
+            "markov",
+            "Markovian one-step model s' = s + f(s, a), MLP (64, 64) swish",
+            _markov,
+            {"width": 64, "depth": 2},
+            "full",
+        ),
+        _sequence_spec(
+            ActionsWorldModel,
+            "awm",
+            "transformer",
+            "actions world model, causal transformer (2 layers, 3 heads, width 48)",
+        ),
         _sequence_spec(ActionsWorldModel, "awm", "lstm", "actions world model, LSTM (width 48)"),
         _sequence_spec(ActionsWorldModel, "awm", "gru", "actions world model, GRU (width 48)"),
         _sequence_spec(ActionsWorldModel, "awm", "rnn", "actions world model, tanh RNN (width 48)"),
-        _sequence_spec(HistoryWorldModel, "hwm", "transformer", "history world model, causal transformer, teacher-forced"),
-        _sequence_spec(HistoryWorldModel, "hwm", "lstm", "history world model, LSTM, teacher-forced"),
-        ModelSpec("simulator", SimulatorModel, "simulator", "the task's own differentiable dynamics (nothing to fit)",
-                  _simulator, {}, "full"),
+        _sequence_spec(
+            HistoryWorldModel,
+            "hwm",
+            "transformer",
+            "history world model, causal transformer, teacher-forced",
+        ),
+        _sequence_spec(
+            HistoryWorldModel, "hwm", "lstm", "history world model, LSTM, teacher-forced"
+        ),
+        ModelSpec(
+            "simulator",
+            SimulatorModel,
+            "simulator",
+            "the task's own differentiable dynamics (nothing to fit)",
+            _simulator,
+            {},
+            "full",
+        ),
     )
 }
 TRAINABLE: tuple[str, ...] = tuple(name for name, spec in MODEL_SPECS.items() if spec.trainable)
@@ -143,7 +201,9 @@ def model_spec(name: str) -> ModelSpec:
     try:
         return MODEL_SPECS[name]
     except KeyError:
-        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_SPECS)}") from None
+        raise BadInputError(
+            f"unknown model {name!r}; choose one of: {', '.join(MODEL_SPECS)}"
+        ) from None
 
 
 def build_model(

@@ -46,7 +46,9 @@ class MarkovPolicy(Policy):
     """A policy that acts from the current observation alone."""
 
     @abc.abstractmethod
-    def sample(self, obs: Float[Array, " obs"], key: PRNGKeyArray) -> tuple[Float[Array, " act"], Float[Array, ""]]:
+    def sample(
+        self, obs: Float[Array, " obs"], key: PRNGKeyArray
+    ) -> tuple[Float[Array, " act"], Float[Array, ""]]:
         """A (reparameterised) action and its log-probability."""
 
     @abc.abstractmethod

@@ -34,10 +34,23 @@ class MLPPolicy(MarkovPolicy):
     width: int = eqx.field(static=True)
     activation: Activation = eqx.field(static=True)
 
-    def __init__(self, obs_size: int, action_size: int, width: int = 64, activation: Activation = "swish", *,
-                 key: PRNGKeyArray):
-        self.mlp = eqx.nn.MLP(obs_size, 2 * action_size, width_size=width, depth=2,
-                              activation=ACTIVATIONS[activation], key=key)
+    def __init__(
+        self,
+        obs_size: int,
+        action_size: int,
+        width: int = 64,
+        activation: Activation = "swish",
+        *,
+        key: PRNGKeyArray,
+    ):
+        self.mlp = eqx.nn.MLP(
+            obs_size,
+            2 * action_size,
+            width_size=width,
+            depth=2,
+            activation=ACTIVATIONS[activation],
+            key=key,
+        )
         self.obs_norm = Normalizer.identity(obs_size)
         self.name = "mlp"
         self.obs_size = obs_size
@@ -45,12 +58,16 @@ class MLPPolicy(MarkovPolicy):
         self.width = width
         self.activation = activation
 
-    def distribution(self, obs: Float[Array, " obs"]) -> tuple[Float[Array, " act"], Float[Array, " act"]]:
+    def distribution(
+        self, obs: Float[Array, " obs"]
+    ) -> tuple[Float[Array, " act"], Float[Array, " act"]]:
         """Mean and scale of the Gaussian before the tanh."""
         out = mlp(self.mlp, self.obs_norm.normalize(obs))
         return out[: self.action_size], tanh_gaussian.scale_of(out[self.action_size :])
 
-    def sample(self, obs: Float[Array, " obs"], key: PRNGKeyArray) -> tuple[Float[Array, " act"], Float[Array, ""]]:
+    def sample(
+        self, obs: Float[Array, " obs"], key: PRNGKeyArray
+    ) -> tuple[Float[Array, " act"], Float[Array, ""]]:
         mean, scale = self.distribution(obs)
         return tanh_gaussian.sample(mean, scale, key)
 
@@ -73,7 +90,9 @@ class OpenLoopPolicy(MarkovPolicy):
     obs_size: int = eqx.field(static=True)
     action_size: int = eqx.field(static=True)
 
-    def __init__(self, obs_size: int, action_size: int, horizon: int, *, key: PRNGKeyArray | None = None):
+    def __init__(
+        self, obs_size: int, action_size: int, horizon: int, *, key: PRNGKeyArray | None = None
+    ):
         self.table = jnp.zeros((horizon, action_size))  # start at mid-range controls
         self.name = "open-loop"
         self.obs_size = obs_size
@@ -83,7 +102,9 @@ class OpenLoopPolicy(MarkovPolicy):
         k = jnp.clip(step_index(obs), 0, self.table.shape[0] - 1)
         return jnp.tanh(self.table[k])
 
-    def sample(self, obs: Float[Array, " obs"], key: PRNGKeyArray) -> tuple[Float[Array, " act"], Float[Array, ""]]:
+    def sample(
+        self, obs: Float[Array, " obs"], key: PRNGKeyArray
+    ) -> tuple[Float[Array, " act"], Float[Array, ""]]:
         return self.deterministic(obs), jnp.zeros((), obs.dtype)
 
     def with_normalizer(self, observations: Float[Array | np.ndarray, "... obs"]) -> OpenLoopPolicy:

@@ -25,16 +25,18 @@ def _log_density(z: Array, scale: Array, pre: Array) -> Float[Array, "*b"]:
     return jnp.sum(log_normal - log_det, axis=-1)
 
 
-def sample(mean: Float[Array, "*b act"], scale: Float[Array, "*b act"], key: PRNGKeyArray
-           ) -> tuple[Float[Array, "*b act"], Float[Array, "*b"]]:
+def sample(
+    mean: Float[Array, "*b act"], scale: Float[Array, "*b act"], key: PRNGKeyArray
+) -> tuple[Float[Array, "*b act"], Float[Array, "*b"]]:
     """A reparameterised action ``tanh(mean + scale * eps)`` and its log-probability."""
     eps = jax.random.normal(key, mean.shape, mean.dtype)
     pre = mean + scale * eps
     return jnp.tanh(pre), _log_density(eps, scale, pre)
 
 
-def log_prob(mean: Float[Array, "*b act"], scale: Float[Array, "*b act"], action: Float[Array, "*b act"]
-             ) -> Float[Array, "*b"]:
+def log_prob(
+    mean: Float[Array, "*b act"], scale: Float[Array, "*b act"], action: Float[Array, "*b act"]
+) -> Float[Array, "*b"]:
     """Log-density of a given action (e.g. a replayed one) in (-1, 1)."""
     pre = jnp.arctanh(jnp.clip(action, -1.0 + ACTION_MARGIN, 1.0 - ACTION_MARGIN))
     return _log_density((pre - mean) / scale, scale, pre)

@@ -32,8 +32,10 @@ def constant_controller(task: Task, value: Sequence[float]) -> ActFn:
     """The same action at every step; one value is repeated over every action dimension."""
     value = tuple(value) * task.action_size if len(value) == 1 else tuple(value)
     if len(value) != task.action_size:
-        raise BadInputError(f"a constant action of {len(value)} values for task {task.name}, "
-                            f"which has {task.action_size} action dimensions")
+        raise BadInputError(
+            f"a constant action of {len(value)} values for task {task.name}, "
+            f"which has {task.action_size} action dimensions"
+        )
 
     def act(obs, k, key):
         return jnp.asarray(value, dtype=obs.dtype)
@@ -72,7 +74,9 @@ def collect_chunks(
     run = batched_rollout(task, act)
     for start in range(0, episodes, size):
         n = min(size, episodes - start)
-        batch = episode_keys(key, start, start + size)  # the last chunk padded: one compiled program
+        batch = episode_keys(
+            key, start, start + size
+        )  # the last chunk padded: one compiled program
         out = run(batch)
         yield Episode(*(np.asarray(x[:n]) for x in out))
 
@@ -95,5 +99,12 @@ def collect(
     return Episode(*(np.concatenate(leaves) for leaves in zip(*parts)))
 
 
-__all__ = ["DEFAULT_CHUNK", "batched_rollout", "collect", "collect_chunks", "constant_controller", "episode_keys",
-           "random_controller"]
+__all__ = [
+    "DEFAULT_CHUNK",
+    "batched_rollout",
+    "collect",
+    "collect_chunks",
+    "constant_controller",
+    "episode_keys",
+    "random_controller",
+]

@@ -57,7 +57,9 @@ def stepwise_return(
         reward = task.reward(obs[:-1], action, k, next_obs[:-1])
         return (model_carry, next_obs), (reward, -logp)
 
-    _, (rewards, neg_logp) = jax.lax.scan(body, (model.start(obs0), obs0), (jnp.arange(task.horizon), keys))
+    _, (rewards, neg_logp) = jax.lax.scan(
+        body, (model.start(obs0), obs0), (jnp.arange(task.horizon), keys)
+    )
     return jnp.sum(rewards), jnp.mean(neg_logp)
 
 
@@ -118,4 +120,10 @@ def true_return(policy: Policy, task: Task, key: PRNGKeyArray | None = None) -> 
     return jnp.sum(episode.rewards)
 
 
-__all__ = ["closed_loop_observations", "direct_path_return", "imagined_return", "stepwise_return", "true_return"]
+__all__ = [
+    "closed_loop_observations",
+    "direct_path_return",
+    "imagined_return",
+    "stepwise_return",
+    "true_return",
+]

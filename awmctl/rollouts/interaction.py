@@ -26,15 +26,25 @@ class Stepped(NamedTuple):
     done: Bool[Array, ""]  # the step was the episode's last
 
 
-def advance(task: Task, state: Float[Array, " state"], k: Int[Array, ""], action: Float[Array, " act"],
-            key: PRNGKeyArray) -> Stepped:
+def advance(
+    task: Task,
+    state: Float[Array, " state"],
+    k: Int[Array, ""],
+    action: Float[Array, " act"],
+    key: PRNGKeyArray,
+) -> Stepped:
     """Take ``action`` at step ``k``; the step's own randomness (a noisy task's) and the next
     episode's start (if this step ends the episode) are drawn from ``key``, as :func:`rollout` draws them."""
     next_state, reward = task.random_step(state, action, k, step_key(key))
     done = k + 1 == task.horizon
     x0 = task.initial_state(reset_key(key)).astype(next_state.dtype)
-    return Stepped(jnp.where(done, x0, next_state), jnp.where(done, 0, k + 1), reward,
-                   task.observe(next_state, k + 1), done)
+    return Stepped(
+        jnp.where(done, x0, next_state),
+        jnp.where(done, 0, k + 1),
+        reward,
+        task.observe(next_state, k + 1),
+        done,
+    )
 
 
 def first_states(task: Task, key_data: jax.Array) -> Float[Array, "S state"]:
@@ -43,7 +53,9 @@ def first_states(task: Task, key_data: jax.Array) -> Float[Array, "S state"]:
     return jax.vmap(lambda k: task.initial_state(reset_key(jax.random.wrap_key_data(k))))(key_data)
 
 
-def explore(t: Int[Array, ""], warmup_steps: int, action: Float[Array, " act"], key: PRNGKeyArray) -> Float[Array, " act"]:
+def explore(
+    t: Int[Array, ""], warmup_steps: int, action: Float[Array, " act"], key: PRNGKeyArray
+) -> Float[Array, " act"]:
     """Uniform random actions in [-1, 1] for the first ``warmup_steps`` env steps, ``action`` after."""
     random_action = jax.random.uniform(key, action.shape, action.dtype, -1.0, 1.0)
     return jnp.where(t < warmup_steps, random_action, action)

@@ -26,7 +26,9 @@ class EpisodeReplay(NamedTuple):
     @classmethod
     def empty(cls, capacity: int, horizon: int, obs_size: int, action_size: int) -> EpisodeReplay:
         if capacity < 2:
-            raise ValueError("an episode replay needs room for one complete episode and the one in progress")
+            raise ValueError(
+                "an episode replay needs room for one complete episode and the one in progress"
+            )
         return cls(
             observations=jnp.zeros((capacity, horizon + 1, obs_size)),
             actions=jnp.zeros((capacity, horizon, action_size)),
@@ -39,7 +41,11 @@ class EpisodeReplay(NamedTuple):
         return self.observations.shape[0]
 
     def record(
-        self, k: Int[Array, ""], obs: Float[Array, " obs"], action: Float[Array, " act"], next_obs: Float[Array, " obs"],
+        self,
+        k: Int[Array, ""],
+        obs: Float[Array, " obs"],
+        action: Float[Array, " act"],
+        next_obs: Float[Array, " obs"],
         reward: Float[Array, ""],
     ) -> tuple[EpisodeReplay, Int[Array, ""]]:
         """Step ``k`` of the episode in progress; returns the replay and whether this step
@@ -74,26 +80,51 @@ class TransitionReplay(NamedTuple):
 
     @classmethod
     def empty(cls, capacity: int, obs_size: int, action_size: int) -> TransitionReplay:
-        return cls(jnp.zeros((capacity, obs_size)), jnp.zeros((capacity, action_size)), jnp.zeros((capacity,)),
-                   jnp.zeros((capacity, obs_size)), jnp.zeros((capacity,)), jnp.zeros((), jnp.int32))
+        return cls(
+            jnp.zeros((capacity, obs_size)),
+            jnp.zeros((capacity, action_size)),
+            jnp.zeros((capacity,)),
+            jnp.zeros((capacity, obs_size)),
+            jnp.zeros((capacity,)),
+            jnp.zeros((), jnp.int32),
+        )
 
     @property
     def capacity(self) -> int:
         return self.observations.shape[0]
 
-    def add(self, obs: Float[Array, " obs"], action: Float[Array, " act"], reward: Float[Array, ""],
-            next_obs: Float[Array, " obs"], terminal: Bool[Array, ""]) -> TransitionReplay:
+    def add(
+        self,
+        obs: Float[Array, " obs"],
+        action: Float[Array, " act"],
+        reward: Float[Array, ""],
+        next_obs: Float[Array, " obs"],
+        terminal: Bool[Array, ""],
+    ) -> TransitionReplay:
         i = self.count % self.capacity
-        return TransitionReplay(self.observations.at[i].set(obs), self.actions.at[i].set(action),
-                                self.rewards.at[i].set(reward), self.next_observations.at[i].set(next_obs),
-                                self.terminals.at[i].set(terminal.astype(self.terminals.dtype)), self.count + 1)
+        return TransitionReplay(
+            self.observations.at[i].set(obs),
+            self.actions.at[i].set(action),
+            self.rewards.at[i].set(reward),
+            self.next_observations.at[i].set(next_obs),
+            self.terminals.at[i].set(terminal.astype(self.terminals.dtype)),
+            self.count + 1,
+        )
 
     def sample(self, key: PRNGKeyArray, n: int) -> TransitionReplay:
         """``n`` stored transitions, uniformly with replacement (a batch with the same fields;
         meaningless while none is stored)."""
-        idx = jax.random.randint(key, (n,), 0, jnp.maximum(jnp.minimum(self.count, self.capacity), 1))
-        return TransitionReplay(self.observations[idx], self.actions[idx], self.rewards[idx],
-                                self.next_observations[idx], self.terminals[idx], self.count)
+        idx = jax.random.randint(
+            key, (n,), 0, jnp.maximum(jnp.minimum(self.count, self.capacity), 1)
+        )
+        return TransitionReplay(
+            self.observations[idx],
+            self.actions[idx],
+            self.rewards[idx],
+            self.next_observations[idx],
+            self.terminals[idx],
+            self.count,
+        )
 
 
 __all__ = ["EpisodeReplay", "TransitionReplay"]

@@ -53,12 +53,18 @@ class Controller(NamedTuple):
     """
 
     start: Callable[[], Any]
-    act: Callable[[Any, Float[Array, " obs"], Int[Array, ""], PRNGKeyArray], tuple[Any, Float[Array, " act"]]]
+    act: Callable[
+        [Any, Float[Array, " obs"], Int[Array, ""], PRNGKeyArray], tuple[Any, Float[Array, " act"]]
+    ]
     record: Callable[[Any, Float[Array, ""]], Any]
 
     @classmethod
     def memoryless(cls, act: ActFn) -> Controller:
-        return cls(lambda: (), lambda memory, obs, k, key: (memory, act(obs, k, key)), lambda memory, reward: memory)
+        return cls(
+            lambda: (),
+            lambda memory, obs, k, key: (memory, act(obs, k, key)),
+            lambda memory, reward: memory,
+        )
 
 
 class Task(eqx.Module):
@@ -111,7 +117,10 @@ class Task(eqx.Module):
         """
 
     def noisy_transition(
-        self, state: Float[Array, " state"], action: Float[Array, " act"], k: Int[Array, ""],
+        self,
+        state: Float[Array, " state"],
+        action: Float[Array, " act"],
+        k: Int[Array, ""],
         noise: Float[Array, " state"],
     ) -> Float[Array, " state"]:
         """``x_{k+1}`` with process ``noise`` added before the clip to :attr:`state_bounds`.
@@ -124,7 +133,11 @@ class Task(eqx.Module):
         return jnp.clip(self.transition(state, action, k) + noise, lo, hi)
 
     def random_step(
-        self, state: Float[Array, " state"], action: Float[Array, " act"], k: Int[Array, ""], key: PRNGKeyArray
+        self,
+        state: Float[Array, " state"],
+        action: Float[Array, " act"],
+        k: Int[Array, ""],
+        key: PRNGKeyArray,
     ) -> tuple[Float[Array, " state"], Float[Array, ""]]:
         """One step of the *real* environment, whose own randomness (process noise, distractors)
         is drawn from ``key``. Deterministic tasks ignore the key: it is :meth:`step`."""
@@ -137,7 +150,9 @@ class Task(eqx.Module):
     def obs_size(self) -> int:
         return self.state_size + 1
 
-    def observe(self, state: Float[Array, " state"], k: Int[Array, ""] | int) -> Float[Array, " obs"]:
+    def observe(
+        self, state: Float[Array, " state"], k: Int[Array, ""] | int
+    ) -> Float[Array, " obs"]:
         """Observation ``[state, k]`` (step index as a float of the state's dtype)."""
         return observation(state, k)
 

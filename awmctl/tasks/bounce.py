@@ -29,9 +29,8 @@ between those points.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp

@@ -45,8 +45,11 @@ class Domain:
     def describe(self) -> str:
         if self.kind == "name":
             return "one of " + ", ".join(self.choices)
-        what = f"{self.size if self.size is not None else 'a list of'} comma-separated numbers" if self.kind == "vector" \
+        what = (
+            f"{self.size if self.size is not None else 'a list of'} comma-separated numbers"
+            if self.kind == "vector"
             else ("an integer" if self.integer else "a number")
+        )
         if self.low is not None and self.high is not None:
             return f"{what} in {'[' if self.low_inclusive else '('}{self.low:g}, {self.high:g}]"
         if self.low is not None:
@@ -71,7 +74,9 @@ class Domain:
                 return "must be finite"
             if self.integer and v != int(v):
                 return f"must be {self.describe()}"
-            if self.low is not None and (v < self.low or (v == self.low and not self.low_inclusive)):
+            if self.low is not None and (
+                v < self.low or (v == self.low and not self.low_inclusive)
+            ):
                 return f"must be {self.describe()}"
             if self.high is not None and v > self.high:
                 return f"must be {self.describe()}"
@@ -90,8 +95,12 @@ POSITIVE = Domain(low=0.0, low_inclusive=False)
 NONNEGATIVE = Domain(low=0.0)
 
 
-def vector(size: int, bounds: tuple[tuple[float, float], ...] | None = None, low: float | None = None,
-           high: float | None = None) -> Domain:
+def vector(
+    size: int,
+    bounds: tuple[tuple[float, float], ...] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+) -> Domain:
     return Domain(kind="vector", size=size, bounds=bounds, low=low, high=high)
 
 
@@ -102,14 +111,21 @@ def names(*choices: str) -> Domain:
 def check_params(task: str, params: dict[str, ParamValue], domains: dict[str, Domain]) -> None:
     """Raise :class:`BadInputError` (one line) for the first parameter outside its domain."""
     for name, value in params.items():
-        domain = domains.get(name, FINITE if not isinstance(value, str) else Domain(kind="name", choices=(value,)))
+        domain = domains.get(
+            name, FINITE if not isinstance(value, str) else Domain(kind="name", choices=(value,))
+        )
         problem = domain.problem(value)
         if problem is not None:
-            shown = ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else \
-                (f"{value:g}" if isinstance(value, float) else str(value))
+            shown = (
+                ",".join(f"{v:g}" for v in value)
+                if isinstance(value, tuple)
+                else (f"{value:g}" if isinstance(value, float) else str(value))
+            )
             meaning = f" ({domain.meaning})" if domain.meaning else ""
-            raise BadInputError(f"task parameter {name}={shown} for {task}{meaning} {problem}; "
-                                f"pass --task-param {name}=VALUE with {domain.describe()}")
+            raise BadInputError(
+                f"task parameter {name}={shown} for {task}{meaning} {problem}; "
+                f"pass --task-param {name}=VALUE with {domain.describe()}"
+            )
 
 
 __all__ = ["FINITE", "NONNEGATIVE", "POSITIVE", "Domain", "check_params", "names", "vector"]

@@ -42,15 +42,20 @@ class TaskInfo:
         if not (isinstance(task_class, type) and issubclass(task_class, Task)):
             raise BadInputError(f"{source} is {task_class!r}, not a subclass of awmctl.Task")
         if inspect.isabstract(task_class):
-            missing = ", ".join(sorted(getattr(task_class, "__abstractmethods__", ()))) or "abstract members"
+            missing = (
+                ", ".join(sorted(getattr(task_class, "__abstractmethods__", ())))
+                or "abstract members"
+            )
             raise BadInputError(f"{source} is abstract (it does not implement {missing})")
         signature = inspect.signature(task_class)
         if "horizon" not in signature.parameters:
             raise BadInputError(f"{source} must accept a `horizon` argument (the episode length H)")
         default = signature.parameters["horizon"].default
         params = tuple(
-            p.name for p in signature.parameters.values()
-            if p.name not in ("horizon", "name") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            p.name
+            for p in signature.parameters.values()
+            if p.name not in ("horizon", "name")
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         )
 
         def build(horizon: int, values: dict[str, ParamValue]) -> Task:

@@ -33,7 +33,9 @@ from awmctl.tasks.info import TaskInfo
 
 Params = dict[str, float]
 Dynamics = Callable[[Float[Array, " n"], Float[Array, " m"], Params], Float[Array, " n"]]
-RunningCost = Callable[[Float[Array, " n"], Float[Array, " m"], Float[Array, ""], Params], Float[Array, ""]]
+RunningCost = Callable[
+    [Float[Array, " n"], Float[Array, " m"], Float[Array, ""], Params], Float[Array, ""]
+]
 TerminalCost = Callable[[Float[Array, " n"], Float[Array, " m"], Params], Float[Array, ""]]
 
 INF = math.inf
@@ -146,14 +148,20 @@ class MyriadTask(Task):
         return jnp.clip(self._euler(state, action), lo, hi)
 
     def noisy_transition(
-        self, state: Float[Array, " n"], action: Float[Array, " m"], k: Int[Array, ""], noise: Float[Array, " n"]
+        self,
+        state: Float[Array, " n"],
+        action: Float[Array, " m"],
+        k: Int[Array, ""],
+        noise: Float[Array, " n"],
     ) -> Float[Array, " n"]:
         # The authors' noisy variant (train_myriad_noise.py): noise after the Euler step, then the clip.
         lo, hi = (jnp.asarray(b, dtype=state.dtype) for b in zip(*self.system.state_bounds))
         return jnp.clip(self._euler(state, action) + noise, lo, hi)
 
     def _euler(self, state: Float[Array, " n"], action: Float[Array, " m"]) -> Float[Array, " n"]:
-        return state + self.dt * self.system.dynamics(state, self.control(action), dict(self.values))
+        return state + self.dt * self.system.dynamics(
+            state, self.control(action), dict(self.values)
+        )
 
     def reward(
         self,
@@ -577,7 +585,9 @@ def _task_infos() -> tuple[TaskInfo, ...]:
             params = {**fixed, **params}
             terminal_on = str(params.pop("terminal_on", "before-last"))
             if terminal_on not in ("before-last", "final"):
-                raise ValueError(f"terminal_on must be 'before-last' or 'final', got {terminal_on!r}")
+                raise ValueError(
+                    f"terminal_on must be 'before-last' or 'final', got {terminal_on!r}"
+                )
             return MyriadTask(system, horizon, params, terminal_on=terminal_on, name=name)  # type: ignore[arg-type]
 
         return build
@@ -585,9 +595,13 @@ def _task_infos() -> tuple[TaskInfo, ...]:
     def domains(system: MyriadSystem) -> dict[str, Domain]:
         """The duration is positive, the start lies within the state bounds, and every
         coefficient is a rate, capacity or cost: non-negative."""
-        out = {"T": dataclasses.replace(POSITIVE, meaning="the duration"),
-               "x0": dataclasses.replace(vector(system.state_size, system.state_bounds), meaning="the initial state"),
-               **{k: NONNEGATIVE for k, _ in system.params}}
+        out = {
+            "T": dataclasses.replace(POSITIVE, meaning="the duration"),
+            "x0": dataclasses.replace(
+                vector(system.state_size, system.state_bounds), meaning="the initial state"
+            ),
+            **{k: NONNEGATIVE for k, _ in system.params},
+        }
         if system.terminal_cost is not None:
             out["terminal_on"] = names_of("before-last", "final")
         return out

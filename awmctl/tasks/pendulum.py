@@ -34,10 +34,9 @@ differentiation (``jax.grad``/``jax.vjp``) but not forward mode (``jax.jvp``/``j
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import functools
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -67,8 +66,14 @@ PARAM_NAMES: tuple[str, ...] = ("goal", "angle_scale", "dt", *(k for k, _ in DEF
 #: the goal lies in [-1, 1]^2 (scaled angles); lengths, masses, the step and the angle scale are
 #: positive; gravity may be switched off
 DOMAINS: dict[str, Domain] = {
-    "goal": vector(2, low=-1.0, high=1.0), "angle_scale": POSITIVE, "dt": POSITIVE, "g": NONNEGATIVE,
-    "L1": POSITIVE, "L2": POSITIVE, "M1": POSITIVE, "M2": POSITIVE,
+    "goal": vector(2, low=-1.0, high=1.0),
+    "angle_scale": POSITIVE,
+    "dt": POSITIVE,
+    "g": NONNEGATIVE,
+    "L1": POSITIVE,
+    "L2": POSITIVE,
+    "M1": POSITIVE,
+    "M2": POSITIVE,
 }
 
 
@@ -270,8 +275,10 @@ VARIANTS: tuple[tuple[str, dict[str, ParamValue], str], ...] = (
     (
         "double-pendulum-rad",
         {"angle_scale": math.pi},
-        "honest pendulum in radians: initial angles pi*a, pi*g instead of 180*a, 180*g "
-        "(spec §3 oddity 2)",
+        (
+            "honest pendulum in radians: initial angles pi*a, pi*g instead of 180*a, 180*g "
+            "(spec §3 oddity 2)"
+        ),
     ),
 )
 

@@ -80,24 +80,37 @@ class PerturbedTask(Task):
 
     def initial_state(self, key: PRNGKeyArray) -> Float[Array, " state"]:
         x0 = self.inner.initial_state(key)
-        return jnp.concatenate([self._draw_distractors(stream(key, "task/distractors"), x0.dtype), x0])
+        return jnp.concatenate(
+            [self._draw_distractors(stream(key, "task/distractors"), x0.dtype), x0]
+        )
 
     def transition(
         self, state: Float[Array, " state"], action: Float[Array, " act"], k: Int[Array, ""]
     ) -> Float[Array, " state"]:
-        x = state[self.distractors:]
-        return jnp.concatenate([jnp.zeros((self.distractors,), state.dtype), self.inner.transition(x, action, k)])
+        x = state[self.distractors :]
+        return jnp.concatenate(
+            [jnp.zeros((self.distractors,), state.dtype), self.inner.transition(x, action, k)]
+        )
 
     def reward(
-        self, state: Float[Array, " state"], action: Float[Array, " act"], k: Int[Array, ""],
+        self,
+        state: Float[Array, " state"],
+        action: Float[Array, " act"],
+        k: Int[Array, ""],
         next_state: Float[Array, " state"],
     ) -> Float[Array, ""]:
-        return self.inner.reward(state[self.distractors:], action, k, next_state[self.distractors:])
+        return self.inner.reward(
+            state[self.distractors :], action, k, next_state[self.distractors :]
+        )
 
     def random_step(
-        self, state: Float[Array, " state"], action: Float[Array, " act"], k: Int[Array, ""], key: PRNGKeyArray
+        self,
+        state: Float[Array, " state"],
+        action: Float[Array, " act"],
+        k: Int[Array, ""],
+        key: PRNGKeyArray,
     ) -> tuple[Float[Array, " state"], Float[Array, ""]]:
-        x = state[self.distractors:]
+        x = state[self.distractors :]
         noise_key, distractor_key = jax.random.split(key)
         if self.noise > 0:  # static: with SIGMA = 0 the step is the inner task's, bit for bit
             noise = self.noise * jax.random.normal(noise_key, x.shape, x.dtype)
@@ -111,7 +124,9 @@ class PerturbedTask(Task):
         return jax.random.normal(key, (self.distractors,), dtype)
 
 
-def split_robustness(params: dict[str, ParamValue]) -> tuple[dict[str, ParamValue], dict[str, ParamValue] | None]:
+def split_robustness(
+    params: dict[str, ParamValue],
+) -> tuple[dict[str, ParamValue], dict[str, ParamValue] | None]:
     """``params`` without the robustness ones, and those (checked), or None when none was given."""
     given = {k: params[k] for k in ROBUSTNESS_PARAMS if k in params}
     rest = {k: v for k, v in params.items() if k not in ROBUSTNESS_PARAMS}
@@ -122,7 +137,9 @@ def split_robustness(params: dict[str, ParamValue]) -> tuple[dict[str, ParamValu
         raise BadInputError(f"task parameter distractors must be a whole number >= 0, got {d!r}")
     sigma = given.get("noise", 0.0)
     if isinstance(sigma, str | tuple) or not math.isfinite(float(sigma)) or float(sigma) < 0:
-        raise BadInputError(f"task parameter noise must be a finite number >= 0 (the process noise's SIGMA), got {sigma!r}")
+        raise BadInputError(
+            f"task parameter noise must be a finite number >= 0 (the process noise's SIGMA), got {sigma!r}"
+        )
     return rest, {"distractors": int(d), "noise": float(sigma)}
 
 

@@ -35,7 +35,9 @@ from awmctl.tasks.perturbed import ROBUSTNESS_PARAMS, PerturbedTask, split_robus
 
 ENTRY_POINT_GROUP = "awmctl.tasks"
 
-_BUILTIN: dict[str, TaskInfo] = {info.name: info for info in (*myriad.TASKS, *pendulum.TASKS, *bounce.TASKS)}
+_BUILTIN: dict[str, TaskInfo] = {
+    info.name: info for info in (*myriad.TASKS, *pendulum.TASKS, *bounce.TASKS)
+}
 _BUILTIN_CLASSES = (myriad.MyriadTask, pendulum.DoublePendulumTask, bounce.BounceTask)
 #: registered from Python with register()
 _USER: dict[str, TaskInfo] = {}
@@ -48,11 +50,17 @@ _FILE_SOURCES: dict[type, str] = {}
 def register(task: type[Task] | TaskInfo, name: str | None = None) -> TaskInfo:
     """Make a user's task available by ``name`` (a :class:`Task` subclass, or a full
     :class:`TaskInfo`). A built-in name cannot be taken."""
-    info = task if isinstance(task, TaskInfo) else TaskInfo.from_class(task, name or _class_path(task), _class_path(task))
+    info = (
+        task
+        if isinstance(task, TaskInfo)
+        else TaskInfo.from_class(task, name or _class_path(task), _class_path(task))
+    )
     if name is not None and info.name != name:
         info = TaskInfo(**{**info.__dict__, "name": name})
     if info.name in _BUILTIN:
-        raise BadInputError(f"task name {info.name!r} is built in; register yours under another name")
+        raise BadInputError(
+            f"task name {info.name!r} is built in; register yours under another name"
+        )
     _USER[info.name] = info
     return info
 
@@ -82,7 +90,9 @@ def task_info(name: str) -> TaskInfo:
         return _RESOLVED[name]
     for ep in _entry_points():
         if ep.name == name:
-            _RESOLVED[name] = _info_from_object(_load_entry_point(ep), name, f"entry point {name!r}")
+            _RESOLVED[name] = _info_from_object(
+                _load_entry_point(ep), name, f"entry point {name!r}"
+            )
             return _RESOLVED[name]
     if ":" in name:
         _RESOLVED[name] = _info_from_object(_import_object(name), name, name)
@@ -111,7 +121,9 @@ def make_task(
     unknown = sorted(set(params) - set(info.param_names))
     if unknown:
         accepted = ", ".join((*info.param_names, *ROBUSTNESS_PARAMS))
-        raise BadInputError(f"task {name!r} has no parameter {', '.join(map(repr, unknown))}; it accepts: {accepted}")
+        raise BadInputError(
+            f"task {name!r} has no parameter {', '.join(map(repr, unknown))}; it accepts: {accepted}"
+        )
     check_params(name, params, dict(info.domains))
     try:
         task = info.build(int(horizon), params)
@@ -156,7 +168,9 @@ def _module_file(module: str) -> Path | None:
 
 def task_from_record(record: Mapping[str, Any]) -> Task:
     """Rebuild the exact task (name or source, horizon, every parameter) a record describes."""
-    params = {k: tuple(v) if isinstance(v, list) else v for k, v in record.get("params", {}).items()}
+    params = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in record.get("params", {}).items()
+    }
     return make_task(record.get("source") or record["name"], record["horizon"], params)
 
 
@@ -190,7 +204,9 @@ def with_horizon(task: Task, horizon: int) -> Task:
     if not math.isclose(rebuilt.dt, task.dt, rel_tol=1e-12) and "T" in params:
         rebuilt = make_task(name, horizon, {**params, "T": task.dt * horizon})
     if not math.isclose(rebuilt.dt, task.dt, rel_tol=1e-9):
-        raise BadInputError(f"cannot rebuild {task.name} at H={horizon} with the same step dt={task.dt}")
+        raise BadInputError(
+            f"cannot rebuild {task.name} at H={horizon} with the same step dt={task.dt}"
+        )
     return rebuilt
 
 
@@ -231,7 +247,9 @@ def _class_path(cls: type) -> str:
 def _info_from_object(obj: Any, name: str, where: str) -> TaskInfo:
     if isinstance(obj, TaskInfo):
         return obj if obj.name == name else TaskInfo(**{**obj.__dict__, "name": name})
-    return TaskInfo.from_class(obj, name, _FILE_SOURCES.get(obj) or (_class_path(obj) if isinstance(obj, type) else where))
+    return TaskInfo.from_class(
+        obj, name, _FILE_SOURCES.get(obj) or (_class_path(obj) if isinstance(obj, type) else where)
+    )
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
@@ -241,15 +259,19 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
 def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Any:
     try:
         return ep.load()
-    except Exception as err:  # a broken installed package: say which, in one line
-        raise BadInputError(f"task entry point {ep.name!r} ({ep.value}) does not load: {type(err).__name__}: {err}") from None
+    except Exception as err:  # noqa: BLE001  (a broken installed package: say which, in one line)
+        raise BadInputError(
+            f"task entry point {ep.name!r} ({ep.value}) does not load: {type(err).__name__}: {err}"
+        ) from None
 
 
 def _import_object(source: str) -> Any:
     """``module.path:Name`` or ``path/to/file.py:Name`` -> the object."""
     target, _, attribute = source.rpartition(":")
     if not target or not attribute:
-        raise BadInputError(f"cannot read task {source!r}; write my_module:MyTask or path/to/file.py:MyTask")
+        raise BadInputError(
+            f"cannot read task {source!r}; write my_module:MyTask or path/to/file.py:MyTask"
+        )
     if target.endswith(".py"):
         module = _import_file(Path(target), source)
     else:
@@ -286,7 +308,7 @@ def _import_file(path: Path, source: str):
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  (whatever a user's file raises: one line naming it)
         del sys.modules[module_name]
         raise BadInputError(f"{path} fails to import: {type(err).__name__}: {err}") from None
     for value in vars(module).values():

@@ -59,7 +59,16 @@ class LinearHarvest(awmctl.Task):
     action_size: ClassVar[int] = 1
     state_bounds: ClassVar[tuple] = ((0.0, INF),)
 
-    def __init__(self, horizon: int = 20, T: float = 10.0, r: float = 1.0, q: float = 1.0, p: float = 2.0, c: float = 0.4, x0: float = 0.3):
+    def __init__(
+        self,
+        horizon: int = 20,
+        T: float = 10.0,
+        r: float = 1.0,
+        q: float = 1.0,
+        p: float = 2.0,
+        c: float = 0.4,
+        x0: float = 0.3,
+    ):
         self.horizon = int(horizon)
         self.T = float(T)
         self.r = float(r)
@@ -84,7 +93,7 @@ class LinearHarvest(awmctl.Task):
 
     def transition(self, state, action, k):
         effort = self._effort(action)
-        f = lambda x, e: self.r * x * (1 - x) - self.q * e * x  # noqa: E731
+        f = lambda x, e: self.r * x * (1 - x) - self.q * e * x
         return jnp.maximum(rk4(f, state, effort, self.dt, 0.1), 0.0)
 
     def reward(self, state, action, k, next_state):
@@ -107,7 +116,15 @@ class Balance(awmctl.Task):
     action_size: ClassVar[int] = 1
     state_bounds: ClassVar[tuple] = ((-INF, INF), (-INF, INF))
 
-    def __init__(self, horizon: int = 20, T: float = 2.0, g_over_l: float = 10.0, b: float = 0.1, u_max: float = 5.0, spread: float = 0.3):
+    def __init__(
+        self,
+        horizon: int = 20,
+        T: float = 2.0,
+        g_over_l: float = 10.0,
+        b: float = 0.1,
+        u_max: float = 5.0,
+        spread: float = 0.3,
+    ):
         self.horizon = int(horizon)
         self.T = float(T)
         self.g_over_l = float(g_over_l)
@@ -121,7 +138,13 @@ class Balance(awmctl.Task):
 
     @property
     def params(self):
-        return {"T": self.T, "g_over_l": self.g_over_l, "b": self.b, "u_max": self.u_max, "spread": self.spread}
+        return {
+            "T": self.T,
+            "g_over_l": self.g_over_l,
+            "b": self.b,
+            "u_max": self.u_max,
+            "spread": self.spread,
+        }
 
     def initial_state(self, key):
         return jax.random.uniform(key, (2,), minval=-self.spread, maxval=self.spread)
@@ -156,7 +179,15 @@ class Park(awmctl.Task):
     action_size: ClassVar[int] = 1
     state_bounds: ClassVar[tuple] = ((-INF, INF), (-INF, INF))
 
-    def __init__(self, horizon: int = 20, T: float = 3.0, omega: float = 2 * math.pi, zeta: float = 0.05, u_max: float = 4.0, x0: float = 1.0):
+    def __init__(
+        self,
+        horizon: int = 20,
+        T: float = 3.0,
+        omega: float = 2 * math.pi,
+        zeta: float = 0.05,
+        u_max: float = 4.0,
+        x0: float = 1.0,
+    ):
         self.horizon = int(horizon)
         self.T = float(T)
         self.omega = float(omega)
@@ -170,7 +201,13 @@ class Park(awmctl.Task):
 
     @property
     def params(self):
-        return {"T": self.T, "omega": self.omega, "zeta": self.zeta, "u_max": self.u_max, "x0": self.x0}
+        return {
+            "T": self.T,
+            "omega": self.omega,
+            "zeta": self.zeta,
+            "u_max": self.u_max,
+            "x0": self.x0,
+        }
 
     def initial_state(self, key):
         return jnp.array([self.x0, 0.0])
