@@ -294,3 +294,38 @@ def curve_comparison(
         "argmax_distance": float(abs(grid[best] - grid[ref_best])),
         "regret": float(reference[ref_best] - reference[best]),
     }
+
+
+def final_state_errors(final_states: np.ndarray, reference: int) -> np.ndarray:
+    """Per model and grid point (``final_states``: [models, points, state]), the final state's
+    mean squared error against model ``reference``'s (the simulator)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged model: inf/NaN, as such
+        return np.mean((final_states - final_states[reference][None]) ** 2, axis=-1)
+
+
+@np.errstate(over="ignore", invalid="ignore")  # a diverged model's curve is inf/NaN: as such
+def landscape_summaries(
+    arrays: dict[str, np.ndarray],
+    state_errors: np.ndarray | None,
+    labels: list[str],
+    reference: int,
+) -> dict[str, Any]:
+    """Roughness of every model's return curve (1-D: ``arrays["grid"]`` and ``state_errors``
+    given) or surface (2-D: ``state_errors`` None), and how it compares with the simulator's
+    (model ``reference``)."""
+    returns = arrays["returns"]
+    results: dict[str, Any] = {}
+    for i, label in enumerate(labels):
+        entry: dict[str, Any] = {"roughness": roughness(returns[i])}
+        if state_errors is None:
+            centre = returns.shape[1] // 2
+            entry["centre_return"] = float(returns[i][centre, centre])
+            entry["rmse_vs_simulator"] = float(
+                np.sqrt(np.mean((returns[i] - returns[reference]) ** 2))
+            )
+        else:
+            entry.update(curve_comparison(returns[i], returns[reference], arrays["grid"]))
+            entry["max_return"] = float(np.max(returns[i]))
+            entry["final_state_mse_vs_simulator"] = float(np.mean(state_errors[i]))
+        results[label] = entry
+    return results

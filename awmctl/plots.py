@@ -27,16 +27,19 @@ def learning_curves(
     title: str,
     log_y: bool = True,
     xlabel: str = "step",
+    ylabel: str = "",
+    legend: Sequence[str] = (),
 ) -> Path:
-    """One line per metric key against ``step``."""
+    """One line per metric key against ``step``, named by ``legend`` (the keys if empty)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for key in keys:
+    for key, name in zip(keys, legend or keys):
         pts = [(r["step"], r[key]) for r in records if isinstance(r.get(key), int | float)]
         if pts:
             xs, ys = zip(*pts)
-            ax.plot(xs, ys, label=key)
+            ax.plot(xs, ys, label=name)
     ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if log_y:
         ax.set_yscale("log")
     ax.set_title(title)
@@ -169,19 +172,29 @@ def heatmaps(alphas, surfaces: dict[str, Any], path: str | os.PathLike, title: s
 
     plt = pyplot()
     n = len(surfaces)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), dpi=120, squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 0.8, 3.8), dpi=120, squeeze=False)
     extent = (float(alphas[0]), float(alphas[-1]), float(alphas[0]), float(alphas[-1]))
+    # One colour scale for every panel (the finite values of all), so that colours compare.
+    finite = np.concatenate([np.ravel(s)[np.isfinite(np.ravel(s))] for s in surfaces.values()])
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     for ax, (label, surface) in zip(axes[0], surfaces.items()):
         image = ax.imshow(
-            np.asarray(surface).T, origin="lower", extent=extent, aspect="auto", cmap="viridis"
+            np.asarray(surface).T,
+            origin="lower",
+            extent=extent,
+            aspect="auto",
+            cmap="viridis",
+            vmin=low,
+            vmax=high,
         )
         ax.plot([0], [0], marker="+", color="white", ms=10)
-        ax.set_title(label)
+        kind = "true return" if label == "simulator" else "imagined return"
+        ax.set_title(f"{label}: {kind}")
         ax.set_xlabel("direction 1")
         ax.set_ylabel("direction 2")
-        fig.colorbar(image, ax=ax, shrink=0.85)
     fig.suptitle(title)
     fig.tight_layout()
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label="return")
     fig.savefig(path)
     plt.close(fig)
     return Path(path)

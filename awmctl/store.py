@@ -23,7 +23,6 @@ import contextlib
 import datetime
 import importlib.metadata
 import json
-import logging
 import os
 import shutil
 import socket
@@ -44,9 +43,6 @@ OLDEST_READABLE_FORMAT = 1
 META_FILE = "meta.json"
 ARRAYS_DIR = "arrays"
 METRICS_FILE = "metrics.jsonl"
-
-# Orbax logs every save/restore at INFO through absl; our users want a quiet stderr.
-logging.getLogger("absl").setLevel(logging.WARNING)
 
 
 # ------------------------------------------------------------------------------- meta.json
@@ -370,6 +366,19 @@ def jsonable(obj: Any) -> Any:
 # ------------------------------------------------------------------------- resumable runs
 
 
+def differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """The keys whose values differ between ``a`` and ``b``, dotted into nested dicts
+    (``bpo.seed_mode``), sorted."""
+    found = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            found += differing_keys(x, y, f"{prefix}{key}.")
+        elif x != y:
+            found.append(f"{prefix}{key}")
+    return found
+
+
 class ResumableRun:
     """The working directory of a long command that can resume after being killed.
 
@@ -406,11 +415,7 @@ class ResumableRun:
             elif overwrite or previous is None:
                 shutil.rmtree(self.work)
             else:
-                changed = sorted(
-                    k
-                    for k in set(previous) | set(self.config)
-                    if previous.get(k) != self.config.get(k)
-                )
+                changed = differing_keys(previous, self.config)
                 raise BadInputError(
                     f"{self.work} holds an unfinished run with other settings ({', '.join(changed)}); "
                     "rerun with the same arguments to resume it, or pass --overwrite to start over"

@@ -16,7 +16,7 @@ import sys
 
 from awmctl.stats import ci95
 
-# Tasks whose numbers must not be used to rank methods, and why (shared/spec/tasks.md).
+# Tasks whose numbers must not be used to rank methods, and why (docs/tasks.md).
 FLAGS = {
     ("hiv-treatment", 20): "Euler unstable at dt = 1: clip-dominated, multi-modal (spec 2.4)",
     (

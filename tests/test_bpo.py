@@ -198,6 +198,9 @@ def test_bad_input(tmp_path):
     assert not (tmp_path / "p").exists()
 
 
+# Slow (`make test-all`): the default run checks each spec's default gradient path
+# (test_models.py) and runs BPO through a fitted AWM at it (the goldens).
+@pytest.mark.slow
 def test_bpo_through_a_fitted_model_uses_the_direct_path_by_default(tmp_path):
     assert (
         run(
@@ -369,6 +372,18 @@ def test_checkpoints_wait_for_their_interval_and_a_run_without_one_starts_over(
     monkeypatch.setenv("AWMCTL_SEEDS", "parallel")
     result = run(*args(tmp_path / "bad"))
     assert result.exit_code == 2 and "AWMCTL_SEEDS must be vmap or sequential" in result.stderr
+    # The seed mode is part of the run's configuration: a run resumes only with the mode it
+    # began with (its numbers could differ in the last bits otherwise).
+    monkeypatch.setenv("AWMCTL_CHECKPOINT_SECONDS", "0")
+    monkeypatch.setenv("AWMCTL_SEEDS", "sequential")
+    undo = interrupt_after(algorithms.BPO, "run_chunk", 1)
+    assert run(*args(tmp_path / "mode")).exit_code == 130
+    undo()
+    monkeypatch.setenv("AWMCTL_SEEDS", "vmap")
+    result = run(*args(tmp_path / "mode"))
+    assert result.exit_code == 2 and "other settings (bpo.seed_mode)" in result.stderr
+    meta = json.loads((tmp_path / "mode.partial" / "meta.json").read_text())
+    assert meta["config"]["bpo"]["seed_mode"] == "sequential"
 
 
 def test_the_policy_table_builds_every_kind_and_names_all_when_one_is_unknown():

@@ -118,7 +118,7 @@ def test_partial_run_with_other_settings_is_refused(dataset, tmp_path, monkeypat
     assert run(*fit_args(dataset, tmp_path / "m")).exit_code == 130
     monkeypatch.undo()
     result = run(*fit_args(dataset, tmp_path / "m", "--lr", "0.01"))
-    assert result.exit_code == 2 and "unfinished run with other settings (fit)" in result.stderr
+    assert result.exit_code == 2 and "unfinished run with other settings (fit.lr)" in result.stderr
 
 
 def test_bad_input(dataset, tmp_path):
@@ -170,3 +170,14 @@ def test_nan_in_dataset_is_refused(tmp_path):
         "fit-model", "--data", tmp_path / "bad", "--model", "markov-mlp", "--out", tmp_path / "m"
     )
     assert result.exit_code == 2 and "contain NaN or Inf" in result.stderr
+
+
+def test_every_curve_drawn_one_line_per_metric_names_each_line_for_a_reader():
+    from awmctl.algorithms import BPO, SAC, ModelFit, OnlineBPO, OnlineDT
+
+    for algorithm in (ModelFit, BPO, OnlineBPO, SAC, OnlineDT):
+        curve = algorithm.curve
+        assert curve.ylabel and curve.xlabel
+        if not curve.per_seed:
+            assert len(curve.legend) == len(curve.metrics)
+            assert not any("/" in name for name in curve.legend)  # no raw keys

@@ -1,4 +1,4 @@
-"""The eleven Myriad tasks against the spec (``shared/spec/tasks.md`` §0-§2).
+"""The eleven Myriad tasks against the spec (``docs/tasks.md``).
 
 Every expected value is computed here, independently of ``awmctl.tasks.myriad``: the dynamics,
 costs, bounds and parameter values are written out again below from the spec in plain NumPy

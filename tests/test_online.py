@@ -5,6 +5,7 @@ import json
 import equinox as eqx
 import jax
 import numpy as np
+import pytest
 from conftest import run
 
 from awmctl import algorithms
@@ -183,6 +184,9 @@ def test_updates_follow_the_authors_schedule_by_default():
     assert (eager[0][0], eager[1][0]) == (100, 112)
 
 
+# Slow (`make test-all`): the default run counts the updates of the same schedule with several
+# policy updates per round (test_several_policy_updates_per_round_are_all_made).
+@pytest.mark.slow
 def test_a_run_makes_exactly_the_scheduled_updates(tmp_path):
     schedule = (
         "--env-steps",

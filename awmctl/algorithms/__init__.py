@@ -1,7 +1,16 @@
 """Training algorithms, one shape each (:class:`~awmctl.algorithms.base.Algorithm`): model
 fitting, offline BPO, online BPO (Algorithm 1), and the model-free baselines SAC and Online-DT."""
 
-from awmctl.algorithms.base import Algorithm, BestSoFar, LearningCurve, over_seeds, run, shard_seeds
+from awmctl.algorithms.base import (
+    SEED_MODES,
+    Algorithm,
+    BestSoFar,
+    LearningCurve,
+    default_seed_mode,
+    over_seeds,
+    run,
+    shard_seeds,
+)
 from awmctl.algorithms.bpo import (
     BPO,
     BPOConfig,
@@ -27,6 +36,7 @@ from awmctl.algorithms.sac import SAC, SACConfig, SACState
 __all__ = [
     "BPO",
     "SAC",
+    "SEED_MODES",
     "Algorithm",
     "BPOConfig",
     "BPOState",
@@ -43,6 +53,7 @@ __all__ = [
     "OnlineState",
     "SACConfig",
     "SACState",
+    "default_seed_mode",
     "model_step",
     "normalised_mse",
     "open_loop_metrics",

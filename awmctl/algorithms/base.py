@@ -23,7 +23,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-import os
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
@@ -52,6 +51,8 @@ class LearningCurve:
     #: line per metric (of the first seed)
     per_seed: bool = True
     log_scale: bool = False
+    #: the legend's names of ``metrics`` (when one line per metric); the keys themselves if empty
+    legend: tuple[str, ...] = ()
 
 
 class Algorithm(abc.ABC, Generic[State]):
@@ -177,25 +178,28 @@ def run(
     return state, best
 
 
-#: ``AWMCTL_SEEDS=vmap|sequential`` overrides how seeds share a compiled call (default: one
-#: after another on a CPU, vectorised on an accelerator).
-SEEDS_ENV = "AWMCTL_SEEDS"
+#: how the seeds of a run share a compiled call (a config field of every algorithm with seeds)
+SEED_MODES: tuple[str, ...] = ("vmap", "sequential")
 
 
-def seeds_in_sequence() -> bool:
-    """Whether seeds run one after another inside a compiled call (see :func:`over_seeds`).
+def default_seed_mode() -> str:
+    """``sequential`` on a CPU, ``vmap`` on an accelerator (see :func:`over_seeds`).
 
     On a CPU, vectorising seeds turns every small matrix product into a batched one that XLA
     runs far less efficiently (8 seeds of a transformer policy update cost 13 times one seed),
     while the cores are already busy with one seed's work: running them in sequence costs exactly
     N single runs. An accelerator has room for every seed at once, so there they are vectorised.
     """
-    choice = os.environ.get(SEEDS_ENV, "").strip().lower()
-    if choice in ("vmap", "sequential"):
-        return choice == "sequential"
-    if choice:
-        raise BadInputError(f"{SEEDS_ENV} must be vmap or sequential, got {choice!r}")
-    return jax.default_backend() == "cpu"
+    return "sequential" if jax.default_backend() == "cpu" else "vmap"
+
+
+def seeds_in_sequence(mode: str | None = None) -> bool:
+    """Whether seeds run one after another inside a compiled call: ``mode`` (one of
+    :data:`SEED_MODES`), or :func:`default_seed_mode` when None."""
+    mode = default_seed_mode() if mode is None else mode
+    if mode not in SEED_MODES:
+        raise BadInputError(f"the seed mode must be vmap or sequential, got {mode!r}")
+    return mode == "sequential"
 
 
 def over_seeds(fn: Callable[..., Any], sequential: bool | None = None) -> Callable[..., Any]:
@@ -204,7 +208,7 @@ def over_seeds(fn: Callable[..., Any], sequential: bool | None = None) -> Callab
 
     ``sequential=True`` runs one seed after another inside the compiled call (``lax.map``), so N
     seeds cost N single runs and each computes exactly what it computes alone; ``False``
-    vectorises them (``vmap``); None: :func:`seeds_in_sequence`.
+    vectorises them (``vmap``); None: :func:`default_seed_mode`.
     """
     if sequential is None:
         sequential = seeds_in_sequence()
@@ -288,13 +292,14 @@ def shard_seeds(state: Any, sequential: bool = False) -> Any:
 
 __all__ = [
     "DIVERGED_AFTER",
-    "SEEDS_ENV",
+    "SEED_MODES",
     "Algorithm",
     "BestSoFar",
     "LearningCurve",
     "State",
     "abstract",
     "compiled_once",
+    "default_seed_mode",
     "is_parameter",
     "over_seeds",
     "run",

@@ -59,6 +59,11 @@ class BPOConfig:
     policy_input_grad: PolicyInputGrad | None = None
     log_every: int = 50
 
+    #: how the seeds share a compiled call, ``vmap`` or ``sequential`` (None: the backend's
+    #: default, :func:`~awmctl.algorithms.base.default_seed_mode`); the CLI passes the one it
+    #: runs, so that the run's configuration records it and a resume runs its seeds the same way
+    seed_mode: str | None = None
+
     def check(self) -> None:
         for name in ("steps", "batch_size", "log_every"):
             if getattr(self, name) < 1:
@@ -249,7 +254,7 @@ class BPO(Algorithm[BPOState]):
             }
 
         # Over the seed axis of the state; the model and data are shared.
-        self.sequential_seeds = seeds_in_sequence()
+        self.sequential_seeds = seeds_in_sequence(config.seed_mode)
         self._chunk = over_seeds(chunk, self.sequential_seeds)
         self._evaluate = over_seeds(evaluate, self.sequential_seeds)
 

@@ -172,6 +172,7 @@ class ModelFit(Algorithm[FitState]):
         "step",
         per_seed=False,
         log_scale=True,
+        legend=("training loss", "validation loss", "validation open-loop rollout MSE"),
     )
 
     def __init__(

@@ -75,6 +75,11 @@ class OnlineConfig:
         overriding it (a None value leaves the preset's)."""
         return cls(**preset_values(ONLINE, name, given))
 
+    #: how the seeds share a compiled call, ``vmap`` or ``sequential`` (None: the backend's
+    #: default, :func:`~awmctl.algorithms.base.default_seed_mode`); the CLI passes the one it
+    #: runs, so that the run's configuration records it and a resume runs its seeds the same way
+    seed_mode: str | None = None
+
     def check(self) -> None:
         if (
             min(
@@ -272,7 +277,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             s = jax.lax.fori_loop(0, blocks_per_eval, lambda i, s: block(s), s)
             return s, true_return(eqx.combine(s.policy, policy_static), task)
 
-        self.sequential_seeds = seeds_in_sequence()
+        self.sequential_seeds = seeds_in_sequence(config.seed_mode)
         self._period = over_seeds(eval_period, self.sequential_seeds)
 
     def build_model(self, seed: int | jax.Array) -> AbstractWorldModel:

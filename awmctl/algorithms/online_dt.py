@@ -73,6 +73,11 @@ class OnlineDTConfig:
     temperature_lr: float = 1e-4
     explore_margin: float = 0.25
 
+    #: how the seeds share a compiled call, ``vmap`` or ``sequential`` (None: the backend's
+    #: default, :func:`~awmctl.algorithms.base.default_seed_mode`); the CLI passes the one it
+    #: runs, so that the run's configuration records it and a resume runs its seeds the same way
+    seed_mode: str | None = None
+
     def check(self, horizon: int) -> None:
         if min(self.env_steps, self.update_every, self.eval_every, self.batch, self.context) < 1:
             raise BadInputError(
@@ -268,7 +273,7 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
             )
             return s, true_return(policy_of(s.policy), task)
 
-        self.sequential_seeds = seeds_in_sequence()
+        self.sequential_seeds = seeds_in_sequence(config.seed_mode)
         self._period = over_seeds(eval_period, self.sequential_seeds)
 
     @staticmethod

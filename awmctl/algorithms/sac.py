@@ -73,6 +73,11 @@ class SACConfig:
     alpha: float = 0.1
     width: int = 256
 
+    #: how the seeds share a compiled call, ``vmap`` or ``sequential`` (None: the backend's
+    #: default, :func:`~awmctl.algorithms.base.default_seed_mode`); the CLI passes the one it
+    #: runs, so that the run's configuration records it and a resume runs its seeds the same way
+    seed_mode: str | None = None
+
     def check(self) -> None:
         if self.variant not in ("authors", "standard"):
             raise BadInputError(f"--variant must be authors or standard, got {self.variant!r}")
@@ -326,7 +331,7 @@ class SAC(OnlineAlgorithm[SACState]):
             s = jax.lax.fori_loop(0, blocks_per_eval, lambda i, s: block(s), s)
             return s, true_return(actor_of(s.actor), task)
 
-        self.sequential_seeds = seeds_in_sequence()
+        self.sequential_seeds = seeds_in_sequence(config.seed_mode)
         self._period = over_seeds(eval_period, self.sequential_seeds)
 
     def build_actor(self, seed: int | jax.Array) -> MLPPolicy:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import signal
 import sys
@@ -44,13 +45,48 @@ OutOpt = Annotated[
 OverwriteOpt = Annotated[
     bool,
     typer.Option(
-        "--overwrite", help="Replace --out if it exists (only once the new output is complete)."
+        "--overwrite",
+        metavar="",
+        help="Replace --out if it exists (only once the new output is complete).",
     ),
 ]
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one machine-readable JSON summary on stdout.")
+    bool,
+    typer.Option("--json", metavar="", help="Print one machine-readable JSON summary on stdout."),
 ]
-TaskOpt = Annotated[str, typer.Option("--task", help="Task name (see `awmctl tasks`).")]
+
+
+def choices(values: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """A string option's closed set of values, for ``typer.Option(**choices(...))``: listed in
+    --help and offered by shell completion. The value stays a string, checked where it is used
+    (a one-line error, exit code 2, as for every bad input)."""
+    values = tuple(values)
+    return {
+        "metavar": "|".join(values),
+        "autocompletion": lambda incomplete: [v for v in values if v.startswith(incomplete)],
+    }
+
+
+def complete_task(incomplete: str) -> list[str]:
+    """Shell completion of --task: the built-in and installed tasks' names (a user's
+    ``module:Class`` or ``path/file.py:Class`` is typed out)."""
+    from awmctl.tasks import task_names
+
+    return [name for name in task_names() if name.startswith(incomplete)]
+
+
+def complete_model(incomplete: str) -> list[str]:
+    """Shell completion of --model: the model names (a directory completes as a path)."""
+    from awmctl.models import MODEL_SPECS
+
+    return [name for name in MODEL_SPECS if name.startswith(incomplete)]
+
+
+TASK_HELP = (
+    "Task: a name (see `awmctl tasks`), or a user's task as module:Class or path/file.py:Class "
+    "(docs/tasks.md)."
+)
+TaskOpt = Annotated[str, typer.Option("--task", help=TASK_HELP, autocompletion=complete_task)]
 HorizonOpt = Annotated[
     int | None, typer.Option("--horizon", help="Episode length H (default: the task's).")
 ]
@@ -58,6 +94,7 @@ TaskParamOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--task-param",
+        metavar="NAME=VALUE (repeatable)",
         help="Override a task parameter, NAME=VALUE (repeatable), e.g. goal=0.3,-0.5 or T=10.",
     ),
 ]
@@ -66,6 +103,7 @@ AllowTaskChangeOpt = Annotated[
     bool,
     typer.Option(
         "--allow-task-change",
+        metavar="",
         help="Use inputs made from another version of a user's task file (refused otherwise: the data, model or "
         "policy belong to other dynamics or rewards).",
     ),
@@ -245,6 +283,8 @@ def configure_jax() -> None:
     """
     import jax
 
+    # Orbax logs every save and restore at INFO through absl; a command's stderr stays quiet.
+    logging.getLogger("absl").setLevel(logging.WARNING)
     cache = os.environ.get(
         "AWMCTL_COMPILATION_CACHE", str(Path.home() / ".cache" / "awmctl" / "jax")
     )

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from awmctl import artifacts, plots
-from awmctl.algorithms import Algorithm, BestSoFar, shard_seeds
+from awmctl.algorithms import SEED_MODES, Algorithm, BestSoFar, default_seed_mode, shard_seeds
 from awmctl.algorithms import run as run_to_end
 from awmctl.cli.common import Terminated, deferring_termination, err_console
 from awmctl.cli.progress import progress_bar
@@ -49,6 +49,22 @@ def checkpoint_seconds() -> float:
             f"{CHECKPOINT_SECONDS_ENV} must be a number of seconds >= 0, got {raw!r}"
         )
     return seconds
+
+
+#: ``AWMCTL_SEEDS=vmap|sequential``: how the seeds of a run share a compiled call (default: one
+#: after another on a CPU, vectorised on an accelerator; ``algorithms.default_seed_mode``)
+SEEDS_ENV = "AWMCTL_SEEDS"
+
+
+def seed_mode() -> str:
+    """The seed mode a new run gets (``AWMCTL_SEEDS``, else the backend's default): every
+    algorithm's config records it, so that a run resumes only with the mode it began with."""
+    raw = os.environ.get(SEEDS_ENV, "").strip().lower()
+    if not raw:
+        return default_seed_mode()
+    if raw not in SEED_MODES:
+        raise BadInputError(f"{SEEDS_ENV} must be vmap or sequential, got {raw!r}")
+    return raw
 
 
 @dataclasses.dataclass
@@ -281,6 +297,8 @@ def _plot(algorithm: Algorithm, records: list[dict[str, Any]], work: Path, title
             title,
             log_y=curve.log_scale,
             xlabel=curve.xlabel,
+            ylabel=curve.ylabel,
+            legend=curve.legend,
         )
 
 

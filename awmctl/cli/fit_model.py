@@ -16,6 +16,7 @@ from awmctl.cli.common import (
     OverwriteOpt,
     SeedOpt,
     check_input_tasks,
+    complete_model,
     emit_json,
     err_console,
     handle_errors,
@@ -38,7 +39,7 @@ def fit_model_command(
     data_dir: Annotated[
         Path, typer.Option("--data", help="Dataset directory written by `awmctl collect`.")
     ],
-    model: Annotated[str, typer.Option("--model", help=ModelHelp)],
+    model: Annotated[str, typer.Option("--model", help=ModelHelp, autocompletion=complete_model)],
     out: OutOpt,
     steps: Annotated[int, typer.Option("--steps", help="Optimiser steps.")] = D.steps,
     batch_size: Annotated[
@@ -82,7 +83,8 @@ def fit_model_command(
 ) -> None:
     """Fit a world model with Adam on the normalised-state MSE over whole episodes.
 
-    Holds out validation episodes, checkpoints the training state every --log-every steps
+    Holds out validation episodes, checkpoints the training state after a --log-every chunk of
+    steps once AWMCTL_CHECKPOINT_SECONDS (default 60) have passed since the last checkpoint
     (rerun the same command to resume after a kill) and keeps the model with the lowest
     validation loss. Writes meta.json, metrics.jsonl and loss.png.
     """

@@ -13,6 +13,7 @@ import typer
 
 from awmctl import analysis, artifacts, plots
 from awmctl.cli.common import (
+    TASK_HELP,
     AllowTaskChangeOpt,
     JsonOpt,
     OutOpt,
@@ -20,6 +21,7 @@ from awmctl.cli.common import (
     SeedOpt,
     TaskParamOpt,
     check_input_tasks,
+    complete_task,
     emit_json,
     err_console,
     handle_errors,
@@ -52,7 +54,11 @@ def parse_horizons(text: str) -> list[int]:
 def grad_norm_command(
     model: Annotated[
         list[str],
-        typer.Option("--model", help="A fitted model directory or 'simulator' (repeatable)."),
+        typer.Option(
+            "--model",
+            metavar="DIR|simulator (repeatable)",
+            help="A fitted model directory or 'simulator' (repeatable).",
+        ),
     ],
     out: OutOpt,
     horizons: Annotated[
@@ -63,7 +69,12 @@ def grad_norm_command(
         typer.Option("--samples", help="Random action sequences (uniform in [-1, 1]) per horizon."),
     ] = 50,
     task: Annotated[
-        str | None, typer.Option("--task", help="Task (required when every --model is simulator).")
+        str | None,
+        typer.Option(
+            "--task",
+            help="Task (required when every --model is simulator); " + TASK_HELP,
+            autocompletion=complete_task,
+        ),
     ] = None,
     base_horizon: Annotated[
         int | None,

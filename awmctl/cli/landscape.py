@@ -13,6 +13,7 @@ import typer
 
 from awmctl import analysis, artifacts, plots
 from awmctl.cli.common import (
+    TASK_HELP,
     AllowTaskChangeOpt,
     HorizonOpt,
     JsonOpt,
@@ -21,6 +22,8 @@ from awmctl.cli.common import (
     SeedOpt,
     TaskParamOpt,
     check_input_tasks,
+    choices,
+    complete_task,
     emit_json,
     err_console,
     handle_errors,
@@ -35,6 +38,10 @@ from awmctl.tasks import parse_task_params, task_record
 LANDSCAPE_KIND = "landscape"
 
 
+#: the policy checkpoint a 2-D landscape is drawn around; the actions after the first in 1-D
+WHICH, REST = ("best", "final"), ("zero", "random")
+
+
 @handle_errors
 @idempotent
 def landscape_command(
@@ -42,12 +49,18 @@ def landscape_command(
         list[str],
         typer.Option(
             "--model",
+            metavar="DIR|simulator (repeatable)",
             help="A fitted model directory or 'simulator' (repeatable); the simulator is always added as the reference.",
         ),
     ],
     out: OutOpt,
     task: Annotated[
-        str | None, typer.Option("--task", help="Task (required when every --model is simulator).")
+        str | None,
+        typer.Option(
+            "--task",
+            help="Task (required when every --model is simulator); " + TASK_HELP,
+            autocompletion=complete_task,
+        ),
     ] = None,
     horizon: HorizonOpt = None,
     task_param: TaskParamOpt = None,
@@ -59,7 +72,8 @@ def landscape_command(
         ),
     ] = None,
     which: Annotated[
-        str, typer.Option("--which", help="[--policy] best or final checkpoint.")
+        str,
+        typer.Option("--which", **choices(WHICH), help="[--policy] best or final checkpoint."),
     ] = "best",
     policy_seed: Annotated[
         int,
@@ -82,6 +96,7 @@ def landscape_command(
         str,
         typer.Option(
             "--rest",
+            **choices(REST),
             help="[1-D] Actions after the first: zero, or random (uniform, drawn once from --seed).",
         ),
     ] = "zero",
@@ -110,7 +125,7 @@ def landscape_command(
         raise BadInputError(f"--points must be at least 3, got {points}")
     if chunk < 1:
         raise BadInputError(f"--chunk must be at least 1, got {chunk}")
-    if rest not in ("zero", "random"):
+    if rest not in REST:
         raise BadInputError(f"--rest must be zero or random, got {rest!r}")
     if not span > 0:
         raise BadInputError(f"--span must be positive, got {span}")
@@ -124,7 +139,7 @@ def landscape_command(
     check_contexts(subjects, base.horizon)
     the_policy = None
     if two_d:
-        if which not in ("best", "final"):
+        if which not in WHICH:
             raise BadInputError(f"--which must be best or final, got {which!r}")
         the_policy, policy_task, _ = artifacts.load_policy(policy, which, policy_seed)
         if policy_task.name != base.name or policy_task.obs_size != base.obs_size:
@@ -193,16 +208,9 @@ def landscape_command(
     }  # one dtype in the checkpoint
     ref = [s.label for s in subjects].index("simulator")
     labels = [s.label for s in subjects]
-    with np.errstate(
-        over="ignore", invalid="ignore"
-    ):  # a diverged model: inf/NaN, reported as such
-        # Per grid point, each model's final-state MSE against the simulator's final state.
-        state_errors = (
-            None
-            if two_d
-            else np.mean((arrays["final_states"] - arrays["final_states"][ref][None]) ** 2, axis=-1)
-        )
-    results = _summaries(arrays, state_errors, labels, ref)
+    # Per grid point, each model's final-state MSE against the simulator's final state.
+    state_errors = None if two_d else analysis.final_state_errors(arrays["final_states"], ref)
+    results = analysis.landscape_summaries(arrays, state_errors, labels, ref)
 
     summary = {
         "out": str(out),
@@ -261,30 +269,6 @@ def landscape_command(
     err_console.print(_table(results, two_d))
     if json_out:
         emit_json(summary)
-
-
-@np.errstate(
-    over="ignore", invalid="ignore"
-)  # a diverged model's curve is inf/NaN: reported as such
-def _summaries(
-    arrays: dict[str, np.ndarray], state_errors: np.ndarray | None, labels: list[str], ref: int
-) -> dict[str, Any]:
-    """Roughness of every curve (1-D, with ``state_errors``) or surface (2-D) and how it compares
-    with the simulator's (index ``ref``)."""
-    returns = arrays["returns"]
-    results: dict[str, Any] = {}
-    for i, label in enumerate(labels):
-        entry: dict[str, Any] = {"roughness": analysis.roughness(returns[i])}
-        if state_errors is None:
-            centre = returns.shape[1] // 2
-            entry["centre_return"] = float(returns[i][centre, centre])
-            entry["rmse_vs_simulator"] = float(np.sqrt(np.mean((returns[i] - returns[ref]) ** 2)))
-        else:
-            entry.update(analysis.curve_comparison(returns[i], returns[ref], arrays["grid"]))
-            entry["max_return"] = float(np.max(returns[i]))
-            entry["final_state_mse_vs_simulator"] = float(np.mean(state_errors[i]))
-        results[label] = entry
-    return results
 
 
 def _table(results: dict[str, Any], two_d: bool):

@@ -24,8 +24,10 @@ from awmctl.algorithms import (
     OnlineDTConfig,
     SACConfig,
 )
+from awmctl.algorithms.presets import PRESETS
 from awmctl.artifacts.references import load_references
 from awmctl.cli.common import (
+    TASK_HELP,
     AllowTaskChangeOpt,
     HorizonOpt,
     JsonOpt,
@@ -34,6 +36,9 @@ from awmctl.cli.common import (
     SeedOpt,
     TaskParamOpt,
     check_input_tasks,
+    choices,
+    complete_model,
+    complete_task,
     emit_json,
     err_console,
     handle_errors,
@@ -42,7 +47,7 @@ from awmctl.cli.common import (
     summary_table,
 )
 from awmctl.cli.config_file import ConfigOpt
-from awmctl.cli.driver import Outcome, open_run, train
+from awmctl.cli.driver import Outcome, open_run, seed_mode, train
 from awmctl.cli.local_processes import run_locally
 from awmctl.cli.reruns import idempotent
 from awmctl.errors import BadInputError
@@ -82,6 +87,9 @@ BPO_ONLY = (
     "log_every",
 )
 AGENTS = ("bpo", "sac", "online-dt")
+UPDATES_FROM = ("warmup", "first-episode")
+SAC_VARIANTS = ("authors", "standard")
+POLICY_INPUT_GRADS = ("stop", "full")
 AGENT_ONLY = {"sac": ("variant",), "online-dt": ("context",)}
 B, O, S, D = BPOConfig, OnlineConfig, SACConfig, OnlineDTConfig  # the defaults
 
@@ -97,18 +105,24 @@ def optimize_policy_command(
         typer.Option(
             "--model",
             help="Offline: a model directory from fit-model, or 'simulator'. Online: a model name (e.g. awm-transformer).",
+            autocompletion=complete_model,
         ),
     ] = None,
     agent: Annotated[
         str,
         typer.Option(
             "--agent",
+            **choices(AGENTS),
             help="bpo (through --model), or a model-free baseline, online: sac or online-dt (implies --online).",
         ),
     ] = "bpo",
     task: Annotated[
         str | None,
-        typer.Option("--task", help="Task (required with --model simulator and --online)."),
+        typer.Option(
+            "--task",
+            help="Task (required with --model simulator and --online); " + TASK_HELP,
+            autocompletion=complete_task,
+        ),
     ] = None,
     horizon: HorizonOpt = None,
     task_param: TaskParamOpt = None,
@@ -116,6 +130,7 @@ def optimize_policy_command(
         str,
         typer.Option(
             "--policy",
+            **choices(tuple(POLICIES)),
             help="Policy: "
             + "; ".join(f"{n} ({POLICY_SPECS[n].description})" for n in POLICIES)
             + ".",
@@ -125,6 +140,7 @@ def optimize_policy_command(
         str | None,
         typer.Option(
             "--policy-input-grad",
+            **choices(POLICY_INPUT_GRADS),
             help="stop (default for AWMs: the direct path) or full (default otherwise).",
         ),
     ] = None,
@@ -139,6 +155,7 @@ def optimize_policy_command(
         str,
         typer.Option(
             "--preset",
+            **choices(PRESETS),
             help="BPO's policy optimiser: converged (awmctl's defaults: lr 1e-3, no entropy bonus; online, 4 policy updates per round) or paper (the paper's: lr 1e-4, entropy 0.1, 1 update per round online). Options given override it.",
         ),
     ] = "converged",
@@ -168,59 +185,96 @@ def optimize_policy_command(
         Path | None,
         typer.Option(
             "--data",
+            rich_help_panel="Offline BPO",
             help="(offline) Dataset whose initial observations start the imagined rollouts.",
         ),
     ] = None,
     steps: Annotated[
-        int | None, typer.Option("--steps", help="(offline) Policy updates (from --preset: 1000).")
+        int | None,
+        typer.Option(
+            "--steps",
+            rich_help_panel="Offline BPO",
+            help="(offline) Policy updates (from --preset: 1000).",
+        ),
     ] = None,
     log_every: Annotated[
         int,
-        typer.Option("--log-every", help="(offline) Updates between evaluations and checkpoints."),
+        typer.Option(
+            "--log-every",
+            rich_help_panel="Offline BPO",
+            help="(offline) Updates between evaluations and checkpoints.",
+        ),
     ] = B.log_every,
     online: Annotated[
         bool,
         typer.Option(
             "--online",
+            metavar="",
             help="Algorithm 1: interact with the task, fit --model (a model NAME) and the policy in one loop.",
         ),
     ] = False,
     env_steps: Annotated[
-        int, typer.Option("--env-steps", help="(online) Environment steps.")
+        int,
+        typer.Option(
+            "--env-steps",
+            rich_help_panel="Online: --online and the agents",
+            help="(online) Environment steps.",
+        ),
     ] = O.env_steps,
     warmup_steps: Annotated[
         int | None,
         typer.Option(
             "--warmup-steps",
+            rich_help_panel="Online: --online and the agents",
             help=f"(online) First env steps with random actions (BPO and online-dt {O.warmup_steps}, sac {S.warmup_steps}).",
         ),
     ] = None,
     model_every: Annotated[
-        int, typer.Option("--model-every", help="(online) Env steps between model updates.")
+        int,
+        typer.Option(
+            "--model-every",
+            rich_help_panel="Online: --online and the agents",
+            help="(online) Env steps between model updates.",
+        ),
     ] = O.model_every,
     policy_every: Annotated[
-        int, typer.Option("--policy-every", help="(online) Env steps between policy updates.")
+        int,
+        typer.Option(
+            "--policy-every",
+            rich_help_panel="Online: --online and the agents",
+            help="(online) Env steps between policy updates.",
+        ),
     ] = O.policy_every,
     policy_updates: Annotated[
         int | None,
         typer.Option(
             "--policy-updates",
+            rich_help_panel="Online: --online and the agents",
             help="(online) Policy updates every --policy-every env steps (imagined: they cost no env steps; from --preset).",
         ),
     ] = None,
     eval_every: Annotated[
         int,
         typer.Option(
-            "--eval-every", help="(online) Env steps between evaluations and checkpoints."
+            "--eval-every",
+            rich_help_panel="Online: --online and the agents",
+            help="(online) Env steps between evaluations and checkpoints.",
         ),
     ] = O.eval_every,
     model_lr: Annotated[
-        float, typer.Option("--model-lr", help="(online) Model learning rate.")
+        float,
+        typer.Option(
+            "--model-lr",
+            rich_help_panel="Online: --online and the agents",
+            help="(online) Model learning rate.",
+        ),
     ] = O.model_lr,
     updates_from: Annotated[
         str,
         typer.Option(
             "--updates-from",
+            **choices(UPDATES_FROM),
+            rich_help_panel="Online: --online and the agents",
             help="(online) warmup: no update before --warmup-steps (the paper authors' schedule); first-episode: update as soon as one episode is stored.",
         ),
     ] = O.updates_from,
@@ -228,11 +282,18 @@ def optimize_policy_command(
         str,
         typer.Option(
             "--variant",
+            **choices(SAC_VARIANTS),
+            rich_help_panel="SAC",
             help="(sac) authors: the paper authors' SAC (one critic, fixed alpha 0.1, target actor); standard: twin critics, tuned alpha.",
         ),
     ] = S.variant,
     context: Annotated[
-        int, typer.Option("--context", help="(online-dt) Steps of context the transformer reads.")
+        int,
+        typer.Option(
+            "--context",
+            rich_help_panel="Online-DT",
+            help="(online-dt) Steps of context the transformer reads.",
+        ),
     ] = D.context,
     processes: Annotated[
         int,
@@ -322,6 +383,7 @@ def optimize_policy_command(
             policy_input_grad=policy_input_grad,
             updates_from=updates_from,
             policy_updates=policy_updates,
+            seed_mode=seed_mode(),
         )
         summary = _online(
             model, task, horizon, params, policy, config, seed_list, out, overwrite, preset
@@ -337,6 +399,7 @@ def optimize_policy_command(
             entropy=entropy,
             policy_input_grad=policy_input_grad,
             log_every=log_every,
+            seed_mode=seed_mode(),
         )
         summary = _offline(
             model,
@@ -547,6 +610,7 @@ def _model_free(
         raise BadInputError(f"--agent {agent} needs --task (and optionally --horizon)")
     the_task = make_task(task, horizon, params)
     given_options = {k: v for k, v in options.items() if v is not None}
+    given_options["seed_mode"] = seed_mode()
     if agent == "sac":
         given_options.pop("context")
         config: Any = SACConfig(**given_options)
@@ -555,6 +619,11 @@ def _model_free(
         given_options.pop("variant")
         config = OnlineDTConfig(**given_options)
         algorithm = OnlineDT(the_task, config)
+        if config.context > the_task.horizon and config.context != D.context:
+            err_console.print(
+                f"Note: --context {config.context} is longer than the episode (H = "
+                f"{the_task.horizon}): the transformer reads whole episodes."
+            )
     run = open_run(
         out,
         artifacts.POLICY_KIND,

@@ -52,6 +52,7 @@ def references_command(
         bool,
         typer.Option(
             "--recompute",
+            metavar="",
             help="Compute again even if cached (the entry is replaced; other settings than the cached entry's always recompute).",
         ),
     ] = False,

@@ -206,6 +206,7 @@ def show_command(
         bool,
         typer.Option(
             "--as-config",
+            metavar="",
             help="Print the one run's options as a --config "
             "file (TOML) on stdout, to make it again.",
         ),

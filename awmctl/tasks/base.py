@@ -4,7 +4,7 @@ A task is a finite-horizon, deterministic, differentiable control problem writte
 Models, BPO and the analyses only ever use this interface, so they never special-case a task,
 and the "true simulator" world model is literally ``Task.transition``.
 
-Conventions (``shared/spec/tasks.md`` §1):
+Conventions (``docs/tasks.md``):
 
 * ``state`` is the task's own state vector (what world models predict);
 * an *observation* is ``[state, k]``: the state with the integer step index appended as a float;

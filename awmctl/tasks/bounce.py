@@ -1,4 +1,4 @@
-"""The paper's one-bounce block toy (``shared/spec/tasks.md`` §4).
+"""The paper's one-bounce block toy (``docs/tasks.md``).
 
 A block on a line, launched toward a wall at ``x_w`` (default -1) with linear drag, must end the
 episode at the goal ``x_g`` (task parameter ``goal``, default 0.5). State ``(x, v, x_w, x_g)``

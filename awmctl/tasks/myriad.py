@@ -3,7 +3,7 @@
 Each problem is *data* (a :class:`MyriadSystem`: initial state, duration, bounds, parameters)
 plus three small pure functions (dynamics ``f(x, u, p)``, running cost ``g(x, u, t, p)``,
 optional terminal cost ``g_T(x, u, p)``). :class:`MyriadTask` turns any of them into the
-paper's episode (``shared/spec/tasks.md`` §1):
+paper's episode (``docs/tasks.md``):
 
 * control ``u = mid + a * half`` from the action ``a`` (not clipped);
 * reward ``r_k = -g(x_k, u_k, k*dt) * dt``, plus ``-g_T(x_{H-1}, u_{H-1})`` at ``k = H-1``

@@ -1,4 +1,4 @@
-"""The paper's double-pendulum "initial angle" task (``shared/spec/tasks.md`` §3).
+"""The paper's double-pendulum "initial angle" task (``docs/tasks.md``).
 
 A planar double pendulum (point masses ``M1``, ``M2`` on massless rods ``L1``, ``L2``, angles from
 the downward vertical, not wrapped). The agent controls a single thing: the first pendulum's

@@ -1,7 +1,7 @@
 """The paper's robustness variants of any task: distractor observations and process noise.
 
 ``--task-param distractors=N`` and ``--task-param noise=SIGMA`` work with every task, built-in or a
-user's, because they wrap it rather than change it (the authors' semantics, ``shared/design.md`` §6):
+user's, because they wrap it rather than change it (the authors' semantics):
 
 * **distractors**: N observation entries that carry no information, fresh N(0, 1) values at every
   step (the reset's included), *prepended* to the observation as the authors' wrapper does:

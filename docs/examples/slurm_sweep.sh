@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A sweep as a SLURM array: one row of ROWS per array task, resumed when SLURM requeues it.
 #
-#   sbatch --array=0-$(( $(grep -cv '^#' docs/examples/sweep_rows.txt) - 1 )) docs/examples/slurm_sweep.sh
+#   sbatch --array=0-$(( $(grep -cv '^\s*\(#\|$\)' docs/examples/sweep_rows.txt) - 1 )) docs/examples/slurm_sweep.sh
 #
 # Each row of ROWS is "NAME awmctl-arguments" (no --out: the row writes OUT/NAME). A row whose
 # directory is complete is skipped, so requeued or repeated tasks only do what is left; an
