@@ -177,15 +177,15 @@ def record(produced: dict[str, dict[str, np.ndarray]]) -> None:
         old = dict(np.load(path))
         if sorted(old) != sorted(arrays):
             changed.append(f"{name}: outputs added or removed: {sorted(set(old) ^ set(arrays))}")
-        common = [key for key in arrays if key in old]
-        if common:
-            key = max(common, key=lambda k: movement(arrays[k], old[k]))
-            moved[name] = (movement(arrays[key], old[key]), key)
-        for key in common:
+        moves = {key: movement(arrays[key], old[key]) for key in arrays if key in old}
+        if moves:
+            key = max(moves, key=moves.__getitem__)
+            moved[name] = (moves[key], key)
+        for key, m in moves.items():
             try:
                 assert_close_across_machines(key, arrays[key], old[key])
             except AssertionError:
-                too_far.append(f"{name} {key}: moved {movement(arrays[key], old[key]):.3g}")
+                too_far.append(f"{name} {key}: moved {m:.3g}")
     dropped = sorted(p.stem for p in GOLDENS.glob("*.npz") if p.stem not in produced)
     changed += [f"{name}: no longer produced" for name in dropped]
     if RECORD == "1" and (too_far or changed):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, get_args
 
 import equinox as eqx
 import jax
@@ -72,7 +72,7 @@ class BPOConfig:
                 )
         if not self.lr > 0:
             raise BadInputError(f"--lr must be positive, got {self.lr}")
-        if self.policy_input_grad not in (None, "stop", "full"):
+        if self.policy_input_grad not in (None, *get_args(PolicyInputGrad)):
             raise BadInputError(
                 f"--policy-input-grad must be stop or full, got {self.policy_input_grad!r}"
             )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import equinox as eqx
 import jax
@@ -45,6 +45,9 @@ from awmctl.seeds import seed_stream
 from awmctl.tasks import Task
 from awmctl.trees import repeated
 
+#: when updates begin: after the warm-up (the paper authors') or after the first whole episode
+UpdatesFrom = Literal["warmup", "first-episode"]
+
 
 @dataclasses.dataclass(frozen=True)
 class OnlineConfig:
@@ -64,7 +67,7 @@ class OnlineConfig:
     policy_input_grad: PolicyInputGrad | None = None
     #: "warmup": no update before ``warmup_steps`` env steps (the paper authors' schedule);
     #: "first-episode": updates as soon as one whole episode is stored
-    updates_from: Literal["warmup", "first-episode"] = "warmup"
+    updates_from: UpdatesFrom = "warmup"
     #: policy updates in each policy round (every ``policy_every`` env steps); they cost no env
     #: steps, only compute (the paper: 1)
     policy_updates: int = ONLINE["converged"]["policy_updates"]
@@ -106,11 +109,11 @@ class OnlineConfig:
             )
         if not (self.model_lr > 0 and self.policy_lr > 0):
             raise BadInputError("--lr and --model-lr must be positive")
-        if self.policy_input_grad not in (None, "stop", "full"):
+        if self.policy_input_grad not in (None, *get_args(PolicyInputGrad)):
             raise BadInputError(
                 f"--policy-input-grad must be stop or full, got {self.policy_input_grad!r}"
             )
-        if self.updates_from not in ("warmup", "first-episode"):
+        if self.updates_from not in get_args(UpdatesFrom):
             raise BadInputError(
                 f"--updates-from must be warmup or first-episode, got {self.updates_from!r}"
             )

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import equinox as eqx
 import jax
@@ -79,7 +79,7 @@ class SACConfig:
     seed_mode: str | None = None
 
     def check(self) -> None:
-        if self.variant not in ("authors", "standard"):
+        if self.variant not in get_args(Variant):
             raise BadInputError(f"--variant must be authors or standard, got {self.variant!r}")
         if (
             min(

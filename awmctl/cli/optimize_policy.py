@@ -6,7 +6,7 @@ mode and agent has its own options; an option that does not apply is refused."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, no_type_check
+from typing import Annotated, Any, get_args, no_type_check
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +24,9 @@ from awmctl.algorithms import (
     OnlineDTConfig,
     SACConfig,
 )
+from awmctl.algorithms.online import UpdatesFrom
 from awmctl.algorithms.presets import PRESETS
+from awmctl.algorithms.sac import Variant
 from awmctl.artifacts.references import load_references
 from awmctl.cli.common import (
     TASK_HELP,
@@ -51,7 +53,7 @@ from awmctl.cli.driver import Outcome, open_run, seed_mode, train
 from awmctl.cli.local_processes import run_locally
 from awmctl.cli.reruns import idempotent
 from awmctl.errors import BadInputError
-from awmctl.models import build_model, model_spec
+from awmctl.models import PolicyInputGrad, build_model, model_spec
 from awmctl.policies import POLICIES, POLICY_SPECS
 from awmctl.rollouts import collect, random_controller
 from awmctl.stats import ci95
@@ -87,9 +89,9 @@ BPO_ONLY = (
     "log_every",
 )
 AGENTS = ("bpo", "sac", "online-dt")
-UPDATES_FROM = ("warmup", "first-episode")
-SAC_VARIANTS = ("authors", "standard")
-POLICY_INPUT_GRADS = ("stop", "full")
+# the closed sets of values, from the library's types (help and shell completion list them)
+UPDATES_FROM, SAC_VARIANTS = get_args(UpdatesFrom), get_args(Variant)
+POLICY_INPUT_GRADS = get_args(PolicyInputGrad)
 AGENT_ONLY = {"sac": ("variant",), "online-dt": ("context",)}
 B, O, S, D = BPOConfig, OnlineConfig, SACConfig, OnlineDTConfig  # the defaults
 
