@@ -424,7 +424,7 @@ class ResumableRun:
             # A run killed while it wrote its results (after its last chunk) left them half
             # written: they are made again, from the checkpoints and metrics kept here.
             for child in self.work.iterdir():
-                if child.name not in ("checkpoints", METRICS_FILE, META_FILE):
+                if child.name not in ("checkpoints", METRICS_FILE, META_FILE, "wandb"):
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         else:
             self.work.mkdir(parents=True)

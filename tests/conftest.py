@@ -44,6 +44,14 @@ os.environ["AWMCTL_CACHE_DIR"] = _REFERENCES
 # Checkpoint after every chunk (the default waits a minute between checkpoints), so that the
 # resume tests can interrupt a tiny run between any two chunks.
 os.environ["AWMCTL_CHECKPOINT_SECONDS"] = "0"
+# Weights & Biases: only where a test asks for it (--wandb), never online, and nothing of the
+# user's (~/.config/wandb, a WANDB_PROJECT that would turn it on for every run) read or written.
+os.environ.pop("WANDB_PROJECT", None)
+os.environ["WANDB_MODE"] = "offline"
+os.environ["WANDB_SILENT"] = "true"
+os.environ["WANDB_CONFIG_DIR"] = os.environ["WANDB_CACHE_DIR"] = os.environ["WANDB_DATA_DIR"] = (
+    os.path.join(_REFERENCES, "wandb")
+)
 
 
 import pytest

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import run
 from test_goldens import outputs
+from test_tracking import tensorboard_scalars, wandb_history
 
 from awmctl import algorithms
 
@@ -129,7 +130,8 @@ def test_sigterm_checkpoints_the_chunk_exits_143_and_the_same_command_resumes_ex
     whole = run(*commands(data, tmp_path / "whole")[command])
     assert whole.exit_code == 0, whole.stderr
     undo = sigterm_during_chunk(ALGORITHM[command], 2)
-    argv = commands(data, tmp_path / "resumed")[command]
+    # tracked in TensorBoard (always) and W&B (offline in tests): both continue on resume
+    argv = [*commands(data, tmp_path / "resumed")[command], "--wandb", "awmctl-test"]
     stopped = run(*argv)
     assert stopped.exit_code == 143, stopped.stderr
     assert "Terminated (SIGTERM)" in stopped.stderr
@@ -141,6 +143,22 @@ def test_sigterm_checkpoints_the_chunk_exits_143_and_the_same_command_resumes_ex
     step = json.loads((tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()[1])["step"]
     assert f" {step} in " in resumed.stderr
     assert_same_outputs(tmp_path / "resumed", tmp_path / "whole")
+    assert_tracked(tmp_path / "resumed", ALGORITHM[command].score)
+
+
+def assert_tracked(out: Path, score: str) -> None:
+    """TensorBoard's and W&B's series of ``out`` are its metrics.jsonl, each step once."""
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records]
+    values = np.asarray([r[score] for r in records], np.float64)  # [steps, seeds]
+    mean = tensorboard_scalars(out / "tensorboard")[score]
+    assert [s for s, _ in mean] == steps
+    np.testing.assert_allclose([v for _, v in mean], values.mean(axis=1), rtol=1e-6)
+    last_seed = tensorboard_scalars(out / "tensorboard" / "seed_1")[score]
+    np.testing.assert_allclose([v for _, v in last_seed], values[:, 1], rtol=1e-6)
+    ids, rows = wandb_history(out)
+    assert len(ids) == 1 and [s for s, _ in rows] == steps
+    np.testing.assert_allclose([row[score] for _, row in rows], values.mean(axis=1), rtol=1e-6)
 
 
 POINTS = [("compile", 1), ("chunk", 3), ("checkpoint", 2), ("rename", 1)]

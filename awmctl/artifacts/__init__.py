@@ -23,6 +23,7 @@ from awmctl.artifacts.runs import (
     read_metrics,
     write_meta,
 )
+from awmctl.artifacts.tracking import Tracking, check_wandb_available
 
 __all__ = [
     "DATASET_KIND",
@@ -32,10 +33,12 @@ __all__ = [
     "PolicySpec",
     "Run",
     "TaskChangedError",
+    "Tracking",
     "behaviour",
     "check_output_dir",
     "check_room",
     "check_task_unchanged",
+    "check_wandb_available",
     "dataset_bytes",
     "jsonable",
     "load_dataset",

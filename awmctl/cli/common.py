@@ -50,6 +50,18 @@ OverwriteOpt = Annotated[
         help="Replace --out if it exists (only once the new output is complete).",
     ),
 ]
+WandbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--wandb",
+        envvar="WANDB_PROJECT",
+        metavar="PROJECT",
+        show_default=False,
+        help="Also log the metrics to this Weights & Biases project (needs awmctl[wandb]; "
+        "WANDB_MODE=offline keeps them under OUT/wandb/). TensorBoard files are always written "
+        "under OUT/tensorboard/.",
+    ),
+]
 JsonOpt = Annotated[
     bool,
     typer.Option("--json", metavar="", help="Print one machine-readable JSON summary on stdout."),

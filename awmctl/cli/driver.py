@@ -136,14 +136,17 @@ def train(
     description: str,
     title: str,
     per_seed: bool = True,
+    wandb_project: str | None = None,
 ) -> Outcome:
     """Run ``algorithm`` for ``seeds`` to the end in ``run``, resuming from its latest checkpoint.
 
     ``per_seed``: log each metric as a list over seeds (False for commands that train one thing:
-    the values of the only seed). ``title`` heads the learning-curve plot.
+    the values of the only seed). ``title`` heads the learning-curve plot. Metrics go to
+    ``metrics.jsonl``, TensorBoard and, given ``wandb_project``, W&B (``artifacts.tracking``).
     """
     interval = checkpoint_seconds()
     processes = Processes(len(seeds))
+    tracking = None
     try:
         state = algorithm.init(seeds)
         best = BestSoFar.start(algorithm.params(state), len(seeds), algorithm.higher_is_better)
@@ -158,6 +161,16 @@ def train(
                 err_console.print(f"Resuming from {algorithm.unit} {step} in {run.work}")
         # Each process trains its share of the seeds (all of them in a one-process run).
         state, best = processes.share(state), processes.share_best(best)
+        if processes.main:
+            tracking = artifacts.Tracking(
+                run.work,
+                seeds=seeds,
+                per_seed=per_seed,
+                config=run.config,
+                score=algorithm.score,
+                records=run.metrics(),
+                wandb_project=wandb_project,
+            )
         start = algorithm.progress(state)
         with (
             clock() as time,
@@ -172,12 +185,13 @@ def train(
                 nonlocal last_save
                 step = algorithm.progress(state)
                 metrics = processes.gather(metrics)
-                run.log(
-                    {
-                        "step": step,
-                        **{k: (v if per_seed else v[0]).tolist() for k, v in metrics.items()},
-                    }
-                )
+                logged = {
+                    "step": step,
+                    **{k: (v if per_seed else v[0]).tolist() for k, v in metrics.items()},
+                }
+                run.log(logged)
+                if tracking is not None:
+                    tracking.log(logged)
                 # The last chunk's state is saved with the results; a resumed run restarts from
                 # the latest checkpoint and repeats the chunks after it exactly. After SIGTERM
                 # (a scheduler's notice), this chunk's state is saved and the run stops. Process
@@ -197,9 +211,14 @@ def train(
             )
             state, best = processes.gather(state), processes.gather_best(best)
     except BaseException:
+        if tracking is not None:
+            tracking.close(failed=True)
+            tracking = None
         run.release()  # checkpoints in flight are completed, not lost; --out is free again
         raise
     finally:
+        if tracking is not None:
+            tracking.close()
         run.close()
     records = run.metrics()
     if processes.main:

@@ -15,6 +15,7 @@ from awmctl.cli.common import (
     OutOpt,
     OverwriteOpt,
     SeedOpt,
+    WandbOpt,
     check_input_tasks,
     complete_model,
     emit_json,
@@ -77,6 +78,7 @@ def fit_model_command(
     ] = None,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
+    wandb: WandbOpt = None,
     json_out: JsonOpt = False,
     config_file: ConfigOpt = None,
     allow_task_change: AllowTaskChangeOpt = False,
@@ -120,6 +122,8 @@ def fit_model_command(
             f"({kinds} only: {', '.join(s.name for s in having)})"
         )
     spec.check_sizes(hyper)  # before anything is written
+    if wandb:
+        artifacts.check_wandb_available()
 
     train_set, val = split_episodes(episodes, val_fraction, seed_keys(seed)[1])
     if val.observations.shape[0] == 0:
@@ -144,6 +148,7 @@ def fit_model_command(
         f"fit {model} on {task.name}",
         f"{model} on {task.name} (H={task.horizon})",
         per_seed=False,
+        wandb_project=wandb,
     )
 
     best = seed_slice(outcome.best.params, 0)

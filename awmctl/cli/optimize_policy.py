@@ -37,6 +37,7 @@ from awmctl.cli.common import (
     OverwriteOpt,
     SeedOpt,
     TaskParamOpt,
+    WandbOpt,
     check_input_tasks,
     choices,
     complete_model,
@@ -306,6 +307,7 @@ def optimize_policy_command(
     ] = 1,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
+    wandb: WandbOpt = None,
     json_out: JsonOpt = False,
     config_file: ConfigOpt = None,
     allow_task_change: AllowTaskChangeOpt = False,
@@ -340,6 +342,8 @@ def optimize_policy_command(
         raise BadInputError(f"unknown policy {policy!r}; choose one of: {', '.join(POLICIES)}")
     params = parse_task_params(task_param)
     seed_list = list(range(seed, seed + seeds))
+    if wandb:
+        artifacts.check_wandb_available()
     if agent != "bpo":
         refuse_options(
             ctx,
@@ -354,6 +358,7 @@ def optimize_policy_command(
             seed_list,
             out,
             overwrite,
+            wandb,
             env_steps=env_steps,
             warmup_steps=warmup_steps,
             eval_every=eval_every,
@@ -388,7 +393,7 @@ def optimize_policy_command(
             seed_mode=seed_mode(),
         )
         summary = _online(
-            model, task, horizon, params, policy, config, seed_list, out, overwrite, preset
+            model, task, horizon, params, policy, config, seed_list, out, overwrite, preset, wandb
         )
     else:
         refuse_options(ctx, ONLINE_ONLY, "without --online")
@@ -415,6 +420,7 @@ def optimize_policy_command(
             out,
             overwrite,
             preset,
+            wandb,
         )
     if json_out:
         emit_json(summary)
@@ -432,6 +438,7 @@ def _offline(
     out: Path,
     overwrite: bool,
     preset: str,
+    wandb: str | None,
 ) -> dict[str, Any]:
     if model == "simulator":
         if task is None:
@@ -489,6 +496,7 @@ def _offline(
         seed_list,
         f"BPO {world.name} on {the_task.name}",
         f"BPO through {world.name} on {the_task.name} (H={the_task.horizon})",
+        wandb_project=wandb,
     )
     if not outcome.main:
         return {}  # another process of a multi-process run: process 0 writes the results
@@ -529,6 +537,7 @@ def _online(
     out: Path,
     overwrite: bool,
     preset: str,
+    wandb: str | None,
 ) -> dict[str, Any]:
     if Path(model).is_dir():
         raise BadInputError(
@@ -558,6 +567,7 @@ def _online(
         seed_list,
         f"online {model} on {the_task.name}",
         f"Online BPO with {model} on {the_task.name} (H={the_task.horizon})",
+        wandb_project=wandb,
     )
     if not outcome.main:
         return {}  # another process of a multi-process run: process 0 writes the results
@@ -606,6 +616,7 @@ def _model_free(
     seed_list: list[int],
     out: Path,
     overwrite: bool,
+    wandb: str | None,
     **options: Any,
 ) -> dict[str, Any]:
     if task is None:
@@ -638,6 +649,7 @@ def _model_free(
         seed_list,
         f"{agent} on {the_task.name}",
         f"{'SAC' if agent == 'sac' else 'Online-DT'} on {the_task.name} (H={the_task.horizon})",
+        wandb_project=wandb,
     )
     if not outcome.main:
         return {}  # another process of a multi-process run: process 0 writes the results

@@ -7,7 +7,7 @@ they must move on, not fail. A complete output made with *other* options is stil
 
 The options a command was given are recorded in its ``meta.json`` (``options``: every option as
 resolved by the command line, its defaults included, except those that do not change the
-output: ``--out``, ``--overwrite``, ``--json``, ``--allow-task-change``; ``--config``'s values are
+output: ``--out``, ``--overwrite``, ``--json``, ``--allow-task-change``, ``--wandb``; ``--config``'s values are
 in the options it set).
 """
 
@@ -26,7 +26,9 @@ from awmctl.cli.common import emit_json, err_console, summary_table
 from awmctl.errors import BadInputError
 
 #: parameters that do not change what a command writes
-NOT_COMPARED = frozenset({"out", "overwrite", "json_out", "allow_task_change", "config_file"})
+NOT_COMPARED = frozenset(
+    {"out", "overwrite", "json_out", "allow_task_change", "config_file", "wandb"}
+)
 
 
 def option_flags(fn: Callable[..., Any]) -> dict[str, str]:
