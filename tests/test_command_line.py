@@ -62,3 +62,31 @@ def test_flags_show_no_value_and_repeatable_options_say_so():
     )
     assert "NAME=VALUE" in collect_help and "(repeatable)" in collect_help
     assert "DIR|simulator" in grad_norm_help and "(repeatable)" in grad_norm_help
+
+
+def test_help_text_reflows_to_an_80_column_terminal():
+    """No description line ends early: a docstring's own line breaks would break the help a
+    second time, mid-sentence, on a terminal narrower than the source."""
+    from typer.testing import CliRunner
+
+    from awmctl.cli import app
+
+    for command in (
+        "collect",
+        "fit-model",
+        "optimize-policy",
+        "grad-norm",
+        "landscape",
+        "references",
+    ):
+        result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0
+        lines = result.stdout.splitlines()
+        description = lines[: next(i for i, line in enumerate(lines) if line.startswith("╭"))]
+        paragraphs = "\n".join(line.strip() for line in description).split("\n\n")
+        paragraphs = [p.splitlines() for p in paragraphs if p.strip()][1:]  # after the usage line
+        assert paragraphs, command
+        for paragraph in paragraphs:
+            for line in paragraph[:-1]:
+                assert len(line) > 60, (command, line)
+            assert max(len(line) for line in paragraph) <= 80, command

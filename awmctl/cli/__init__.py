@@ -17,7 +17,7 @@ from awmctl.cli import (
     show,
     tasks,
 )
-from awmctl.cli.common import configure_jax, err_console, install_process_handlers
+from awmctl.cli.common import configure_jax, err_console, install_process_handlers, reflowed
 from awmctl.errors import AwmctlError
 
 app = typer.Typer(
@@ -62,11 +62,11 @@ def main(
     install_process_handlers()
 
 
-app.command("tasks")(tasks.tasks_command)
-app.command("collect")(collect.collect_command)
-app.command("fit-model")(fit_model.fit_model_command)
-app.command("optimize-policy")(optimize_policy.optimize_policy_command)
-app.command("landscape")(landscape.landscape_command)
-app.command("grad-norm")(grad_norm.grad_norm_command)
-app.command("references")(references.references_command)
-app.command("show")(show.show_command)
+app.command("tasks")(reflowed(tasks.tasks_command))
+app.command("collect")(reflowed(collect.collect_command))
+app.command("fit-model")(reflowed(fit_model.fit_model_command))
+app.command("optimize-policy")(reflowed(optimize_policy.optimize_policy_command))
+app.command("landscape")(reflowed(landscape.landscape_command))
+app.command("grad-norm")(reflowed(grad_norm.grad_norm_command))
+app.command("references")(reflowed(references.references_command))
+app.command("show")(reflowed(show.show_command))

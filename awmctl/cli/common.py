@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 import logging
 import os
@@ -213,6 +214,15 @@ def deferring_termination() -> Iterator[Callable[[], bool]]:
 def print_error(message: str) -> None:
     """The one ``Error: ...`` line on stderr (the message escaped: brackets in it are text)."""
     err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def reflowed(fn: F) -> F:
+    """``fn`` with its docstring's paragraphs on one line each, so that ``--help`` fills the
+    terminal's width: Typer's rich help keeps a docstring's line breaks, which then break a
+    second time, mid-sentence, on a terminal narrower than the source's lines."""
+    doc = inspect.getdoc(fn) or ""
+    fn.__doc__ = "\n\n".join(" ".join(p.split()) for p in doc.split("\n\n"))
+    return fn
 
 
 def handle_errors(fn: F) -> F:

@@ -59,9 +59,11 @@ def references_command(
     json_out: JsonOpt = False,
     config_file: ConfigOpt = None,
 ) -> None:
-    """Compute (or read from the cache) a task's score references: R_random, the mean return of
-    uniformly random episodes, and R_opt, the best open-loop plan that multi-start direct shooting
-    finds through the task's own gradient from the evaluation's start. Afterwards every
+    """Compute (or read from the cache) a task's score references, R_random and R_opt.
+
+    R_random is the mean return of uniformly random episodes, and R_opt the best open-loop plan
+    that multi-start direct shooting finds through the task's own gradient from the evaluation's
+    start. Afterwards every
     optimize-policy summary on the same task, horizon and parameters reports score = (R -
     R_random) / (R_opt - R_random): 0 is random, 1 the best plan found. Cached under
     AWMCTL_CACHE_DIR (default ~/.cache/awmctl), one entry per task, horizon, parameters and source.

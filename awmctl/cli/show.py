@@ -213,8 +213,10 @@ def show_command(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """What run directories hold: one in detail (command, task, model, options, versions, state,
-    final numbers); several as one table whose columns are the options that differ."""
+    """Say what run directories hold, and compare runs.
+
+    One directory in detail (command, task, model, options, versions, state, final numbers);
+    several as one table whose columns are the options that differ."""
     found = [inspect_dir(path) for path in runs]
     if as_config:
         if len(found) != 1:
