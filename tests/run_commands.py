@@ -3,8 +3,7 @@ each one's exit code, error output and wall time as JSON.
 
 ``python tests/run_commands.py COMMANDS.json RESULTS.json``: COMMANDS.json holds a list of argv
 lists, run in order; the chain stops at the first command that fails. The goldens run here, in a
-process of their own, because the test session compiles without XLA's backend optimisations
-(``conftest.py``) and the goldens pin what the optimised build computes, bit for bit.
+process of their own that the suite starts first, so that their chain overlaps the other tests.
 """
 
 import json

@@ -8,8 +8,13 @@ machine and JAX version that recorded them, to a tight tolerance elsewhere (XLA'
 generator picks other vector instructions on another CPU, which moves the last bits).
 
 The arrays are read with Orbax directly, not through awmctl's loaders, so the comparison does
-not depend on the code it checks. The commands run in a process of their own with the user's
-XLA flags (the rest of the suite compiles without optimisations: ``conftest.py``).
+not depend on the code it checks. The commands run in a process of their own (started first, so
+that it overlaps the rest of the suite), under the suite's XLA flags: the goldens pin the build
+the suite compiles (no backend optimisations: ``conftest.py``), at half the compilation time of
+a user's build. It computes the same operations and moves the last bits, which two outputs
+amplify beyond the tolerance across machines (the double pendulum's observations, the overfit
+transformer's validation R^2: ``history.md``, entry 9), so ``AWMCTL_TEST_OPTIMISED=1`` (the
+user's build) skips the goldens. The flags are part of the machine's fingerprint.
 
 Recording again guards itself (``AWMCTL_RECORD_GOLDENS=... pytest tests/test_goldens.py``):
 - ``AWMCTL_RECORD_GOLDENS=1`` records only if no array moved further than the tolerance across
@@ -97,7 +102,8 @@ def commands(tmp: Path) -> list[tuple[str, list, Path]]:
 
 
 def fingerprint() -> str:
-    """What decides whether the bits can match: CPU, instruction sets, JAX and jaxlib."""
+    """What decides whether the bits can match: CPU, instruction sets, JAX and jaxlib, and
+    XLA's flags."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
         model = next((l for l in cpuinfo.splitlines() if l.startswith("model name")), "")
@@ -106,7 +112,8 @@ def fingerprint() -> str:
         model = flags = platform.processor()
     import jaxlib
 
-    text = f"{platform.machine()}|{model}|{flags}|{jax.__version__}|{jaxlib.__version__}"
+    xla = " ".join(sorted(os.environ.get("XLA_FLAGS", "").split()))
+    text = f"{platform.machine()}|{model}|{flags}|{jax.__version__}|{jaxlib.__version__}|{xla}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -220,12 +227,11 @@ def record(produced: dict[str, dict[str, np.ndarray]]) -> None:
 
 
 def run_in_own_process(steps: list[tuple[str, list, Path]], tmp: Path) -> list[dict]:
-    """Run the commands one after another in a fresh Python process with the user's XLA flags
-    (the test session compiles without backend optimisations: ``conftest.py``); each command's
-    exit code and error output."""
+    """Run the commands one after another in a fresh Python process (the suite's XLA flags);
+    each command's exit code and error output."""
     commands_file, results_file = tmp / "commands.json", tmp / "results.json"
     commands_file.write_text(json.dumps([[str(a) for a in argv] for _, argv, _ in steps]))
-    env = dict(os.environ, XLA_FLAGS=os.environ.get("AWMCTL_TEST_USER_XLA_FLAGS", ""))
+    env = dict(os.environ)
     script = Path(__file__).parent / "run_commands.py"
     subprocess.run(
         [sys.executable, str(script), str(commands_file), str(results_file)], env=env, check=True
@@ -234,6 +240,11 @@ def run_in_own_process(steps: list[tuple[str, list, Path]], tmp: Path) -> list[d
 
 
 @pytest.mark.long_running
+@pytest.mark.skipif(
+    os.environ.get("AWMCTL_TEST_OPTIMISED", "") not in ("", "0"),
+    reason="the goldens pin the suite's build; the user's build moves two sensitive outputs "
+    "beyond the tolerance (tests/goldens/history.md, entry 9)",
+)
 def test_outputs_equal_the_recorded_goldens(tmp_path):
     """One test for the whole chain (under pytest-xdist a module fixture would run it once per
     worker); every command's differences are reported together."""
