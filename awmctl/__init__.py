@@ -6,7 +6,9 @@ The public Python API, layer by layer (each imports only the ones above it in th
 * models and policies: pure Equinox modules (:class:`AbstractWorldModel`, the specs table
   :data:`MODEL_SPECS`, :func:`build_model`; :class:`Policy`, :func:`build_policy`);
 * rollouts: :func:`collect`, :func:`imagined_return`, :func:`true_return`, :class:`EpisodeReplay`;
-* algorithms: :class:`ModelFit`, :class:`BPO`, :class:`OnlineBPO`, :class:`SAC`, :class:`OnlineDT` (config -> init -> run_chunk);
+* algorithms: :class:`ModelFit`, :class:`BPO`, :class:`OnlineBPO`, :class:`SAC`, :class:`OnlineDT` (config -> init -> run_chunk),
+  trained to the end by :func:`run`, which keeps each seed's best parameters (:class:`BestSoFar`);
+* docs/python.md shows a whole pipeline.
 * artifacts: saving and loading datasets, models and policies.
 """
 
@@ -16,6 +18,7 @@ from awmctl.algorithms import (
     BPO,
     SAC,
     Algorithm,
+    BestSoFar,
     BPOConfig,
     FitConfig,
     ModelFit,
@@ -26,6 +29,7 @@ from awmctl.algorithms import (
     SACConfig,
     model_step,
     policy_step,
+    run,
     split_episodes,
 )
 from awmctl.artifacts import (
@@ -92,6 +96,7 @@ __all__ = [
     "AwmctlError",
     "BPOConfig",
     "BadInputError",
+    "BestSoFar",
     "DecisionTransformer",
     "Episode",
     "EpisodeReplay",
@@ -134,6 +139,7 @@ __all__ = [
     "random_controller",
     "register",
     "rollout",
+    "run",
     "save_dataset",
     "save_model",
     "save_policies",

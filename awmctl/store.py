@@ -496,6 +496,14 @@ class ResumableRun:
         self.close()
         self.lock.release()
 
+    def discard(self) -> None:
+        """Give up a run refused for bad input: a new run that saved no checkpoint leaves nothing
+        behind (its working directory goes); one with work to resume from is only released."""
+        self.close()
+        if not self.resuming and self.manager.latest_step() is None:
+            shutil.rmtree(self.work, ignore_errors=True)
+        self.lock.release()
+
     def finish(self, meta: dict[str, Any]) -> Path:
         """Mark the run complete and move it into place (replacing an old ``OUT``)."""
         self.close()

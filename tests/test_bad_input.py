@@ -74,9 +74,9 @@ BAD_INPUT = [
     (["collect", "--task", "cancer", "--policy", "constant:nan"], 2, "outside [-1, 1]"),
     (["collect", "--task", "cancer", "--horizon", 0], 2, "horizon must be an integer >= 1"),
     (
-        ["collect", "--task", "cancer", "--horizon", 100, "--episodes", 10**11],
+        ["collect", "--task", "cancer", "--horizon", 100, "--episodes", 2 * 10**9],
         2,
-        "100000000000 episodes need",
+        "2000000000 episodes need",
     ),
     (["collect", "--task", "no-such-task"], 2, "unknown task"),
     (
@@ -94,6 +94,31 @@ BAD_INPUT = [
         ["optimize-policy", "--online", "--task", "cancer", "--model", "awm-lstm", "--steps", 5],
         2,
         "--steps does not apply with --online",
+    ),
+    # integers beyond 32 bits: refused before they reach a compiled call (an OverflowError)
+    (
+        ["fit-model", "--data", "nowhere", "--model", "awm-lstm", "--steps", 10**12],
+        2,
+        "--steps 1000000000000 is out of range",
+    ),
+    (
+        ["collect", "--task", "cancer", "--seed", 2**70],
+        2,
+        "--seed 1180591620717411303424 is out of range",
+    ),
+    (
+        [
+            "optimize-policy",
+            "--online",
+            "--task",
+            "cancer",
+            "--model",
+            "awm-lstm",
+            "--env-steps",
+            -(2**40),
+        ],
+        2,
+        "--env-steps -1099511627776 is out of range",
     ),
 ]
 
@@ -368,3 +393,36 @@ def test_json_output_carries_its_schema_version_and_the_documented_fields(tmp_pa
         summary = json.loads(result.stdout)
         assert summary["schema_version"] == 1
         assert documented[command] <= set(summary), documented[command] - set(summary)
+
+
+@pytest.mark.parametrize("stdout", ["closed", "broken pipe"])
+def test_json_to_a_closed_stdout_is_one_line_and_the_output_is_kept(tmp_path, stdout):
+    out = tmp_path / "data"
+    command = (
+        f"{sys.executable} -m awmctl collect --task cancer --horizon 8 -n 4 --out {out} --json"
+    )
+    shell = f"{command} >&-" if stdout == "closed" else f"{command} | head -c 0"
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and f"the summary is in {out}/meta.json" in errors[0], result.stderr
+    assert "standard output" in errors[0] and "Traceback" not in result.stderr
+    assert json.loads((out / "meta.json").read_text())["status"] == "complete"
+
+
+def test_a_run_too_big_for_memory_is_bad_input_and_leaves_nothing_behind(tmp_path):
+    """XLA refuses the buffers (a transformer's attention over 100000 steps: terabytes) before
+    any training: exit 2 with the size, and no OUT.partial or lock left for a resume that
+    cannot succeed."""
+    out = tmp_path / "policy"
+    result = run(
+        "optimize-policy", "--online", "--task", "cancer", "--horizon", 100000,
+        "--model", "awm-transformer", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs more memory than this machine has" in lines[0], lines
+    assert "GiB in one buffer" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

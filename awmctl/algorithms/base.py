@@ -37,6 +37,7 @@ from awmctl.optim import skipped_updates
 from awmctl.trees import select_rows
 
 State = TypeVar("State")
+C = TypeVar("C")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +92,18 @@ class Algorithm(abc.ABC, Generic[State]):
         return self.progress(state) >= self.total
 
 
+def config_of(cls: type[C], given: dict[str, Any], base: C | None = None) -> C:
+    """A frozen config dataclass from keyword arguments (``base``'s values, else the class's
+    defaults, for the rest); an unknown name is refused with the names it takes."""
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(given) - fields)
+    if unknown:
+        raise BadInputError(
+            f"{cls.__name__} has no {', '.join(unknown)}; it takes: {', '.join(sorted(fields))}"
+        )
+    return dataclasses.replace(base, **given) if base is not None else cls(**given)
+
+
 class BestSoFar(NamedTuple):
     """Per seed, the best score so far, the progress at which it was reached and the parameters."""
 
@@ -114,6 +127,13 @@ class BestSoFar(NamedTuple):
             np.where(improved, step, self.steps),
             self.higher_is_better,
         )
+
+    def of_seed(self, index: int) -> Any:
+        """The best parameters of the ``index``-th seed of the run (no seed axis): what an
+        algorithm's ``model(...)`` or ``policy(...)`` takes."""
+        # JAX arrays: the best parameters are kept on the host (NumPy), which jitted code takes
+        # but a model's or policy's shape-checked methods called directly do not
+        return jax.tree_util.tree_map(lambda x: jnp.asarray(x[index]), self.params)
 
     def checkpoint(self) -> dict[str, Any]:
         """As arrays for an Orbax checkpoint (inverse: :meth:`restore`)."""

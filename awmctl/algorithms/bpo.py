@@ -28,6 +28,7 @@ from awmctl.algorithms.base import (
     LearningCurve,
     abstract,
     compiled_once,
+    config_of,
     over_seeds,
     seeds_in_sequence,
 )
@@ -170,6 +171,26 @@ class BPO(Algorithm[BPOState]):
         "eval return (deterministic policy)",
         "policy update",
     )
+
+    @classmethod
+    def create(
+        cls,
+        task: Task,
+        model: AbstractWorldModel,
+        observations: Float[Array | np.ndarray, "N T obs"],
+        *,
+        policy: str = "mlp",
+        preset: str = "converged",
+        **config: Any,
+    ) -> BPO:
+        """BPO of a ``policy`` (``mlp`` or ``open-loop``) through ``model`` on ``task``, from the
+        initial observations of ``observations`` (a dataset's, ``episodes.observations``), as
+        ``awmctl optimize-policy`` makes it: ``config`` holds any :class:`BPOConfig` field by
+        name (``steps=200``), the ``preset``'s values otherwise. Train it with
+        ``run(bpo, bpo.init(seeds))``."""
+        config_of(BPOConfig, config)  # an unknown name is refused before the preset is read
+        config = BPOConfig.preset(preset, **config)
+        return cls(task, model, policy, jnp.asarray(observations), config)
 
     def __init__(
         self,

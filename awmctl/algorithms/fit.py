@@ -19,9 +19,16 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl import optim
-from awmctl.algorithms.base import Algorithm, LearningCurve, abstract, compiled_once, over_seeds
+from awmctl.algorithms.base import (
+    Algorithm,
+    LearningCurve,
+    abstract,
+    compiled_once,
+    config_of,
+    over_seeds,
+)
 from awmctl.errors import BadInputError, DivergedError
-from awmctl.models import AbstractWorldModel, ModelSpec, check_context, imagine
+from awmctl.models import AbstractWorldModel, ModelSpec, check_context, imagine, model_spec
 from awmctl.normalize import like
 from awmctl.seeds import seed_stream
 from awmctl.tasks import Episode
@@ -174,6 +181,35 @@ class ModelFit(Algorithm[FitState]):
         log_scale=True,
         legend=("training loss", "validation loss", "validation open-loop rollout MSE"),
     )
+
+    @classmethod
+    def create(
+        cls,
+        episodes: Episode,
+        model: str | ModelSpec = "awm-lstm",
+        *,
+        seed: int = 0,
+        context: int | None = None,
+        hyper: dict[str, Any] | None = None,
+        **config: Any,
+    ) -> ModelFit:
+        """A fit of ``model`` (a name of ``MODEL_SPECS``) to ``episodes``, as ``awmctl fit-model``
+        makes it: ``config`` holds any :class:`FitConfig` field by name (``steps=600``; its
+        defaults otherwise), ``val_fraction`` of the episodes are held out with ``seed``'s split
+        key, ``context`` is the episodes' horizon unless given, and ``hyper`` sets the model's
+        sizes (``{"width": 32}``; the paper's otherwise). Train it with
+        ``run(fit, fit.init([seed]))``."""
+        spec = model_spec(model) if isinstance(model, str) else model
+        episodes = Episode(*(jnp.asarray(x) for x in episodes))  # collect() gives NumPy arrays
+        settings = config_of(FitConfig, config)
+        settings.check()
+        hyper = dict(hyper or {})
+        spec.check_sizes(hyper)
+        train, val = split_episodes(episodes, settings.val_fraction, seed_keys(seed)[1])
+        if val.observations.shape[0] == 0:
+            val = train  # val_fraction 0: "validation" is the training set, as fit-model does
+        horizon = episodes.actions.shape[1]
+        return cls(spec, hyper, horizon if context is None else context, train, val, settings)
 
     def __init__(
         self,

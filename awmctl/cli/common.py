@@ -25,10 +25,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.models import ArgumentInfo, OptionInfo
 
 from awmctl import artifacts
 from awmctl.artifacts import jsonable
-from awmctl.errors import AwmctlError, BadInputError
+from awmctl.errors import AwmctlError, BadInputError, RunFailedError
 
 err_console = Console(stderr=True)
 
@@ -216,6 +217,46 @@ def print_error(message: str) -> None:
     err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
+def option_flags(fn: Callable[..., Any]) -> dict[str, str]:
+    """Each parameter of a typer command -> the flag a user types (``data_dir`` -> ``--data``)."""
+    # (get_type_hints would give nothing for a command marked @no_type_check)
+    hints = inspect.get_annotations(inspect.unwrap(fn), eval_str=True)
+    flags = {}
+    for name, hint in hints.items():
+        info = next(
+            (
+                m
+                for m in getattr(hint, "__metadata__", ())
+                if isinstance(m, OptionInfo | ArgumentInfo)
+            ),
+            None,
+        )
+        if info is None:  # not a command-line parameter (the click context, the return value)
+            continue
+        # Annotated[..., typer.Option("--data")] keeps the first flag as the info's "default"
+        first = [info.default] if isinstance(info.default, str) else []
+        decls = [d for d in (*first, *(info.param_decls or ())) if d.startswith("--")]
+        flags[name] = decls[0] if decls else "--" + name.replace("_", "-")
+    return flags
+
+
+#: the largest magnitude an integer option takes: JAX's integers are 32 bits by default, and a
+#: larger one fails deep inside a compiled call (an OverflowError) instead of as bad input
+INT_OPTION_LIMIT = 2**31 - 1
+
+
+def check_integer_options(kwargs: dict[str, Any], flags: dict[str, str]) -> None:
+    """Refuse an integer option beyond :data:`INT_OPTION_LIMIT` in one line (exit 2)."""
+    for name, value in kwargs.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        for v in values:
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) > INT_OPTION_LIMIT:
+                raise BadInputError(
+                    f"{flags.get(name, name)} {v} is out of range: give at most "
+                    f"{INT_OPTION_LIMIT} ({INT_OPTION_LIMIT:.2g})"
+                )
+
+
 def reflowed(fn: F) -> F:
     """``fn`` with its docstring's paragraphs on one line each, so that ``--help`` fills the
     terminal's width: Typer's rich help keeps a docstring's line breaks, which then break a
@@ -232,6 +273,7 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = os.environ.get("AWMCTL_DEBUG", "") not in ("", "0")
         try:
+            check_integer_options(kwargs, option_flags(fn))
             return fn(*args, **kwargs)
         except AwmctlError as err:
             if debug:
@@ -277,10 +319,21 @@ def emit_json(summary: dict[str, Any]) -> None:
 
     if jax.process_index() != 0:
         return
-    sys.stdout.write(
-        json.dumps(jsonable({"schema_version": JSON_SCHEMA_VERSION, **summary})) + "\n"
-    )
-    sys.stdout.flush()
+    text = json.dumps(jsonable({"schema_version": JSON_SCHEMA_VERSION, **summary})) + "\n"
+    where = f"; the summary is in {summary['out']}/meta.json" if summary.get("out") else ""
+    if sys.stdout is None or sys.stdout.closed:  # started with stdout closed (`>&-`)
+        raise RunFailedError(f"--json: standard output is closed, nothing to write to{where}")
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError, OSError) as err:
+        # the reader went away (`| head -0`) or the stream cannot take it: point stdout at
+        # /dev/null, so that Python's own flush at exit does not fail a second time
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise RunFailedError(
+            f"--json: cannot write to standard output ({type(err).__name__}){where}"
+        ) from None
 
 
 def summary_table(title: str, rows: dict[str, Any]) -> Table:

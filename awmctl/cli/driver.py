@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import tempfile
 import time as time_module
@@ -26,7 +27,7 @@ from awmctl.algorithms import SEED_MODES, Algorithm, BestSoFar, default_seed_mod
 from awmctl.algorithms import run as run_to_end
 from awmctl.cli.common import Terminated, deferring_termination, err_console
 from awmctl.cli.progress import progress_bar
-from awmctl.errors import BadInputError
+from awmctl.errors import BadInputError, RunFailedError
 from awmctl.timing import Clock, clock
 
 #: Changes whenever the layout of a run's checkpoints does, so that a run left unfinished by an
@@ -113,6 +114,9 @@ class FollowerRun:
 
     def release(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
+
+    def discard(self) -> None:
+        self.release()
 
     def finish(self, meta: dict[str, Any]) -> Path:
         self.release()
@@ -210,11 +214,22 @@ def train(
                 algorithm, shard_seeds(state, algorithm.sequential_seeds), best, record
             )
             state, best = processes.gather(state), processes.gather_best(best)
-    except BaseException:
+    except BaseException as err:
         if tracking is not None:
             tracking.close(failed=True)
             tracking = None
+        refused = out_of_memory(err) if isinstance(err, jax.errors.JaxRuntimeError) else None
+        if refused is not None or isinstance(err, BadInputError):
+            run.discard()  # a new run refused for bad input leaves nothing behind
+            if refused is not None:
+                raise refused from None
+            raise
         run.release()  # checkpoints in flight are completed, not lost; --out is free again
+        if isinstance(err, RunFailedError):
+            raise RunFailedError(
+                f"{err} ({run.work} is kept: the same command resumes from its latest "
+                "checkpoint, --overwrite starts over)"
+            ) from None
         raise
     finally:
         if tracking is not None:
@@ -226,6 +241,20 @@ def train(
     else:
         run.release()  # a follower writes no results: its scratch directory goes now
     return Outcome(state, algorithm.params(state), best, records, run, time, processes.main)
+
+
+def out_of_memory(err: Exception) -> BadInputError | None:
+    """XLA's out-of-memory error as bad input (the shapes asked for more than the machine has),
+    or None for any other runtime error."""
+    text = str(err)
+    if "RESOURCE_EXHAUSTED" not in text:
+        return None
+    found = re.search(r"allocating (\d+) bytes", text)
+    need = f" ({int(found.group(1)) / 2**30:,.1f} GiB in one buffer)" if found else ""
+    return BadInputError(
+        f"the run needs more memory than this machine has{need}: a shorter --horizon, a "
+        "smaller --batch-size, fewer --seeds or a smaller model needs less"
+    )
 
 
 class Processes:

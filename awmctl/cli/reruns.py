@@ -14,44 +14,18 @@ in the options it set).
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from typer.models import ArgumentInfo, OptionInfo
-
 from awmctl import artifacts
-from awmctl.cli.common import emit_json, err_console, summary_table
+from awmctl.cli.common import emit_json, err_console, option_flags, summary_table
 from awmctl.errors import BadInputError
 
 #: parameters that do not change what a command writes
 NOT_COMPARED = frozenset(
     {"out", "overwrite", "json_out", "allow_task_change", "config_file", "wandb"}
 )
-
-
-def option_flags(fn: Callable[..., Any]) -> dict[str, str]:
-    """Each parameter of a typer command -> the flag a user types (``data_dir`` -> ``--data``)."""
-    # (get_type_hints would give nothing for a command marked @no_type_check)
-    hints = inspect.get_annotations(inspect.unwrap(fn), eval_str=True)
-    flags = {}
-    for name, hint in hints.items():
-        info = next(
-            (
-                m
-                for m in getattr(hint, "__metadata__", ())
-                if isinstance(m, OptionInfo | ArgumentInfo)
-            ),
-            None,
-        )
-        if info is None:  # not a command-line parameter (the click context, the return value)
-            continue
-        # Annotated[..., typer.Option("--data")] keeps the first flag as the info's "default"
-        first = [info.default] if isinstance(info.default, str) else []
-        decls = [d for d in (*first, *(info.param_decls or ())) if d.startswith("--")]
-        flags[name] = decls[0] if decls else "--" + name.replace("_", "-")
-    return flags
 
 
 def recorded(value: Any) -> Any:
