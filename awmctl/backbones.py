@@ -1,9 +1,11 @@
-"""Causal sequence backbones: a GPT-2-style transformer with a key-value cache, and RNN cells.
+"""Causal sequence backbones: a GPT-2-style transformer with a key-value cache, RNN cells, and a
+diagonal linear recurrence (a state-space model).
 
 Every backbone maps a sequence of token embeddings ``[T, width]`` to outputs ``[T, width]`` where
 output ``t`` depends only on tokens ``0..t``, and offers the same computation one token at a
 time (``init_cache`` / ``step``) for closed-loop imagination: the transformer keeps a key-value
-cache (a rollout of H steps costs O(H) token steps), a recurrent net keeps its hidden state.
+cache (a rollout of H steps costs O(H) token steps), a recurrent net and the state-space model
+keep their hidden states.
 Stepping reproduces the full-sequence forward pass (tested to 1e-5).
 """
 
@@ -20,6 +22,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from awmctl.layers import affine, dense, layer_norm
 from awmctl.lstm import lstm_sequence, lstm_step
+from awmctl.ssm import diagonal_scan, diagonal_step, eigenvalues
 
 Cache = Any  # a pytree of arrays; its structure is private to each backbone
 
@@ -284,7 +287,136 @@ class Recurrent(AbstractBackbone):
         return outputs
 
 
-BackboneKind = Literal["transformer", "lstm", "gru", "rnn"]
+# ------------------------------------------------------------------------------ state space
+
+
+def _rows(vector: Float[Array, " n"], like: Array) -> Array:
+    """``vector`` shaped to broadcast against the rows of ``like`` (``[..., n]``): the tests
+    forbid implicit rank promotion."""
+    return jnp.reshape(vector, (1,) * (like.ndim - 1) + vector.shape)
+
+
+class _DiagonalLayer(eqx.Module):
+    """One LRU layer (Orvieto et al., 2023): ``u = LN(x)``; ``h_t = lambda h_{t-1} + gamma (B
+    u_t)`` with a complex diagonal ``lambda`` inside the unit circle; ``y = Re(C h) + D u``;
+    ``x + GLU(gelu(y))``. ``B`` and ``C`` are complex, held as real and imaginary parts."""
+
+    norm: eqx.nn.LayerNorm
+    nu_log: Float[Array, " state"]
+    theta_log: Float[Array, " state"]
+    gamma_log: Float[Array, " state"]
+    b_re: Float[Array, "state width"]
+    b_im: Float[Array, "state width"]
+    c_re: Float[Array, "width state"]
+    c_im: Float[Array, "width state"]
+    d: Float[Array, " width"]
+    glu: eqx.nn.Linear
+
+    def __init__(
+        self,
+        width: int,
+        state: int,
+        *,
+        key: PRNGKeyArray,
+        r_min: float = 0.9,
+        r_max: float = 0.999,
+        max_phase: float = math.pi,
+    ):
+        kr, kp, kb, kc, kd, kg = jax.random.split(key, 6)
+        # Eigenvalues uniform on the ring r_min <= |lambda| <= r_max (the LRU's initialisation):
+        # slow modes, which a 100-step horizon needs, and none on the unit circle.
+        u = jax.random.uniform(kr, (state,))
+        modulus = jnp.sqrt(u * (r_max**2 - r_min**2) + r_min**2)
+        self.nu_log = jnp.log(-jnp.log(modulus))
+        self.theta_log = jnp.log(max_phase * jax.random.uniform(kp, (state,), minval=1e-3))
+        # gamma = sqrt(1 - |lambda|^2) keeps each state's variance that of its input at the start
+        self.gamma_log = jnp.log(jnp.sqrt(1.0 - modulus**2))
+        self.b_re, self.b_im = jax.random.normal(kb, (2, state, width)) / math.sqrt(2 * width)
+        self.c_re, self.c_im = jax.random.normal(kc, (2, width, state)) / math.sqrt(state)
+        self.d = jax.random.normal(kd, (width,))
+        self.norm = eqx.nn.LayerNorm(width)
+        self.glu = eqx.nn.Linear(width, 2 * width, key=kg)
+
+    def _lambda(self) -> tuple[Array, Array]:
+        return eigenvalues(self.nu_log, self.theta_log)
+
+    def _inputs(self, u: Float[Array, "*rows width"]) -> tuple[Array, Array]:
+        """``gamma * (B u)`` for every row of ``u``."""
+        re, im = u @ self.b_re.T, u @ self.b_im.T
+        gamma = _rows(jnp.exp(self.gamma_log), re)
+        return re * gamma, im * gamma
+
+    def _output(
+        self, x: Float[Array, "*rows width"], u: Array, h: tuple[Array, Array]
+    ) -> Float[Array, "*rows width"]:
+        y = h[0] @ self.c_re.T - h[1] @ self.c_im.T + u * _rows(self.d, u)
+        gate = dense(self.glu, jax.nn.gelu(y))
+        value, weight = jnp.split(gate, 2, axis=-1)
+        return x + value * jax.nn.sigmoid(weight)
+
+    def __call__(self, x: Float[Array, "T width"]) -> Float[Array, "T width"]:
+        u = layer_norm(self.norm, x)
+        return self._output(x, u, diagonal_scan(self._lambda(), self._inputs(u)))
+
+    def step(
+        self, h: tuple[Array, Array], x: Float[Array, " width"]
+    ) -> tuple[tuple[Array, Array], Float[Array, " width"]]:
+        u = layer_norm(self.norm, x)
+        h = diagonal_step(self._lambda(), h, self._inputs(u))
+        return h, self._output(x, u, h)
+
+    def moduli(self) -> Float[Array, " state"]:
+        """``|lambda|`` of every state channel (each below 1 by construction)."""
+        re, im = self._lambda()
+        return jnp.sqrt(re**2 + im**2)
+
+
+class StateSpace(AbstractBackbone):
+    """A stack of diagonal linear recurrent layers (LRU) and a final LayerNorm.
+
+    Training runs each layer's recurrence as one associative scan over the sequence (no
+    sequential loop, no attention over all pairs); imagination steps it with a state of
+    ``layers x state_width`` complex numbers, whatever the horizon.
+    """
+
+    layers: tuple[_DiagonalLayer, ...]
+    ln_f: eqx.nn.LayerNorm
+    width: int = eqx.field(static=True)
+
+    def __init__(
+        self, width: int = 48, layers: int = 2, state_width: int = 96, *, key: PRNGKeyArray
+    ):
+        self.layers = tuple(
+            _DiagonalLayer(width, state_width, key=k) for k in jax.random.split(key, layers)
+        )
+        self.ln_f = eqx.nn.LayerNorm(width)
+        self.width = width
+
+    def __call__(
+        self, tokens: Float[Array, "T width"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "T width"]:
+        x = tokens
+        for layer in self.layers:  # a handful of layers, not a loop over time
+            x = layer(x)
+        return layer_norm(self.ln_f, x)
+
+    def init_cache(self, max_len: int, dtype: Any) -> Cache:
+        return tuple(
+            (jnp.zeros(layer.nu_log.shape, dtype), jnp.zeros(layer.nu_log.shape, dtype))
+            for layer in self.layers
+        )
+
+    def step(
+        self, cache: Cache, token: Float[Array, " width"], position: Int[Array, ""]
+    ) -> tuple[Cache, Float[Array, " width"]]:
+        x, new_cache = token, []
+        for layer, h in zip(self.layers, cache):
+            h, x = layer.step(h, x)
+            new_cache.append(h)
+        return tuple(new_cache), layer_norm(self.ln_f, x)
+
+
+BackboneKind = Literal["transformer", "lstm", "gru", "rnn", "ssm"]
 
 
 def make_backbone(
@@ -294,14 +426,25 @@ def make_backbone(
     heads: int = 3,
     mlp_width: int = 192,
     dropout: float = 0.0,
+    state_width: int = 96,
     *,
     key: PRNGKeyArray,
 ) -> AbstractBackbone:
-    """A backbone by kind; ``layers``, ``heads``, ``mlp_width`` and ``dropout`` are the
-    transformer's (recurrent backbones are one cell of ``width``)."""
+    """A backbone by kind; ``heads``, ``mlp_width`` and ``dropout`` are the transformer's,
+    ``state_width`` the state-space model's, ``layers`` both's (recurrent backbones are one
+    cell of ``width``)."""
     if kind == "transformer":
         return Transformer(width, layers, heads, mlp_width, dropout, key=key)
+    if kind == "ssm":
+        return StateSpace(width, layers, state_width, key=key)
     return Recurrent(kind, width, key=key)
 
 
-__all__ = ["AbstractBackbone", "BackboneKind", "Recurrent", "Transformer", "make_backbone"]
+__all__ = [
+    "AbstractBackbone",
+    "BackboneKind",
+    "Recurrent",
+    "StateSpace",
+    "Transformer",
+    "make_backbone",
+]

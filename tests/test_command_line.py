@@ -26,7 +26,11 @@ def test_bash_completion_offers_choices_tasks_and_model_names():
     assert completions("awmctl optimize-policy --preset ") == ["converged", "paper"]
     assert completions("awmctl optimize-policy --policy-input-grad ") == ["stop", "full"]
     assert completions("awmctl collect --task predator-") == ["predator-prey", "predator-prey-t10"]
-    assert completions("awmctl fit-model --model hwm-") == ["hwm-transformer", "hwm-lstm"]
+    assert completions("awmctl fit-model --model hwm-") == [
+        "hwm-transformer",
+        "hwm-lstm",
+        "hwm-ssm",
+    ]
     assert "optimize-policy" in completions("awmctl opt")
 
 

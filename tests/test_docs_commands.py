@@ -59,7 +59,7 @@ def test_every_documented_command_and_option_exists():
 SMALL = [
     (r"--horizons 10,20,50,100", "--horizons 2,4,8"),
     (r"--horizon 100", "--horizon 8"),
-    (r"--context 100", "--context 8"),
+    (r"--context 100", "--context 10"),  # the double pendulum's episodes are 10 steps
     (r"--episodes 512", "--episodes 32"),
     (r"-n 256", "-n 32"),
     (r"--seeds \d+", "--seeds 2"),

@@ -64,7 +64,8 @@ def fit_model_command(
         int | None, typer.Option("--width", help="Hidden width (default: the paper's).")
     ] = None,
     layers: Annotated[
-        int | None, typer.Option("--layers", help="Transformer layers (default 2).")
+        int | None,
+        typer.Option("--layers", help="Transformer or state-space layers (default 2)."),
     ] = None,
     heads: Annotated[
         int | None, typer.Option("--heads", help="Attention heads (default 3).")
@@ -75,6 +76,13 @@ def fit_model_command(
     dropout: Annotated[
         float | None,
         typer.Option("--dropout", help="Transformer dropout while training (default 0)."),
+    ] = None,
+    state_width: Annotated[
+        int | None,
+        typer.Option(
+            "--state-width",
+            help="State-space models: complex state channels per layer (default 96).",
+        ),
     ] = None,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
@@ -111,6 +119,7 @@ def fit_model_command(
         "heads": heads,
         "mlp_width": mlp_width,
         "dropout": dropout,
+        "state_width": state_width,
     }
     hyper = {k: v for k, v in sizes.items() if v is not None}
     unknown = sorted(set(hyper) - set(spec.hyper))

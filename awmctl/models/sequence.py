@@ -11,7 +11,8 @@ imagination, so gradients also flow through every predicted state in between.
 
 Both share :class:`AbstractSequenceModel`: the backbone (any :class:`AbstractBackbone`), the
 decoder, the state normaliser and, with a transformer, a learned embedding of the token position
-(the step index), added to every token; recurrent backbones know the position from their state.
+(the step index), added to every token; recurrent and state-space backbones know the position
+from their state.
 """
 
 from __future__ import annotations
@@ -93,6 +94,17 @@ TRANSFORMER_SIZES: dict[str, Any] = {
     "decoder_width": 64,
 }
 RECURRENT_SIZES: dict[str, Any] = {"width": 48, "decoder_width": 64}
+#: The state-space AWM's sizes (not the paper's: it has none), chosen so that the model has about
+#: the transformer AWM's number of parameters (tests/test_ssm.py counts both).
+SSM_SIZES: dict[str, Any] = {"width": 48, "layers": 2, "state_width": 96, "decoder_width": 64}
+#: every backbone's size options and defaults
+BACKBONE_SIZES: dict[str, dict[str, Any]] = {
+    "transformer": TRANSFORMER_SIZES,
+    "lstm": RECURRENT_SIZES,
+    "gru": RECURRENT_SIZES,
+    "rnn": RECURRENT_SIZES,
+    "ssm": SSM_SIZES,
+}
 
 
 def _shared_parts(
@@ -111,15 +123,15 @@ def _shared_parts(
     ``(backbone, state, position, decoder)`` and the size options (the paper's where not given)."""
     kb, ks, kp, kd = keys
     is_transformer = backbone == "transformer"
-    defaults = TRANSFORMER_SIZES if is_transformer else RECURRENT_SIZES
+    defaults = BACKBONE_SIZES[backbone]
     unknown = sorted(set(sizes) - set(defaults))
     if unknown:
         raise TypeError(f"a {backbone} sequence model has no size option {', '.join(unknown)}")
     hyper = {**defaults, **sizes}
     width, decoder_width = hyper["width"], hyper["decoder_width"]
-    transformer_sizes = {k: v for k, v in hyper.items() if k not in ("width", "decoder_width")}
+    backbone_sizes = {k: v for k, v in hyper.items() if k not in ("width", "decoder_width")}
     return {
-        "backbone": make_backbone(backbone, width, key=kb, **transformer_sizes),
+        "backbone": make_backbone(backbone, width, key=kb, **backbone_sizes),
         "state_embed": _embedder(state_in, width, not is_transformer, key=ks),
         "position_embed": eqx.nn.Embedding(tokens, width, key=kp) if is_transformer else None,
         "decoder": eqx.nn.MLP(
@@ -259,7 +271,9 @@ class HistoryWorldModel(AbstractSequenceModel):
 
 
 __all__ = [
+    "BACKBONE_SIZES",
     "RECURRENT_SIZES",
+    "SSM_SIZES",
     "TRANSFORMER_SIZES",
     "AbstractSequenceModel",
     "ActionsWorldModel",

@@ -19,12 +19,7 @@ from jaxtyping import PRNGKeyArray
 from awmctl.errors import BadInputError
 from awmctl.models.base import AbstractWorldModel
 from awmctl.models.markov import MarkovModel
-from awmctl.models.sequence import (
-    RECURRENT_SIZES,
-    TRANSFORMER_SIZES,
-    ActionsWorldModel,
-    HistoryWorldModel,
-)
+from awmctl.models.sequence import BACKBONE_SIZES, ActionsWorldModel, HistoryWorldModel
 from awmctl.models.simulator import SimulatorModel
 from awmctl.tasks import Task
 
@@ -145,7 +140,7 @@ def _sequence_spec(
         family=family,
         description=description,
         factory=functools.partial(_sequence, cls, backbone),
-        hyper=TRANSFORMER_SIZES if backbone == "transformer" else RECURRENT_SIZES,
+        hyper=BACKBONE_SIZES[backbone],
         # With the direct path the policy's input is gradient-stopped by default (the paper's AWM).
         policy_input_grad="stop" if cls.direct_path else "full",
         backbone=backbone,
@@ -174,6 +169,12 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         _sequence_spec(ActionsWorldModel, "awm", "gru", "actions world model, GRU (width 48)"),
         _sequence_spec(ActionsWorldModel, "awm", "rnn", "actions world model, tanh RNN (width 48)"),
         _sequence_spec(
+            ActionsWorldModel,
+            "awm",
+            "ssm",
+            "actions world model, diagonal linear recurrence (LRU state-space model, 2 layers)",
+        ),
+        _sequence_spec(
             HistoryWorldModel,
             "hwm",
             "transformer",
@@ -181,6 +182,12 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         ),
         _sequence_spec(
             HistoryWorldModel, "hwm", "lstm", "history world model, LSTM, teacher-forced"
+        ),
+        _sequence_spec(
+            HistoryWorldModel,
+            "hwm",
+            "ssm",
+            "history world model, diagonal linear recurrence (LRU), teacher-forced",
         ),
         ModelSpec(
             "simulator",
