@@ -305,10 +305,10 @@ class _DiagonalLayer(eqx.Module):
     nu_log: Float[Array, " state"]
     theta_log: Float[Array, " state"]
     gamma_log: Float[Array, " state"]
-    b_re: Float[Array, "state width"]
-    b_im: Float[Array, "state width"]
-    c_re: Float[Array, "width state"]
-    c_im: Float[Array, "width state"]
+    #: B's real parts (rows 0..state-1) over its imaginary parts: one product gives both
+    b: Float[Array, "state2 width"]
+    #: ``[Re C, -Im C]``: ``Re(C h)`` is one product with ``[Re h, Im h]``
+    c: Float[Array, "width state2"]
     d: Float[Array, " width"]
     glu: eqx.nn.Linear
 
@@ -331,8 +331,8 @@ class _DiagonalLayer(eqx.Module):
         self.theta_log = jnp.log(max_phase * jax.random.uniform(kp, (state,), minval=1e-3))
         # gamma = sqrt(1 - |lambda|^2) keeps each state's variance that of its input at the start
         self.gamma_log = jnp.log(jnp.sqrt(1.0 - modulus**2))
-        self.b_re, self.b_im = jax.random.normal(kb, (2, state, width)) / math.sqrt(2 * width)
-        self.c_re, self.c_im = jax.random.normal(kc, (2, width, state)) / math.sqrt(state)
+        self.b = jax.random.normal(kb, (2 * state, width)) / math.sqrt(2 * width)
+        self.c = jax.random.normal(kc, (width, 2 * state)) / math.sqrt(state)
         self.d = jax.random.normal(kd, (width,))
         self.norm = eqx.nn.LayerNorm(width)
         self.glu = eqx.nn.Linear(width, 2 * width, key=kg)
@@ -342,14 +342,14 @@ class _DiagonalLayer(eqx.Module):
 
     def _inputs(self, u: Float[Array, "*rows width"]) -> tuple[Array, Array]:
         """``gamma * (B u)`` for every row of ``u``."""
-        re, im = u @ self.b_re.T, u @ self.b_im.T
+        re, im = jnp.split(u @ self.b.T, 2, axis=-1)
         gamma = _rows(jnp.exp(self.gamma_log), re)
         return re * gamma, im * gamma
 
     def _output(
         self, x: Float[Array, "*rows width"], u: Array, h: tuple[Array, Array]
     ) -> Float[Array, "*rows width"]:
-        y = h[0] @ self.c_re.T - h[1] @ self.c_im.T + u * _rows(self.d, u)
+        y = jnp.concatenate(h, axis=-1) @ self.c.T + u * _rows(self.d, u)
         gate = dense(self.glu, jax.nn.gelu(y))
         value, weight = jnp.split(gate, 2, axis=-1)
         return x + value * jax.nn.sigmoid(weight)

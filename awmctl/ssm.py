@@ -39,9 +39,7 @@ def _times(a: Pair, b: Pair) -> Pair:
     return a[0] * b[0] - a[1] * b[1], a[0] * b[1] + a[1] * b[0]
 
 
-def diagonal_scan(
-    lam: Pair, inputs: tuple[Float[Array, "T state"], Float[Array, "T state"]]
-) -> tuple[Float[Array, "T state"], Float[Array, "T state"]]:
+def _scan(lam: Pair, inputs: Pair) -> Pair:
     """Every ``h_t = lam * h_{t-1} + inputs_t`` from ``h_{-1} = 0``, as one associative scan.
 
     The scan's elements are the affine maps ``h -> a h + b``; composing an earlier map with a
@@ -61,6 +59,39 @@ def diagonal_scan(
 
     _, _, h_re, h_im = jax.lax.associative_scan(compose, (*a, *inputs))
     return h_re, h_im
+
+
+@jax.custom_vjp
+def diagonal_scan(
+    lam: Pair, inputs: tuple[Float[Array, "T state"], Float[Array, "T state"]]
+) -> tuple[Float[Array, "T state"], Float[Array, "T state"]]:
+    """Every ``h_t = lam * h_{t-1} + inputs_t`` from ``h_{-1} = 0``: one associative scan
+    forward, and one backward (below) instead of autodiff's pass through every level of the
+    scan's tree."""
+    return _scan(lam, inputs)
+
+
+def _scan_forward(lam: Pair, inputs: Pair) -> tuple[Pair, tuple[Pair, Pair]]:
+    h = _scan(lam, inputs)
+    return h, (lam, h)
+
+
+def _scan_backward(saved: tuple[Pair, Pair], cotangent: Pair) -> tuple[Pair, Pair]:
+    """The adjoint of a linear recurrence is the same recurrence run backwards in time with the
+    conjugate eigenvalue. With ``G = dL/dRe + i dL/dIm`` of each complex quantity:
+    ``G_b_t = Gh_t = G_t + conj(lam) Gh_{t+1}`` and ``G_lam = sum_t Gh_t conj(h_{t-1})``."""
+    lam, h = saved
+    reverse = lambda x: jnp.flip(x, axis=0)
+    conj = (lam[0], -lam[1])
+    g_re, g_im = _scan(conj, (reverse(cotangent[0]), reverse(cotangent[1])))
+    g_re, g_im = reverse(g_re), reverse(g_im)
+    before = lambda x: jnp.concatenate([jnp.zeros_like(x[:1]), x[:-1]])
+    p_re, p_im = before(h[0]), before(h[1])  # h_{t-1}, with h_{-1} = 0
+    d_lam = (jnp.sum(g_re * p_re + g_im * p_im, axis=0), jnp.sum(g_im * p_re - g_re * p_im, axis=0))
+    return d_lam, (g_re, g_im)
+
+
+diagonal_scan.defvjp(_scan_forward, _scan_backward)
 
 
 def diagonal_step(

@@ -68,6 +68,8 @@ AUTHORS = {
     "awm-lstm": (35, 9.9, 82),
     "markov-mlp": (0.76, 0.37, 9),
 }
+#: (the authors' code has no state-space AWM: "-" in its columns)
+NO_FIGURE = ("-", "-", "-")
 TARGETS = {"awm-transformer": 90, "awm-lstm": 25, "markov-mlp": 10}  # whole-run seconds per seed
 LOOP = 20  # model updates per compiled call in the in-loop measurement
 
@@ -331,9 +333,9 @@ def main() -> None:
             )
             share = f"{100 * rate / top:.0f}%" if top else "-"
             print(
-                f"{name:<18}{r['model_update_ms']:>10.1f}{loop_ms:>9.1f}{AUTHORS[name][0]:>9}{rate:>9.1f}"
+                f"{name:<18}{r['model_update_ms']:>10.1f}{loop_ms:>9.1f}{AUTHORS.get(name, NO_FIGURE)[0]:>9}{rate:>9.1f}"
                 f"{share:>10}{r.get('products_alone_ms', nan):>10.1f}{r.get('products_alone_gflops', nan):>9.1f}"
-                f"{r['policy_update_ms']:>11.1f}{AUTHORS[name][1]:>9}",
+                f"{r['policy_update_ms']:>11.1f}{AUTHORS.get(name, NO_FIGURE)[1]:>9}",
                 flush=True,
             )
         print(
@@ -374,7 +376,7 @@ def main() -> None:
             for n in (int(c) for c in args.run_seeds.split(",")):
                 r = measure("runs", whole_run, name, n, name=name, n_seeds=n)
                 print(
-                    f"{name:<18}{n:>6}{r['per_seed_s']:>8.1f}{TARGETS[name]:>8}{AUTHORS[name][2]:>9}"
+                    f"{name:<18}{n:>6}{r['per_seed_s']:>8.1f}{TARGETS.get(name, '-'):>8}{AUTHORS.get(name, NO_FIGURE)[2]:>9}"
                     f"{r['compile_s']:>10.1f}{r['final_return_mean']:>9.2f}",
                     flush=True,
                 )
@@ -387,7 +389,7 @@ def main() -> None:
         for name in models:
             r = measure("processes", processes_run, name, p, name=name, count=p)
             print(
-                f"{name:<24}{r['per_seed_s']:>8.1f}{TARGETS[name]:>8}{AUTHORS[name][2]:>9}"
+                f"{name:<24}{r['per_seed_s']:>8.1f}{TARGETS.get(name, '-'):>8}{AUTHORS.get(name, NO_FIGURE)[2]:>9}"
                 f"{r['final_return_mean']:>9.2f}",
                 flush=True,
             )
