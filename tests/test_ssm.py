@@ -132,6 +132,10 @@ def fit_command(data):
             "--log-every", 10]  # fmt: skip
 
 
+# The driver, resume and BPO are model-agnostic and the default suite runs them with every other
+# model (test_fit_model.py, test_bpo.py, test_preemption.py); the state-space model itself is
+# tested above and in test_models.py. Its own trip through the CLI: `make test-all`.
+@pytest.mark.slow
 def test_fit_model_resumes_exactly_and_offline_bpo_runs_through_it(tmp_path, data, interrupt_after):
     model, fit = tmp_path / "awm", fit_command(data)
     whole = run(*fit, "--out", tmp_path / "whole")
@@ -150,7 +154,7 @@ def test_fit_model_resumes_exactly_and_offline_bpo_runs_through_it(tmp_path, dat
     assert bpo.exit_code == 0, bpo.stderr
 
 
-@pytest.mark.slow  # three more commands that compile through the model; the default run has fit + BPO
+@pytest.mark.slow  # (as above)
 def test_online_bpo_grad_norm_and_landscape_take_the_state_space_models(tmp_path, data):
     model = tmp_path / "awm"
     assert run(*fit_command(data), "--out", model).exit_code == 0
