@@ -36,6 +36,10 @@ def stepped(backbone: StateSpace, tokens):
     return jax.lax.scan(body, cache, (jnp.arange(tokens.shape[0]), tokens))[1]
 
 
+# The values: test_models.py (stepping against the full pass, every model); the gradients of the
+# hand-written backward pass: against finite differences below. This float32 comparison of both
+# paths' gradients runs with `make test-all`.
+@pytest.mark.slow
 def test_the_scan_equals_the_recurrence_step_by_step_in_values_and_gradients():
     kb, kt, ky = jax.random.split(jax.random.key(0), 3)
     backbone = StateSpace(WIDTH, layers=2, state_width=STATE, key=kb)
