@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from awmctl.layers import affine, dense, layer_norm
+from awmctl.layers import affine, as_row, dense, layer_norm
 from awmctl.lstm import lstm_sequence, lstm_step
 from awmctl.ssm import diagonal_scan, diagonal_step, eigenvalues
 
@@ -290,12 +290,6 @@ class Recurrent(AbstractBackbone):
 # ------------------------------------------------------------------------------ state space
 
 
-def _rows(vector: Float[Array, " n"], like: Array) -> Array:
-    """``vector`` shaped to broadcast against the rows of ``like`` (``[..., n]``): the tests
-    forbid implicit rank promotion."""
-    return jnp.reshape(vector, (1,) * (like.ndim - 1) + vector.shape)
-
-
 class _DiagonalLayer(eqx.Module):
     """One LRU layer (Orvieto et al., 2023): ``u = LN(x)``; ``h_t = lambda h_{t-1} + gamma (B
     u_t)`` with a complex diagonal ``lambda`` inside the unit circle; ``y = Re(C h) + D u``;
@@ -343,13 +337,13 @@ class _DiagonalLayer(eqx.Module):
     def _inputs(self, u: Float[Array, "*rows width"]) -> tuple[Array, Array]:
         """``gamma * (B u)`` for every row of ``u``."""
         re, im = jnp.split(u @ self.b.T, 2, axis=-1)
-        gamma = _rows(jnp.exp(self.gamma_log), re)
+        gamma = as_row(jnp.exp(self.gamma_log), re)
         return re * gamma, im * gamma
 
     def _output(
         self, x: Float[Array, "*rows width"], u: Array, h: tuple[Array, Array]
     ) -> Float[Array, "*rows width"]:
-        y = jnp.concatenate(h, axis=-1) @ self.c.T + u * _rows(self.d, u)
+        y = jnp.concatenate(h, axis=-1) @ self.c.T + u * as_row(self.d, u)
         gate = dense(self.glu, jax.nn.gelu(y))
         value, weight = jnp.split(gate, 2, axis=-1)
         return x + value * jax.nn.sigmoid(weight)

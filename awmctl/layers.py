@@ -27,7 +27,13 @@ def affine(
     """``x @ weight^T + bias`` for every row of ``x`` (the bias broadcast explicitly: the tests
     forbid implicit rank promotion)."""
     y = x @ weight.T
-    return y if bias is None else y + jnp.reshape(bias, (1,) * (y.ndim - 1) + bias.shape)
+    return y if bias is None else y + as_row(bias, y)
+
+
+def as_row(vector: Float[Array, " n"], like: Array) -> Array:
+    """``vector`` shaped to broadcast against every row of ``like`` (``[..., n]``): the tests
+    forbid implicit rank promotion."""
+    return jnp.reshape(vector, (1,) * (like.ndim - 1) + vector.shape)
 
 
 def mlp(network: eqx.nn.MLP, x: Float[Array, "*rows inp"]) -> Float[Array, "*rows out"]:
@@ -45,11 +51,10 @@ def layer_norm(
     mean = jnp.mean(x, axis=-1, keepdims=True)
     variance = jnp.maximum(jnp.var(x, axis=-1, keepdims=True), 0.0)
     out = (x - mean) * jax.lax.rsqrt(variance + norm.eps)
-    lead = (1,) * (x.ndim - 1)
     if norm.weight is not None:
-        out = out * jnp.reshape(norm.weight, lead + norm.weight.shape)
+        out = out * as_row(norm.weight, x)
     if norm.bias is not None:
-        out = out + jnp.reshape(norm.bias, lead + norm.bias.shape)
+        out = out + as_row(norm.bias, x)
     return out
 
 
@@ -60,4 +65,4 @@ def embed(
     return dense(module, x) if isinstance(module, eqx.nn.Linear) else mlp(module, x)
 
 
-__all__ = ["affine", "dense", "embed", "layer_norm", "mlp"]
+__all__ = ["affine", "as_row", "dense", "embed", "layer_norm", "mlp"]

@@ -37,7 +37,6 @@ from awmctl.optim import skipped_updates
 from awmctl.trees import select_rows
 
 State = TypeVar("State")
-C = TypeVar("C")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,16 +91,15 @@ class Algorithm(abc.ABC, Generic[State]):
         return self.progress(state) >= self.total
 
 
-def config_of(cls: type[C], given: dict[str, Any], base: C | None = None) -> C:
-    """A frozen config dataclass from keyword arguments (``base``'s values, else the class's
-    defaults, for the rest); an unknown name is refused with the names it takes."""
-    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+def check_fields(cls: type, given: dict[str, Any]) -> None:
+    """Refuse keyword arguments that are not fields of the config dataclass ``cls``, with the
+    names it takes (the keyword constructors' check, before any config is built)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(given) - fields)
     if unknown:
         raise BadInputError(
             f"{cls.__name__} has no {', '.join(unknown)}; it takes: {', '.join(sorted(fields))}"
         )
-    return dataclasses.replace(base, **given) if base is not None else cls(**given)
 
 
 class BestSoFar(NamedTuple):

@@ -27,8 +27,8 @@ from awmctl.algorithms.base import (
     Algorithm,
     LearningCurve,
     abstract,
+    check_fields,
     compiled_once,
-    config_of,
     over_seeds,
     seeds_in_sequence,
 )
@@ -188,7 +188,7 @@ class BPO(Algorithm[BPOState]):
         ``awmctl optimize-policy`` makes it: ``config`` holds any :class:`BPOConfig` field by
         name (``steps=200``), the ``preset``'s values otherwise. Train it with
         ``run(bpo, bpo.init(seeds))``."""
-        config_of(BPOConfig, config)  # an unknown name is refused before the preset is read
+        check_fields(BPOConfig, config)
         config = BPOConfig.preset(preset, **config)
         return cls(task, model, policy, jnp.asarray(observations), config)
 

@@ -23,8 +23,8 @@ from awmctl.algorithms.base import (
     Algorithm,
     LearningCurve,
     abstract,
+    check_fields,
     compiled_once,
-    config_of,
     over_seeds,
 )
 from awmctl.errors import BadInputError, DivergedError
@@ -200,9 +200,8 @@ class ModelFit(Algorithm[FitState]):
         sizes (``{"width": 32}``; the paper's otherwise). Train it with
         ``run(fit, fit.init([seed]))``."""
         spec = model_spec(model) if isinstance(model, str) else model
-        episodes = Episode(*(jnp.asarray(x) for x in episodes))  # collect() gives NumPy arrays
-        settings = config_of(FitConfig, config)
-        settings.check()
+        check_fields(FitConfig, config)
+        settings = FitConfig(**config)
         hyper = dict(hyper or {})
         spec.check_sizes(hyper)
         train, val = split_episodes(episodes, settings.val_fraction, seed_keys(seed)[1])

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from awmctl import store
 from awmctl.errors import BadInputError
 
 TENSORBOARD_DIR = "tensorboard"
@@ -172,9 +173,7 @@ class WandbLog:
         self._save_state()
 
     def _save_state(self) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state))
-        tmp.replace(self.state_file)
+        store.write_json_atomic(self.state_file, self.state)
 
     def log(self, record: dict[str, Any]) -> None:
         step = int(record["step"])

@@ -61,6 +61,8 @@ from awmctl.stats import ci95
 from awmctl.tasks import Task, make_task, parse_task_params, remake, task_record
 from awmctl.trees import seed_slice
 
+#: the help panel of the options every online mode shares
+ONLINE_PANEL = "Online: --online and the agents"
 OFFLINE_ONLY = ("data_dir", "steps", "log_every")
 ONLINE_ONLY = (
     "env_steps",
@@ -220,7 +222,7 @@ def optimize_policy_command(
         int,
         typer.Option(
             "--env-steps",
-            rich_help_panel="Online: --online and the agents",
+            rich_help_panel=ONLINE_PANEL,
             help="(online) Environment steps.",
         ),
     ] = O.env_steps,
@@ -228,7 +230,7 @@ def optimize_policy_command(
         int | None,
         typer.Option(
             "--warmup-steps",
-            rich_help_panel="Online: --online and the agents",
+            rich_help_panel=ONLINE_PANEL,
             help=f"(online) First env steps with random actions (BPO and online-dt {O.warmup_steps}, sac {S.warmup_steps}).",
         ),
     ] = None,
@@ -236,7 +238,7 @@ def optimize_policy_command(
         int,
         typer.Option(
             "--model-every",
-            rich_help_panel="Online: --online and the agents",
+            rich_help_panel=ONLINE_PANEL,
             help="(online) Env steps between model updates.",
         ),
     ] = O.model_every,
@@ -244,7 +246,7 @@ def optimize_policy_command(
         int,
         typer.Option(
             "--policy-every",
-            rich_help_panel="Online: --online and the agents",
+            rich_help_panel=ONLINE_PANEL,
             help="(online) Env steps between policy updates.",
         ),
     ] = O.policy_every,
@@ -252,7 +254,7 @@ def optimize_policy_command(
         int | None,
         typer.Option(
             "--policy-updates",
-            rich_help_panel="Online: --online and the agents",
+            rich_help_panel=ONLINE_PANEL,
             help="(online) Policy updates every --policy-every env steps (imagined: they cost no env steps; from --preset).",
         ),
     ] = None,
@@ -260,7 +262,7 @@ def optimize_policy_command(
         int,
         typer.Option(
             "--eval-every",
-            rich_help_panel="Online: --online and the agents",
+            rich_help_panel=ONLINE_PANEL,
             help="(online) Env steps between evaluations and checkpoints.",
         ),
     ] = O.eval_every,
@@ -268,7 +270,7 @@ def optimize_policy_command(
         float,
         typer.Option(
             "--model-lr",
-            rich_help_panel="Online: --online and the agents",
+            rich_help_panel=ONLINE_PANEL,
             help="(online) Model learning rate.",
         ),
     ] = O.model_lr,
@@ -277,7 +279,7 @@ def optimize_policy_command(
         typer.Option(
             "--updates-from",
             **choices(UPDATES_FROM),
-            rich_help_panel="Online: --online and the agents",
+            rich_help_panel=ONLINE_PANEL,
             help="(online) warmup: no update before --warmup-steps (the paper authors' schedule); first-episode: update as soon as one episode is stored.",
         ),
     ] = O.updates_from,
