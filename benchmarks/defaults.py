@@ -70,7 +70,11 @@ CANDIDATES = {
         "--entropy",
         "0",
     ],
-    "converged": [],  # awmctl's defaults (the converged preset: lr 1e-3, 4 updates per round, entropy 0)
+    # the converged optimiser without its guard against model exploitation (awmctl's defaults
+    # before the trust gate: its rows ran then, as `converged`)
+    "ungated": ["--trust-gate", "0"],
+    # awmctl's defaults: lr 1e-3, 4 updates per round, entropy 0, trust gate 0.5
+    "converged": [],
 }
 #: the same candidates offline (`optimize-policy --model simulator`, 1000 updates)
 OFFLINE_CANDIDATES = {"paper": ["--preset", "paper"], "converged": []}

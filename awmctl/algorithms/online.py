@@ -40,13 +40,24 @@ from awmctl.algorithms.presets import ONLINE, preset_values
 from awmctl.errors import BadInputError
 from awmctl.models import AbstractWorldModel, ModelSpec, PolicyInputGrad, check_context
 from awmctl.policies import MarkovPolicy, build_policy
-from awmctl.rollouts import EpisodeReplay, advance, explore, first_states, true_return
+from awmctl.rollouts import (
+    EpisodeReplay,
+    advance,
+    explore,
+    first_states,
+    open_loop_return,
+    true_return,
+)
 from awmctl.seeds import seed_stream
 from awmctl.tasks import Task
 from awmctl.trees import repeated
 
 #: when updates begin: after the warm-up (the paper authors') or after the first whole episode
 UpdatesFrom = Literal["warmup", "first-episode"]
+#: weight of the newest episode in the running mean of the model's optimism
+OPTIMISM_WEIGHT = 0.2
+#: a gated policy round moves the policy this fraction of one update (lr 1e-3 -> 1e-4: the paper's)
+CAUTION = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +82,11 @@ class OnlineConfig:
     #: policy updates in each policy round (every ``policy_every`` env steps); they cost no env
     #: steps, only compute (the paper: 1)
     policy_updates: int = ONLINE["converged"]["policy_updates"]
+    #: the guard against a policy exploiting its model's errors: while the model overpredicts
+    #: the return of the policy's own fresh episodes (an average over recent ones) by more than
+    #: ``trust_gate`` times the spread of the stored episodes' returns, a policy round is one
+    #: update at a tenth of the step; 0 turns the guard off (the paper has none)
+    trust_gate: float = ONLINE["converged"]["trust_gate"]
 
     @classmethod
     def preset(cls, name: str, **given: Any) -> OnlineConfig:
@@ -107,6 +123,8 @@ class OnlineConfig:
             raise BadInputError(
                 f"--eval-every ({self.eval_every}) must be a multiple of --policy-every ({self.policy_every})"
             )
+        if not self.trust_gate >= 0:
+            raise BadInputError(f"--trust-gate must be 0 (off) or positive, got {self.trust_gate}")
         if not (self.model_lr > 0 and self.policy_lr > 0):
             raise BadInputError("--lr and --model-lr must be positive")
         if self.policy_input_grad not in (None, *get_args(PolicyInputGrad)):
@@ -159,6 +177,10 @@ class OnlineState(NamedTuple):
     key: jax.Array  # raw key data
     model_updates: jax.Array  # updates applied so far (logged, and checked against the schedule)
     policy_updates: jax.Array
+    #: the model's optimism about the policy: a running mean of (model's return - real return) of
+    #: each episode as it completes, before any model update has seen it
+    optimism: jax.Array
+    gated_rounds: jax.Array  # policy rounds cut to the cautious step by the trust gate
 
 
 class OnlineBPO(OnlineAlgorithm[OnlineState]):
@@ -238,7 +260,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             )
             return s._replace(policy=params, policy_opt=opt, policy_updates=s.policy_updates + 1)
 
-        def policy_round(s: OnlineState, key) -> OnlineState:
+        def full_round(s: OnlineState, key) -> OnlineState:
             """``policy_updates`` policy updates, each on its own batch of stored starts (one
             update uses ``key`` itself: the paper's schedule, bit for bit)."""
             if config.policy_updates == 1:
@@ -247,6 +269,32 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             return jax.lax.fori_loop(
                 0, config.policy_updates, lambda i, s: policy_update(s, keys[i]), s
             )
+
+        def cautious_round(s: OnlineState, key) -> OnlineState:
+            """One update, moved only ``CAUTION`` of its way: the step of a model not trusted."""
+            stepped = policy_update(s, key)
+            policy = jax.tree.map(lambda a, b: a + CAUTION * (b - a), s.policy, stepped.policy)
+            return stepped._replace(policy=policy, gated_rounds=s.gated_rounds + 1)
+
+        gated = config.trust_gate > 0 and spec.trainable
+
+        def policy_round(s: OnlineState, key) -> OnlineState:
+            if not gated:
+                return full_round(s, key)
+            trusted = s.optimism <= config.trust_gate * s.replay.return_spread()
+            return jax.lax.cond(trusted, full_round, cautious_round, s, key)
+
+        def check_latest(s: OnlineState) -> OnlineState:
+            """The model's error on the episode just completed, before any update has seen it:
+            positive when the model promises more than the policy got."""
+            slot = s.replay.latest()
+            actions = s.replay.actions[slot]
+            predicted = open_loop_return(
+                self.model(s.model), task, s.replay.observations[slot, 0], actions
+            )
+            error = predicted - jnp.sum(s.replay.rewards[slot])
+            optimism = (1 - OPTIMISM_WEIGHT) * s.optimism + OPTIMISM_WEIGHT * error
+            return s._replace(optimism=optimism)
 
         def block(s: OnlineState) -> OnlineState:
             """``policy_every`` env steps, a model update after every ``model_every``, then a
@@ -263,6 +311,9 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
                 )
                 first = (stored_before == 0) & (s.replay.count > 0)  # happens in exactly one round
                 s = jax.lax.cond(first, set_normalizers, lambda s: s, s)
+                if gated:  # each episode checked once, as it completes, by a model already fitted
+                    completed = (s.replay.count > stored_before) & (s.model_updates > 0)
+                    s = jax.lax.cond(completed, check_latest, lambda s: s, s)
                 if (
                     not spec.trainable
                 ):  # the simulator: nothing to fit, the policy learns through the task itself
@@ -332,6 +383,8 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             key=keys,
             model_updates=jnp.zeros((n,), jnp.int32),
             policy_updates=jnp.zeros((n,), jnp.int32),
+            optimism=jnp.zeros((n,), jnp.float32),
+            gated_rounds=jnp.zeros((n,), jnp.int32),
         )
 
     def run_chunk(self, state: OnlineState) -> tuple[OnlineState, dict[str, np.ndarray]]:
@@ -342,6 +395,17 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             "train/episodes": np.asarray(state.replay.count),
             "train/model_updates": np.asarray(state.model_updates),
             "train/policy_updates": np.asarray(state.policy_updates),
+            **(
+                {
+                    "train/gated_rounds": np.asarray(state.gated_rounds),
+                    # the quantity the gate compares with trust_gate
+                    "train/model_optimism": np.asarray(
+                        state.optimism / jax.vmap(EpisodeReplay.return_spread)(state.replay)
+                    ),
+                }
+                if self.config.trust_gate > 0 and self.spec.trainable
+                else {}
+            ),
         }
 
     def params(self, state: OnlineState) -> Any:

@@ -19,8 +19,8 @@ PRESETS: tuple[str, ...] = ("converged", "paper")
 
 #: online BPO (Algorithm 1): OnlineConfig fields
 ONLINE: dict[str, dict[str, Any]] = {
-    "paper": {"policy_lr": 1e-4, "policy_updates": 1, "entropy": 0.1},
-    "converged": {"policy_lr": 1e-3, "policy_updates": 4, "entropy": 0.0},
+    "paper": {"policy_lr": 1e-4, "policy_updates": 1, "entropy": 0.1, "trust_gate": 0.0},
+    "converged": {"policy_lr": 1e-3, "policy_updates": 4, "entropy": 0.0, "trust_gate": 0.5},
 }
 #: offline BPO: BPOConfig fields
 OFFLINE: dict[str, dict[str, Any]] = {

@@ -73,6 +73,7 @@ ONLINE_ONLY = (
     "model_lr",
     "updates_from",
     "policy_updates",
+    "trust_gate",
 )
 #: options of BPO (through a world model) that no model-free agent has
 BPO_ONLY = (
@@ -85,6 +86,7 @@ BPO_ONLY = (
     "model_every",
     "policy_every",
     "policy_updates",
+    "trust_gate",
     "model_lr",
     "updates_from",
     "data_dir",
@@ -258,6 +260,14 @@ def optimize_policy_command(
             help="(online) Policy updates every --policy-every env steps (imagined: they cost no env steps; from --preset).",
         ),
     ] = None,
+    trust_gate: Annotated[
+        float | None,
+        typer.Option(
+            "--trust-gate",
+            rich_help_panel=ONLINE_PANEL,
+            help="(online) Guard against the policy exploiting model errors: while the model overpredicts the return of the policy's fresh episodes by more than this many spreads of the stored returns, a policy round is one update at a tenth of the step; 0 turns it off (from --preset).",
+        ),
+    ] = None,
     eval_every: Annotated[
         int,
         typer.Option(
@@ -392,6 +402,7 @@ def optimize_policy_command(
             policy_input_grad=policy_input_grad,
             updates_from=updates_from,
             policy_updates=policy_updates,
+            trust_gate=trust_gate,
             seed_mode=seed_mode(),
         )
         summary = _online(
@@ -583,6 +594,7 @@ def _online(
         "preset": preset,
         "lr": config.policy_lr,
         "policy_updates": config.policy_updates,
+        "trust_gate": config.trust_gate,
         "online": True,
         "env_steps": config.steps_run,
         "seeds": len(seed_list),

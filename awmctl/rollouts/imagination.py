@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Key, PRNGKeyArray
 
-from awmctl.models import AbstractWorldModel
+from awmctl.models import AbstractWorldModel, imagine
 from awmctl.policies import MarkovPolicy, Policy
 from awmctl.tasks import Task, rollout
 
@@ -113,6 +113,22 @@ def closed_loop_observations(
     return seen
 
 
+def open_loop_return(
+    model: AbstractWorldModel,
+    task: Task,
+    obs0: Float[Array, " obs"],
+    actions: Float[Array, "H act"],
+) -> Float[Array, ""]:
+    """The model's return for a recorded episode: its actions replayed open loop from its first
+    observation, scored with the task's true reward (compare with the episode's real return)."""
+    predicted = imagine(model, obs0, actions)
+    before = jnp.concatenate([obs0[None], predicted[:-1]])
+    rewards = jax.vmap(task.reward)(
+        before[:, :-1], actions, jnp.arange(task.horizon), predicted[:, :-1]
+    )
+    return jnp.sum(rewards)
+
+
 def true_return(policy: Policy, task: Task, key: PRNGKeyArray | None = None) -> Float[Array, ""]:
     """Return of the deterministic policy on the real task (``key``: its reset, for tasks with
     random resets; the built-in tasks are deterministic)."""
@@ -124,6 +140,7 @@ __all__ = [
     "closed_loop_observations",
     "direct_path_return",
     "imagined_return",
+    "open_loop_return",
     "stepwise_return",
     "true_return",
 ]

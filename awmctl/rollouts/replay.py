@@ -59,6 +59,21 @@ class EpisodeReplay(NamedTuple):
             count=self.count + done.astype(jnp.int32),
         ), done
 
+    def latest(self) -> Int[Array, ""]:
+        """Slot of the most recently completed episode (meaningless while none is stored)."""
+        return (self.count - 1) % self.capacity
+
+    def return_spread(self) -> Float[Array, ""]:
+        """Standard deviation of the stored complete episodes' returns (the in-progress slot and
+        empty ones left out): the scale on which returns of this task differ."""
+        stored = jnp.minimum(self.count, self.capacity - 1)
+        slots = (self.count - 1 - jnp.arange(self.capacity)) % self.capacity
+        mask = jnp.arange(self.capacity) < stored
+        returns = jnp.sum(self.rewards[slots], axis=-1)
+        n = jnp.maximum(stored, 1).astype(returns.dtype)
+        mean = jnp.sum(jnp.where(mask, returns, 0.0)) / n
+        return jnp.sqrt(jnp.sum(jnp.where(mask, (returns - mean) ** 2, 0.0)) / n)
+
     def sample(self, key: PRNGKeyArray, n: int) -> Int[Array, " n"]:
         """Slots of ``n`` complete episodes, uniformly with replacement among the stored ones
         (meaningless while none is: callers wait for ``count > 0``)."""
