@@ -222,9 +222,10 @@ def test_a_run_makes_exactly_the_scheduled_updates(tmp_path):
         model, policy = config.update_steps(horizon=4)
         for record in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()):
             assert record["train/model_updates"] == [sum(t <= record["step"] for t in model)]
-            assert record["train/policy_updates"] == [
-                config.policy_updates * sum(t <= record["step"] for t in policy)
-            ]
+            # a round the trust gate shuts makes no update
+            rounds = sum(t <= record["step"] for t in policy)
+            gated = record["train/gated_rounds"][0]
+            assert record["train/policy_updates"] == [config.policy_updates * (rounds - gated)]
         assert (len(model), len(policy)) == ((24, 6) if mode == "warmup" else (31, 8))
 
 
@@ -363,4 +364,5 @@ def test_several_policy_updates_per_round_are_all_made(tmp_path):
     )
     for record in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()):
         assert record["train/model_updates"] == [sum(t <= record["step"] for t in model)]
-        assert record["train/policy_updates"] == [3 * sum(t <= record["step"] for t in policy)]
+        rounds, gated = sum(t <= record["step"] for t in policy), record["train/gated_rounds"][0]
+        assert record["train/policy_updates"] == [3 * (rounds - gated)]  # gated: none

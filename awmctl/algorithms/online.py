@@ -45,7 +45,7 @@ from awmctl.rollouts import (
     advance,
     explore,
     first_states,
-    open_loop_return,
+    predicted_return,
     true_return,
 )
 from awmctl.seeds import seed_stream
@@ -56,8 +56,6 @@ from awmctl.trees import repeated
 UpdatesFrom = Literal["warmup", "first-episode"]
 #: weight of the newest episode in the running mean of the model's optimism
 OPTIMISM_WEIGHT = 0.2
-#: a gated policy round moves the policy this fraction of one update (lr 1e-3 -> 1e-4: the paper's)
-CAUTION = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +82,8 @@ class OnlineConfig:
     policy_updates: int = ONLINE["converged"]["policy_updates"]
     #: the guard against a policy exploiting its model's errors: while the model overpredicts
     #: the return of the policy's own fresh episodes (an average over recent ones) by more than
-    #: ``trust_gate`` times the spread of the stored episodes' returns, a policy round is one
-    #: update at a tenth of the step; 0 turns the guard off (the paper has none)
+    #: ``trust_gate`` times the spread of the stored episodes' returns, the policy rounds are
+    #: skipped; 0 turns the guard off (the paper has none)
     trust_gate: float = ONLINE["converged"]["trust_gate"]
 
     @classmethod
@@ -180,7 +178,7 @@ class OnlineState(NamedTuple):
     #: the model's optimism about the policy: a running mean of (model's return - real return) of
     #: each episode as it completes, before any model update has seen it
     optimism: jax.Array
-    gated_rounds: jax.Array  # policy rounds cut to the cautious step by the trust gate
+    gated_rounds: jax.Array  # policy rounds skipped by the trust gate
 
 
 class OnlineBPO(OnlineAlgorithm[OnlineState]):
@@ -270,11 +268,9 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
                 0, config.policy_updates, lambda i, s: policy_update(s, keys[i]), s
             )
 
-        def cautious_round(s: OnlineState, key) -> OnlineState:
-            """One update, moved only ``CAUTION`` of its way: the step of a model not trusted."""
-            stepped = policy_update(s, key)
-            policy = jax.tree.map(lambda a, b: a + CAUTION * (b - a), s.policy, stepped.policy)
-            return stepped._replace(policy=policy, gated_rounds=s.gated_rounds + 1)
+        def distrusted_round(s: OnlineState, key) -> OnlineState:
+            """No update: the policy waits for fresh episodes to correct the model."""
+            return s._replace(gated_rounds=s.gated_rounds + 1)
 
         gated = config.trust_gate > 0 and spec.trainable
 
@@ -282,14 +278,14 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             if not gated:
                 return full_round(s, key)
             trusted = s.optimism <= config.trust_gate * s.replay.return_spread()
-            return jax.lax.cond(trusted, full_round, cautious_round, s, key)
+            return jax.lax.cond(trusted, full_round, distrusted_round, s, key)
 
         def check_latest(s: OnlineState) -> OnlineState:
             """The model's error on the episode just completed, before any update has seen it:
             positive when the model promises more than the policy got."""
             slot = s.replay.latest()
             actions = s.replay.actions[slot]
-            predicted = open_loop_return(
+            predicted = predicted_return(
                 self.model(s.model), task, s.replay.observations[slot, 0], actions
             )
             error = predicted - jnp.sum(s.replay.rewards[slot])

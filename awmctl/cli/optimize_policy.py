@@ -265,7 +265,7 @@ def optimize_policy_command(
         typer.Option(
             "--trust-gate",
             rich_help_panel=ONLINE_PANEL,
-            help="(online) Guard against the policy exploiting model errors: while the model overpredicts the return of the policy's fresh episodes by more than this many spreads of the stored returns, a policy round is one update at a tenth of the step; 0 turns it off (from --preset).",
+            help="(online) Guard against the policy exploiting model errors: while the model overpredicts the return of the policy's fresh episodes by more than this many spreads of the stored returns, policy rounds are skipped; 0 turns it off (from --preset).",
         ),
     ] = None,
     eval_every: Annotated[
@@ -600,6 +600,10 @@ def _online(
         "seeds": len(seed_list),
         **_returns(outcome, the_task),
     }
+    if "train/gated_rounds" in outcome.records[-1]:
+        rounds = len(config.update_steps(the_task.horizon)[1])
+        gated = outcome.final("train/gated_rounds").mean()
+        summary["gated_fraction"] = round(float(gated) / max(rounds, 1), 3)
     if spec.trainable:  # the final world model of the first seed, as a model directory of its own
         model_dir = outcome.work / "model"
         model_dir.mkdir(exist_ok=True)
@@ -734,6 +738,15 @@ def _finish(
     err_console.print(
         summary_table(f"Optimised {template.name} policy -> {summary['out']}", summary)
     )
+    if summary.get("gated_fraction", 0) >= 0.5:
+        err_console.print(
+            f"The trust gate skipped {summary['gated_fraction']:.0%} of the policy rounds: the "
+            "world model kept over-predicting the return of the policy's own episodes, so the "
+            "model, not the policy optimiser, limits this result (a larger model, --model-lr, or "
+            "more --env-steps may help).",
+            highlight=False,
+            soft_wrap=True,
+        )
     if "score" not in summary:
         err_console.print(
             f"No score: compute this task's references once with `awmctl references --task "

@@ -15,7 +15,7 @@ from awmctl.rollouts.imagination import (
     closed_loop_observations,
     direct_path_return,
     imagined_return,
-    open_loop_return,
+    predicted_return,
     stepwise_return,
     true_return,
 )
@@ -38,7 +38,7 @@ __all__ = [
     "explore",
     "first_states",
     "imagined_return",
-    "open_loop_return",
+    "predicted_return",
     "random_controller",
     "stepwise_return",
     "true_return",

@@ -113,7 +113,7 @@ def closed_loop_observations(
     return seen
 
 
-def open_loop_return(
+def predicted_return(
     model: AbstractWorldModel,
     task: Task,
     obs0: Float[Array, " obs"],
@@ -140,7 +140,7 @@ __all__ = [
     "closed_loop_observations",
     "direct_path_return",
     "imagined_return",
-    "open_loop_return",
+    "predicted_return",
     "stepwise_return",
     "true_return",
 ]
