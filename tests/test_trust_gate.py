@@ -1,6 +1,7 @@
 """Online BPO's guard against a policy exploiting its model (the trust gate): the quantities it
 reads, worked out independently, and that an open gate changes nothing."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,5 +70,13 @@ def test_an_open_gate_changes_nothing_and_a_shut_one_stops_the_policy():
     # every round gated: no update, the policy stays as it was initialised
     assert rounds > 0 and gated == rounds
     assert int(shut_records[-1]["train/policy_updates"][0]) == 0
-    for a, b in zip(jax.tree.leaves(shut.policy), jax.tree.leaves(gate.init([0]).policy)):
+    first = jax.tree.map(lambda x: x[0], gate.init([0]).policy)  # seed 0's initial policy
+    # ... with its input statistics set from the first episode, as the loop does
+    expected = gate.policy(first).with_normalizer(shut.replay.observations[0, 0])
+    got = gate.policy(jax.tree.map(lambda x: x[0], shut.policy))
+    for a, b in zip(
+        jax.tree.leaves(eqx.filter(got, eqx.is_array)),
+        jax.tree.leaves(eqx.filter(expected, eqx.is_array)),
+        strict=True,
+    ):
         np.testing.assert_array_equal(a, b)
