@@ -95,6 +95,25 @@ BAD_INPUT = [
         2,
         "--steps does not apply with --online",
     ),
+    (
+        [
+            "optimize-policy",
+            "--online",
+            "--task",
+            "cancer",
+            "--model",
+            "awm-lstm",
+            "--trust-gate",
+            -1,
+        ],
+        2,
+        "--trust-gate must be 0 (off) or positive, got -1.0",
+    ),
+    (
+        ["optimize-policy", "--agent", "sac", "--task", "cancer", "--trust-gate", 1],
+        2,
+        "--trust-gate does not apply to --agent sac",
+    ),
     # integers beyond 32 bits: refused before they reach a compiled call (an OverflowError)
     (
         ["fit-model", "--data", "nowhere", "--model", "awm-lstm", "--steps", 10**12],

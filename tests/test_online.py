@@ -41,6 +41,7 @@ def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, interrupt_aft
     assert whole.exit_code == 0, whole.stderr
     summary = json.loads(whole.stdout)
     assert summary["online"] and summary["seeds"] == 2 and np.isfinite(summary["final_return_mean"])
+    assert summary["trust_gate"] == 0.5 and 0 <= summary["gated_fraction"] <= 1
     records = [
         json.loads(l) for l in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
     ]
