@@ -136,7 +136,7 @@ def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, ou
     rid = row_id(task, horizon, method, candidate)
     run_dir = out / "runs" / rid
     argv = command(task, horizon, method, candidate, seeds, run_dir)
-    wall = run_wall = None
+    wall = run_wall = gate = None
     grid = grid_row(task, horizon, method, candidate)
     if grid is not None:
         curves, final = grid["curves"], np.asarray(grid["returns"], np.float64)
@@ -149,6 +149,7 @@ def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, ou
         curves = [r["eval/eval_return"] for r in records if "eval/eval_return" in r]
         final = np.asarray(curves[-1], np.float64)
         run_wall = json.loads((run_dir / "meta.json").read_text())["summary"].get("wall_s")
+        gate = gate_record(records)
     refs = load_or_compute(make_task(task, horizon), out / "cache")
     scores = refs.score(final)
     return {
@@ -168,6 +169,20 @@ def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, ou
         "run_wall_s": run_wall,
         "command": " ".join(argv[1:]),
         "from_grid": grid is not None,
+        **(gate or {}),
+    }
+
+
+def gate_record(records: list[dict]) -> dict | None:
+    """Per seed, the policy rounds the trust gate skipped and the rounds scheduled (a skipped
+    round makes no update, a full one ``--policy-updates``: 4 at the defaults)."""
+    last = records[-1]
+    if "train/gated_rounds" not in last:
+        return None
+    gated = last["train/gated_rounds"]
+    return {
+        "gated_rounds": gated,
+        "policy_rounds": [u // 4 + g for u, g in zip(last["train/policy_updates"], gated)],
     }
 
 
@@ -304,8 +319,41 @@ def grid_comparison(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def gate_table(rows: list[dict]) -> str:
+    """Every AWM row at the defaults (trust gate on) beside the same row without the gate (and,
+    where it ran, with the first, cautious gate: one update moved a tenth of its way), with the
+    share of policy rounds the gate skipped."""
+    by = {(r["task"], r["horizon"], r["method"], r["candidate"]): r for r in rows}
+    lines = [
+        "| task | H | method | ungated | cautious gate | skipping gate (converged) | rounds skipped |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for which in ("dev", "heldout"):
+        for h in HORIZONS:
+            for t in (short(x) for x in SETS[which]):
+                for m in ("awm-transformer", "awm-lstm"):
+                    new = by.get((t, h, m, "converged"))
+                    if new is None:
+                        continue
+                    skipped = (
+                        ""
+                        if "gated_rounds" not in new
+                        else f"{sum(new['gated_rounds']) / max(sum(new['policy_rounds']), 1):.0%}"
+                    )
+                    old, cautious = by.get((t, h, m, "ungated")), by.get((t, h, m, "cautious-gate"))
+                    lines.append(
+                        f"| {t}{' (held out)' if which == 'heldout' else ''} | {h} | {m} | "
+                        f"{cell(old)} | {cell(cautious)} | {cell(new)} | {skipped} |"
+                    )
+    return "\n".join(lines)
+
+
 def report(args) -> None:
     rows = load_rows(Path(args.out))
+    body = gate_table(rows)
+    print(f"\n### the trust gate\n\n{body}")
+    if args.doc:
+        replace_section(Path(args.doc), "gate", body, tag="defaults")
     body = grid_comparison(rows)
     print(f"\n### the paper's grid\n\n{body}")
     if args.doc:

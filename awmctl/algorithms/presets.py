@@ -5,7 +5,10 @@ did not give; the preset's name is recorded with the run's configuration.
 Why the defaults differ from the paper (docs/results.md, section 8, has the measurements): at the
 paper's budget (221 policy updates at lr 1e-4 online, 1000 at 1e-4 offline) the policy optimiser,
 not the world model, limits the return on problems outside the paper's grid. Policy updates
-happen in imagination: they cost compute, no environment steps.
+happen in imagination: they cost compute, no environment steps. The larger step also finds a
+fitted model's errors faster, so the converged preset holds the policy back while the model
+over-predicts the return of the policy's own fresh episodes (``trust_gate``, online only:
+:class:`~awmctl.algorithms.online.OnlineConfig`).
 """
 
 from __future__ import annotations
