@@ -286,7 +286,8 @@ def grid_comparison(rows: list[dict]) -> str:
     """The paper's grid at the converged defaults against the paper's schedule: per paper task, H
     and BPO method, both scores, their difference, and a verdict by the page's interval rule
     (lower: the converged mean is below the paper row's by more than the paper row's 95% half-width;
-    higher: above it by more than the converged row's)."""
+    higher: above it by more than the converged row's). An AWM row not yet rerun with the trust
+    gate shows its ungated row, marked so."""
     by = {(r["task"], r["horizon"], r["method"], r["candidate"]): r for r in rows}
     lines = [
         "| task | H | method | paper schedule | converged | difference | verdict |",
@@ -297,6 +298,10 @@ def grid_comparison(rows: list[dict]) -> str:
         for t in PAPER_TASKS:
             for m in ("awm-transformer", "awm-lstm", "simulator"):
                 old, new = by.get((t, h, m, "paper")), by.get((t, h, m, "converged"))
+                # an AWM row not rerun since the trust gate: the ungated row, marked
+                fallback = new is None and m != "simulator"
+                if fallback:
+                    new = by.get((t, h, m, "ungated"))
                 if old is None or new is None:
                     continue
                 diff = new["score_mean"] - old["score_mean"]
@@ -309,7 +314,8 @@ def grid_comparison(rows: list[dict]) -> str:
                 )
                 verdicts[verdict] += 1
                 lines.append(
-                    f"| {t} | {h} | {m} | {cell(old)} | {cell(new)} | {diff:+.3f} | {verdict} |"
+                    f"| {t} | {h} | {m} | {cell(old)} | {cell(new)}{' (ungated)' if fallback else ''} "
+                    f"| {diff:+.3f} | {verdict} |"
                 )
     lines.append(
         "\n"
