@@ -148,8 +148,9 @@ def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, ou
         ]
         curves = [r["eval/eval_return"] for r in records if "eval/eval_return" in r]
         final = np.asarray(curves[-1], np.float64)
-        run_wall = json.loads((run_dir / "meta.json").read_text())["summary"].get("wall_s")
-        gate = gate_record(records)
+        meta = json.loads((run_dir / "meta.json").read_text())
+        run_wall = meta["summary"].get("wall_s")
+        gate = gate_record(records, meta["config"]["online"]["policy_updates"])
     refs = load_or_compute(make_task(task, horizon), out / "cache")
     scores = refs.score(final)
     return {
@@ -173,16 +174,16 @@ def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, ou
     }
 
 
-def gate_record(records: list[dict]) -> dict | None:
+def gate_record(records: list[dict], per_round: int) -> dict | None:
     """Per seed, the policy rounds the trust gate skipped and the rounds scheduled (a skipped
-    round makes no update, a full one ``--policy-updates``: 4 at the defaults)."""
+    round makes no update, a full one ``per_round``: the run's ``--policy-updates``)."""
     last = records[-1]
     if "train/gated_rounds" not in last:
         return None
     gated = last["train/gated_rounds"]
     return {
         "gated_rounds": gated,
-        "policy_rounds": [u // 4 + g for u, g in zip(last["train/policy_updates"], gated)],
+        "policy_rounds": [u // per_round + g for u, g in zip(last["train/policy_updates"], gated)],
     }
 
 

@@ -272,10 +272,8 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             """No update: the policy waits for fresh episodes to correct the model."""
             return s._replace(gated_rounds=s.gated_rounds + 1)
 
-        gated = config.trust_gate > 0 and spec.trainable
-
         def policy_round(s: OnlineState, key) -> OnlineState:
-            if not gated:
+            if not self.gated:
                 return full_round(s, key)
             trusted = s.optimism <= config.trust_gate * s.replay.return_spread()
             return jax.lax.cond(trusted, full_round, distrusted_round, s, key)
@@ -307,7 +305,8 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
                 )
                 first = (stored_before == 0) & (s.replay.count > 0)  # happens in exactly one round
                 s = jax.lax.cond(first, set_normalizers, lambda s: s, s)
-                if gated:  # each episode checked once, as it completes, by a model already fitted
+                # the trust gate checks each episode once, as it completes, by a fitted model
+                if self.gated:
                     completed = (s.replay.count > stored_before) & (s.model_updates > 0)
                     s = jax.lax.cond(completed, check_latest, lambda s: s, s)
                 if (
@@ -329,6 +328,12 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
 
         self.sequential_seeds = seeds_in_sequence(config.seed_mode)
         self._period = over_seeds(eval_period, self.sequential_seeds)
+
+    @property
+    def gated(self) -> bool:
+        """Whether the trust gate is on: a positive ``trust_gate`` and a model that is fitted
+        (the simulator's predictions are the task's own)."""
+        return self.config.trust_gate > 0 and self.spec.trainable
 
     def build_model(self, seed: int | jax.Array) -> AbstractWorldModel:
         task = self.task
@@ -399,7 +404,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
                         state.optimism / jax.vmap(EpisodeReplay.return_spread)(state.replay)
                     ),
                 }
-                if self.config.trust_gate > 0 and self.spec.trainable
+                if self.gated
                 else {}
             ),
         }

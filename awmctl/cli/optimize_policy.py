@@ -600,7 +600,7 @@ def _online(
         "seeds": len(seed_list),
         **_returns(outcome, the_task),
     }
-    if "train/gated_rounds" in outcome.records[-1]:
+    if algorithm.gated:
         rounds = len(config.update_steps(the_task.horizon)[1])
         gated = outcome.final("train/gated_rounds").mean()
         summary["gated_fraction"] = round(float(gated) / max(rounds, 1), 3)
