@@ -34,7 +34,7 @@ import numpy as np
 
 from awmctl.errors import BadInputError, DivergedError
 from awmctl.optim import skipped_updates
-from awmctl.trees import select_rows
+from awmctl.trees import select_rows, select_tree
 
 State = TypeVar("State")
 
@@ -282,6 +282,34 @@ def is_parameter(x: Any) -> bool:
     if isinstance(x, jax.ShapeDtypeStruct):
         return bool(jnp.issubdtype(x.dtype, jnp.inexact))
     return eqx.is_inexact_array(x)
+
+
+#: ``(params, opt_state, key_a, key_b) -> (params, opt_state, outputs)``: one optimiser step
+Step = Callable[[Any, Any, jax.Array, jax.Array], tuple[Any, Any, Any]]
+
+
+def masked_steps(
+    step: Step, params: Any, opt_state: Any, key: jax.Array, active: jax.Array
+) -> tuple[Any, Any, jax.Array, Any]:
+    """``step`` once per entry of ``active`` (a scan), the inactive ones no-ops: the last chunk
+    of a run may be partial, and one compiled chunk serves every chunk (model fitting and
+    offline BPO). Each step splits the raw key data ``key`` three ways: the next key and the
+    step's two keys. Returns the parameters, optimiser state, key data and each step's outputs
+    (NaN where inactive, for a ``nanmean``)."""
+
+    def one(carry: tuple[Any, Any, jax.Array], is_active: jax.Array):
+        params, opt_state, key = carry
+        key, k_a, k_b = jax.random.split(jax.random.wrap_key_data(key), 3)
+        new_params, new_opt, outputs = step(params, opt_state, k_a, k_b)
+        carry = (
+            select_tree(is_active, new_params, params),
+            select_tree(is_active, new_opt, opt_state),
+            jax.random.key_data(key),
+        )
+        return carry, jax.tree.map(lambda x: jnp.where(is_active, x, jnp.nan), outputs)
+
+    (params, opt_state, key), outputs = jax.lax.scan(one, (params, opt_state, key), active)
+    return params, opt_state, key, outputs
 
 
 def abstract(build: Callable[..., Any], *args: Any) -> tuple[Any, Any]:

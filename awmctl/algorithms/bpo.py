@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from awmctl import optim
 from awmctl.algorithms.base import (
@@ -29,6 +29,7 @@ from awmctl.algorithms.base import (
     abstract,
     check_fields,
     compiled_once,
+    masked_steps,
     over_seeds,
     seeds_in_sequence,
 )
@@ -45,7 +46,6 @@ from awmctl.policies import MarkovPolicy, build_policy
 from awmctl.rollouts import imagined_return, true_return
 from awmctl.seeds import seed_stream, stream
 from awmctl.tasks import Task
-from awmctl.trees import select_tree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,75 +209,88 @@ class BPO(Algorithm[BPOState]):
         self.init_obs = self.observations[:, 0]
         self.template, self.static = abstract(self.build, 0, self.observations)
         self.optimizer = optim.adam(config.lr, config.clip)
-        stop = config.policy_input_grad == "stop"
-        static, optimizer = self.static, self.optimizer
-
-        def batch(key, init_obs):
-            idx = jax.random.randint(key, (config.batch_size,), 0, init_obs.shape[0])
-            return init_obs[idx]
-
-        def chunk(state: BPOState, model, init_obs, active):
-            def one(carry, is_active):
-                params, opt_state, key = carry
-                key, kb, kl = jax.random.split(jax.random.wrap_key_data(key), 3)
-                new_params, new_opt, grads, imagined = policy_step(
-                    params,
-                    opt_state,
-                    static,
-                    optimizer,
-                    model,
-                    task,
-                    batch(kb, init_obs),
-                    kl,
-                    config.entropy,
-                    stop,
-                )
-                gnorm = optax.tree.norm(grads)
-                return (
-                    select_tree(is_active, new_params, params),
-                    select_tree(is_active, new_opt, opt_state),
-                    jax.random.key_data(key),
-                ), (jnp.where(is_active, imagined, jnp.nan), jnp.where(is_active, gnorm, jnp.nan))
-
-            (params, opt_state, key), (imagined, gnorms) = jax.lax.scan(
-                one, (state.params, state.opt_state, state.key), active
-            )
-            new_state = BPOState(
-                params, opt_state, key, state.step + jnp.sum(active.astype(jnp.int32))
-            )
-            return new_state, {
-                "imagined_return": jnp.nanmean(imagined),
-                "grad_norm": jnp.nanmean(gnorms),
-            }
-
-        def evaluate(state: BPOState, model, simulator, init_obs):
-            """Eval return on the real task; cosine between model and simulator gradients."""
-            policy = eqx.combine(state.params, static)
-            kb, kl = jax.random.split(stream(jax.random.wrap_key_data(state.key), "bpo/eval"))
-            obs0 = batch(kb, init_obs)
-            g_model, _ = policy_gradient(
-                state.params, static, model, task, obs0, kl, config.entropy, stop
-            )
-            g_sim, _ = policy_gradient(
-                state.params, static, simulator, task, obs0, kl, config.entropy, stop
-            )
-            a, b = ravel_pytree(g_model)[0], ravel_pytree(g_sim)[0]
-            cosine = jnp.dot(a, b) / jnp.maximum(jnp.linalg.norm(a) * jnp.linalg.norm(b), 1e-30)
-            det_imagined, _ = imagined_return(
-                policy, model, task, init_obs[0], kl, stop, deterministic=True
-            )
-            return {
-                "eval_return": true_return(policy, task),
-                "imagined_return_det": det_imagined,
-                "grad_cosine": cosine,
-                "grad_norm_model": jnp.linalg.norm(a),
-                "grad_norm_simulator": jnp.linalg.norm(b),
-            }
-
         # Over the seed axis of the state; the model and data are shared.
         self.sequential_seeds = seeds_in_sequence(config.seed_mode)
-        self._chunk = over_seeds(chunk, self.sequential_seeds)
-        self._evaluate = over_seeds(evaluate, self.sequential_seeds)
+        self._chunk = over_seeds(self.chunk, self.sequential_seeds)
+        self._evaluate = over_seeds(self.evaluate, self.sequential_seeds)
+
+    @property
+    def stop(self) -> bool:
+        """Whether the policy's input is gradient-stopped (the direct path of an AWM)."""
+        return self.config.policy_input_grad == "stop"
+
+    # ------------------------------------------------------------ the compiled parts, one seed
+
+    def batch(self, key: PRNGKeyArray, init_obs: Float[Array, "N obs"]) -> Float[Array, "B obs"]:
+        """``batch_size`` initial observations drawn with replacement."""
+        idx = jax.random.randint(key, (self.config.batch_size,), 0, init_obs.shape[0])
+        return init_obs[idx]
+
+    def chunk(
+        self,
+        state: BPOState,
+        model: AbstractWorldModel,
+        init_obs: Float[Array, "N obs"],
+        active: Bool[Array, " n"],
+    ) -> tuple[BPOState, dict[str, Float[Array, ""]]]:
+        """One policy update per entry of ``active`` (the inactive ones skipped); the mean
+        imagined return and gradient norm of those made."""
+        config = self.config
+
+        def step(params, opt_state, kb, kl):
+            new_params, new_opt, grads, imagined = policy_step(
+                params,
+                opt_state,
+                self.static,
+                self.optimizer,
+                model,
+                self.task,
+                self.batch(kb, init_obs),
+                kl,
+                config.entropy,
+                self.stop,
+            )
+            return new_params, new_opt, (imagined, optax.tree.norm(grads))
+
+        params, opt_state, key, (imagined, gnorms) = masked_steps(
+            step, state.params, state.opt_state, state.key, active
+        )
+        new_state = BPOState(params, opt_state, key, state.step + jnp.sum(active.astype(jnp.int32)))
+        return new_state, {
+            "imagined_return": jnp.nanmean(imagined),
+            "grad_norm": jnp.nanmean(gnorms),
+        }
+
+    def evaluate(
+        self,
+        state: BPOState,
+        model: AbstractWorldModel,
+        simulator: AbstractWorldModel,
+        init_obs: Float[Array, "N obs"],
+    ) -> dict[str, Float[Array, ""]]:
+        """Eval return on the real task; cosine between model and simulator gradients."""
+        task, entropy, stop = self.task, self.config.entropy, self.stop
+        policy = eqx.combine(state.params, self.static)
+        kb, kl = jax.random.split(stream(jax.random.wrap_key_data(state.key), "bpo/eval"))
+        obs0 = self.batch(kb, init_obs)
+        g_model, _ = policy_gradient(
+            state.params, self.static, model, task, obs0, kl, entropy, stop
+        )
+        g_sim, _ = policy_gradient(
+            state.params, self.static, simulator, task, obs0, kl, entropy, stop
+        )
+        a, b = ravel_pytree(g_model)[0], ravel_pytree(g_sim)[0]
+        cosine = jnp.dot(a, b) / jnp.maximum(jnp.linalg.norm(a) * jnp.linalg.norm(b), 1e-30)
+        det_imagined, _ = imagined_return(
+            policy, model, task, init_obs[0], kl, stop, deterministic=True
+        )
+        return {
+            "eval_return": true_return(policy, task),
+            "imagined_return_det": det_imagined,
+            "grad_cosine": cosine,
+            "grad_norm_model": jnp.linalg.norm(a),
+            "grad_norm_simulator": jnp.linalg.norm(b),
+        }
 
     def build(self, seed: int | Array, observations: Float[Array, "N T obs"]) -> MarkovPolicy:
         """The initial policy of ``seed``, normalising its input with the observations' statistics."""

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from awmctl import optim
 from awmctl.algorithms.base import (
@@ -25,6 +25,7 @@ from awmctl.algorithms.base import (
     abstract,
     check_fields,
     compiled_once,
+    masked_steps,
     over_seeds,
 )
 from awmctl.errors import BadInputError, DivergedError
@@ -32,7 +33,6 @@ from awmctl.models import AbstractWorldModel, ModelSpec, check_context, imagine,
 from awmctl.normalize import like
 from awmctl.seeds import seed_stream
 from awmctl.tasks import Episode
-from awmctl.trees import select_tree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,51 +231,55 @@ class ModelFit(Algorithm[FitState]):
         self.scale = eqx.filter_jit(lambda obs: self.build(0, obs).state_scale())(self.train_obs)
         self.optimizer = optim.adam(config.lr)
         self.batch = min(config.batch_size, self.train_obs.shape[0])
-        static, scale, optimizer, batch = self.static, self.scale, self.optimizer, self.batch
-
-        def train_chunk(state: FitState, train_obs, train_act, active):
-            def one(carry, is_active):
-                params, opt_state, key = carry
-                key, sub, drop = jax.random.split(jax.random.wrap_key_data(key), 3)
-                idx = jax.random.choice(sub, train_obs.shape[0], (batch,), replace=False)
-                new_params, new_opt, loss = model_step(
-                    params,
-                    opt_state,
-                    static,
-                    optimizer,
-                    train_obs[idx],
-                    train_act[idx],
-                    drop,
-                    scale,
-                )
-                # Steps past the requested total (the last chunk may be partial) are no-ops,
-                # so one compiled chunk serves every chunk of a run.
-                carry = (
-                    select_tree(is_active, new_params, params),
-                    select_tree(is_active, new_opt, opt_state),
-                    jax.random.key_data(key),
-                )
-                return carry, jnp.where(is_active, loss, jnp.nan)
-
-            (params, opt_state, key), losses = jax.lax.scan(
-                one, (state.params, state.opt_state, state.key), active
-            )
-            step = state.step + jnp.sum(active.astype(jnp.int32))
-            return FitState(params, opt_state, step, key), jnp.nanmean(losses)
-
-        def evaluate(params, val: Episode):
-            model = eqx.combine(params, static)
-            out = {"val_loss": normalised_mse(model, scale, val.observations, val.actions)}
-            out.update(open_loop_metrics(model, scale, val))
-            return out
-
         # One seed after another (fit-model trains one): each computes exactly what it does alone.
         self.sequential_seeds = True
-        self._train_chunk = over_seeds(train_chunk, self.sequential_seeds)
-        self._evaluate = over_seeds(evaluate, self.sequential_seeds)
-        self._loss = eqx.filter_jit(
-            lambda params, obs, act: normalised_mse(eqx.combine(params, static), scale, obs, act)
+        self._train_chunk = over_seeds(self.train_steps, self.sequential_seeds)
+        self._evaluate = over_seeds(self.evaluate, self.sequential_seeds)
+        self._loss = eqx.filter_jit(self.loss)
+
+    # ------------------------------------------------------------ the compiled parts, one seed
+
+    def train_steps(
+        self,
+        state: FitState,
+        train_obs: Float[Array, "N T obs"],
+        train_act: Float[Array, "N T act"],
+        active: Bool[Array, " n"],
+    ) -> tuple[FitState, Float[Array, ""]]:
+        """One optimiser step per entry of ``active`` (the inactive ones skipped), each on a batch
+        of training episodes drawn without replacement; the mean loss of those made."""
+
+        def step(params, opt_state, sub, drop):
+            idx = jax.random.choice(sub, train_obs.shape[0], (self.batch,), replace=False)
+            return model_step(
+                params,
+                opt_state,
+                self.static,
+                self.optimizer,
+                train_obs[idx],
+                train_act[idx],
+                drop,
+                self.scale,
+            )
+
+        params, opt_state, key, losses = masked_steps(
+            step, state.params, state.opt_state, state.key, active
         )
+        done = state.step + jnp.sum(active.astype(jnp.int32))
+        return FitState(params, opt_state, done, key), jnp.nanmean(losses)
+
+    def evaluate(self, params: Any, val: Episode) -> dict[str, Array]:
+        """Validation loss and open-loop metrics of one seed's model."""
+        model = eqx.combine(params, self.static)
+        out = {"val_loss": normalised_mse(model, self.scale, val.observations, val.actions)}
+        out.update(open_loop_metrics(model, self.scale, val))
+        return out
+
+    def loss(
+        self, params: Any, obs: Float[Array, "N T obs"], act: Float[Array, "N T act"]
+    ) -> Float[Array, ""]:
+        """The training loss of one model on whole episodes."""
+        return normalised_mse(eqx.combine(params, self.static), self.scale, obs, act)
 
     def build(self, seed: int | Array, train_obs: Float[Array, "N T obs"]) -> AbstractWorldModel:
         """The initial model of ``seed``, normalised with the training observations' statistics."""

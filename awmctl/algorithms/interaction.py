@@ -1,16 +1,24 @@
 """What every algorithm that learns while it acts shares (online BPO, SAC, Online-DT): progress
 counted in env steps taken (``state.t``), a run of whole evaluation periods, the deterministic
-policy's return as the score, and real branches for updates that the schedule may skip."""
+policy's return as the score, real branches for updates that the schedule may skip, and the
+interleaved schedule itself (env steps, an update after every few, a second update after a
+block of them). The env step they all take is :func:`awmctl.rollouts.act`."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import jax
 import numpy as np
 
 from awmctl.algorithms.base import Algorithm, LearningCurve, State
+
+#: an online algorithm's state: a NamedTuple with the loop's raw key data in ``key``
+S = TypeVar("S")
+#: ``(state, key) -> state``
+Update = Callable[[Any, jax.Array], Any]
 
 
 def whole_periods(env_steps: int, eval_every: int) -> int:
@@ -23,6 +31,39 @@ def when(ready: jax.Array, update: Any, state: Any, key: jax.Array) -> Any:
     """``update(state, key)`` if ``ready``, else ``state``: a real branch (not a select) on one
     seed, so no update work is done before the schedule says."""
     return jax.lax.cond(ready, update, lambda s, key: s, state, key)
+
+
+def env_steps(env_step: Update, state: S, keys: jax.Array) -> S:
+    """``env_step(state, key)`` once per key of ``keys``, in order (a loop, not unrolled)."""
+    return jax.lax.fori_loop(0, keys.shape[0], lambda i, s: env_step(s, keys[i]), state)
+
+
+def interleaved_block(
+    state: S,
+    env_step: Update,
+    after_round: Callable[[S, S, jax.Array], S],
+    after_block: Update,
+    rounds: int,
+    steps_per_round: int,
+) -> S:
+    """One block of the interleaved schedule of online BPO and SAC: ``rounds`` rounds of
+    ``steps_per_round`` env steps, each round ended by ``after_round(before, state, key)`` (the
+    model's or critics' update; ``before`` is the state the round started from), then
+    ``after_block(state, key)`` (the policy's or actor's update).
+
+    The keys come from the state's loop key (``state.key``, raw key data), split four ways: the
+    next loop key, the env steps', the rounds' and the block update's."""
+    key = jax.random.wrap_key_data(state.key)  # type: ignore[attr-defined]
+    key, k_env, k_rounds, k_block = jax.random.split(key, 4)
+
+    def one_round(s: S, keys: tuple[jax.Array, jax.Array]) -> tuple[S, None]:
+        step_keys, round_key = keys
+        return after_round(s, env_steps(env_step, s, step_keys), round_key), None
+
+    step_keys = jax.random.split(k_env, (rounds, steps_per_round))
+    state, _ = jax.lax.scan(one_round, state, (step_keys, jax.random.split(k_rounds, rounds)))
+    state = after_block(state, k_block)
+    return state._replace(key=jax.random.key_data(key))  # type: ignore[attr-defined]
 
 
 class OnlineAlgorithm(Algorithm[State]):
@@ -46,4 +87,4 @@ class OnlineAlgorithm(Algorithm[State]):
         return self.config.steps_run
 
 
-__all__ = ["OnlineAlgorithm", "when", "whole_periods"]
+__all__ = ["OnlineAlgorithm", "env_steps", "interleaved_block", "when", "whole_periods"]

@@ -30,20 +30,25 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
 from awmctl import optim
 from awmctl.algorithms.base import abstract, compiled_once, over_seeds, seeds_in_sequence
 from awmctl.algorithms.bpo import policy_step
 from awmctl.algorithms.fit import model_step
-from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
+from awmctl.algorithms.interaction import (
+    OnlineAlgorithm,
+    interleaved_block,
+    when,
+    whole_periods,
+)
 from awmctl.algorithms.presets import ONLINE, preset_values
 from awmctl.errors import BadInputError
 from awmctl.models import AbstractWorldModel, ModelSpec, PolicyInputGrad, check_context
 from awmctl.policies import MarkovPolicy, build_policy
 from awmctl.rollouts import (
     EpisodeReplay,
-    advance,
-    explore,
+    act,
     first_states,
     predicted_return,
     true_return,
@@ -192,142 +197,143 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         config = config.for_model(spec)
         config.check()
         self.task, self.spec, self.policy_kind, self.config = task, spec, policy_kind, config
-        template_model, model_static = abstract(self.build_model, 0)
-        template_policy, policy_static = abstract(self.build_policy, 0)
+        template_model, self.model_static = abstract(self.build_model, 0)
+        self.template_policy, self.policy_static = abstract(self.build_policy, 0)
         check_context(template_model, task.horizon)
         # Every episode of the run, and the one in progress: nothing is ever overwritten.
         self.capacity = math.ceil(config.steps_run / task.horizon) + 1
-        self.template_policy = template_policy
-        self.model_static, self.policy_static = model_static, policy_static
-        model_tx, policy_tx = optim.adam(config.model_lr), optim.adam(config.policy_lr, config.clip)
-        self.model_tx, self.policy_tx = model_tx, policy_tx
-        stop = config.policy_input_grad == "stop"
-
-        def env_step(s: OnlineState, key) -> OnlineState:
-            policy = eqx.combine(s.policy, policy_static)
-            ka, kr = jax.random.split(key)
-            obs = task.observe(s.env_state, s.k)
-            action = explore(s.t, config.warmup_steps, policy.sample(obs, ka)[0], kr)
-            stepped = advance(task, s.env_state, s.k, action, key)
-            replay, _ = s.replay.record(s.k, obs, action, stepped.next_obs, stepped.reward)
-            return s._replace(replay=replay, env_state=stepped.state, k=stepped.k, t=s.t + 1)
-
-        def set_normalizers(s: OnlineState) -> OnlineState:
-            """Model and policy statistics from the first stored episode (slot 0)."""
-            episode = s.replay.observations[0]
-            policy = eqx.combine(s.policy, policy_static).with_normalizer(episode)
-            s = s._replace(policy=eqx.filter(policy, eqx.is_inexact_array))
-            if not spec.trainable:
-                return s
-            model = self.model(s.model).with_normalizers(episode[None])
-            return s._replace(model=eqx.filter(model, eqx.is_inexact_array))
-
-        def updating(s: OnlineState) -> jax.Array:
-            stored = s.replay.count > 0
-            return (
-                stored & (s.t > config.warmup_steps) if config.updates_from == "warmup" else stored
-            )
-
-        def model_update(s: OnlineState, key) -> OnlineState:
-            idx = s.replay.sample(key, config.model_batch)
-            params, opt, _ = model_step(
-                s.model,
-                s.model_opt,
-                model_static,
-                model_tx,
-                s.replay.observations[idx],
-                s.replay.actions[idx],
-            )
-            return s._replace(model=params, model_opt=opt, model_updates=s.model_updates + 1)
-
-        def policy_update(s: OnlineState, key) -> OnlineState:
-            kb, kl = jax.random.split(key)
-            obs0 = s.replay.observations[s.replay.sample(kb, config.policy_batch), 0]
-            model = self.model(s.model)
-            params, opt, _, _ = policy_step(
-                s.policy,
-                s.policy_opt,
-                policy_static,
-                policy_tx,
-                model,
-                task,
-                obs0,
-                kl,
-                config.entropy,
-                stop,
-            )
-            return s._replace(policy=params, policy_opt=opt, policy_updates=s.policy_updates + 1)
-
-        def full_round(s: OnlineState, key) -> OnlineState:
-            """``policy_updates`` policy updates, each on its own batch of stored starts (one
-            update uses ``key`` itself: the paper's schedule, bit for bit)."""
-            if config.policy_updates == 1:
-                return policy_update(s, key)
-            keys = jax.random.split(key, config.policy_updates)
-            return jax.lax.fori_loop(
-                0, config.policy_updates, lambda i, s: policy_update(s, keys[i]), s
-            )
-
-        def distrusted_round(s: OnlineState, key) -> OnlineState:
-            """No update: the policy waits for fresh episodes to correct the model."""
-            return s._replace(gated_rounds=s.gated_rounds + 1)
-
-        def policy_round(s: OnlineState, key) -> OnlineState:
-            if not self.gated:
-                return full_round(s, key)
-            trusted = s.optimism <= config.trust_gate * s.replay.return_spread()
-            return jax.lax.cond(trusted, full_round, distrusted_round, s, key)
-
-        def check_latest(s: OnlineState) -> OnlineState:
-            """The model's error on the episode just completed, before any update has seen it:
-            positive when the model promises more than the policy got."""
-            slot = s.replay.latest()
-            actions = s.replay.actions[slot]
-            predicted = predicted_return(
-                self.model(s.model), task, s.replay.observations[slot, 0], actions
-            )
-            error = predicted - jnp.sum(s.replay.rewards[slot])
-            optimism = (1 - OPTIMISM_WEIGHT) * s.optimism + OPTIMISM_WEIGHT * error
-            return s._replace(optimism=optimism)
-
-        def block(s: OnlineState) -> OnlineState:
-            """``policy_every`` env steps, a model update after every ``model_every``, then a
-            policy update."""
-            key = jax.random.wrap_key_data(s.key)
-            key, k_env, k_model, k_policy = jax.random.split(key, 4)
-            n_model = config.policy_every // config.model_every
-
-            def model_round(s, keys):
-                env_keys, model_key = keys
-                stored_before = s.replay.count
-                s = jax.lax.fori_loop(
-                    0, config.model_every, lambda i, s: env_step(s, env_keys[i]), s
-                )
-                first = (stored_before == 0) & (s.replay.count > 0)  # happens in exactly one round
-                s = jax.lax.cond(first, set_normalizers, lambda s: s, s)
-                # the trust gate checks each episode once, as it completes, by a fitted model
-                if self.gated:
-                    completed = (s.replay.count > stored_before) & (s.model_updates > 0)
-                    s = jax.lax.cond(completed, check_latest, lambda s: s, s)
-                if (
-                    not spec.trainable
-                ):  # the simulator: nothing to fit, the policy learns through the task itself
-                    return s, None
-                return when(updating(s), model_update, s, model_key), None
-
-            env_keys = jax.random.split(k_env, (n_model, config.model_every))
-            s, _ = jax.lax.scan(model_round, s, (env_keys, jax.random.split(k_model, n_model)))
-            s = when(updating(s), policy_round, s, k_policy)
-            return s._replace(key=jax.random.key_data(key))
-
-        blocks_per_eval = config.eval_every // config.policy_every
-
-        def eval_period(s: OnlineState):
-            s = jax.lax.fori_loop(0, blocks_per_eval, lambda i, s: block(s), s)
-            return s, true_return(eqx.combine(s.policy, policy_static), task)
-
+        self.model_tx = optim.adam(config.model_lr)
+        self.policy_tx = optim.adam(config.policy_lr, config.clip)
         self.sequential_seeds = seeds_in_sequence(config.seed_mode)
-        self._period = over_seeds(eval_period, self.sequential_seeds)
+        self._period = over_seeds(self.eval_period, self.sequential_seeds)
+
+    # ------------------------------------------------------- the loop's parts, one seed each
+
+    def env_step(self, s: OnlineState, key: jax.Array) -> OnlineState:
+        """One env step with the policy (random actions in the warm-up), recorded in the replay."""
+        policy = self.policy(s.policy)
+        done = act(
+            self.task,
+            s.env_state,
+            s.k,
+            s.t,
+            self.config.warmup_steps,
+            lambda obs, k: policy.sample(obs, k)[0],
+            key,
+        )
+        stepped = done.stepped
+        replay, _ = s.replay.record(s.k, done.obs, done.action, stepped.next_obs, stepped.reward)
+        return s._replace(replay=replay, env_state=stepped.state, k=stepped.k, t=s.t + 1)
+
+    def set_normalizers(self, s: OnlineState) -> OnlineState:
+        """Model and policy statistics from the first stored episode (slot 0)."""
+        episode = s.replay.observations[0]
+        policy = self.policy(s.policy).with_normalizer(episode)
+        s = s._replace(policy=eqx.filter(policy, eqx.is_inexact_array))
+        if not self.spec.trainable:
+            return s
+        model = self.model(s.model).with_normalizers(episode[None])
+        return s._replace(model=eqx.filter(model, eqx.is_inexact_array))
+
+    def updating(self, s: OnlineState) -> jax.Array:
+        """Whether the schedule updates yet: an episode stored (and the warm-up over)."""
+        stored = s.replay.count > 0
+        if self.config.updates_from == "warmup":
+            return stored & (s.t > self.config.warmup_steps)
+        return stored
+
+    def model_update(self, s: OnlineState, key: jax.Array) -> OnlineState:
+        idx = s.replay.sample(key, self.config.model_batch)
+        params, opt, _ = model_step(
+            s.model,
+            s.model_opt,
+            self.model_static,
+            self.model_tx,
+            s.replay.observations[idx],
+            s.replay.actions[idx],
+        )
+        return s._replace(model=params, model_opt=opt, model_updates=s.model_updates + 1)
+
+    def policy_update(self, s: OnlineState, key: jax.Array) -> OnlineState:
+        kb, kl = jax.random.split(key)
+        obs0 = s.replay.observations[s.replay.sample(kb, self.config.policy_batch), 0]
+        params, opt, _, _ = policy_step(
+            s.policy,
+            s.policy_opt,
+            self.policy_static,
+            self.policy_tx,
+            self.model(s.model),
+            self.task,
+            obs0,
+            kl,
+            self.config.entropy,
+            self.config.policy_input_grad == "stop",
+        )
+        return s._replace(policy=params, policy_opt=opt, policy_updates=s.policy_updates + 1)
+
+    def full_round(self, s: OnlineState, key: jax.Array) -> OnlineState:
+        """``policy_updates`` policy updates, each on its own batch of stored starts (one
+        update uses ``key`` itself: the paper's schedule, bit for bit)."""
+        n = self.config.policy_updates
+        if n == 1:
+            return self.policy_update(s, key)
+        keys = jax.random.split(key, n)
+        return jax.lax.fori_loop(0, n, lambda i, s: self.policy_update(s, keys[i]), s)
+
+    @staticmethod
+    def distrusted_round(s: OnlineState, key: jax.Array) -> OnlineState:
+        """No update: the policy waits for fresh episodes to correct the model."""
+        return s._replace(gated_rounds=s.gated_rounds + 1)
+
+    def policy_round(self, s: OnlineState, key: jax.Array) -> OnlineState:
+        if not self.gated:
+            return self.full_round(s, key)
+        trusted = s.optimism <= self.config.trust_gate * s.replay.return_spread()
+        return jax.lax.cond(trusted, self.full_round, self.distrusted_round, s, key)
+
+    def check_latest(self, s: OnlineState) -> OnlineState:
+        """The model's error on the episode just completed, before any update has seen it:
+        positive when the model promises more than the policy got."""
+        slot = s.replay.latest()
+        predicted = predicted_return(
+            self.model(s.model), self.task, s.replay.observations[slot, 0], s.replay.actions[slot]
+        )
+        error = predicted - jnp.sum(s.replay.rewards[slot])
+        return s._replace(optimism=(1 - OPTIMISM_WEIGHT) * s.optimism + OPTIMISM_WEIGHT * error)
+
+    def model_round(self, before: OnlineState, s: OnlineState, key: jax.Array) -> OnlineState:
+        """What follows ``model_every`` env steps: the normalisers once the first episode is
+        stored, the trust gate's check of an episode just completed, a model update."""
+        first = (before.replay.count == 0) & (s.replay.count > 0)  # in exactly one round
+        s = jax.lax.cond(first, self.set_normalizers, lambda s: s, s)
+        # the trust gate checks each episode once, as it completes, by a fitted model
+        if self.gated:
+            completed = (s.replay.count > before.replay.count) & (s.model_updates > 0)
+            s = jax.lax.cond(completed, self.check_latest, lambda s: s, s)
+        if (
+            not self.spec.trainable
+        ):  # the simulator: nothing to fit, the policy learns through the task
+            return s
+        return when(self.updating(s), self.model_update, s, key)
+
+    def block(self, s: OnlineState) -> OnlineState:
+        """``policy_every`` env steps, a model round after every ``model_every``, then a policy
+        round."""
+        config = self.config
+        return interleaved_block(
+            s,
+            self.env_step,
+            self.model_round,
+            lambda s, key: when(self.updating(s), self.policy_round, s, key),
+            config.policy_every // config.model_every,
+            config.model_every,
+        )
+
+    def eval_period(self, s: OnlineState) -> tuple[OnlineState, Float[Array, ""]]:
+        """``eval_every`` env steps with their updates, then the deterministic policy's return."""
+        blocks = self.config.eval_every // self.config.policy_every
+        s = jax.lax.fori_loop(0, blocks, lambda i, s: self.block(s), s)
+        return s, true_return(self.policy(s.policy), self.task)
 
     @property
     def gated(self) -> bool:

@@ -44,10 +44,10 @@ from awmctl.algorithms.base import (
     over_seeds,
     seeds_in_sequence,
 )
-from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
+from awmctl.algorithms.interaction import OnlineAlgorithm, env_steps, when, whole_periods
 from awmctl.errors import BadInputError
 from awmctl.policies import Context, DecisionTransformer, returns_to_go, tanh_gaussian
-from awmctl.rollouts import EpisodeReplay, advance, explore, first_states, true_return
+from awmctl.rollouts import EpisodeReplay, act, first_states, true_return
 from awmctl.seeds import seed_stream
 from awmctl.tasks import Task
 from awmctl.trees import repeated
@@ -182,99 +182,107 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
     def __init__(self, task: Task, config: OnlineDTConfig):
         config.check(task.horizon)
         self.task, self.config = task, config
-        self.template_policy, static = abstract(self.build_policy, 0)
-        self.policy_static = static
-        self.capacity = (
-            math.ceil(config.steps_run / task.horizon) + 1
-        )  # every episode, and the one in progress
+        self.template_policy, self.policy_static = abstract(self.build_policy, 0)
+        # every episode, and the one in progress
+        self.capacity = math.ceil(config.steps_run / task.horizon) + 1
         self.tx = optim.lamb(config.lr, config.weight_decay, config.lr_warmup, config.clip)
         self.temperature_tx = optim.adam(config.temperature_lr)
-        warm_episodes = config.warmup_steps // task.horizon
-        window = min(config.context, task.horizon)
-        target_entropy = -float(task.action_size)
-
-        def policy_of(params) -> DecisionTransformer:
-            return eqx.combine(params, static)
-
-        def explore_target(best, worst):
-            return best + config.explore_margin * (best - worst)
-
-        def env_step(s: OnlineDTState, key) -> OnlineDTState:
-            ka, kr = jax.random.split(key)
-            obs = task.observe(s.env_state, s.k)
-            context = s.context.at(s.k, s.to_go, obs)
-            action = explore(
-                s.t, config.warmup_steps, policy_of(s.policy).explore(context, s.k, ka), kr
-            )
-            stepped = advance(task, s.env_state, s.k, action, key)
-            replay, done = s.replay.record(s.k, obs, action, stepped.next_obs, stepped.reward)
-            episode_return = s.episode_return + stepped.reward
-            best = jnp.where(done, jnp.maximum(s.best_return, episode_return), s.best_return)
-            worst = jnp.where(done, jnp.minimum(s.worst_return, episode_return), s.worst_return)
-            return s._replace(
-                replay=replay,
-                context=context.acted(s.k, action),
-                to_go=jnp.where(done, explore_target(best, worst), s.to_go - stepped.reward),
-                episode_return=jnp.where(done, 0.0, episode_return),
-                best_return=best,
-                worst_return=worst,
-                env_state=stepped.state,
-                k=stepped.k,
-                t=s.t + 1,
-            )
-
-        def set_statistics(s: OnlineDTState) -> OnlineDTState:
-            """Input units from the warm-up episodes (slots ``0 .. warm_episodes - 1``)."""
-            policy = policy_of(s.policy).with_normalizer(s.replay.observations[:warm_episodes])
-            policy = policy.with_returns(
-                returns_to_go(s.replay.rewards[:warm_episodes]), s.best_return
-            )
-            return s._replace(policy=eqx.filter(policy, eqx.is_inexact_array))
-
-        def update(s: OnlineDTState, key) -> OnlineDTState:
-            kw, kl = jax.random.split(key)
-            windows = sample_windows(s.replay, kw, config.batch, window)
-            temperature = jnp.exp(s.log_temperature)
-            (_, (nll, entropy)), grads = jax.value_and_grad(
-                lambda p: dt_loss(policy_of(p), windows, temperature, kl), has_aux=True
-            )(s.policy)
-            updates, opt = self.tx.update(grads, s.opt, s.policy)
-            # The temperature falls while the entropy is above its target and rises below it.
-            t_grad = temperature * jax.lax.stop_gradient(entropy - target_entropy)
-            t_step, t_opt = self.temperature_tx.update(t_grad, s.temperature_opt, s.log_temperature)
-            return s._replace(
-                policy=optax.apply_updates(s.policy, updates),
-                opt=opt,
-                log_temperature=optax.apply_updates(s.log_temperature, t_step),
-                temperature_opt=t_opt,
-                updates=s.updates + 1,
-                nll=nll,
-                entropy=entropy,
-            )
-
-        def round_(s: OnlineDTState, key) -> OnlineDTState:
-            """``update_every`` env steps, then an update once the warm-up is over."""
-            k_env, k_update = jax.random.split(key)
-            env_keys = jax.random.split(k_env, config.update_every)
-            before = s.t
-            s = jax.lax.fori_loop(0, config.update_every, lambda i, s: env_step(s, env_keys[i]), s)
-            warm = (before < config.warmup_steps) & (s.t >= config.warmup_steps)
-            s = jax.lax.cond(warm, set_statistics, lambda s: s, s)
-            return when(s.t > config.warmup_steps, update, s, k_update)
-
-        rounds = config.eval_every // config.update_every
-
-        def eval_period(s: OnlineDTState):
-            key = jax.random.wrap_key_data(s.key)
-            key, sub = jax.random.split(key)
-            s, _ = jax.lax.scan(lambda s, k: (round_(s, k), None), s, jax.random.split(sub, rounds))
-            s = s._replace(
-                key=jax.random.key_data(key), policy=self._with_target(s.policy, s.best_return)
-            )
-            return s, true_return(policy_of(s.policy), task)
-
+        self.warm_episodes = config.warmup_steps // task.horizon
+        self.window = min(config.context, task.horizon)
+        self.target_entropy = -float(task.action_size)
         self.sequential_seeds = seeds_in_sequence(config.seed_mode)
-        self._period = over_seeds(eval_period, self.sequential_seeds)
+        self._period = over_seeds(self.eval_period, self.sequential_seeds)
+
+    def explore_target(self, best: jax.Array, worst: jax.Array) -> jax.Array:
+        """The return-to-go a new episode asks for: a margin above the best seen."""
+        return best + self.config.explore_margin * (best - worst)
+
+    # ------------------------------------------------------- the loop's parts, one seed each
+
+    def env_step(self, s: OnlineDTState, key: jax.Array) -> OnlineDTState:
+        """One env step conditioned on the return-to-go (random actions in the warm-up); a
+        completed episode updates the best and worst returns and the next episode's target."""
+        policy = self.policy(s.policy)
+        context = lambda obs: s.context.at(s.k, s.to_go, obs)
+        done = act(
+            self.task,
+            s.env_state,
+            s.k,
+            s.t,
+            self.config.warmup_steps,
+            lambda obs, k: policy.explore(context(obs), s.k, k),
+            key,
+        )
+        stepped = done.stepped
+        replay, ended = s.replay.record(
+            s.k, done.obs, done.action, stepped.next_obs, stepped.reward
+        )
+        episode_return = s.episode_return + stepped.reward
+        best = jnp.where(ended, jnp.maximum(s.best_return, episode_return), s.best_return)
+        worst = jnp.where(ended, jnp.minimum(s.worst_return, episode_return), s.worst_return)
+        return s._replace(
+            replay=replay,
+            context=context(done.obs).acted(s.k, done.action),
+            to_go=jnp.where(ended, self.explore_target(best, worst), s.to_go - stepped.reward),
+            episode_return=jnp.where(ended, 0.0, episode_return),
+            best_return=best,
+            worst_return=worst,
+            env_state=stepped.state,
+            k=stepped.k,
+            t=s.t + 1,
+        )
+
+    def set_statistics(self, s: OnlineDTState) -> OnlineDTState:
+        """Input units from the warm-up episodes (slots ``0 .. warm_episodes - 1``)."""
+        warm = self.warm_episodes
+        policy = self.policy(s.policy).with_normalizer(s.replay.observations[:warm])
+        policy = policy.with_returns(returns_to_go(s.replay.rewards[:warm]), s.best_return)
+        return s._replace(policy=eqx.filter(policy, eqx.is_inexact_array))
+
+    def update(self, s: OnlineDTState, key: jax.Array) -> OnlineDTState:
+        kw, kl = jax.random.split(key)
+        windows = sample_windows(s.replay, kw, self.config.batch, self.window)
+        temperature = jnp.exp(s.log_temperature)
+        (_, (nll, entropy)), grads = jax.value_and_grad(
+            lambda p: dt_loss(self.policy(p), windows, temperature, kl), has_aux=True
+        )(s.policy)
+        updates, opt = self.tx.update(grads, s.opt, s.policy)
+        # The temperature falls while the entropy is above its target and rises below it.
+        t_grad = temperature * jax.lax.stop_gradient(entropy - self.target_entropy)
+        t_step, t_opt = self.temperature_tx.update(t_grad, s.temperature_opt, s.log_temperature)
+        return s._replace(
+            policy=optax.apply_updates(s.policy, updates),
+            opt=opt,
+            log_temperature=optax.apply_updates(s.log_temperature, t_step),
+            temperature_opt=t_opt,
+            updates=s.updates + 1,
+            nll=nll,
+            entropy=entropy,
+        )
+
+    def update_round(self, s: OnlineDTState, key: jax.Array) -> OnlineDTState:
+        """``update_every`` env steps, then an update once the warm-up is over."""
+        warmup = self.config.warmup_steps
+        k_env, k_update = jax.random.split(key)
+        before = s.t
+        s = env_steps(self.env_step, s, jax.random.split(k_env, self.config.update_every))
+        warm = (before < warmup) & (s.t >= warmup)
+        s = jax.lax.cond(warm, self.set_statistics, lambda s: s, s)
+        return when(s.t > warmup, self.update, s, k_update)
+
+    def eval_period(self, s: OnlineDTState) -> tuple[OnlineDTState, Float[Array, ""]]:
+        """``eval_every`` env steps with their updates, then the return of the policy asked for
+        the best return seen."""
+        rounds = self.config.eval_every // self.config.update_every
+        key = jax.random.wrap_key_data(s.key)
+        key, sub = jax.random.split(key)
+        s, _ = jax.lax.scan(
+            lambda s, k: (self.update_round(s, k), None), s, jax.random.split(sub, rounds)
+        )
+        s = s._replace(
+            key=jax.random.key_data(key), policy=self._with_target(s.policy, s.best_return)
+        )
+        return s, true_return(self.policy(s.policy), self.task)
 
     @staticmethod
     def _with_target(params: Any, target: Float[Array, ""]) -> Any:

@@ -42,12 +42,17 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
 from awmctl.algorithms.base import abstract, compiled_once, over_seeds, seeds_in_sequence
-from awmctl.algorithms.interaction import OnlineAlgorithm, when, whole_periods
+from awmctl.algorithms.interaction import (
+    OnlineAlgorithm,
+    interleaved_block,
+    when,
+    whole_periods,
+)
 from awmctl.errors import BadInputError
 from awmctl.normalize import Normalizer
 from awmctl.policies import MLPPolicy, QNetwork
 from awmctl.policies.critic import critics, evaluate
-from awmctl.rollouts import TransitionReplay, advance, explore, first_states, true_return
+from awmctl.rollouts import TransitionReplay, act, first_states, true_return
 from awmctl.seeds import seed_stream
 from awmctl.tasks import Task
 from awmctl.trees import repeated
@@ -205,134 +210,143 @@ class SAC(OnlineAlgorithm[SACState]):
     def __init__(self, task: Task, config: SACConfig):
         config.check()
         self.task, self.config = task, config
-        self.template_policy, actor_static = abstract(self.build_actor, 0)
-        _, critic_static = abstract(self.build_critic, 0)
-        self.actor_static, self.critic_static = actor_static, critic_static
+        self.template_policy, self.actor_static = abstract(self.build_actor, 0)
+        _, self.critic_static = abstract(self.build_critic, 0)
         self.capacity = config.steps_run  # every transition of the run
-        self.tx = optim.adam(
-            config.lr
-        )  # actor, critics and temperature alike (each has its own state)
-        target_entropy = -float(task.action_size)
-        authors = config.variant == "authors"
-
-        def actor_of(params):
-            return eqx.combine(params, actor_static)
-
-        def critic_of(params):
-            return eqx.combine(params, critic_static)
-
-        def env_step(s: SACState, key) -> SACState:
-            ka, kr = jax.random.split(key)
-            obs = task.observe(s.env_state, s.k)
-            action = explore(s.t, config.warmup_steps, actor_of(s.actor).sample(obs, ka)[0], kr)
-            stepped = advance(task, s.env_state, s.k, action, key)
-            replay = s.replay.add(obs, action, stepped.reward, stepped.next_obs, stepped.done)
-            return s._replace(
-                replay=replay,
-                env_state=stepped.state,
-                k=stepped.k,
-                t=s.t + 1,
-                episodes=s.episodes + stepped.done.astype(jnp.int32),
-            )
-
-        def set_normalizers(s: SACState) -> SACState:
-            norm = Normalizer.fit(s.replay.observations[: config.warmup_steps])
-            stacked = repeated(norm, config.critics)
-            with_actor = lambda p: eqx.tree_at(lambda a: a.obs_norm, p, norm)
-            with_critic = lambda p: eqx.tree_at(lambda c: c.obs_norm, p, stacked)
-            return s._replace(
-                actor=with_actor(s.actor),
-                target_actor=with_actor(s.target_actor),
-                critic=with_critic(s.critic),
-                target_critic=with_critic(s.target_critic),
-            )
-
-        def critic_update(s: SACState, key) -> SACState:
-            kb, kl = jax.random.split(key)
-            batch = s.replay.sample(kb, config.batch)
-            next_actor = actor_of(s.target_actor if authors else s.actor)
-            alpha = jnp.exp(s.log_alpha)
-            loss, grads = jax.value_and_grad(
-                lambda c: critic_loss(
-                    critic_of(c),
-                    batch,
-                    next_actor,
-                    critic_of(s.target_critic),
-                    alpha,
-                    config.discount,
-                    kl,
-                )
-            )(s.critic)
-            updates, opt = self.tx.update(grads, s.critic_opt, s.critic)
-            return s._replace(
-                critic=optax.apply_updates(s.critic, updates),
-                critic_opt=opt,
-                critic_updates=s.critic_updates + 1,
-                critic_loss=loss,
-            )
-
-        def actor_update(s: SACState, key) -> SACState:
-            kb, kl = jax.random.split(key)
-            obs = s.replay.sample(kb, config.batch).observations
-            alpha = jnp.exp(s.log_alpha)
-            (_, mean_log_prob), grads = jax.value_and_grad(
-                lambda a: actor_loss(actor_of(a), critic_of(s.critic), obs, alpha, kl), has_aux=True
-            )(s.actor)
-            updates, actor_opt = self.tx.update(grads, s.actor_opt, s.actor)
-            actor = optax.apply_updates(s.actor, updates)
-            log_alpha, alpha_opt = s.log_alpha, s.alpha_opt
-            if not authors:
-                grad = jax.grad(temperature_loss)(s.log_alpha, mean_log_prob, target_entropy)
-                step, alpha_opt = self.tx.update(grad, s.alpha_opt, s.log_alpha)
-                log_alpha = optax.apply_updates(s.log_alpha, step)
-            target_critic = optax.incremental_update(s.critic, s.target_critic, config.tau)
-            target_actor = (
-                optax.incremental_update(actor, s.target_actor, config.tau)
-                if authors
-                else s.target_actor
-            )
-            return s._replace(
-                actor=actor,
-                actor_opt=actor_opt,
-                log_alpha=log_alpha,
-                alpha_opt=alpha_opt,
-                target_actor=target_actor,
-                target_critic=target_critic,
-                actor_updates=s.actor_updates + 1,
-            )
-
-        def block(s: SACState) -> SACState:
-            """``actor_every`` env steps with a critic update after every ``critic_every``, then
-            the actor's."""
-            key = jax.random.wrap_key_data(s.key)
-            key, k_env, k_critic, k_actor = jax.random.split(key, 4)
-            rounds = config.actor_every // config.critic_every
-
-            def critic_round(s, keys):
-                env_keys, critic_key = keys
-                before = s.t
-                s = jax.lax.fori_loop(
-                    0, config.critic_every, lambda i, s: env_step(s, env_keys[i]), s
-                )
-                warm = (before < config.warmup_steps) & (
-                    s.t >= config.warmup_steps
-                )  # exactly one round
-                s = jax.lax.cond(warm, set_normalizers, lambda s: s, s)
-                return when(s.t > config.warmup_steps, critic_update, s, critic_key), None
-
-            env_keys = jax.random.split(k_env, (rounds, config.critic_every))
-            s, _ = jax.lax.scan(critic_round, s, (env_keys, jax.random.split(k_critic, rounds)))
-            s = when(s.t > config.warmup_steps, actor_update, s, k_actor)
-            return s._replace(key=jax.random.key_data(key))
-
-        blocks_per_eval = config.eval_every // config.actor_every
-
-        def eval_period(s: SACState):
-            s = jax.lax.fori_loop(0, blocks_per_eval, lambda i, s: block(s), s)
-            return s, true_return(actor_of(s.actor), task)
-
+        # actor, critics and temperature alike (each has its own state)
+        self.tx = optim.adam(config.lr)
+        self.target_entropy = -float(task.action_size)
         self.sequential_seeds = seeds_in_sequence(config.seed_mode)
-        self._period = over_seeds(eval_period, self.sequential_seeds)
+        self._period = over_seeds(self.eval_period, self.sequential_seeds)
+
+    @property
+    def authors(self) -> bool:
+        """The SAC authors' variant: a target actor and a fixed temperature."""
+        return self.config.variant == "authors"
+
+    def critic(self, params: Any) -> QNetwork:
+        """The stacked critics from their float arrays."""
+        return eqx.combine(params, self.critic_static)
+
+    # ------------------------------------------------------- the loop's parts, one seed each
+
+    def env_step(self, s: SACState, key: jax.Array) -> SACState:
+        """One env step with the actor (random actions in the warm-up), stored as a transition."""
+        actor = self.policy(s.actor)
+        done = act(
+            self.task,
+            s.env_state,
+            s.k,
+            s.t,
+            self.config.warmup_steps,
+            lambda obs, k: actor.sample(obs, k)[0],
+            key,
+        )
+        stepped = done.stepped
+        replay = s.replay.add(done.obs, done.action, stepped.reward, stepped.next_obs, stepped.done)
+        return s._replace(
+            replay=replay,
+            env_state=stepped.state,
+            k=stepped.k,
+            t=s.t + 1,
+            episodes=s.episodes + stepped.done.astype(jnp.int32),
+        )
+
+    def set_normalizers(self, s: SACState) -> SACState:
+        """Every network's input statistics from the warm-up's transitions."""
+        norm = Normalizer.fit(s.replay.observations[: self.config.warmup_steps])
+        stacked = repeated(norm, self.config.critics)
+        with_actor = lambda p: eqx.tree_at(lambda a: a.obs_norm, p, norm)
+        with_critic = lambda p: eqx.tree_at(lambda c: c.obs_norm, p, stacked)
+        return s._replace(
+            actor=with_actor(s.actor),
+            target_actor=with_actor(s.target_actor),
+            critic=with_critic(s.critic),
+            target_critic=with_critic(s.target_critic),
+        )
+
+    def critic_update(self, s: SACState, key: jax.Array) -> SACState:
+        config = self.config
+        kb, kl = jax.random.split(key)
+        batch = s.replay.sample(kb, config.batch)
+        next_actor = self.policy(s.target_actor if self.authors else s.actor)
+        alpha = jnp.exp(s.log_alpha)
+        loss, grads = jax.value_and_grad(
+            lambda c: critic_loss(
+                self.critic(c),
+                batch,
+                next_actor,
+                self.critic(s.target_critic),
+                alpha,
+                config.discount,
+                kl,
+            )
+        )(s.critic)
+        updates, opt = self.tx.update(grads, s.critic_opt, s.critic)
+        return s._replace(
+            critic=optax.apply_updates(s.critic, updates),
+            critic_opt=opt,
+            critic_updates=s.critic_updates + 1,
+            critic_loss=loss,
+        )
+
+    def actor_update(self, s: SACState, key: jax.Array) -> SACState:
+        """The actor's update, the temperature's (standard variant) and the targets' averages."""
+        tau = self.config.tau
+        kb, kl = jax.random.split(key)
+        obs = s.replay.sample(kb, self.config.batch).observations
+        alpha = jnp.exp(s.log_alpha)
+        (_, mean_log_prob), grads = jax.value_and_grad(
+            lambda a: actor_loss(self.policy(a), self.critic(s.critic), obs, alpha, kl),
+            has_aux=True,
+        )(s.actor)
+        updates, actor_opt = self.tx.update(grads, s.actor_opt, s.actor)
+        actor = optax.apply_updates(s.actor, updates)
+        log_alpha, alpha_opt = s.log_alpha, s.alpha_opt
+        if not self.authors:
+            grad = jax.grad(temperature_loss)(s.log_alpha, mean_log_prob, self.target_entropy)
+            step, alpha_opt = self.tx.update(grad, s.alpha_opt, s.log_alpha)
+            log_alpha = optax.apply_updates(s.log_alpha, step)
+        target_critic = optax.incremental_update(s.critic, s.target_critic, tau)
+        target_actor = (
+            optax.incremental_update(actor, s.target_actor, tau) if self.authors else s.target_actor
+        )
+        return s._replace(
+            actor=actor,
+            actor_opt=actor_opt,
+            log_alpha=log_alpha,
+            alpha_opt=alpha_opt,
+            target_actor=target_actor,
+            target_critic=target_critic,
+            actor_updates=s.actor_updates + 1,
+        )
+
+    def critic_round(self, before: SACState, s: SACState, key: jax.Array) -> SACState:
+        """What follows ``critic_every`` env steps: the normalisers when the warm-up ends, then
+        a critic update once it is over."""
+        warmup = self.config.warmup_steps
+        warm = (before.t < warmup) & (s.t >= warmup)  # in exactly one round
+        s = jax.lax.cond(warm, self.set_normalizers, lambda s: s, s)
+        return when(s.t > warmup, self.critic_update, s, key)
+
+    def block(self, s: SACState) -> SACState:
+        """``actor_every`` env steps with a critic round after every ``critic_every``, then the
+        actor's update."""
+        config = self.config
+        return interleaved_block(
+            s,
+            self.env_step,
+            self.critic_round,
+            lambda s, key: when(s.t > config.warmup_steps, self.actor_update, s, key),
+            config.actor_every // config.critic_every,
+            config.critic_every,
+        )
+
+    def eval_period(self, s: SACState) -> tuple[SACState, Float[Array, ""]]:
+        """``eval_every`` env steps with their updates, then the deterministic actor's return."""
+        blocks = self.config.eval_every // self.config.actor_every
+        s = jax.lax.fori_loop(0, blocks, lambda i, s: self.block(s), s)
+        return s, true_return(self.policy(s.actor), self.task)
 
     def build_actor(self, seed: int | jax.Array) -> MLPPolicy:
         task = self.task

@@ -19,14 +19,16 @@ from awmctl.rollouts.imagination import (
     stepwise_return,
     true_return,
 )
-from awmctl.rollouts.interaction import Stepped, advance, explore, first_states
+from awmctl.rollouts.interaction import Acted, Stepped, act, advance, explore, first_states
 from awmctl.rollouts.replay import EpisodeReplay, TransitionReplay
 
 __all__ = [
     "DEFAULT_CHUNK",
+    "Acted",
     "EpisodeReplay",
     "Stepped",
     "TransitionReplay",
+    "act",
     "advance",
     "batched_rollout",
     "closed_loop_observations",

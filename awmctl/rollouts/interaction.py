@@ -7,6 +7,7 @@ the next one starts at once (a time limit: every episode has exactly ``H`` steps
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -61,4 +62,32 @@ def explore(
     return jnp.where(t < warmup_steps, random_action, action)
 
 
-__all__ = ["Stepped", "advance", "explore", "first_states"]
+class Acted(NamedTuple):
+    """One env step of an online algorithm: what it saw, what it did, and what followed."""
+
+    obs: Float[Array, " obs"]
+    action: Float[Array, " act"]
+    stepped: Stepped
+
+
+def act(
+    task: Task,
+    state: Float[Array, " state"],
+    k: Int[Array, ""],
+    t: Int[Array, ""],
+    warmup_steps: int,
+    choose: Callable[[Float[Array, " obs"], PRNGKeyArray], Float[Array, " act"]],
+    key: PRNGKeyArray,
+) -> Acted:
+    """The env step every online algorithm takes (online BPO, SAC, Online-DT): observe step ``k``
+    of the episode in progress, act with ``choose(obs, key)`` (uniform random actions instead
+    during the first ``warmup_steps`` env steps, ``t`` counting them), and :func:`advance`.
+    ``key`` is the step's: the policy's, the random action's and the task's draws all come from
+    it, the same in every algorithm."""
+    k_policy, k_random = jax.random.split(key)
+    obs = task.observe(state, k)
+    action = explore(t, warmup_steps, choose(obs, k_policy), k_random)
+    return Acted(obs, action, advance(task, state, k, action, key))
+
+
+__all__ = ["Acted", "Stepped", "act", "advance", "explore", "first_states"]
