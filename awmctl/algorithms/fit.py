@@ -243,7 +243,7 @@ class ModelFit(Algorithm[FitState]):
         self,
         state: FitState,
         train_obs: Float[Array, "N T obs"],
-        train_act: Float[Array, "N T act"],
+        train_act: Float[Array, "N H act"],
         active: Bool[Array, " n"],
     ) -> tuple[FitState, Float[Array, ""]]:
         """One optimiser step per entry of ``active`` (the inactive ones skipped), each on a batch
@@ -276,7 +276,7 @@ class ModelFit(Algorithm[FitState]):
         return out
 
     def loss(
-        self, params: Any, obs: Float[Array, "N T obs"], act: Float[Array, "N T act"]
+        self, params: Any, obs: Float[Array, "N T obs"], act: Float[Array, "N H act"]
     ) -> Float[Array, ""]:
         """The training loss of one model on whole episodes."""
         return normalised_mse(eqx.combine(params, self.static), self.scale, obs, act)

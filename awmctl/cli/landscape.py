@@ -3,6 +3,7 @@ parameters on a random plane (2-D), through each model next to the simulator."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +34,8 @@ from awmctl.cli.progress import progress_bar
 from awmctl.cli.reruns import idempotent
 from awmctl.cli.subjects import Subject, check_contexts, load_subjects
 from awmctl.errors import BadInputError
-from awmctl.tasks import parse_task_params, task_record
+from awmctl.policies import MarkovPolicy
+from awmctl.tasks import Task, parse_task_params, task_record
 
 LANDSCAPE_KIND = "landscape"
 
@@ -121,31 +123,12 @@ def landscape_command(
     check_input_tasks([*model, policy], allow_task_change)
     two_d = policy is not None
     points = points if points is not None else (25 if two_d else 201)
-    if points < 3:
-        raise BadInputError(f"--points must be at least 3, got {points}")
-    if chunk < 1:
-        raise BadInputError(f"--chunk must be at least 1, got {chunk}")
-    if rest not in REST:
-        raise BadInputError(f"--rest must be zero or random, got {rest!r}")
-    if not span > 0:
-        raise BadInputError(f"--span must be positive, got {span}")
-    if two_d and points % 2 == 0:
-        raise BadInputError(
-            f"--points must be odd for a 2-D landscape, so that the policy itself is the centre point; got {points}"
-        )
+    _check_options(points, chunk, rest, span, which, two_d)
     base, subjects, obs0 = load_subjects(model, task, horizon, parse_task_params(task_param))
     if all(s.model is not None for s in subjects):
         subjects = [Subject("simulator", None, {"name": "simulator"}), *subjects]
     check_contexts(subjects, base.horizon)
-    the_policy = None
-    if two_d:
-        if which not in WHICH:
-            raise BadInputError(f"--which must be best or final, got {which!r}")
-        the_policy, policy_task, _ = artifacts.load_policy(policy, which, policy_seed)
-        if policy_task.name != base.name or policy_task.obs_size != base.obs_size:
-            raise BadInputError(
-                f"{policy} is a policy for {policy_task.name}, not {base.name}; pass a policy of the same task"
-            )
+    the_policy = _policy_of(policy, which, policy_seed, base) if policy is not None else None
     artifacts.check_output_dir(out, overwrite)
 
     with progress_bar(
@@ -155,63 +138,19 @@ def landscape_command(
         def progress_of(i):
             return lambda done, total: update(i * total + done, subjects[i].label)
 
-        if two_d:
-            params, _ = analysis.perturbable(the_policy)
-            k1, k2 = jax.random.split(jax.random.key(seed))
-            directions = (
-                analysis.filter_normalized_direction(params, k1),
-                analysis.filter_normalized_direction(params, k2),
+        if the_policy is not None:
+            arrays = _plane(
+                the_policy, subjects, base, obs0, points, span, chunk, seed, progress_of
             )
-            grid = np.linspace(-span, span, points)
-            surfaces = np.stack(
-                [
-                    analysis.policy_plane(
-                        the_policy,
-                        s.at(base),
-                        base,
-                        obs0,
-                        directions,
-                        jnp.asarray(grid),
-                        chunk,
-                        progress_of(i),
-                    )
-                    for i, s in enumerate(subjects)
-                ]
-            )
-            arrays = {"alphas": grid, "returns": surfaces}
         else:
-            grid = np.linspace(-1.0, 1.0, points)
-            later = (
-                jnp.zeros((base.horizon - 1, base.action_size))
-                if rest == "zero"
-                else jax.random.uniform(
-                    jax.random.key(seed),
-                    (base.horizon - 1, base.action_size),
-                    minval=-1.0,
-                    maxval=1.0,
-                )
-            )
-            curves = [
-                analysis.first_action_landscape(
-                    s.at(base), base, obs0, jnp.asarray(grid), later, chunk, progress_of(i)
-                )
-                for i, s in enumerate(subjects)
-            ]
-            arrays = {
-                "grid": grid,
-                "returns": np.stack([c[0] for c in curves]),
-                "final_states": np.stack([c[1] for c in curves]),
-            }
+            arrays = _first_action(subjects, base, obs0, points, rest, chunk, seed, progress_of)
 
-    arrays = {
-        k: np.asarray(v, np.float64) for k, v in arrays.items()
-    }  # one dtype in the checkpoint
-    ref = [s.label for s in subjects].index("simulator")
+    arrays = {k: np.asarray(v, np.float64) for k, v in arrays.items()}  # one dtype on disk
     labels = [s.label for s in subjects]
+    ref = labels.index("simulator")
     # Per grid point, each model's final-state MSE against the simulator's final state.
     state_errors = None if two_d else analysis.final_state_errors(arrays["final_states"], ref)
     results = analysis.landscape_summaries(arrays, state_errors, labels, ref)
-
     summary = {
         "out": str(out),
         "task": base.name,
@@ -221,33 +160,18 @@ def landscape_command(
         "seed": seed,
         "models": results,
     }
-    title = f"{base.name} (H={base.horizon})"
     with artifacts.output_dir(out, overwrite) as output:
-        staging = output.path
         leaves = output.save_arrays(arrays)
-        if two_d:
+        title = f"{base.name} (H={base.horizon})"
+        if policy is not None:
             plots.heatmaps(
-                grid,
+                arrays["alphas"],
                 dict(zip(labels, arrays["returns"])),
-                staging / "landscape.png",
+                output.path / "landscape.png",
                 f"{title}: return around {Path(policy).name} ({which})",
             )
         else:
-            panels = {"return": dict(zip(labels, arrays["returns"]))}
-            if len(labels) > 1:
-                panels["final-state MSE vs simulator"] = {
-                    label: np.maximum(e, 1e-12)
-                    for label, e in zip(labels, state_errors)
-                    if label != "simulator"
-                }
-            plots.curves_1d(
-                grid,
-                panels,
-                staging / "landscape.png",
-                f"{title}: return vs first action",
-                "first action a_1",
-                log_panels=("final-state MSE vs simulator",),
-            )
+            _plot_1d(arrays, state_errors, labels, output.path / "landscape.png", title)
         output.write_meta(
             LANDSCAPE_KIND,
             task=task_record(base),
@@ -269,6 +193,120 @@ def landscape_command(
     err_console.print(_table(results, two_d))
     if json_out:
         emit_json(summary)
+
+
+def _check_options(points: int, chunk: int, rest: str, span: float, which: str, two_d: bool):
+    """Refuse a bad option (exit 2) before anything is loaded or written."""
+    if points < 3:
+        raise BadInputError(f"--points must be at least 3, got {points}")
+    if chunk < 1:
+        raise BadInputError(f"--chunk must be at least 1, got {chunk}")
+    if rest not in REST:
+        raise BadInputError(f"--rest must be zero or random, got {rest!r}")
+    if not span > 0:
+        raise BadInputError(f"--span must be positive, got {span}")
+    if two_d and points % 2 == 0:
+        raise BadInputError(
+            f"--points must be odd for a 2-D landscape, so that the policy itself is the centre point; got {points}"
+        )
+    if two_d and which not in WHICH:
+        raise BadInputError(f"--which must be best or final, got {which!r}")
+
+
+def _policy_of(policy: Path, which: str, seed_index: int, base: Task) -> MarkovPolicy:
+    """The policy a 2-D landscape is drawn around, which must act in ``base``'s task."""
+    the_policy, policy_task, _ = artifacts.load_policy(policy, which, seed_index)
+    if policy_task.name != base.name or policy_task.obs_size != base.obs_size:
+        raise BadInputError(
+            f"{policy} is a policy for {policy_task.name}, not {base.name}; pass a policy of the same task"
+        )
+    return the_policy
+
+
+def _plane(
+    the_policy: MarkovPolicy,
+    subjects: list[Subject],
+    base: Task,
+    obs0: jax.Array,
+    points: int,
+    span: float,
+    chunk: int,
+    seed: int,
+    progress_of: Callable[[int], Callable[[int, int], None]],
+) -> dict[str, Any]:
+    """Each subject's return on a ``points`` x ``points`` grid of the policy's parameters along
+    two random filter-normalised directions drawn from ``seed``."""
+    params, _ = analysis.perturbable(the_policy)
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    directions = (
+        analysis.filter_normalized_direction(params, k1),
+        analysis.filter_normalized_direction(params, k2),
+    )
+    grid = np.linspace(-span, span, points)
+    surfaces = [
+        analysis.policy_plane(
+            the_policy, s.at(base), base, obs0, directions, jnp.asarray(grid), chunk, progress_of(i)
+        )
+        for i, s in enumerate(subjects)
+    ]
+    return {"alphas": grid, "returns": np.stack(surfaces)}
+
+
+def _first_action(
+    subjects: list[Subject],
+    base: Task,
+    obs0: jax.Array,
+    points: int,
+    rest: str,
+    chunk: int,
+    seed: int,
+    progress_of: Callable[[int], Callable[[int, int], None]],
+) -> dict[str, Any]:
+    """Each subject's return and final state over ``points`` first actions in [-1, 1], the
+    later actions zero or uniform (drawn once from ``seed``)."""
+    grid = np.linspace(-1.0, 1.0, points)
+    shape = (base.horizon - 1, base.action_size)
+    later = (
+        jnp.zeros(shape)
+        if rest == "zero"
+        else jax.random.uniform(jax.random.key(seed), shape, minval=-1.0, maxval=1.0)
+    )
+    curves = [
+        analysis.first_action_landscape(
+            s.at(base), base, obs0, jnp.asarray(grid), later, chunk, progress_of(i)
+        )
+        for i, s in enumerate(subjects)
+    ]
+    return {
+        "grid": grid,
+        "returns": np.stack([c[0] for c in curves]),
+        "final_states": np.stack([c[1] for c in curves]),
+    }
+
+
+def _plot_1d(
+    arrays: dict[str, np.ndarray],
+    state_errors: np.ndarray,
+    labels: list[str],
+    path: Path,
+    title: str,
+) -> None:
+    """The return against the first action, and each model's final-state error beside it."""
+    panels = {"return": dict(zip(labels, arrays["returns"]))}
+    if len(labels) > 1:
+        panels["final-state MSE vs simulator"] = {
+            label: np.maximum(e, 1e-12)
+            for label, e in zip(labels, state_errors)
+            if label != "simulator"
+        }
+    plots.curves_1d(
+        arrays["grid"],
+        panels,
+        path,
+        f"{title}: return vs first action",
+        "first action a_1",
+        log_panels=("final-state MSE vs simulator",),
+    )
 
 
 def _table(results: dict[str, Any], two_d: bool):

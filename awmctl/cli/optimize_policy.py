@@ -6,7 +6,7 @@ mode and agent has its own options; an option that does not apply is refused."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, get_args, no_type_check
+from typing import Annotated, Any, NamedTuple, get_args, no_type_check
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +58,7 @@ from awmctl.models import PolicyInputGrad, build_model, model_spec
 from awmctl.policies import POLICIES, POLICY_SPECS
 from awmctl.rollouts import collect, random_controller
 from awmctl.stats import ci95
-from awmctl.tasks import Task, make_task, parse_task_params, remake, task_record
+from awmctl.tasks import Episode, Task, make_task, parse_task_params, remake, task_record
 from awmctl.trees import seed_slice
 
 #: the help panel of the options every online mode shares
@@ -345,40 +345,45 @@ def optimize_policy_command(
         if code:
             raise typer.Exit(code)
         return
-    if agent not in AGENTS:
-        raise BadInputError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENTS)}")
-    for other, names in AGENT_ONLY.items():
-        if other != agent:
-            refuse_options(ctx, names, f"to --agent {agent} (only to --agent {other})")
-    if policy not in POLICIES:
-        raise BadInputError(f"unknown policy {policy!r}; choose one of: {', '.join(POLICIES)}")
-    params = parse_task_params(task_param)
-    seed_list = list(range(seed, seed + seeds))
+    _check_choices(ctx, agent, policy)
+    target = Target(
+        task,
+        horizon,
+        parse_task_params(task_param),
+        list(range(seed, seed + seeds)),
+        out,
+        overwrite,
+        wandb,
+    )
     if wandb:
         artifacts.check_wandb_available()
+    options = {
+        "env_steps": env_steps,
+        "warmup_steps": warmup_steps,
+        "model_every": model_every,
+        "policy_every": policy_every,
+        "eval_every": eval_every,
+        "batch_size": batch_size,
+        "model_lr": model_lr,
+        "lr": lr,
+        "clip": clip,
+        "entropy": entropy,
+        "policy_input_grad": policy_input_grad,
+        "updates_from": updates_from,
+        "policy_updates": policy_updates,
+        "trust_gate": trust_gate,
+        "steps": steps,
+        "log_every": log_every,
+        "variant": variant,
+        "context": context,
+    }
     if agent != "bpo":
         refuse_options(
             ctx,
             BPO_ONLY,
             f"to --agent {agent} (a model-free agent: no world model, its own policy)",
         )
-        summary = _model_free(
-            agent,
-            task,
-            horizon,
-            params,
-            seed_list,
-            out,
-            overwrite,
-            wandb,
-            env_steps=env_steps,
-            warmup_steps=warmup_steps,
-            eval_every=eval_every,
-            lr=lr,
-            batch=batch_size,
-            variant=variant,
-            context=context,
-        )
+        summary = _model_free(agent, _fields(options, AGENT_FIELDS[agent]), target)
     elif model is None:
         raise BadInputError(
             "--model is missing: a model directory or 'simulator' (offline), a model name with --online"
@@ -387,134 +392,109 @@ def optimize_policy_command(
         refuse_options(
             ctx, OFFLINE_ONLY, "with --online (they set offline BPO; see the (online) options)"
         )
-        config = OnlineConfig.preset(
-            preset,
-            env_steps=env_steps,
-            warmup_steps=warmup_steps,
-            model_every=model_every,
-            policy_every=policy_every,
-            eval_every=eval_every,
-            policy_batch=batch_size,
-            model_lr=model_lr,
-            policy_lr=lr,
-            clip=clip,
-            entropy=entropy,
-            policy_input_grad=policy_input_grad,
-            updates_from=updates_from,
-            policy_updates=policy_updates,
-            trust_gate=trust_gate,
-            seed_mode=seed_mode(),
-        )
-        summary = _online(
-            model, task, horizon, params, policy, config, seed_list, out, overwrite, preset, wandb
-        )
+        fields = _fields(options, ONLINE_FIELDS)
+        config = OnlineConfig.preset(preset, **fields, seed_mode=seed_mode())
+        summary = _online(model, policy, config, preset, target)
     else:
         refuse_options(ctx, ONLINE_ONLY, "without --online")
-        config = BPOConfig.preset(
-            preset,
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            clip=clip,
-            entropy=entropy,
-            policy_input_grad=policy_input_grad,
-            log_every=log_every,
-            seed_mode=seed_mode(),
-        )
-        summary = _offline(
-            model,
-            task,
-            horizon,
-            params,
-            policy,
-            config,
-            data_dir,
-            seed_list,
-            out,
-            overwrite,
-            preset,
-            wandb,
-        )
+        fields = _fields(options, OFFLINE_FIELDS)
+        config = BPOConfig.preset(preset, **fields, seed_mode=seed_mode())
+        summary = _offline(model, policy, config, data_dir, preset, target)
     if json_out:
         emit_json(summary)
 
 
-def _offline(
-    model: str,
-    task: str | None,
-    horizon: int | None,
-    params: dict,
-    policy: str,
-    config: BPOConfig,
-    data_dir: Path | None,
-    seed_list: list[int],
-    out: Path,
-    overwrite: bool,
-    preset: str,
-    wandb: str | None,
-) -> dict[str, Any]:
-    if model == "simulator":
-        if task is None:
-            raise BadInputError("--model simulator needs --task (and optionally --horizon)")
-        the_task = make_task(task, horizon, params)
-        world = build_model(
-            "simulator",
-            the_task.state_size,
-            the_task.action_size,
-            the_task.horizon,
-            key=jax.random.key(0),
-            task=the_task,
-        )
-        model_meta: dict[str, Any] = {"name": "simulator"}
-    else:
-        world, the_task, meta = artifacts.load_model(model)
-        model_meta = {"path": str(Path(model).absolute()), **meta["model"]}
-        if task is not None and task != the_task.name:
-            raise BadInputError(f"{model} was fitted on {the_task.name}, not {task}")
-        if horizon is not None and horizon != the_task.horizon:
-            the_task = remake(the_task, horizon)
+class Target(NamedTuple):
+    """What every mode shares: the task asked for, the seeds, and where the run goes."""
 
-    if data_dir is not None:
-        episodes, data_meta = artifacts.load_dataset(data_dir)
-        if (
-            data_meta["task"]["name"] != the_task.name
-            or data_meta["sizes"]["obs"] != the_task.obs_size
-        ):
-            raise BadInputError(
-                f"{data_dir} holds {data_meta['task']['name']} data, not {the_task.name}"
-            )
-    else:
-        # Input scales for the policy and initial observations: random episodes of the task,
-        # with a fixed key so that every seed of a sweep sees the same scales.
-        episodes = collect(the_task, random_controller(the_task), 64, jax.random.key(0))
+    task: str | None
+    horizon: int | None
+    params: dict[str, Any]
+    seeds: list[int]
+    out: Path
+    overwrite: bool
+    wandb: str | None
 
-    algorithm = BPO(the_task, world, policy, jnp.asarray(episodes.observations), config)
+    def make_task(self, needed_by: str) -> Task:
+        if self.task is None:
+            raise BadInputError(f"{needed_by} needs --task (and optionally --horizon)")
+        return make_task(self.task, self.horizon, self.params)
+
+
+#: each mode's config fields from the command's options (option -> field); a None option leaves
+#: the preset's value (BPO) or the config's default (the agents)
+def _same(*names: str) -> dict[str, str]:
+    return {name: name for name in names}
+
+
+ONLINE_FIELDS = {
+    **_same("env_steps", "warmup_steps", "model_every", "policy_every", "eval_every", "model_lr"),
+    **_same("clip", "entropy", "policy_input_grad", "updates_from", "policy_updates", "trust_gate"),
+    "batch_size": "policy_batch",
+    "lr": "policy_lr",
+}
+OFFLINE_FIELDS = _same(
+    "steps", "batch_size", "lr", "clip", "entropy", "policy_input_grad", "log_every"
+)
+_AGENT_FIELDS = {**_same("env_steps", "warmup_steps", "eval_every", "lr"), "batch_size": "batch"}
+AGENT_FIELDS = {
+    "sac": {**_AGENT_FIELDS, **_same("variant")},
+    "online-dt": {**_AGENT_FIELDS, **_same("context")},
+}
+
+
+def _fields(options: dict[str, Any], table: dict[str, str]) -> dict[str, Any]:
+    return {field: options[option] for option, field in table.items()}
+
+
+def _check_choices(ctx: Any, agent: str, policy: str) -> None:
+    """Refuse an unknown agent or policy, and another agent's options."""
+    if agent not in AGENTS:
+        raise BadInputError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENTS)}")
+    for other, names in AGENT_ONLY.items():
+        if other != agent:
+            refuse_options(ctx, names, f"to --agent {agent} (only to --agent {other})")
+    if policy not in POLICIES:
+        raise BadInputError(f"unknown policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+
+
+def _train(
+    algorithm: Any, target: Target, record: dict[str, Any], short: str, title: str
+) -> Outcome | None:
+    """Open (or resume) the run, train every seed; the outcome, or None in a process other than
+    the first of a multi-process run (process 0 writes the results)."""
     run = open_run(
-        out,
-        artifacts.POLICY_KIND,
-        {
-            "task": task_record(the_task),
-            "model": model_meta,
-            "policy": policy,
-            "bpo": algorithm.config.__dict__,
-            "preset": preset,
-            "data": None if data_dir is None else str(Path(data_dir).absolute()),
-            "seeds": seed_list,
-        },
-        overwrite,
+        target.out, artifacts.POLICY_KIND, {**record, "seeds": target.seeds}, target.overwrite
     )
-    outcome = train(
+    outcome = train(algorithm, run, target.seeds, short, title, wandb_project=target.wandb)
+    return outcome if outcome.main else None
+
+
+def _offline(
+    model: str, policy: str, config: BPOConfig, data_dir: Path | None, preset: str, target: Target
+) -> dict[str, Any]:
+    world, the_task, model_meta = _world_of(model, target)
+    episodes = _starts(data_dir, the_task)
+    algorithm = BPO(the_task, world, policy, jnp.asarray(episodes.observations), config)
+    record = {
+        "task": task_record(the_task),
+        "model": model_meta,
+        "policy": policy,
+        "bpo": algorithm.config.__dict__,
+        "preset": preset,
+        "data": None if data_dir is None else str(Path(data_dir).absolute()),
+    }
+    outcome = _train(
         algorithm,
-        run,
-        seed_list,
+        target,
+        record,
         f"BPO {world.name} on {the_task.name}",
         f"BPO through {world.name} on {the_task.name} (H={the_task.horizon})",
-        wandb_project=wandb,
     )
-    if not outcome.main:
-        return {}  # another process of a multi-process run: process 0 writes the results
+    if outcome is None:
+        return {}
     summary = {
-        "out": str(out),
+        "out": str(target.out),
         "model": world.name,
         "task": the_task.name,
         "horizon": the_task.horizon,
@@ -523,7 +503,7 @@ def _offline(
         "preset": preset,
         "steps": config.steps,
         "lr": config.lr,
-        "seeds": len(seed_list),
+        "seeds": len(target.seeds),
         **_returns(outcome, the_task),
         "final_grad_cosine_mean": float(np.mean(outcome.final("train/grad_cosine"))),
     }
@@ -531,7 +511,7 @@ def _offline(
         outcome,
         algorithm.template,
         the_task,
-        seed_list,
+        target.seeds,
         summary,
         model=model_meta,
         bpo=algorithm.config.__dict__,
@@ -539,53 +519,67 @@ def _offline(
     return summary
 
 
+def _world_of(model: str, target: Target) -> tuple[Any, Task, dict[str, Any]]:
+    """Offline BPO's world model, its task (``--horizon`` may change a fitted model's) and its
+    record: the simulator of ``--task``, or a model directory."""
+    if model == "simulator":
+        the_task = target.make_task("--model simulator")
+        world = build_model(
+            "simulator",
+            the_task.state_size,
+            the_task.action_size,
+            the_task.horizon,
+            key=jax.random.key(0),
+            task=the_task,
+        )
+        return world, the_task, {"name": "simulator"}
+    world, the_task, meta = artifacts.load_model(model)
+    if target.task is not None and target.task != the_task.name:
+        raise BadInputError(f"{model} was fitted on {the_task.name}, not {target.task}")
+    if target.horizon is not None and target.horizon != the_task.horizon:
+        the_task = remake(the_task, target.horizon)
+    return world, the_task, {"path": str(Path(model).absolute()), **meta["model"]}
+
+
+def _starts(data_dir: Path | None, task: Task) -> Episode:
+    """The episodes offline BPO starts from and scales the policy's input by: a dataset of the
+    task, or random episodes with a fixed key (every seed of a sweep sees the same scales)."""
+    if data_dir is None:
+        return collect(task, random_controller(task), 64, jax.random.key(0))
+    episodes, data_meta = artifacts.load_dataset(data_dir)
+    if data_meta["task"]["name"] != task.name or data_meta["sizes"]["obs"] != task.obs_size:
+        raise BadInputError(f"{data_dir} holds {data_meta['task']['name']} data, not {task.name}")
+    return episodes
+
+
 def _online(
-    model: str,
-    task: str | None,
-    horizon: int | None,
-    params: dict,
-    policy: str,
-    config: OnlineConfig,
-    seed_list: list[int],
-    out: Path,
-    overwrite: bool,
-    preset: str,
-    wandb: str | None,
+    model: str, policy: str, config: OnlineConfig, preset: str, target: Target
 ) -> dict[str, Any]:
     if Path(model).is_dir():
         raise BadInputError(
             "--online fits a fresh world model while interacting; give a model name (e.g. awm-transformer), not a directory"
         )
     spec = model_spec(model)
-    if task is None:
-        raise BadInputError("--online needs --task (and optionally --horizon)")
-    the_task = make_task(task, horizon, params)
+    the_task = target.make_task("--online")
     algorithm = OnlineBPO(the_task, spec, policy, config)
-    run = open_run(
-        out,
-        artifacts.POLICY_KIND,
-        {
-            "task": task_record(the_task),
-            "model": model,
-            "policy": policy,
-            "online": algorithm.config.__dict__,
-            "preset": preset,
-            "seeds": seed_list,
-        },
-        overwrite,
-    )
-    outcome = train(
+    record = {
+        "task": task_record(the_task),
+        "model": model,
+        "policy": policy,
+        "online": algorithm.config.__dict__,
+        "preset": preset,
+    }
+    outcome = _train(
         algorithm,
-        run,
-        seed_list,
+        target,
+        record,
         f"online {model} on {the_task.name}",
         f"Online BPO with {model} on {the_task.name} (H={the_task.horizon})",
-        wandb_project=wandb,
     )
-    if not outcome.main:
-        return {}  # another process of a multi-process run: process 0 writes the results
+    if outcome is None:
+        return {}
     summary = {
-        "out": str(out),
+        "out": str(target.out),
         "model": model,
         "task": the_task.name,
         "horizon": the_task.horizon,
@@ -597,28 +591,20 @@ def _online(
         "trust_gate": config.trust_gate,
         "online": True,
         "env_steps": config.steps_run,
-        "seeds": len(seed_list),
+        "seeds": len(target.seeds),
         **_returns(outcome, the_task),
     }
     if algorithm.gated:
         rounds = len(config.update_steps(the_task.horizon)[1])
         gated = outcome.final("train/gated_rounds").mean()
         summary["gated_fraction"] = round(float(gated) / max(rounds, 1), 3)
-    if spec.trainable:  # the final world model of the first seed, as a model directory of its own
-        model_dir = outcome.work / "model"
-        model_dir.mkdir(exist_ok=True)
-        first = algorithm.model(seed_slice(outcome.state.model, 0))
-        artifacts.write_meta(
-            model_dir,
-            artifacts.save_model(
-                model_dir, first, the_task, seed=seed_list[0], online=algorithm.config.__dict__
-            ),
-        )
+    if spec.trainable:
+        _save_online_model(outcome, algorithm, the_task, target.seeds[0])
     _finish(
         outcome,
         algorithm.template_policy,
         the_task,
-        seed_list,
+        target.seeds,
         summary,
         model={"name": model, "online": True},
         online=algorithm.config.__dict__,
@@ -626,66 +612,55 @@ def _online(
     return summary
 
 
-def _model_free(
-    agent: str,
-    task: str | None,
-    horizon: int | None,
-    params: dict,
-    seed_list: list[int],
-    out: Path,
-    overwrite: bool,
-    wandb: str | None,
-    **options: Any,
-) -> dict[str, Any]:
-    if task is None:
-        raise BadInputError(f"--agent {agent} needs --task (and optionally --horizon)")
-    the_task = make_task(task, horizon, params)
-    given_options = {k: v for k, v in options.items() if v is not None}
-    given_options["seed_mode"] = seed_mode()
+def _save_online_model(outcome: Outcome, algorithm: OnlineBPO, task: Task, seed: int) -> None:
+    """The final world model of the first seed, as a model directory of its own (``model/``)."""
+    model_dir = outcome.work / "model"
+    model_dir.mkdir(exist_ok=True)
+    first = algorithm.model(seed_slice(outcome.state.model, 0))
+    artifacts.write_meta(
+        model_dir,
+        artifacts.save_model(model_dir, first, task, seed=seed, online=algorithm.config.__dict__),
+    )
+
+
+def _model_free(agent: str, options: dict[str, Any], target: Target) -> dict[str, Any]:
+    the_task = target.make_task(f"--agent {agent}")
+    given = {k: v for k, v in options.items() if v is not None}
     if agent == "sac":
-        given_options.pop("context")
-        config: Any = SACConfig(**given_options)
+        config: Any = SACConfig(**given, seed_mode=seed_mode())
         algorithm: Any = SAC(the_task, config)
     else:
-        given_options.pop("variant")
-        config = OnlineDTConfig(**given_options)
+        config = OnlineDTConfig(**given, seed_mode=seed_mode())
         algorithm = OnlineDT(the_task, config)
         if config.context > the_task.horizon and config.context != D.context:
             err_console.print(
                 f"Note: --context {config.context} is longer than the episode (H = "
                 f"{the_task.horizon}): the transformer reads whole episodes."
             )
-    run = open_run(
-        out,
-        artifacts.POLICY_KIND,
-        {"task": task_record(the_task), "agent": agent, agent: config.__dict__, "seeds": seed_list},
-        overwrite,
-    )
-    outcome = train(
+    outcome = _train(
         algorithm,
-        run,
-        seed_list,
+        target,
+        {"task": task_record(the_task), "agent": agent, agent: config.__dict__},
         f"{agent} on {the_task.name}",
         f"{'SAC' if agent == 'sac' else 'Online-DT'} on {the_task.name} (H={the_task.horizon})",
-        wandb_project=wandb,
     )
-    if not outcome.main:
-        return {}  # another process of a multi-process run: process 0 writes the results
+    if outcome is None:
+        return {}
     summary = {
-        "out": str(out),
+        "out": str(target.out),
         "agent": agent,
         "task": the_task.name,
         "horizon": the_task.horizon,
         "online": True,
         "env_steps": config.steps_run,
-        "seeds": len(seed_list),
+        "seeds": len(target.seeds),
         **_returns(outcome, the_task),
     }
     _finish(
         outcome,
         algorithm.template_policy,
         the_task,
-        seed_list,
+        target.seeds,
         summary,
         agent=agent,
         **{agent: config.__dict__},
