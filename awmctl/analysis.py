@@ -277,6 +277,24 @@ def spread(values: np.ndarray) -> dict[str, float]:
     }
 
 
+def growth_summaries(
+    norms: Float[np.ndarray, "horizon quantity sample"],
+    horizons: list[int],
+    quantities: tuple[str, ...],
+) -> dict[str, Any]:
+    """One model's gradient norms against horizon, per quantity: the :func:`spread` over the
+    samples at each horizon (keyed by the horizon as a string) and, as ``{quantity}_growth``, the
+    :func:`fit_growth` of their geometric means."""
+    entry: dict[str, Any] = {}
+    for q, quantity in enumerate(quantities):
+        stats = [spread(norms[j, q]) for j in range(len(horizons))]
+        entry[quantity] = {str(h): s for h, s in zip(horizons, stats)}
+        entry[f"{quantity}_growth"] = fit_growth(
+            np.asarray(horizons), np.asarray([s["geomean"] for s in stats])
+        )
+    return entry
+
+
 def curve_comparison(
     curve: np.ndarray, reference: np.ndarray, grid: np.ndarray
 ) -> dict[str, float]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -31,6 +31,12 @@ class AbstractBackbone(eqx.Module):
     """Causal sequence model over token embeddings of size ``width``."""
 
     width: eqx.AbstractVar[int]
+    #: attention sees a set of tokens, not a sequence: the model adds position embeddings (and,
+    #: as in the paper, embeds its inputs linearly; recurrent backbones get MLP embedders)
+    order_blind: ClassVar[bool] = False
+    #: the closed-loop cache holds every token's keys and values (it grows with the sequence);
+    #: otherwise a fixed-size state
+    kv_cache: ClassVar[bool] = False
 
     @abc.abstractmethod
     def __call__(
@@ -141,6 +147,9 @@ class Transformer(AbstractBackbone):
     It has no token or position tables of its own: callers embed their inputs (the world models
     add a learned step-index embedding).
     """
+
+    order_blind: ClassVar[bool] = True
+    kv_cache: ClassVar[bool] = True
 
     blocks: tuple[_Block, ...]
     ln_f: eqx.nn.LayerNorm
@@ -411,6 +420,14 @@ class StateSpace(AbstractBackbone):
 
 
 BackboneKind = Literal["transformer", "lstm", "gru", "rnn", "ssm"]
+#: the class of every backbone kind
+BACKBONE_CLASSES: dict[str, type[AbstractBackbone]] = {
+    "transformer": Transformer,
+    "lstm": Recurrent,
+    "gru": Recurrent,
+    "rnn": Recurrent,
+    "ssm": StateSpace,
+}
 
 
 def make_backbone(
@@ -427,14 +444,16 @@ def make_backbone(
     """A backbone by kind; ``heads``, ``mlp_width`` and ``dropout`` are the transformer's,
     ``state_width`` the state-space model's, ``layers`` both's (recurrent backbones are one
     cell of ``width``)."""
-    if kind == "transformer":
+    cls = BACKBONE_CLASSES[kind]
+    if cls is Transformer:
         return Transformer(width, layers, heads, mlp_width, dropout, key=key)
-    if kind == "ssm":
+    if cls is StateSpace:
         return StateSpace(width, layers, state_width, key=key)
     return Recurrent(kind, width, key=key)
 
 
 __all__ = [
+    "BACKBONE_CLASSES",
     "AbstractBackbone",
     "BackboneKind",
     "Recurrent",

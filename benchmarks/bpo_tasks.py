@@ -65,7 +65,7 @@ def fit(task, name: str, episodes, steps: int):
     return fitter.model(params), fitter.summary(params)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="cancer,bacteria,mould-fungicide,hiv-treatment")
     parser.add_argument("--horizons", default="20,100")
@@ -89,104 +89,112 @@ def main() -> None:
         help="Comma-separated methods to run again even if rows exist (the last row counts).",
     )
     parser.add_argument("--out", default="benchmarks/results/bpo_tasks.jsonl")
-    args = parser.parse_args()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if out.exists():
-        done = {
-            (r["task"], r["horizon"], r["method"])
-            for r in map(json.loads, out.read_text().splitlines())
-        }
-    redo = set(filter(None, args.redo.split(",")))
-    done = {key for key in done if key[2] not in redo}
+    return parser.parse_args()
 
-    def record(row: dict) -> None:
-        print(json.dumps(row), flush=True)
-        with open(out, "a") as f:
-            f.write(json.dumps(row) + "\n")
 
-    policy_config = BPOConfig(steps=args.bpo_steps, lr=args.bpo_lr, log_every=50)
-    shooting_config = BPOConfig(
+def finished(out: Path, redo: str) -> set[tuple[str, int, str]]:
+    """The (task, horizon, method) rows already in ``out``, but for the methods in ``redo``."""
+    if not out.exists():
+        return set()
+    again = set(filter(None, redo.split(",")))
+    rows = map(json.loads, out.read_text().splitlines())
+    return {(r["task"], r["horizon"], r["method"]) for r in rows if r["method"] not in again}
+
+
+def random_row(episodes, count: int) -> dict:
+    returns = np.asarray(episodes.rewards, np.float64).sum(axis=1)
+    return {
+        "method": "random",
+        "returns_mean": float(returns.mean()),
+        "returns_ci95": ci95(returns),
+        "episodes": count,
+    }
+
+
+def shooting_row(task, observations, args: argparse.Namespace) -> dict:
+    """Open-loop plans through the simulator from a = 0 and random starts; the best is R_opt."""
+    t0 = time.perf_counter()
+    config = BPOConfig(
         steps=args.shooting_steps,
         lr=args.shooting_lr,
         entropy=0.0,
         policy_input_grad="full",
         log_every=500,
     )
+    returns = train_policies(
+        task,
+        SimulatorModel(task),
+        "open-loop",
+        observations,
+        config,
+        args.shooting_starts,
+        spread=1.0,
+    )
+    return {
+        "method": "direct-shooting",
+        "returns": returns.tolist(),
+        "returns_mean": float(returns.max()),
+        "from_zero": float(returns[0]),
+        "starts": args.shooting_starts,
+        "steps": args.shooting_steps,
+        "lr": args.shooting_lr,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def method_row(task, name: str, episodes, observations, args: argparse.Namespace) -> dict:
+    """MLP policies through the simulator or through model ``name`` fitted to ``episodes``."""
+    t0 = time.perf_counter()
+    fit_summary = {}
+    if name == "simulator":
+        world = SimulatorModel(task)
+    else:
+        world, fit_summary = fit(task, name, episodes, args.fit_steps)
+    fit_seconds = time.perf_counter() - t0
+    mode = model_spec(name).policy_input_grad
+    config = BPOConfig(steps=args.bpo_steps, lr=args.bpo_lr, log_every=50, policy_input_grad=mode)
+    returns = train_policies(task, world, "mlp", observations, config, args.seeds)
+    return {
+        "method": name,
+        "returns": returns.tolist(),
+        "returns_mean": float(returns.mean()),
+        "returns_ci95": ci95(returns),
+        "policy_input_grad": mode,
+        "seeds": args.seeds,
+        "bpo_steps": args.bpo_steps,
+        "bpo_lr": args.bpo_lr,
+        "fit_steps": args.fit_steps if name != "simulator" else 0,
+        "val_final_r2": [float(x) for x in np.atleast_1d(fit_summary.get("val_final_r2", []))],
+        "fit_seconds": round(fit_seconds, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = finished(out, args.redo)
+
+    def record(row: dict) -> None:
+        print(json.dumps(row), flush=True)
+        with open(out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    methods = ["simulator", *filter(None, args.models.split(","))]
     for task_name in args.tasks.split(","):
         for horizon in map(int, args.horizons.split(",")):
             task = make_task(task_name, horizon)
             episodes = collect(task, random_controller(task), args.episodes, jax.random.key(0))
             observations = jax.numpy.asarray(episodes.observations)
             base = {"task": task_name, "horizon": horizon}
-            settings = {"seeds": args.seeds, "bpo_steps": args.bpo_steps, "bpo_lr": args.bpo_lr}
             if (task_name, horizon, "random") not in done:
-                returns = np.asarray(episodes.rewards, np.float64).sum(axis=1)
-                record(
-                    {
-                        **base,
-                        "method": "random",
-                        "returns_mean": float(returns.mean()),
-                        "returns_ci95": ci95(returns),
-                        "episodes": args.episodes,
-                    }
-                )
+                record({**base, **random_row(episodes, args.episodes)})
             if (task_name, horizon, "direct-shooting") not in done:
-                t0 = time.perf_counter()
-                returns = train_policies(
-                    task,
-                    SimulatorModel(task),
-                    "open-loop",
-                    observations,
-                    shooting_config,
-                    args.shooting_starts,
-                    spread=1.0,
-                )
-                record(
-                    {
-                        **base,
-                        "method": "direct-shooting",
-                        "returns": returns.tolist(),
-                        "returns_mean": float(returns.max()),
-                        "from_zero": float(returns[0]),
-                        "starts": args.shooting_starts,
-                        "steps": args.shooting_steps,
-                        "lr": args.shooting_lr,
-                        "seconds": round(time.perf_counter() - t0, 1),
-                    }
-                )
-            methods = ["simulator", *filter(None, args.models.split(","))]
+                record({**base, **shooting_row(task, observations, args)})
             for name in methods:
-                if (task_name, horizon, name) in done:
-                    continue
-                t0 = time.perf_counter()
-                fit_summary = {}
-                if name == "simulator":
-                    world = SimulatorModel(task)
-                else:
-                    world, fit_summary = fit(task, name, episodes, args.fit_steps)
-                fit_seconds = time.perf_counter() - t0
-                mode = model_spec(name).policy_input_grad
-                config = BPOConfig(**{**policy_config.__dict__, "policy_input_grad": mode})
-                returns = train_policies(task, world, "mlp", observations, config, args.seeds)
-                record(
-                    {
-                        **base,
-                        "method": name,
-                        "returns": returns.tolist(),
-                        "returns_mean": float(returns.mean()),
-                        "returns_ci95": ci95(returns),
-                        "policy_input_grad": mode,
-                        **settings,
-                        "fit_steps": args.fit_steps if name != "simulator" else 0,
-                        "val_final_r2": [
-                            float(x) for x in np.atleast_1d(fit_summary.get("val_final_r2", []))
-                        ],
-                        "fit_seconds": round(fit_seconds, 1),
-                        "seconds": round(time.perf_counter() - t0, 1),
-                    }
-                )
+                if (task_name, horizon, name) not in done:
+                    record({**base, **method_row(task, name, episodes, observations, args)})
 
 
 if __name__ == "__main__":

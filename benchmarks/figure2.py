@@ -145,7 +145,7 @@ def plot(rows: list[dict], grids: dict[int, tuple[np.ndarray, np.ndarray]], path
     plt.close(fig)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizons", default="10,100")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -160,7 +160,38 @@ def main() -> None:
     parser.add_argument(
         "--doc", default="docs/results.md", help="Its figure2 section gets the table."
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def method_row(task, method: str, episodes, grid, config: BPOConfig, args) -> dict:
+    """``args.seeds`` first actions optimised through ``method`` (the simulator, or a model
+    fitted to ``episodes``), and their returns."""
+    t0 = time.perf_counter()
+    fit_summary = None
+    if method == "simulator":
+        world = SimulatorModel(task)
+    else:
+        world, fit_summary = fit(task, method, episodes, args.fit_steps)
+    firsts, returns = optimise_first_action(
+        task, world, jnp.asarray(episodes.observations), config, args.seeds
+    )
+    return {
+        "horizon": task.horizon,
+        "method": method,
+        "first_actions": firsts.tolist(),
+        "returns": returns.tolist(),
+        "returns_mean": float(returns.mean()),
+        "returns_std": float(returns.std()),
+        "grid_best_return": float(grid[1].max()),
+        "grid_best_action": float(grid[0][grid[1].argmax()]),
+        "fit": fit_summary,
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "jax": jax.__version__,
+    }
+
+
+def main() -> None:
+    args = parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
@@ -179,35 +210,13 @@ def main() -> None:
     for horizon in map(int, args.horizons.split(",")):
         task = make_task("double-pendulum", horizon)
         grids[horizon] = first_action_grid(task, args.grid_points)
-        episodes = None
-        for method in args.methods.split(","):
-            if (horizon, method) in done:
-                continue
-            t0 = time.perf_counter()
-            if episodes is None:
-                episodes = collect(task, random_controller(task), args.episodes, jax.random.key(0))
-            fit_summary = None
-            if method == "simulator":
-                world = SimulatorModel(task)
-            else:
-                world, fit_summary = fit(task, method, episodes, args.fit_steps)
-            firsts, returns = optimise_first_action(
-                task, world, jnp.asarray(episodes.observations), config, args.seeds
-            )
-            row = {
-                "horizon": horizon,
-                "method": method,
-                **settings,
-                "first_actions": firsts.tolist(),
-                "returns": returns.tolist(),
-                "returns_mean": float(returns.mean()),
-                "returns_std": float(returns.std()),
-                "grid_best_return": float(grids[horizon][1].max()),
-                "grid_best_action": float(grids[horizon][0][grids[horizon][1].argmax()]),
-                "fit": fit_summary,
-                "wall_s": round(time.perf_counter() - t0, 1),
-                "jax": jax.__version__,
-            }
+        todo = [m for m in args.methods.split(",") if (horizon, m) not in done]
+        if not todo:
+            continue
+        episodes = collect(task, random_controller(task), args.episodes, jax.random.key(0))
+        for method in todo:
+            found = method_row(task, method, episodes, grids[horizon], config, args)
+            row = {"horizon": horizon, "method": method, **settings, **found}
             print(json.dumps({k: v for k, v in row.items() if k not in ("fit",)}), flush=True)
             with open(out, "a") as f:
                 f.write(json.dumps(row, default=float) + "\n")

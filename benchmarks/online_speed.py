@@ -262,6 +262,119 @@ def processes_run(name: str, count: int) -> dict:
     return whole_run(name, count, ("--processes", str(count)))
 
 
+class Rows:
+    """The rows measured so far (``--out``, one JSON object per line): a row measured on this
+    machine (CPU, backend, jaxlib) is read back instead of measured again, unless ``redo``."""
+
+    def __init__(self, out: Path, where: dict, redo: bool):
+        self.out, self.where, self.redo = out, where, redo
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.rows = [json.loads(l) for l in out.read_text().splitlines()] if out.exists() else []
+
+    @staticmethod
+    def key(row: dict) -> tuple:
+        machine = row["machine"]
+        return (
+            row["part"],
+            row.get("model"),
+            row.get("seeds"),
+            machine["cpu"],
+            machine["backend"],
+            machine["jaxlib"],
+        )
+
+    def measure(self, part: str, fn, model: str | None = None, n: int | None = None, **kwargs):
+        row = {"part": part, "model": model, "seeds": n, "machine": self.where}
+        done = [r for r in self.rows if self.key(r) == self.key(row)]
+        if done and not self.redo:
+            return done[-1]
+        row.update(fn(**kwargs))
+        self.rows.append(row)
+        with open(self.out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
+
+
+def report_updates(rows: Rows, models: list[str], top: float | None, repeats: int) -> None:
+    print(
+        f"\n{'per update':<18}{'model ms':>10}{'in loop':>9}{'authors':>9}{'GFLOP/s':>9}{'% of peak':>10}"
+        f"{'products':>10}{'GFLOP/s':>9}{'policy ms':>11}{'authors':>9}",
+        flush=True,
+    )
+    nan = float("nan")
+    for name in models:
+        r = rows.measure("updates", updates, name, name=name, repeats=repeats)
+        loop_ms, rate = r.get("model_update_loop_ms", nan), r.get("model_update_loop_gflops", nan)
+        share = f"{100 * rate / top:.0f}%" if top else "-"
+        print(
+            f"{name:<18}{r['model_update_ms']:>10.1f}{loop_ms:>9.1f}{AUTHORS.get(name, NO_FIGURE)[0]:>9}{rate:>9.1f}"
+            f"{share:>10}{r.get('products_alone_ms', nan):>10.1f}{r.get('products_alone_gflops', nan):>9.1f}"
+            f"{r['policy_update_ms']:>11.1f}{AUTHORS.get(name, NO_FIGURE)[1]:>9}",
+            flush=True,
+        )
+    print(
+        "(GFLOP/s and % of the matmul: the update in the loop; products: the update's own matrix products,\n"
+        " each timed alone, summed ms and their rate)",
+        flush=True,
+    )
+
+
+def report_seeds(rows: Rows, models: list[str], counts: list[int], repeats: int) -> None:
+    print(
+        f"\n{'seeds':<18}"
+        + "".join(f"{c:>9}" for c in counts)
+        + "   (eval period of 32 env steps, ms; ratio)"
+    )
+    for name in models:
+        r = rows.measure(
+            "seeds", seeds, name, name=name, counts=counts, repeats=max(3, repeats // 4)
+        )
+        print(
+            f"{name:<18}"
+            + "".join(f"{r['period_ms'][str(c)]:>9.1f}" for c in counts)
+            + "   "
+            + " ".join(f"x{r['ratio'][str(c)]}" for c in counts),
+            flush=True,
+        )
+
+
+def report_compile(rows: Rows, models: list[str]) -> None:
+    print(f"\n{'compile (64 steps)':<18}{'cold s':>9}{'cached s':>9}", flush=True)
+    for name in models:
+        r = rows.measure("compile", compile_times, name, name=name)
+        print(f"{name:<18}{r['cold_compile_s']:>9.1f}{r['warm_compile_s']:>9.1f}", flush=True)
+
+
+def report_runs(rows: Rows, models: list[str], counts: list[int]) -> None:
+    print(
+        f"\n{'whole run':<18}{'seeds':>6}{'s/seed':>8}{'target':>8}{'authors':>9}{'compile s':>10}"
+        f"{'return':>9}",
+        flush=True,
+    )
+    for name in models:
+        for n in counts:
+            r = rows.measure("runs", whole_run, name, n, name=name, n_seeds=n)
+            print(
+                f"{name:<18}{n:>6}{r['per_seed_s']:>8.1f}{TARGETS.get(name, '-'):>8}{AUTHORS.get(name, NO_FIGURE)[2]:>9}"
+                f"{r['compile_s']:>10.1f}{r['final_return_mean']:>9.2f}",
+                flush=True,
+            )
+
+
+def report_processes(rows: Rows, models: list[str], p: int) -> None:
+    print(
+        f"\n{f'{p} seeds, {p} processes':<24}{'s/seed':>8}{'target':>8}{'authors':>9}{'return':>9}",
+        flush=True,
+    )
+    for name in models:
+        r = rows.measure("processes", processes_run, name, p, name=name, count=p)
+        print(
+            f"{name:<24}{r['per_seed_s']:>8.1f}{TARGETS.get(name, '-'):>8}{AUTHORS.get(name, NO_FIGURE)[2]:>9}"
+            f"{r['final_return_mean']:>9.2f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="peak,updates,seeds,compile,runs,processes")
@@ -283,31 +396,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     where = machine()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows = [json.loads(l) for l in out.read_text().splitlines()] if out.exists() else []
-
-    def key(row: dict) -> tuple:
-        return (
-            row["part"],
-            row.get("model"),
-            row.get("seeds"),
-            row["machine"]["cpu"],
-            row["machine"]["backend"],
-            row["machine"]["jaxlib"],
-        )
-
-    def measure(part: str, fn, model: str | None = None, n: int | None = None, **kwargs) -> dict:
-        row = {"part": part, "model": model, "seeds": n, "machine": where}
-        done = [r for r in rows if key(r) == key(row)]
-        if done and not args.redo:
-            return done[-1]
-        row.update(fn(**kwargs))
-        rows.append(row)
-        with open(out, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        return row
-
+    rows = Rows(Path(args.out), where, args.redo)
     parts = set(args.parts.split(","))
     models = args.models.split(",")
     print(
@@ -315,84 +404,19 @@ def main() -> None:
         f"jax {where['jax']}, jaxlib {where['jaxlib']}",
         flush=True,
     )
-    top = measure("peak", peak, repeats=args.repeats)["gflops"] if "peak" in parts else None
+    top = rows.measure("peak", peak, repeats=args.repeats)["gflops"] if "peak" in parts else None
     if top:
         print(f"1024x1024 float32 matmul: {top} GFLOP/s", flush=True)
     if "updates" in parts:
-        print(
-            f"\n{'per update':<18}{'model ms':>10}{'in loop':>9}{'authors':>9}{'GFLOP/s':>9}{'% of peak':>10}"
-            f"{'products':>10}{'GFLOP/s':>9}{'policy ms':>11}{'authors':>9}",
-            flush=True,
-        )
-        for name in models:
-            r = measure("updates", updates, name, name=name, repeats=args.repeats)
-            nan = float("nan")
-            loop_ms, rate = (
-                r.get("model_update_loop_ms", nan),
-                r.get("model_update_loop_gflops", nan),
-            )
-            share = f"{100 * rate / top:.0f}%" if top else "-"
-            print(
-                f"{name:<18}{r['model_update_ms']:>10.1f}{loop_ms:>9.1f}{AUTHORS.get(name, NO_FIGURE)[0]:>9}{rate:>9.1f}"
-                f"{share:>10}{r.get('products_alone_ms', nan):>10.1f}{r.get('products_alone_gflops', nan):>9.1f}"
-                f"{r['policy_update_ms']:>11.1f}{AUTHORS.get(name, NO_FIGURE)[1]:>9}",
-                flush=True,
-            )
-        print(
-            "(GFLOP/s and % of the matmul: the update in the loop; products: the update's own matrix products,\n"
-            " each timed alone, summed ms and their rate)",
-            flush=True,
-        )
+        report_updates(rows, models, top, args.repeats)
     if "seeds" in parts:
-        counts = [int(c) for c in args.seeds.split(",")]
-        print(
-            f"\n{'seeds':<18}"
-            + "".join(f"{c:>9}" for c in counts)
-            + "   (eval period of 32 env steps, ms; ratio)"
-        )
-        for name in models:
-            r = measure(
-                "seeds", seeds, name, name=name, counts=counts, repeats=max(3, args.repeats // 4)
-            )
-            print(
-                f"{name:<18}"
-                + "".join(f"{r['period_ms'][str(c)]:>9.1f}" for c in counts)
-                + "   "
-                + " ".join(f"x{r['ratio'][str(c)]}" for c in counts),
-                flush=True,
-            )
+        report_seeds(rows, models, [int(c) for c in args.seeds.split(",")], args.repeats)
     if "compile" in parts:
-        print(f"\n{'compile (64 steps)':<18}{'cold s':>9}{'cached s':>9}", flush=True)
-        for name in models:
-            r = measure("compile", compile_times, name, name=name)
-            print(f"{name:<18}{r['cold_compile_s']:>9.1f}{r['warm_compile_s']:>9.1f}", flush=True)
+        report_compile(rows, models)
     if "runs" in parts:
-        print(
-            f"\n{'whole run':<18}{'seeds':>6}{'s/seed':>8}{'target':>8}{'authors':>9}{'compile s':>10}"
-            f"{'return':>9}",
-            flush=True,
-        )
-        for name in models:
-            for n in (int(c) for c in args.run_seeds.split(",")):
-                r = measure("runs", whole_run, name, n, name=name, n_seeds=n)
-                print(
-                    f"{name:<18}{n:>6}{r['per_seed_s']:>8.1f}{TARGETS.get(name, '-'):>8}{AUTHORS.get(name, NO_FIGURE)[2]:>9}"
-                    f"{r['compile_s']:>10.1f}{r['final_return_mean']:>9.2f}",
-                    flush=True,
-                )
+        report_runs(rows, models, [int(c) for c in args.run_seeds.split(",")])
     if "processes" in parts:
-        p = args.processes
-        print(
-            f"\n{f'{p} seeds, {p} processes':<24}{'s/seed':>8}{'target':>8}{'authors':>9}{'return':>9}",
-            flush=True,
-        )
-        for name in models:
-            r = measure("processes", processes_run, name, p, name=name, count=p)
-            print(
-                f"{name:<24}{r['per_seed_s']:>8.1f}{TARGETS.get(name, '-'):>8}{AUTHORS.get(name, NO_FIGURE)[2]:>9}"
-                f"{r['final_return_mean']:>9.2f}",
-                flush=True,
-            )
+        report_processes(rows, models, args.processes)
 
 
 if __name__ == "__main__":

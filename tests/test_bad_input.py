@@ -109,6 +109,24 @@ BAD_INPUT = [
         2,
         "--trust-gate must be 0 (off) or positive, got -1.0",
     ),
+    # closed sets of values: refused by the config they set (its Literal-typed field)
+    (
+        ["optimize-policy", "--agent", "sac", "--task", "cancer", "--variant", "mine"],
+        2,
+        "--variant must be authors or standard, got 'mine'",
+    ),
+    (
+        ["optimize-policy", "--online", "--task", "cancer", "--model", "awm-lstm"]
+        + ["--updates-from", "soon"],
+        2,
+        "--updates-from must be warmup or first-episode, got 'soon'",
+    ),
+    (
+        ["optimize-policy", "--task", "cancer", "--model", "simulator"]
+        + ["--policy-input-grad", "half"],
+        2,
+        "--policy-input-grad must be stop or full, got 'half'",
+    ),
     (
         ["optimize-policy", "--agent", "sac", "--task", "cancer", "--trust-gate", 1],
         2,

@@ -155,7 +155,14 @@ def test_simulator_model_predicts_the_task_exactly(tiny_dataset):
 
 def test_the_spec_table_says_what_each_model_offers():
     from awmctl.errors import BadInputError
-    from awmctl.models import MODEL_SPECS, ActionsWorldModel, HistoryWorldModel, model_spec
+    from awmctl.models import (
+        MODEL_SPECS,
+        SIMULATOR,
+        ActionsWorldModel,
+        HistoryWorldModel,
+        SimulatorModel,
+        model_spec,
+    )
 
     for name, spec in MODEL_SPECS.items():
         model = spec.build(2, 1, 8, key=jax.random.key(0), task=make_task("cancer", 8))
@@ -163,7 +170,19 @@ def test_the_spec_table_says_what_each_model_offers():
         assert spec.direct_path == isinstance(model, ActionsWorldModel) == (spec.family == "awm")
         assert spec.policy_input_grad == ("stop" if spec.direct_path else "full")
         assert spec.trainable == (name != "simulator")
+        assert spec.is_simulator == isinstance(model, SimulatorModel) == (name == SIMULATOR)
         assert set(model.hyperparameters()) <= set(spec.hyper)
+        if spec.backbone is None:
+            assert not spec.has_kv_cache
+            continue
+        # a key-value cache grows with the sequence it may hold; a recurrent state does not
+        sizes = [
+            sum(x.size for x in jax.tree.leaves(model.backbone.init_cache(n, jnp.float32)))
+            for n in (8, 16)
+        ]
+        assert spec.has_kv_cache == (sizes[1] > sizes[0])
+        # attention is blind to order: exactly those models embed positions
+        assert model.backbone.order_blind == (model.position_embed is not None)
     assert isinstance(
         model_spec("hwm-lstm").build(2, 1, 8, key=jax.random.key(0)), HistoryWorldModel
     )

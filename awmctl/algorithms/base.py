@@ -23,9 +23,12 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
+import inspect
+import types
+import typing
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar, get_args, get_origin
 
 import equinox as eqx
 import jax
@@ -89,6 +92,46 @@ class Algorithm(abc.ABC, Generic[State]):
 
     def done(self, state: State) -> bool:
         return self.progress(state) >= self.total
+
+
+class Config:
+    """What every algorithm's config (a frozen dataclass) shares: its closed sets of values are
+    ``Literal`` types, and a value outside one is refused when the config is made
+    (:class:`BadInputError` naming the option), so no config ever holds one.
+
+    The command line hands its options over as they were typed, so the runtime type checker the
+    tests run (jaxtyping's) leaves the configs' constructors to this check."""
+
+    __no_type_check__ = True
+
+    def __post_init__(self) -> None:
+        for field, allowed in closed_sets(type(self)).items():
+            value = getattr(self, field.name)
+            if value not in allowed:
+                option = field.metadata.get("option", "--" + field.name.replace("_", "-"))
+                named = [str(a) for a in allowed if a is not None]
+                choices = ", ".join(named[:-1]) + " or " + named[-1] if len(named) > 1 else named[0]
+                raise BadInputError(f"{option} must be {choices}, got {value!r}")
+
+
+@functools.cache
+def closed_sets(cls: type) -> dict[dataclasses.Field, tuple[Any, ...]]:
+    """Each field of the dataclass ``cls`` typed with a ``Literal`` (or an optional one: None
+    allowed too) -> the values it takes."""
+    # (typing.get_type_hints reads nothing from a class marked __no_type_check__)
+    hints = {
+        k: v
+        for c in reversed(cls.__mro__)
+        for k, v in inspect.get_annotations(c, eval_str=True).items()
+    }
+    out = {}
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        members = get_args(hint) if get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        values = [v for m in members if get_origin(m) is Literal for v in get_args(m)]
+        if values:
+            out[field] = (*values, *((None,) if type(None) in members else ()))
+    return out
 
 
 def check_fields(cls: type, given: dict[str, Any]) -> None:
@@ -197,7 +240,8 @@ def run(
 
 
 #: how the seeds of a run share a compiled call (a config field of every algorithm with seeds)
-SEED_MODES: tuple[str, ...] = ("vmap", "sequential")
+SeedMode = Literal["vmap", "sequential"]
+SEED_MODES: tuple[str, ...] = get_args(SeedMode)
 
 
 def default_seed_mode() -> str:
@@ -341,9 +385,12 @@ __all__ = [
     "SEED_MODES",
     "Algorithm",
     "BestSoFar",
+    "Config",
     "LearningCurve",
+    "SeedMode",
     "State",
     "abstract",
+    "closed_sets",
     "compiled_once",
     "default_seed_mode",
     "is_parameter",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple, get_args
+from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -25,7 +25,9 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 from awmctl import optim
 from awmctl.algorithms.base import (
     Algorithm,
+    Config,
     LearningCurve,
+    SeedMode,
     abstract,
     check_fields,
     compiled_once,
@@ -49,7 +51,7 @@ from awmctl.tasks import Task
 
 
 @dataclasses.dataclass(frozen=True)
-class BPOConfig:
+class BPOConfig(Config):
     #: the policy optimiser's defaults are the ``converged`` preset's (:mod:`~awmctl.algorithms.presets`)
     steps: int = OFFLINE["converged"]["steps"]
     batch_size: int = 16
@@ -63,7 +65,9 @@ class BPOConfig:
     #: how the seeds share a compiled call, ``vmap`` or ``sequential`` (None: the backend's
     #: default, :func:`~awmctl.algorithms.base.default_seed_mode`); the CLI passes the one it
     #: runs, so that the run's configuration records it and a resume runs its seeds the same way
-    seed_mode: str | None = None
+    seed_mode: SeedMode | None = dataclasses.field(
+        default=None, metadata={"option": "AWMCTL_SEEDS"}
+    )
 
     def check(self) -> None:
         for name in ("steps", "batch_size", "log_every"):
@@ -73,10 +77,6 @@ class BPOConfig:
                 )
         if not self.lr > 0:
             raise BadInputError(f"--lr must be positive, got {self.lr}")
-        if self.policy_input_grad not in (None, *get_args(PolicyInputGrad)):
-            raise BadInputError(
-                f"--policy-input-grad must be stop or full, got {self.policy_input_grad!r}"
-            )
 
     @classmethod
     def preset(cls, name: str, **given: Any) -> BPOConfig:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -33,7 +33,14 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from awmctl import optim
-from awmctl.algorithms.base import abstract, compiled_once, over_seeds, seeds_in_sequence
+from awmctl.algorithms.base import (
+    Config,
+    SeedMode,
+    abstract,
+    compiled_once,
+    over_seeds,
+    seeds_in_sequence,
+)
 from awmctl.algorithms.bpo import policy_step
 from awmctl.algorithms.fit import model_step
 from awmctl.algorithms.interaction import (
@@ -64,7 +71,7 @@ OPTIMISM_WEIGHT = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
-class OnlineConfig:
+class OnlineConfig(Config):
     env_steps: int = 5000
     warmup_steps: int = 1500
     model_every: int = 2
@@ -100,7 +107,9 @@ class OnlineConfig:
     #: how the seeds share a compiled call, ``vmap`` or ``sequential`` (None: the backend's
     #: default, :func:`~awmctl.algorithms.base.default_seed_mode`); the CLI passes the one it
     #: runs, so that the run's configuration records it and a resume runs its seeds the same way
-    seed_mode: str | None = None
+    seed_mode: SeedMode | None = dataclasses.field(
+        default=None, metadata={"option": "AWMCTL_SEEDS"}
+    )
 
     def check(self) -> None:
         if (
@@ -130,14 +139,6 @@ class OnlineConfig:
             raise BadInputError(f"--trust-gate must be 0 (off) or positive, got {self.trust_gate}")
         if not (self.model_lr > 0 and self.policy_lr > 0):
             raise BadInputError("--lr and --model-lr must be positive")
-        if self.policy_input_grad not in (None, *get_args(PolicyInputGrad)):
-            raise BadInputError(
-                f"--policy-input-grad must be stop or full, got {self.policy_input_grad!r}"
-            )
-        if self.updates_from not in get_args(UpdatesFrom):
-            raise BadInputError(
-                f"--updates-from must be warmup or first-episode, got {self.updates_from!r}"
-            )
 
     @property
     def steps_run(self) -> int:

@@ -38,7 +38,9 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
 from awmctl.algorithms.base import (
+    Config,
     LearningCurve,
+    SeedMode,
     abstract,
     compiled_once,
     over_seeds,
@@ -54,7 +56,7 @@ from awmctl.trees import repeated
 
 
 @dataclasses.dataclass(frozen=True)
-class OnlineDTConfig:
+class OnlineDTConfig(Config):
     env_steps: int = 5000
     warmup_steps: int = 1500
     update_every: int = 2
@@ -76,7 +78,9 @@ class OnlineDTConfig:
     #: how the seeds share a compiled call, ``vmap`` or ``sequential`` (None: the backend's
     #: default, :func:`~awmctl.algorithms.base.default_seed_mode`); the CLI passes the one it
     #: runs, so that the run's configuration records it and a resume runs its seeds the same way
-    seed_mode: str | None = None
+    seed_mode: SeedMode | None = dataclasses.field(
+        default=None, metadata={"option": "AWMCTL_SEEDS"}
+    )
 
     def check(self, horizon: int) -> None:
         if min(self.env_steps, self.update_every, self.eval_every, self.batch, self.context) < 1:

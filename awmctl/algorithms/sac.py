@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -41,7 +41,14 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from awmctl import optim
-from awmctl.algorithms.base import abstract, compiled_once, over_seeds, seeds_in_sequence
+from awmctl.algorithms.base import (
+    Config,
+    SeedMode,
+    abstract,
+    compiled_once,
+    over_seeds,
+    seeds_in_sequence,
+)
 from awmctl.algorithms.interaction import (
     OnlineAlgorithm,
     interleaved_block,
@@ -61,10 +68,8 @@ Variant = Literal["authors", "standard"]
 
 
 @dataclasses.dataclass(frozen=True)
-class SACConfig:
-    #: a :data:`Variant`; typed ``str`` so that a bad value from the command line reaches
-    #: :meth:`check` (and its one-line error) rather than a type checker
-    variant: str = "authors"
+class SACConfig(Config):
+    variant: Variant = "authors"
     env_steps: int = 5000
     warmup_steps: int = 1000
     critic_every: int = 2
@@ -81,11 +86,11 @@ class SACConfig:
     #: how the seeds share a compiled call, ``vmap`` or ``sequential`` (None: the backend's
     #: default, :func:`~awmctl.algorithms.base.default_seed_mode`); the CLI passes the one it
     #: runs, so that the run's configuration records it and a resume runs its seeds the same way
-    seed_mode: str | None = None
+    seed_mode: SeedMode | None = dataclasses.field(
+        default=None, metadata={"option": "AWMCTL_SEEDS"}
+    )
 
     def check(self) -> None:
-        if self.variant not in get_args(Variant):
-            raise BadInputError(f"--variant must be authors or standard, got {self.variant!r}")
         if (
             min(
                 self.env_steps,

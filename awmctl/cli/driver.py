@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 import time as time_module
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,19 +152,7 @@ def train(
     processes = Processes(len(seeds))
     tracking = None
     try:
-        state = algorithm.init(seeds)
-        best = BestSoFar.start(algorithm.params(state), len(seeds), algorithm.higher_is_better)
-        restored = processes.from_main(
-            run.restore_latest({"state": state, "best": best.checkpoint()}),
-            ({"state": state, "best": best.checkpoint()}, 0),
-        )
-        if restored is not None:
-            saved, step = restored
-            state, best = saved["state"], best.restore(saved["best"])
-            if processes.main:
-                err_console.print(f"Resuming from {algorithm.unit} {step} in {run.work}")
-        # Each process trains its share of the seeds (all of them in a one-process run).
-        state, best = processes.share(state), processes.share_best(best)
+        state, best = _start(algorithm, run, seeds, processes)
         if processes.main:
             tracking = artifacts.Tracking(
                 run.work,
@@ -182,34 +170,9 @@ def train(
             deferring_termination() as terminating,
         ):
             update(start)
-
-            last_save = time_module.monotonic()
-
-            def record(state: Any, best: BestSoFar, metrics: dict[str, np.ndarray]) -> None:
-                nonlocal last_save
-                step = algorithm.progress(state)
-                metrics = processes.gather(metrics)
-                logged = {
-                    "step": step,
-                    **{k: (v if per_seed else v[0]).tolist() for k, v in metrics.items()},
-                }
-                run.log(logged)
-                if tracking is not None:
-                    tracking.log(logged)
-                # The last chunk's state is saved with the results; a resumed run restarts from
-                # the latest checkpoint and repeats the chunks after it exactly. After SIGTERM
-                # (a scheduler's notice), this chunk's state is saved and the run stops. Process
-                # 0's clock decides for every process, and SIGTERM to any process stops them all.
-                due, stopping = processes.agree(
-                    time_module.monotonic() - last_save >= interval, terminating()
-                )
-                if (due or stopping) and not algorithm.done(state):
-                    run.save(step, processes.gather({"state": state, "best": best.checkpoint()}))
-                    last_save = time_module.monotonic()
-                if stopping and not algorithm.done(state):
-                    raise Terminated
-                update(step, f"{algorithm.score} {np.mean(metrics[algorithm.score]):.4g}")
-
+            record = ChunkRecorder(
+                algorithm, run, processes, tracking, per_seed, interval, terminating, update
+            )
             state, best = run_to_end(
                 algorithm, shard_seeds(state, algorithm.sequential_seeds), best, record
             )
@@ -218,19 +181,10 @@ def train(
         if tracking is not None:
             tracking.close(failed=True)
             tracking = None
-        refused = out_of_memory(err) if isinstance(err, jax.errors.JaxRuntimeError) else None
-        if refused is not None or isinstance(err, BadInputError):
-            run.discard()  # a new run refused for bad input leaves nothing behind
-            if refused is not None:
-                raise refused from None
+        instead = _after_failure(err, run)
+        if instead is None:
             raise
-        run.release()  # checkpoints in flight are completed, not lost; --out is free again
-        if isinstance(err, RunFailedError):
-            raise RunFailedError(
-                f"{err} ({run.work} is kept: the same command resumes from its latest "
-                "checkpoint, --overwrite starts over)"
-            ) from None
-        raise
+        raise instead from None
     finally:
         if tracking is not None:
             tracking.close()
@@ -241,6 +195,85 @@ def train(
     else:
         run.release()  # a follower writes no results: its scratch directory goes now
     return Outcome(state, algorithm.params(state), best, records, run, time, processes.main)
+
+
+def _start(
+    algorithm: Algorithm, run: artifacts.Run, seeds: Sequence[int], processes: Processes
+) -> tuple[Any, BestSoFar]:
+    """Every seed's initial state and best-so-far, or those of the run's latest checkpoint;
+    this process's share of them."""
+    state = algorithm.init(seeds)
+    best = BestSoFar.start(algorithm.params(state), len(seeds), algorithm.higher_is_better)
+    restored = processes.from_main(
+        run.restore_latest({"state": state, "best": best.checkpoint()}),
+        ({"state": state, "best": best.checkpoint()}, 0),
+    )
+    if restored is not None:
+        saved, step = restored
+        state, best = saved["state"], best.restore(saved["best"])
+        if processes.main:
+            err_console.print(f"Resuming from {algorithm.unit} {step} in {run.work}")
+    # Each process trains its share of the seeds (all of them in a one-process run).
+    return processes.share(state), processes.share_best(best)
+
+
+@dataclasses.dataclass
+class ChunkRecorder:
+    """What follows every chunk of a run: its metrics logged (``metrics.jsonl``, tracking), a
+    checkpoint when one is due or SIGTERM came, and the progress bar moved on."""
+
+    algorithm: Algorithm
+    run: artifacts.Run
+    processes: Processes
+    tracking: artifacts.Tracking | None
+    per_seed: bool
+    interval: float  # the least seconds between two checkpoints
+    terminating: Callable[[], bool]
+    update: Callable[..., None]  # the progress bar's
+    last_save: float = dataclasses.field(default_factory=time_module.monotonic)
+
+    def __call__(self, state: Any, best: BestSoFar, metrics: dict[str, np.ndarray]) -> None:
+        algorithm, processes = self.algorithm, self.processes
+        step = algorithm.progress(state)
+        metrics = processes.gather(metrics)
+        logged = {
+            "step": step,
+            **{k: (v if self.per_seed else v[0]).tolist() for k, v in metrics.items()},
+        }
+        self.run.log(logged)
+        if self.tracking is not None:
+            self.tracking.log(logged)
+        # The last chunk's state is saved with the results; a resumed run restarts from the
+        # latest checkpoint and repeats the chunks after it exactly. After SIGTERM (a
+        # scheduler's notice), this chunk's state is saved and the run stops. Process 0's clock
+        # decides for every process, and SIGTERM to any process stops them all.
+        due, stopping = processes.agree(
+            time_module.monotonic() - self.last_save >= self.interval, self.terminating()
+        )
+        if (due or stopping) and not algorithm.done(state):
+            self.run.save(step, processes.gather({"state": state, "best": best.checkpoint()}))
+            self.last_save = time_module.monotonic()
+        if stopping and not algorithm.done(state):
+            raise Terminated
+        self.update(step, f"{algorithm.score} {np.mean(metrics[algorithm.score]):.4g}")
+
+
+def _after_failure(err: BaseException, run: artifacts.Run) -> BaseException | None:
+    """Leave the run's directory as the failure calls for: nothing of a new run refused for bad
+    input (XLA's out of memory included, which is returned as bad input to raise instead), the
+    checkpoints of any other failure completed and kept (a run failure's message then says so:
+    returned to raise instead). None: re-raise ``err`` as it is."""
+    refused = out_of_memory(err) if isinstance(err, jax.errors.JaxRuntimeError) else None
+    if refused is not None or isinstance(err, BadInputError):
+        run.discard()  # a new run refused for bad input leaves nothing behind
+        return refused
+    run.release()  # checkpoints in flight are completed, not lost; --out is free again
+    if isinstance(err, RunFailedError):
+        return RunFailedError(
+            f"{err} ({run.work} is kept: the same command resumes from its latest "
+            "checkpoint, --overwrite starts over)"
+        )
+    return None
 
 
 def out_of_memory(err: Exception) -> BadInputError | None:

@@ -27,7 +27,8 @@ from awmctl.cli.config_file import ConfigOpt
 from awmctl.cli.driver import open_run, train
 from awmctl.cli.reruns import idempotent
 from awmctl.errors import BadInputError
-from awmctl.models import MODEL_SPECS, TRAINABLE, model_spec
+from awmctl.models import MODEL_SPECS, TRAINABLE, ModelSpec, model_spec
+from awmctl.tasks import Episode, Task
 from awmctl.trees import seed_slice
 
 ModelHelp = "World model: " + ", ".join(TRAINABLE) + "."
@@ -113,28 +114,59 @@ def fit_model_command(
         raise BadInputError(
             f"--context {context} is shorter than the data's horizon {task.horizon}; a model's context must cover its episodes"
         )
-    sizes = {
-        "width": width,
-        "layers": layers,
-        "heads": heads,
-        "mlp_width": mlp_width,
-        "dropout": dropout,
-        "state_width": state_width,
-    }
+    hyper = _sizes(
+        spec,
+        width=width,
+        layers=layers,
+        heads=heads,
+        mlp_width=mlp_width,
+        dropout=dropout,
+        state_width=state_width,
+    )
+    if wandb:
+        artifacts.check_wandb_available()
+
+    summary = _fit(
+        spec, hyper, context, episodes, task, config, data_dir, seed, out, overwrite, wandb
+    )
+    err_console.print(summary_table(f"Fitted {model} -> {out}", summary))
+    if json_out:
+        emit_json(summary)
+
+
+def _sizes(spec: ModelSpec, **sizes: Any) -> dict[str, Any]:
+    """The size options given (not None), refused in one line (exit 2) before anything is
+    written when the model has no such option (naming the models that do) or cannot be built
+    with them."""
     hyper = {k: v for k, v in sizes.items() if v is not None}
     unknown = sorted(set(hyper) - set(spec.hyper))
     if unknown:
         having = [s for s in MODEL_SPECS.values() if set(unknown) <= set(s.hyper)]
         kinds = "/".join(sorted({f"{s.backbone}s" for s in having if s.backbone}))
         raise BadInputError(
-            f"{model} has no {', '.join('--' + u.replace('_', '-') for u in unknown)} option "
+            f"{spec.name} has no {', '.join('--' + u.replace('_', '-') for u in unknown)} option "
             f"({kinds} only: {', '.join(s.name for s in having)})"
         )
-    spec.check_sizes(hyper)  # before anything is written
-    if wandb:
-        artifacts.check_wandb_available()
+    spec.check_sizes(hyper)
+    return hyper
 
-    train_set, val = split_episodes(episodes, val_fraction, seed_keys(seed)[1])
+
+def _fit(
+    spec: ModelSpec,
+    hyper: dict[str, Any],
+    context: int,
+    episodes: Episode,
+    task: Task,
+    config: FitConfig,
+    data_dir: Path,
+    seed: int,
+    out: Path,
+    overwrite: bool,
+    wandb: str | None,
+) -> dict[str, Any]:
+    """Fit the model (or resume its fit), keep its best checkpoint as a model directory; the
+    summary."""
+    train_set, val = split_episodes(episodes, config.val_fraction, seed_keys(seed)[1])
     if val.observations.shape[0] == 0:
         val = train_set  # --val-fraction 0: "validation" is the training set, said in meta
     algorithm = ModelFit(spec, hyper, context, train_set, val, config)
@@ -154,8 +186,8 @@ def fit_model_command(
         algorithm,
         run,
         [seed],
-        f"fit {model} on {task.name}",
-        f"{model} on {task.name} (H={task.horizon})",
+        f"fit {spec.name} on {task.name}",
+        f"{spec.name} on {task.name} (H={task.horizon})",
         per_seed=False,
         wandb_project=wandb,
     )
@@ -163,10 +195,10 @@ def fit_model_command(
     best = seed_slice(outcome.best.params, 0)
     summary: dict[str, Any] = {
         "out": str(out),
-        "model": model,
+        "model": spec.name,
         "task": task.name,
         "horizon": task.horizon,
-        "steps": steps,
+        "steps": config.steps,
         "parameters": record["parameters"],
         "best_step": int(outcome.best.steps[0]),
         **algorithm.summary(best),
@@ -182,13 +214,11 @@ def fit_model_command(
             "episodes": int(episodes.observations.shape[0]),
             "train": int(train_set.observations.shape[0]),
             "val": int(val.observations.shape[0]),
-            "validation_is_training_set": val_fraction == 0,
+            "validation_is_training_set": config.val_fraction == 0,
         },
         fit=config.__dict__,
         seed=seed,
         summary=summary,
     )
     run.finish(meta)
-    err_console.print(summary_table(f"Fitted {model} -> {out}", summary))
-    if json_out:
-        emit_json(summary)
+    return summary

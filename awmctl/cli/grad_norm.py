@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import equinox as eqx
 import jax
@@ -29,9 +30,9 @@ from awmctl.cli.common import (
 from awmctl.cli.config_file import ConfigOpt
 from awmctl.cli.progress import progress_bar
 from awmctl.cli.reruns import idempotent
-from awmctl.cli.subjects import check_contexts, load_subjects
+from awmctl.cli.subjects import Subject, check_contexts, load_subjects
 from awmctl.errors import BadInputError
-from awmctl.tasks import parse_task_params, task_record, with_horizon
+from awmctl.tasks import Task, parse_task_params, task_record, with_horizon
 
 GRAD_NORM_KIND = "grad-norm"
 QUANTITIES = {"state": "||d s_H / d a_1||", "return": "||d R / d a_1||"}
@@ -107,39 +108,17 @@ def grad_norm_command(
     check_contexts(subjects, hs[-1])
     artifacts.check_output_dir(out, overwrite)
 
-    # One set of action sequences per horizon, shared by every model: the models are compared
-    # on the same inputs. The first H actions of the longest draw, so horizons are nested.
-    longest = jax.random.uniform(
-        jax.random.key(seed), (samples, hs[-1], base.action_size), minval=-1.0, maxval=1.0
-    )
-    norms = np.zeros((len(subjects), len(hs), 2, samples))
-    # Every horizon starts from obs0, the first observation of the task the models were fitted
-    # on (see load_subjects).
     with progress_bar(f"grad-norm on {base.name}", len(subjects) * len(hs)) as update:
-        for i, subject in enumerate(subjects):
-            for j, h in enumerate(hs):
-                task_h = with_horizon(base, h)
-                world = subject.at(task_h)
-                state_n, return_n = _gradients(world, task_h, obs0, longest[:, :h])
-                norms[i, j] = np.stack([np.asarray(state_n), np.asarray(return_n)])
-                update(i * len(hs) + j + 1, f"{subject.label} H={h}")
+        norms = _norms(subjects, base, obs0, hs, samples, seed, update)
     if not np.all(np.isfinite(norms)):
         bad = sorted({subjects[i].label for i in np.argwhere(~np.isfinite(norms))[:, 0]})
         err_console.print(
             f"[yellow]Warning:[/] non-finite gradients through {', '.join(bad)} (kept as NaN/inf in the output)"
         )
-
-    results: dict[str, Any] = {}
-    for i, subject in enumerate(subjects):
-        entry: dict[str, Any] = {}
-        for q, quantity in enumerate(QUANTITIES):
-            stats = [analysis.spread(norms[i, j, q]) for j in range(len(hs))]
-            entry[quantity] = {str(h): s for h, s in zip(hs, stats)}
-            entry[f"{quantity}_growth"] = analysis.fit_growth(
-                np.asarray(hs), np.asarray([s["geomean"] for s in stats])
-            )
-        results[subject.label] = entry
-
+    results = {
+        s.label: analysis.growth_summaries(norms[i], hs, tuple(QUANTITIES))
+        for i, s in enumerate(subjects)
+    }
     summary = {
         "out": str(out),
         "task": base.name,
@@ -174,6 +153,32 @@ def grad_norm_command(
     err_console.print(_table(results, hs))
     if json_out:
         emit_json(summary)
+
+
+def _norms(
+    subjects: list[Subject],
+    base: Task,
+    obs0: jax.Array,
+    hs: list[int],
+    samples: int,
+    seed: int,
+    update: Callable[[int, str], None],
+) -> np.ndarray:
+    """``[model, horizon, (state, return), sample]`` first-action gradient norms. One set of
+    action sequences per horizon, shared by every model (compared on the same inputs): the first
+    H actions of the longest draw, so horizons are nested. Every horizon starts from ``obs0``,
+    the first observation of the task the models were fitted on (see load_subjects)."""
+    longest = jax.random.uniform(
+        jax.random.key(seed), (samples, hs[-1], base.action_size), minval=-1.0, maxval=1.0
+    )
+    norms = np.zeros((len(subjects), len(hs), 2, samples))
+    for i, subject in enumerate(subjects):
+        for j, h in enumerate(hs):
+            task_h = with_horizon(base, h)
+            state_n, return_n = _gradients(subject.at(task_h), task_h, obs0, longest[:, :h])
+            norms[i, j] = np.stack([np.asarray(state_n), np.asarray(return_n)])
+            update(i * len(hs) + j + 1, f"{subject.label} H={h}")
+    return norms
 
 
 # One compilation per (model, H): the model's arrays are traced, the task is static.

@@ -34,6 +34,7 @@ from awmctl.cli.progress import progress_bar
 from awmctl.cli.reruns import idempotent
 from awmctl.cli.subjects import Subject, check_contexts, load_subjects
 from awmctl.errors import BadInputError
+from awmctl.models import SIMULATOR
 from awmctl.policies import MarkovPolicy
 from awmctl.tasks import Task, parse_task_params, task_record
 
@@ -126,7 +127,7 @@ def landscape_command(
     _check_options(points, chunk, rest, span, which, two_d)
     base, subjects, obs0 = load_subjects(model, task, horizon, parse_task_params(task_param))
     if all(s.model is not None for s in subjects):
-        subjects = [Subject("simulator", None, {"name": "simulator"}), *subjects]
+        subjects = [Subject.simulator(), *subjects]
     check_contexts(subjects, base.horizon)
     the_policy = _policy_of(policy, which, policy_seed, base) if policy is not None else None
     artifacts.check_output_dir(out, overwrite)
@@ -147,7 +148,7 @@ def landscape_command(
 
     arrays = {k: np.asarray(v, np.float64) for k, v in arrays.items()}  # one dtype on disk
     labels = [s.label for s in subjects]
-    ref = labels.index("simulator")
+    ref = labels.index(SIMULATOR)
     # Per grid point, each model's final-state MSE against the simulator's final state.
     state_errors = None if two_d else analysis.final_state_errors(arrays["final_states"], ref)
     results = analysis.landscape_summaries(arrays, state_errors, labels, ref)
@@ -160,6 +161,36 @@ def landscape_command(
         "seed": seed,
         "models": results,
     }
+    settings = {
+        "points": points,
+        "span": span if two_d else None,
+        "rest": None if two_d else rest,
+        "seed": seed,
+    }
+    policy_record = (
+        None
+        if policy is None
+        else {"path": str(Path(policy).absolute()), "which": which, "seed_index": policy_seed}
+    )
+    _save(out, overwrite, arrays, state_errors, base, subjects, policy_record, settings, summary)
+    err_console.print(_table(results, two_d))
+    if json_out:
+        emit_json(summary)
+
+
+def _save(
+    out: Path,
+    overwrite: bool,
+    arrays: dict[str, np.ndarray],
+    state_errors: np.ndarray | None,
+    base: Task,
+    subjects: list[Subject],
+    policy: dict[str, Any] | None,
+    settings: dict[str, Any],
+    summary: dict[str, Any],
+) -> None:
+    """The output directory: the arrays, the figure and meta.json."""
+    labels = [s.label for s in subjects]
     with artifacts.output_dir(out, overwrite) as output:
         leaves = output.save_arrays(arrays)
         title = f"{base.name} (H={base.horizon})"
@@ -168,7 +199,7 @@ def landscape_command(
                 arrays["alphas"],
                 dict(zip(labels, arrays["returns"])),
                 output.path / "landscape.png",
-                f"{title}: return around {Path(policy).name} ({which})",
+                f"{title}: return around {Path(policy['path']).name} ({policy['which']})",
             )
         else:
             _plot_1d(arrays, state_errors, labels, output.path / "landscape.png", title)
@@ -177,22 +208,12 @@ def landscape_command(
             task=task_record(base),
             models=[s.record for s in subjects],
             labels=labels,
-            policy=None
-            if policy is None
-            else {"path": str(Path(policy).absolute()), "which": which, "seed_index": policy_seed},
-            settings={
-                "points": points,
-                "span": span if two_d else None,
-                "rest": None if two_d else rest,
-                "seed": seed,
-            },
+            policy=policy,
+            settings=settings,
             arrays={k: list(np.shape(v)) for k, v in arrays.items()},
             summary=summary,
             leaves=leaves,
         )
-    err_console.print(_table(results, two_d))
-    if json_out:
-        emit_json(summary)
 
 
 def _check_options(points: int, chunk: int, rest: str, span: float, which: str, two_d: bool):
@@ -297,7 +318,7 @@ def _plot_1d(
         panels["final-state MSE vs simulator"] = {
             label: np.maximum(e, 1e-12)
             for label, e in zip(labels, state_errors)
-            if label != "simulator"
+            if label != SIMULATOR
         }
     plots.curves_1d(
         arrays["grid"],

@@ -54,7 +54,7 @@ from awmctl.cli.driver import Outcome, open_run, seed_mode, train
 from awmctl.cli.local_processes import run_locally
 from awmctl.cli.reruns import idempotent
 from awmctl.errors import BadInputError
-from awmctl.models import PolicyInputGrad, build_model, model_spec
+from awmctl.models import SIMULATOR, PolicyInputGrad, build_model, model_spec
 from awmctl.policies import POLICIES, POLICY_SPECS
 from awmctl.rollouts import collect, random_controller
 from awmctl.stats import ci95
@@ -357,26 +357,8 @@ def optimize_policy_command(
     )
     if wandb:
         artifacts.check_wandb_available()
-    options = {
-        "env_steps": env_steps,
-        "warmup_steps": warmup_steps,
-        "model_every": model_every,
-        "policy_every": policy_every,
-        "eval_every": eval_every,
-        "batch_size": batch_size,
-        "model_lr": model_lr,
-        "lr": lr,
-        "clip": clip,
-        "entropy": entropy,
-        "policy_input_grad": policy_input_grad,
-        "updates_from": updates_from,
-        "policy_updates": policy_updates,
-        "trust_gate": trust_gate,
-        "steps": steps,
-        "log_every": log_every,
-        "variant": variant,
-        "context": context,
-    }
+    # every option by name, as this function received them; each mode takes its own (tables)
+    options = ctx.params
     if agent != "bpo":
         refuse_options(
             ctx,
@@ -522,17 +504,17 @@ def _offline(
 def _world_of(model: str, target: Target) -> tuple[Any, Task, dict[str, Any]]:
     """Offline BPO's world model, its task (``--horizon`` may change a fitted model's) and its
     record: the simulator of ``--task``, or a model directory."""
-    if model == "simulator":
+    if model == SIMULATOR:
         the_task = target.make_task("--model simulator")
         world = build_model(
-            "simulator",
+            SIMULATOR,
             the_task.state_size,
             the_task.action_size,
             the_task.horizon,
             key=jax.random.key(0),
             task=the_task,
         )
-        return world, the_task, {"name": "simulator"}
+        return world, the_task, {"name": SIMULATOR}
     world, the_task, meta = artifacts.load_model(model)
     if target.task is not None and target.task != the_task.name:
         raise BadInputError(f"{model} was fitted on {the_task.name}, not {target.task}")

@@ -16,7 +16,7 @@ from jaxtyping import Array, Float
 from awmctl.analysis import initial_observation
 from awmctl.artifacts import load_model
 from awmctl.errors import BadInputError
-from awmctl.models import AbstractWorldModel, SimulatorModel, check_context
+from awmctl.models import SIMULATOR, AbstractWorldModel, SimulatorModel, check_context
 from awmctl.tasks import ParamValue, Task, make_task, with_horizon
 
 
@@ -25,6 +25,11 @@ class Subject:
     label: str  # legend name: the model's name, or the directory when names repeat
     model: AbstractWorldModel | None  # None for the simulator (rebuilt per horizon)
     record: dict[str, Any]  # what meta.json records about it
+
+    @classmethod
+    def simulator(cls) -> Subject:
+        """The true simulator (the reference every model is compared with)."""
+        return cls(SIMULATOR, None, {"name": SIMULATOR})
 
     def at(self, task: Task) -> AbstractWorldModel:
         """This subject as a world model of ``task`` (a horizon of the shared task)."""
@@ -45,8 +50,8 @@ def load_subjects(
         raise BadInputError("give at least one --model (a fitted model directory, or simulator)")
     loaded: list[tuple[str, AbstractWorldModel | None, dict[str, Any], Task | None]] = []
     for spec in specs:
-        if spec == "simulator":
-            loaded.append(("simulator", None, {"name": "simulator"}, None))
+        if spec == SIMULATOR:
+            loaded.append((SIMULATOR, None, {"name": SIMULATOR}, None))
             continue
         model, task, meta = load_model(spec)
         loaded.append(

@@ -9,6 +9,7 @@ from awmctl.models.sequence import AbstractSequenceModel, ActionsWorldModel, His
 from awmctl.models.simulator import SimulatorModel
 from awmctl.models.zoo import (
     MODEL_SPECS,
+    SIMULATOR,
     TRAINABLE,
     ModelSpec,
     PolicyInputGrad,
@@ -18,6 +19,7 @@ from awmctl.models.zoo import (
 
 __all__ = [
     "MODEL_SPECS",
+    "SIMULATOR",
     "TRAINABLE",
     "AbstractBackbone",
     "AbstractOneStepModel",

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from awmctl.backbones import AbstractBackbone, BackboneKind, make_backbone
+from awmctl.backbones import BACKBONE_CLASSES, AbstractBackbone, BackboneKind, make_backbone
 from awmctl.layers import embed, mlp
 from awmctl.models.base import AbstractWorldModel, Carry, check_context
 from awmctl.normalize import Normalizer
@@ -122,7 +122,7 @@ def _shared_parts(
     the decoder, the normaliser, the recorded hyper-parameters and the sizes, from the keys
     ``(backbone, state, position, decoder)`` and the size options (the paper's where not given)."""
     kb, ks, kp, kd = keys
-    is_transformer = backbone == "transformer"
+    order_blind = BACKBONE_CLASSES[backbone].order_blind
     defaults = BACKBONE_SIZES[backbone]
     unknown = sorted(set(sizes) - set(defaults))
     if unknown:
@@ -132,8 +132,8 @@ def _shared_parts(
     backbone_sizes = {k: v for k, v in hyper.items() if k not in ("width", "decoder_width")}
     return {
         "backbone": make_backbone(backbone, width, key=kb, **backbone_sizes),
-        "state_embed": _embedder(state_in, width, not is_transformer, key=ks),
-        "position_embed": eqx.nn.Embedding(tokens, width, key=kp) if is_transformer else None,
+        "state_embed": _embedder(state_in, width, not order_blind, key=ks),
+        "position_embed": eqx.nn.Embedding(tokens, width, key=kp) if order_blind else None,
         "decoder": eqx.nn.MLP(
             width, state_size, width_size=decoder_width, depth=2, activation=jax.nn.relu, key=kd
         ),
@@ -177,7 +177,10 @@ class ActionsWorldModel(AbstractSequenceModel):
         for field, value in parts.items():
             setattr(self, field, value)
         self.action_embed = _embedder(
-            action_size, dict(parts["hyper"])["width"], backbone != "transformer", key=ka
+            action_size,
+            dict(parts["hyper"])["width"],
+            not BACKBONE_CLASSES[backbone].order_blind,
+            key=ka,
         )
 
     def predict(

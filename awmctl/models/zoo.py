@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from jaxtyping import PRNGKeyArray
 
+from awmctl.backbones import BACKBONE_CLASSES
 from awmctl.errors import BadInputError
 from awmctl.models.base import AbstractWorldModel
 from awmctl.models.markov import MarkovModel
@@ -24,6 +25,8 @@ from awmctl.models.simulator import SimulatorModel
 from awmctl.tasks import Task
 
 PolicyInputGrad = Literal["stop", "full"]
+#: the name of the true simulator behind the model interface (``--model simulator``)
+SIMULATOR = "simulator"
 #: (state_size, action_size, horizon, task, key, **hyper) -> model
 Factory = Callable[..., AbstractWorldModel]
 
@@ -45,6 +48,17 @@ class ModelSpec:
     @property
     def trainable(self) -> bool:
         return self.model_class.trainable
+
+    @property
+    def is_simulator(self) -> bool:
+        """The task's own dynamics behind the model interface (nothing to fit)."""
+        return self.family == "simulator"
+
+    @property
+    def has_kv_cache(self) -> bool:
+        """Closed-loop imagination keeps every token's keys and values (a transformer: memory
+        grows with the horizon) rather than a fixed-size recurrent state."""
+        return self.backbone is not None and BACKBONE_CLASSES[self.backbone].kv_cache
 
     @property
     def direct_path(self) -> bool:
@@ -190,7 +204,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             "history world model, diagonal linear recurrence (LRU), teacher-forced",
         ),
         ModelSpec(
-            "simulator",
+            SIMULATOR,
             SimulatorModel,
             "simulator",
             "the task's own differentiable dynamics (nothing to fit)",
@@ -227,4 +241,12 @@ def build_model(
     return model_spec(name).build(state_size, action_size, horizon, hyper, key=key, task=task)
 
 
-__all__ = ["MODEL_SPECS", "TRAINABLE", "ModelSpec", "PolicyInputGrad", "build_model", "model_spec"]
+__all__ = [
+    "MODEL_SPECS",
+    "SIMULATOR",
+    "TRAINABLE",
+    "ModelSpec",
+    "PolicyInputGrad",
+    "build_model",
+    "model_spec",
+]

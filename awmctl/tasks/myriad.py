@@ -575,50 +575,53 @@ VARIANTS: tuple[tuple[str, str, dict[str, ParamValue], str], ...] = (
 )
 
 
+def _builder(system: MyriadSystem, fixed: dict[str, ParamValue], name: str):
+    """The registry's constructor of task ``name``: ``system`` with ``fixed`` parameters (a
+    variant's) under the user's."""
+
+    def build(horizon: int, params: dict[str, ParamValue]) -> Task:
+        params = {**fixed, **params}
+        terminal_on = str(params.pop("terminal_on", "before-last"))
+        if terminal_on not in ("before-last", "final"):
+            raise ValueError(f"terminal_on must be 'before-last' or 'final', got {terminal_on!r}")
+        return MyriadTask(system, horizon, params, terminal_on=terminal_on, name=name)  # type: ignore[arg-type]
+
+    return build
+
+
+def _domains(system: MyriadSystem) -> dict[str, Domain]:
+    """The duration is positive, the start lies within the state bounds, and every coefficient
+    is a rate, capacity or cost: non-negative."""
+    out = {
+        "T": dataclasses.replace(POSITIVE, meaning="the duration"),
+        "x0": dataclasses.replace(
+            vector(system.state_size, system.state_bounds), meaning="the initial state"
+        ),
+        **{k: NONNEGATIVE for k, _ in system.params},
+    }
+    if system.terminal_cost is not None:
+        out["terminal_on"] = names_of("before-last", "final")
+    return out
+
+
+def _param_names(system: MyriadSystem) -> tuple[str, ...]:
+    extra = ("terminal_on",) if system.terminal_cost is not None else ()
+    return ("T", "x0", *(k for k, _ in system.params), *extra)
+
+
 def _task_infos() -> tuple[TaskInfo, ...]:
     """Registry entries for every system and named variant."""
     by_name = {s.name: s for s in SYSTEMS}
     infos = []
-
-    def builder(system: MyriadSystem, fixed: dict[str, ParamValue], name: str):
-        def build(horizon: int, params: dict[str, ParamValue]) -> Task:
-            params = {**fixed, **params}
-            terminal_on = str(params.pop("terminal_on", "before-last"))
-            if terminal_on not in ("before-last", "final"):
-                raise ValueError(
-                    f"terminal_on must be 'before-last' or 'final', got {terminal_on!r}"
-                )
-            return MyriadTask(system, horizon, params, terminal_on=terminal_on, name=name)  # type: ignore[arg-type]
-
-        return build
-
-    def domains(system: MyriadSystem) -> dict[str, Domain]:
-        """The duration is positive, the start lies within the state bounds, and every
-        coefficient is a rate, capacity or cost: non-negative."""
-        out = {
-            "T": dataclasses.replace(POSITIVE, meaning="the duration"),
-            "x0": dataclasses.replace(
-                vector(system.state_size, system.state_bounds), meaning="the initial state"
-            ),
-            **{k: NONNEGATIVE for k, _ in system.params},
-        }
-        if system.terminal_cost is not None:
-            out["terminal_on"] = names_of("before-last", "final")
-        return out
-
-    def names(system: MyriadSystem) -> tuple[str, ...]:
-        extra = ("terminal_on",) if system.terminal_cost is not None else ()
-        return ("T", "x0", *(k for k, _ in system.params), *extra)
-
     for system in SYSTEMS:
         infos.append(
             TaskInfo(
                 name=system.name,
-                build=builder(system, {}, system.name),
+                build=_builder(system, {}, system.name),
                 default_horizon=DEFAULT_HORIZON,
                 title=system.title,
-                param_names=names(system),
-                domains=domains(system),
+                param_names=_param_names(system),
+                domains=_domains(system),
                 in_paper=system.in_paper,
                 notes=system.notes,
                 flag=system.flag,
@@ -629,11 +632,11 @@ def _task_infos() -> tuple[TaskInfo, ...]:
         infos.append(
             TaskInfo(
                 name=name,
-                build=builder(system, overrides, name),
+                build=_builder(system, overrides, name),
                 default_horizon=DEFAULT_HORIZON,
                 title=f"{system.title} [variant: {note}]",
-                param_names=names(system),
-                domains=domains(system),
+                param_names=_param_names(system),
+                domains=_domains(system),
                 in_paper=False,
                 variant_of=base,
                 notes=note,
