@@ -1,6 +1,8 @@
 """Training algorithms, one shape each (:class:`~awmctl.algorithms.base.Algorithm`): model
 fitting, offline BPO, online BPO (Algorithm 1), and the model-free baselines SAC and Online-DT."""
 
+import dataclasses
+
 from awmctl.algorithms.base import (
     SEED_MODES,
     Algorithm,
@@ -33,10 +35,29 @@ from awmctl.algorithms.online import OnlineBPO, OnlineConfig, OnlineState
 from awmctl.algorithms.online_dt import OnlineDT, OnlineDTConfig, OnlineDTState
 from awmctl.algorithms.sac import SAC, SACConfig, SACState
 
+
+@dataclasses.dataclass(frozen=True)
+class AgentSpec:
+    """A model-free agent: the algorithm, its config (the paper's settings as defaults) and its
+    name in titles."""
+
+    algorithm: type[SAC] | type[OnlineDT]
+    config: type[SACConfig] | type[OnlineDTConfig]
+    title: str
+
+
+#: the model-free baselines by name (``optimize-policy --agent``)
+AGENT_SPECS: dict[str, AgentSpec] = {
+    "sac": AgentSpec(SAC, SACConfig, "SAC"),
+    "online-dt": AgentSpec(OnlineDT, OnlineDTConfig, "Online-DT"),
+}
+
 __all__ = [
+    "AGENT_SPECS",
     "BPO",
     "SAC",
     "SEED_MODES",
+    "AgentSpec",
     "Algorithm",
     "BPOConfig",
     "BPOState",

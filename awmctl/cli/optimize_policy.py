@@ -15,12 +15,11 @@ import typer
 
 from awmctl import artifacts
 from awmctl.algorithms import (
+    AGENT_SPECS,
     BPO,
-    SAC,
     BPOConfig,
     OnlineBPO,
     OnlineConfig,
-    OnlineDT,
     OnlineDTConfig,
     SACConfig,
 )
@@ -93,7 +92,7 @@ BPO_ONLY = (
     "steps",
     "log_every",
 )
-AGENTS = ("bpo", "sac", "online-dt")
+AGENTS = ("bpo", *AGENT_SPECS)
 # the closed sets of values, from the library's types (help and shell completion list them)
 UPDATES_FROM, SAC_VARIANTS = get_args(UpdatesFrom), get_args(Variant)
 POLICY_INPUT_GRADS = get_args(PolicyInputGrad)
@@ -608,23 +607,21 @@ def _save_online_model(outcome: Outcome, algorithm: OnlineBPO, task: Task, seed:
 def _model_free(agent: str, options: dict[str, Any], target: Target) -> dict[str, Any]:
     the_task = target.make_task(f"--agent {agent}")
     given = {k: v for k, v in options.items() if v is not None}
-    if agent == "sac":
-        config: Any = SACConfig(**given, seed_mode=seed_mode())
-        algorithm: Any = SAC(the_task, config)
-    else:
-        config = OnlineDTConfig(**given, seed_mode=seed_mode())
-        algorithm = OnlineDT(the_task, config)
-        if config.context > the_task.horizon and config.context != D.context:
-            err_console.print(
-                f"Note: --context {config.context} is longer than the episode (H = "
-                f"{the_task.horizon}): the transformer reads whole episodes."
-            )
+    spec = AGENT_SPECS[agent]
+    config = spec.config(**given, seed_mode=seed_mode())
+    algorithm = spec.algorithm(the_task, config)
+    dt_context = getattr(config, "context", D.context)  # Online-DT's
+    if dt_context > the_task.horizon and dt_context != D.context:
+        err_console.print(
+            f"Note: --context {dt_context} is longer than the episode (H = "
+            f"{the_task.horizon}): the transformer reads whole episodes."
+        )
     outcome = _train(
         algorithm,
         target,
         {"task": task_record(the_task), "agent": agent, agent: config.__dict__},
         f"{agent} on {the_task.name}",
-        f"{'SAC' if agent == 'sac' else 'Online-DT'} on {the_task.name} (H={the_task.horizon})",
+        f"{spec.title} on {the_task.name} (H={the_task.horizon})",
     )
     if outcome is None:
         return {}
