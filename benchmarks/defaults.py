@@ -150,7 +150,7 @@ def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, ou
         final = np.asarray(curves[-1], np.float64)
         meta = json.loads((run_dir / "meta.json").read_text())
         run_wall = meta["summary"].get("wall_s")
-        gate = gate_record(records, meta["config"]["online"]["policy_updates"])
+        gate = gate_record(records, meta["config"].get("online", {}).get("policy_updates"))
     refs = load_or_compute(make_task(task, horizon), out / "cache")
     scores = refs.score(final)
     return {
@@ -174,11 +174,12 @@ def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, ou
     }
 
 
-def gate_record(records: list[dict], per_round: int) -> dict | None:
+def gate_record(records: list[dict], per_round: int | None) -> dict | None:
     """Per seed, the policy rounds the trust gate skipped and the rounds scheduled (a skipped
-    round makes no update, a full one ``per_round``: the run's ``--policy-updates``)."""
+    round makes no update, a full one ``per_round``: the run's ``--policy-updates``); None for a
+    run with no trust gate (an agent, or a run recorded before the gate existed)."""
     last = records[-1]
-    if "train/gated_rounds" not in last:
+    if per_round is None or "train/gated_rounds" not in last:
         return None
     gated = last["train/gated_rounds"]
     return {
