@@ -6,7 +6,8 @@ The public Python API, layer by layer (each imports only the ones above it in th
 * models and policies: pure Equinox modules (:class:`AbstractWorldModel`, the specs table
   :data:`MODEL_SPECS`, :func:`build_model`; :class:`Policy`, :func:`build_policy`);
 * rollouts: :func:`collect`, :func:`imagined_return`, :func:`true_return`, :class:`EpisodeReplay`;
-* algorithms: :class:`ModelFit`, :class:`BPO`, :class:`OnlineBPO`, :class:`SAC`, :class:`OnlineDT` (config -> init -> run_chunk),
+* algorithms: :class:`ModelFit`, :class:`BPO`, :class:`OnlineBPO`, :class:`SAC`, :class:`OnlineDT`
+  (config -> init -> run_chunk),
   trained to the end by :func:`run`, which keeps each seed's best parameters (:class:`BestSoFar`);
 * docs/python.md shows a whole pipeline.
 * artifacts: saving and loading datasets, models and policies.

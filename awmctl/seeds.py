@@ -17,15 +17,18 @@ STREAMS: dict[str, int] = {
     "fit/steps": 1,  # fit-model: minibatches (and dropout) of the optimiser steps, from the seed
     "bpo/updates": 2,  # offline BPO: batches of initial observations and policy samples, per seed
     "online/loop": 3,  # online BPO: actions, resets and every update of Algorithm 1, per seed
-    "online/policy-init": 1,  # online BPO: the initial policy's weights (the model's come from the seed itself)
-    "bpo/eval": 7,  # offline BPO: the batch the model/simulator gradient comparison uses, from the state's key
+    # online BPO: the initial policy's weights (the model's come from the seed itself)
+    "online/policy-init": 1,
+    # offline BPO: the batch the model/simulator gradient comparison uses, from the state's key
+    "bpo/eval": 7,
     "task/reset": 11,  # a random reset (Task.initial_state), from an episode's key
     "task/step": 12,  # a real step's own randomness (Task.random_step), from the step's key
     "task/distractors": 13,  # the distractors of a reset, from the reset's key
     "sac/init": 21,  # SAC: the actor's and the critics' initial weights, per seed
     "sac/loop": 22,  # SAC: actions, resets, batches and policy samples of every update, per seed
     "online-dt/init": 31,  # Online-DT: the transformer's initial weights, per seed
-    "online-dt/loop": 32,  # Online-DT: actions, resets, batches and samples of every update, per seed
+    # Online-DT: actions, resets, batches and samples of every update, per seed
+    "online-dt/loop": 32,
 }
 
 

@@ -147,8 +147,8 @@ def read_meta(
             else "re-create it with this awmctl"
         )
         raise BadInputError(
-            f"{directory} was written by awmctl {writer} in directory format {version}; this awmctl reads formats "
-            f"{OLDEST_READABLE_FORMAT}..{FORMAT_VERSION}: {advice}"
+            f"{directory} was written by awmctl {writer} in directory format {version}; this "
+            f"awmctl reads formats {OLDEST_READABLE_FORMAT}..{FORMAT_VERSION}: {advice}"
         )
     wanted = (kind,) if isinstance(kind, str) else kind
     if wanted is not None and meta["kind"] not in wanted:
@@ -276,7 +276,7 @@ def leaf_specs(tree: Any) -> dict[str, dict[str, Any]]:
 
 
 def save_arrays(directory: str | os.PathLike, tree: Any) -> dict[str, dict[str, Any]]:
-    """Write a pytree of arrays to ``directory/arrays`` (synchronously) and return its leaf specs."""
+    """Write a pytree of arrays to ``directory/arrays`` (synchronously); its leaf specs."""
     import orbax.checkpoint as ocp
 
     path = Path(directory).absolute() / ARRAYS_DIR
@@ -307,7 +307,8 @@ def restore_arrays(directory: str | os.PathLike, like: Any, meta: dict[str, Any]
         got = recorded.get(name)
         if got is None:
             raise BadInputError(
-                f"{directory} has no array {name}; it was written by an incompatible model or version"
+                f"{directory} has no array {name}; it was written by an incompatible model or "
+                "version"
             )
         if list(got["shape"]) != spec["shape"] or got["dtype"] != spec["dtype"]:
             raise BadInputError(
@@ -326,7 +327,8 @@ def restore_arrays(directory: str | os.PathLike, like: Any, meta: dict[str, Any]
             restored = checkpointer.restore(path, abstract)
     except Exception as err:  # noqa: BLE001  (Orbax raises many types for a damaged checkpoint)
         raise BadInputError(
-            f"the checkpoint in {path} is damaged or incomplete ({type(err).__name__}); re-create {directory}"
+            f"the checkpoint in {path} is damaged or incomplete ({type(err).__name__}); re-create "
+            f"{directory}"
         ) from None
     return jax.tree_util.tree_map(jax.numpy.asarray, restored)
 
@@ -417,8 +419,9 @@ class ResumableRun:
             else:
                 changed = differing_keys(previous, self.config)
                 raise BadInputError(
-                    f"{self.work} holds an unfinished run with other settings ({', '.join(changed)}); "
-                    "rerun with the same arguments to resume it, or pass --overwrite to start over"
+                    f"{self.work} holds an unfinished run with other settings "
+                    f"({', '.join(changed)}); rerun with the same arguments to resume it, or pass "
+                    "--overwrite to start over"
                 )
         if self.resuming:
             # A run killed while it wrote its results (after its last chunk) left them half

@@ -56,8 +56,8 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     args = parser.parse_args()
     print(
-        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, "
-        f"backend {jax.default_backend()}"
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax "
+        f"{jax.__version__}, backend {jax.default_backend()}"
     )
     print(f"{'task':<18}{'compile s':>10}{'run s':>10}{'steps/s':>14}")
     for name in args.tasks.split(","):

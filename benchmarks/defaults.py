@@ -1,9 +1,12 @@
 """Choosing awmctl's default policy optimiser with a held-out protocol (docs/results.md, section 8).
 
-Run:  .venv/bin/python benchmarks/defaults.py --set dev --candidates paper,lr1e-3,lr1e-3-k4 --methods awm-lstm,simulator
-      .venv/bin/python benchmarks/defaults.py --set dev --shard 0/2 & .venv/bin/python benchmarks/defaults.py --set dev --shard 1/2
+Run:  .venv/bin/python benchmarks/defaults.py --set dev --candidates paper,lr1e-3,lr1e-3-k4
+--methods awm-lstm,simulator
+      .venv/bin/python benchmarks/defaults.py --set dev --shard 0/2 & .venv/bin/python
+      benchmarks/defaults.py --set dev --shard 1/2
       .venv/bin/python benchmarks/defaults.py --set heldout --candidates paper,converged
-      .venv/bin/python benchmarks/defaults.py --report [--doc docs/results.md]   # tables from the rows there are
+      .venv/bin/python benchmarks/defaults.py --report [--doc docs/results.md]   # tables from the
+      rows there are
 
 Two sets of problems, fixed before any candidate ran:
 - dev (choose on it): the paper's eight Myriad tasks at H = 20 and 100, and three user tasks with
@@ -316,8 +319,8 @@ def grid_comparison(rows: list[dict]) -> str:
                 )
                 verdicts[verdict] += 1
                 lines.append(
-                    f"| {t} | {h} | {m} | {cell(old)} | {cell(new)}{' (ungated)' if fallback else ''} "
-                    f"| {diff:+.3f} | {verdict} |"
+                    f"| {t} | {h} | {m} | {cell(old)} | "
+                    f"{cell(new)}{' (ungated)' if fallback else ''} | {diff:+.3f} | {verdict} |"
                 )
     lines.append(
         "\n"
@@ -333,7 +336,10 @@ def gate_table(rows: list[dict]) -> str:
     share of policy rounds the gate skipped."""
     by = {(r["task"], r["horizon"], r["method"], r["candidate"]): r for r in rows}
     lines = [
-        "| task | H | method | ungated | cautious gate | skipping gate (converged) | rounds skipped |",
+        (
+            "| task | H | method | ungated | cautious gate | skipping gate (converged) | rounds "
+            "skipped |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for which in ("dev", "heldout"):

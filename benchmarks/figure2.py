@@ -233,7 +233,10 @@ def main() -> None:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| H | method | final return, mean ± std | median | best seed | seeds within 1 of the optimum | best grid action |",
+        (
+            "| H | method | final return, mean ± std | median | best seed | seeds within 1 of the "
+            "optimum | best grid action |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for row in sorted(

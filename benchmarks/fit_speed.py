@@ -1,6 +1,7 @@
 """Steady-state time per world-model training step, and compile time, at the paper's sizes.
 
-Run: .venv/bin/python benchmarks/fit_speed.py [--models awm-transformer,awm-lstm] [--batch 64] [--horizon 100]
+Run: .venv/bin/python benchmarks/fit_speed.py [--models awm-transformer,awm-lstm] [--batch 64]
+[--horizon 100]
 
 One training step = sample a batch of whole episodes, predict every next state, normalised-state
 MSE, gradient, Adam update: exactly the step `awmctl fit-model` runs (ModelFit.train_chunk scans
@@ -71,7 +72,8 @@ def main() -> None:
     task = make_task("cancer", args.horizon)
     episodes = collect(task, random_controller(task), 512, jax.random.key(0))
     print(
-        f"# {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, backend {jax.default_backend()}"
+        f"# {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, backend "
+        f"{jax.default_backend()}"
     )
     print(f"{'model':<18}{'ms/step':>10}{'compile s':>11}")
     for name in args.models.split(","):

@@ -297,8 +297,8 @@ class Rows:
 
 def report_updates(rows: Rows, models: list[str], top: float | None, repeats: int) -> None:
     print(
-        f"\n{'per update':<18}{'model ms':>10}{'in loop':>9}{'authors':>9}{'GFLOP/s':>9}{'% of peak':>10}"
-        f"{'products':>10}{'GFLOP/s':>9}{'policy ms':>11}{'authors':>9}",
+        f"\n{'per update':<18}{'model ms':>10}{'in loop':>9}{'authors':>9}{'GFLOP/s':>9}"
+        f"{'% of peak':>10}{'products':>10}{'GFLOP/s':>9}{'policy ms':>11}{'authors':>9}",
         flush=True,
     )
     nan = float("nan")
@@ -306,15 +306,17 @@ def report_updates(rows: Rows, models: list[str], top: float | None, repeats: in
         r = rows.measure("updates", updates, name, name=name, repeats=repeats)
         loop_ms, rate = r.get("model_update_loop_ms", nan), r.get("model_update_loop_gflops", nan)
         share = f"{100 * rate / top:.0f}%" if top else "-"
+        authors = AUTHORS.get(name, NO_FIGURE)
+        alone_ms, alone_rate = r.get("products_alone_ms", nan), r.get("products_alone_gflops", nan)
         print(
-            f"{name:<18}{r['model_update_ms']:>10.1f}{loop_ms:>9.1f}{AUTHORS.get(name, NO_FIGURE)[0]:>9}{rate:>9.1f}"
-            f"{share:>10}{r.get('products_alone_ms', nan):>10.1f}{r.get('products_alone_gflops', nan):>9.1f}"
-            f"{r['policy_update_ms']:>11.1f}{AUTHORS.get(name, NO_FIGURE)[1]:>9}",
+            f"{name:<18}{r['model_update_ms']:>10.1f}{loop_ms:>9.1f}{authors[0]:>9}{rate:>9.1f}"
+            f"{share:>10}{alone_ms:>10.1f}{alone_rate:>9.1f}"
+            f"{r['policy_update_ms']:>11.1f}{authors[1]:>9}",
             flush=True,
         )
     print(
-        "(GFLOP/s and % of the matmul: the update in the loop; products: the update's own matrix products,\n"
-        " each timed alone, summed ms and their rate)",
+        "(GFLOP/s and % of the matmul: the update in the loop; products: the update's own matrix "
+        "products,\n each timed alone, summed ms and their rate)",
         flush=True,
     )
 
@@ -355,7 +357,8 @@ def report_runs(rows: Rows, models: list[str], counts: list[int]) -> None:
         for n in counts:
             r = rows.measure("runs", whole_run, name, n, name=name, n_seeds=n)
             print(
-                f"{name:<18}{n:>6}{r['per_seed_s']:>8.1f}{TARGETS.get(name, '-'):>8}{AUTHORS.get(name, NO_FIGURE)[2]:>9}"
+                f"{name:<18}{n:>6}{r['per_seed_s']:>8.1f}{TARGETS.get(name, '-'):>8}"
+                f"{AUTHORS.get(name, NO_FIGURE)[2]:>9}"
                 f"{r['compile_s']:>10.1f}{r['final_return_mean']:>9.2f}",
                 flush=True,
             )
@@ -369,8 +372,8 @@ def report_processes(rows: Rows, models: list[str], p: int) -> None:
     for name in models:
         r = rows.measure("processes", processes_run, name, p, name=name, count=p)
         print(
-            f"{name:<24}{r['per_seed_s']:>8.1f}{TARGETS.get(name, '-'):>8}{AUTHORS.get(name, NO_FIGURE)[2]:>9}"
-            f"{r['final_return_mean']:>9.2f}",
+            f"{name:<24}{r['per_seed_s']:>8.1f}{TARGETS.get(name, '-'):>8}"
+            f"{AUTHORS.get(name, NO_FIGURE)[2]:>9}{r['final_return_mean']:>9.2f}",
             flush=True,
         )
 

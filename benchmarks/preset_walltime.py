@@ -8,7 +8,8 @@ in fresh processes, once at the defaults (`--preset converged`) and once with `-
 one after the other (so that both see the same machine), with JAX's persistent compilation cache
 off (every run compiles, as a user's first run does). A row per run is appended to --out, tagged
 with the machine and versions; a pair already there for this machine is skipped, so an
-interrupted benchmark resumes; so is a change of the converged preset's values, which times anew. Prints each preset's median wall seconds and the ratio of the
+interrupted benchmark resumes; so is a change of the converged preset's values, which times anew.
+Prints each preset's median wall seconds and the ratio of the
 medians (docs/usage.md, "Presets"; the issue's target: converged <= 1.5x paper).
 """
 

@@ -2,10 +2,13 @@
 the Myriad tasks, H = 20 and 100) and its robustness runs, as one resumable sweep.
 
 Run:  .venv/bin/python benchmarks/reproduce.py                      # the whole default grid
-      .venv/bin/python benchmarks/reproduce.py --shard 0/2 & .venv/bin/python benchmarks/reproduce.py --shard 1/2
+      .venv/bin/python benchmarks/reproduce.py --shard 0/2 & .venv/bin/python
+      benchmarks/reproduce.py --shard 1/2
       .venv/bin/python benchmarks/reproduce.py --tasks cancer,bacteria --horizons 100
-            --methods awm-transformer,markov-mlp,sac --variants clean,distractors=4,distractors=16,noise=0.01,noise=0.1
-      .venv/bin/python benchmarks/reproduce.py --report              # tables and figures from the rows there are
+            --methods awm-transformer,markov-mlp,sac --variants
+            clean,distractors=4,distractors=16,noise=0.01,noise=0.1
+      .venv/bin/python benchmarks/reproduce.py --report              # tables and figures from the
+      rows there are
       (or `make reproduce`, `make reproduce-robustness`)
 
 A *row* is one (task, H, method, variant): `--seeds` seeds (0..N-1) of one `awmctl optimize-policy`
@@ -151,7 +154,10 @@ def references(task_name: str, horizon: int, out: Path) -> dict[str, float]:
     found = {
         "random": refs.random,
         "opt": refs.opt,
-        "source": "awmctl references (512 random episodes; best of 8 direct-shooting plans, Adam 1e-2, 2000 steps)",
+        "source": (
+            "awmctl references (512 random episodes; best of 8 direct-shooting plans, "
+            "Adam 1e-2, 2000 steps)"
+        ),
     }
     atomic_write(path, json.dumps(found, indent=1))
     return found
@@ -250,8 +256,8 @@ def sweep(args) -> None:
         row = run_row(task, horizon, method, variant, args.seeds, args.env_steps, out)
         atomic_write(path, json.dumps(row))
         print(
-            f"    score {row['score_mean']:.3f} ± {row['score_ci95']:.3f}, return {row['returns_mean']:.4g}, "
-            f"{row['wall_s']} s",
+            f"    score {row['score_mean']:.3f} ± {row['score_ci95']:.3f}, return "
+            f"{row['returns_mean']:.4g}, {row['wall_s']} s",
             file=sys.stderr,
             flush=True,
         )
@@ -262,7 +268,9 @@ def sweep(args) -> None:
 
 def load_rows(out: Path) -> list[dict]:
     rows = [json.loads(p.read_text()) for p in sorted((out / "rows").glob("*.json"))]
-    for row in rows:  # intervals from the seeds' values, as awmctl.stats computes them now (rows keep their raw values)
+    # intervals from the seeds' values, as awmctl.stats computes them now (rows keep their raw
+    # values)
+    for row in rows:
         row["returns_ci95"], row["score_ci95"] = ci95(row["returns"]), ci95(row["scores"])
     return rows
 
@@ -330,15 +338,16 @@ def time_table(rows: list[dict], methods: list[str]) -> str:
             if walls:
                 total += sum(walls)
                 lines.append(
-                    f"| {LABELS.get(method, method)} | {horizon} | {len(mine)} | {mine[0]['seeds']} | "
-                    f"{np.mean(walls):.0f} | {sum(walls):.0f} |"
+                    f"| {LABELS.get(method, method)} | {horizon} | {len(mine)} | "
+                    f"{mine[0]['seeds']} | {np.mean(walls):.0f} | {sum(walls):.0f} |"
                 )
     lines.append(f"| all | | {len(clean)} | | | {total:.0f} ({total / 3600:.2f} h) |")
     return "\n".join(lines)
 
 
 def variant_order(variant: str) -> tuple:
-    """clean first, then each parameter by name and by value (distractors=4 before distractors=16)."""
+    """clean first, then each parameter by name and by value (distractors=4 before
+    distractors=16)."""
     if variant == "clean":
         return ("",)
     name, _, value = variant.partition("=")
@@ -425,7 +434,8 @@ def robustness_chart(rows: list[dict], path: Path) -> bool:
     )
     for ax, (task, horizon) in zip(axes[0], groups):
         here = [r for r in mine if (r["task"], r["horizon"]) == (task, horizon)]
-        # the methods that ran perturbed here (their clean rows beside them; other methods' clean rows left out)
+        # the methods that ran perturbed here (their clean rows beside them; other methods' clean
+        # rows left out)
         methods = [
             m for m in METHODS if any(r["method"] == m and r["variant"] != "clean" for r in here)
         ]

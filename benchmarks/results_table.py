@@ -16,21 +16,26 @@ import sys
 
 from awmctl.stats import ci95
 
+#: why bacteria's fits cannot be judged: random-policy data always end extinct
+EXTINCT = (
+    "random-policy data always end extinct, so final-state R² is undefined (shown 0) and models "
+    "never see a surviving run"
+)
 # Tasks whose numbers must not be used to rank methods, and why (docs/tasks.md).
 FLAGS = {
-    ("hiv-treatment", 20): "Euler unstable at dt = 1: clip-dominated, multi-modal (spec 2.4)",
+    ("hiv-treatment", 20): "Euler unstable at dt = 1: clip-dominated, multi-modal",
     (
         "hiv-treatment",
         100,
-    ): "return dominated by the uncontrollable healthy-cell term; optimum - random is small (spec 2.4)",
+    ): "return dominated by the uncontrollable healthy-cell term; optimum - random is small",
     (
         "bacteria",
         20,
-    ): "random-policy data always end extinct, so final-state R² is undefined (shown 0) and models never see a surviving run (spec 2.6)",
+    ): EXTINCT,
     (
         "bacteria",
         100,
-    ): "random-policy data always end extinct, so final-state R² is undefined (shown 0) and models never see a surviving run (spec 2.6)",
+    ): EXTINCT,
 }
 ORDER = [
     "random",

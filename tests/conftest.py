@@ -15,7 +15,8 @@ import tempfile
 # emitters, whose pipeline is most of the rest. The programs compute the same operations; numbers
 # move in the last bits (a multiply-add fused or not), which no test but the goldens can see: the
 # goldens pin this build bit for bit, and the user's to the tolerance across machines
-# (``test_goldens.py``). ``AWMCTL_TEST_OPTIMISED=1`` runs the whole suite with the user's flags. Set before JAX starts its backends, and only once: pytest-xdist's workers inherit
+# (``test_goldens.py``). ``AWMCTL_TEST_OPTIMISED=1`` runs the whole suite with the user's flags. Set
+# before JAX starts its backends, and only once: pytest-xdist's workers inherit
 # the environment and import this file again.
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 USER_XLA_FLAGS = "AWMCTL_TEST_USER_XLA_FLAGS"

@@ -101,7 +101,7 @@ def test_with_horizon_keeps_the_step_length():
 
 def test_landscape_of_a_known_quadratic():
     # Double pendulum at L = 2: the reward is taken on the state the first action sets, against
-    # the goal's own start state, so R(a) = -(angle_scale * (a - g0))^2 / 4 exactly (spec §3).
+    # the goal's own start state, so R(a) = -(angle_scale * (a - g0))^2 / 4 exactly.
     task = make_task("double-pendulum", 2, {"goal": (0.3, -0.5)})
     grid = np.linspace(-1.0, 1.0, 21)  # contains 0.3
     returns, finals = analysis.first_action_landscape(

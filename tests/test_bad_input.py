@@ -29,7 +29,8 @@ def data(tmp_path_factory):
 
 
 BAD_INPUT = [
-    # task parameters: finite, positive where physical, the right size, within the state bounds, a known name
+    # task parameters: finite, positive where physical, the right size, within the state bounds, a
+    # known name
     (
         ["collect", "--task", "cancer", "--task-param", "T=nan"],
         2,

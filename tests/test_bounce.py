@@ -1,4 +1,4 @@
-"""One-bounce block (spec §4): hand-simulated episodes, closed-form final position, gradients.
+"""One-bounce block: hand-simulated episodes, closed-form final position, gradients.
 
 Reference values come from a plain-Python simulation of the spec's update rules and from a
 closed form of the final position (geometric sums, mirrored at the wall), never from the task.

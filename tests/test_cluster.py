@@ -35,10 +35,12 @@ def sweep(tmp_path, rows: str, task: int, **popen):
     )
 
 
-ROWS = """# name  arguments
-data     collect --task cancer --horizon 8 -n 4
-online   optimize-policy --online --model markov-mlp --task cancer --horizon 8 --env-steps 64 --warmup-steps 32
-"""
+ROWS = (
+    "# name  arguments\n"
+    "data     collect --task cancer --horizon 8 -n 4\n"
+    "online   optimize-policy --online --model markov-mlp --task cancer --horizon 8 "
+    "--env-steps 64 --warmup-steps 32\n"
+)
 
 
 def test_each_array_task_runs_its_row_and_a_complete_row_is_skipped(tmp_path):
@@ -62,7 +64,10 @@ def test_each_array_task_runs_its_row_and_a_complete_row_is_skipped(tmp_path):
 
 @pytest.mark.slow  # awmctl's own SIGTERM handling is in the default run (test_preemption.py)
 def test_sigterm_to_the_job_checkpoints_and_the_requeued_task_resumes(tmp_path):
-    rows = "long optimize-policy --online --model markov-mlp --task cancer --horizon 8 --env-steps 1600 --warmup-steps 32\n"
+    rows = (
+        "long optimize-policy --online --model markov-mlp --task cancer --horizon 8 "
+        "--env-steps 1600 --warmup-steps 32\n"
+    )
     job = sweep(tmp_path, rows, 0)
     partial = tmp_path / "sweep" / "long.partial"
     deadline = time.monotonic() + 240

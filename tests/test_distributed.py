@@ -44,7 +44,8 @@ def awmctl(*args, **env):
     )
 
 
-@pytest.mark.slow  # 73 s of two processes compiling; with make test-all like the other multi-process tests
+# 73 s of two processes compiling; with make test-all like the other multi-process tests
+@pytest.mark.slow
 def test_two_local_processes_share_the_seeds_and_write_the_one_process_run(tmp_path):
     # --processes 2 starts the multi-process job itself (a coordinator on localhost)
     one = awmctl(*ARGS, "--out", str(tmp_path / "one"))

@@ -217,8 +217,8 @@ def record(produced: dict[str, dict[str, np.ndarray]]) -> None:
             for name, (m, key) in sorted(moved.items())
         )
         entry = (
-            f"{number}. {datetime.date.today()}, machine {fingerprint()}, JAX {jax.__version__}: {RECORD}. "
-            f"Largest movement per command: {moves or 'none'}."
+            f"{number}. {datetime.date.today()}, machine {fingerprint()}, JAX {jax.__version__}: "
+            f"{RECORD}. Largest movement per command: {moves or 'none'}."
             + (f" {'; '.join(changed)}." if changed else "")
         )
         history.write_text(
@@ -267,7 +267,8 @@ def test_outputs_equal_the_recorded_goldens(tmp_path):
         golden = dict(np.load(GOLDENS / f"{name}.npz"))
         if sorted(arrays) != sorted(golden):
             failures.append(
-                f"{name}: the set of arrays and metrics changed: {sorted(set(arrays) ^ set(golden))}"
+                f"{name}: the set of arrays and metrics changed: "
+                f"{sorted(set(arrays) ^ set(golden))}"
             )
         for key, want in golden.items():
             if key not in arrays:

@@ -1,4 +1,5 @@
-"""The world-model zoo: cache == full pass, gradient paths, causality, overfitting, the simulator."""
+"""The world-model zoo: cache == full pass, gradient paths, causality, overfitting, the
+simulator."""
 
 import equinox as eqx
 import jax

@@ -268,7 +268,7 @@ def _clip(name, x):
 
 
 def ref_step(name, x, a, k, H, T=None, terminal_on="before-last", params=None):
-    """One step of spec §1: returns (x_{k+1}, r_k)."""
+    """One step of the episode wrapper: returns (x_{k+1}, r_k)."""
     spec = SPEC[name]
     P = {**spec.params, **(params or {})}
     T = spec.T if T is None else T

@@ -1,4 +1,4 @@
-"""Double pendulum (spec §3): physics, integration, episode structure, gradients, transforms.
+"""Double pendulum: physics, integration, episode structure, gradients, transforms.
 
 Reference values are computed here independently of the implementation: the spec's formulas in
 plain Python/NumPy and a fine fixed-step RK4 (no adaptive solver).

@@ -33,7 +33,8 @@ def random_policy_return(task: LinearQuadratic) -> float:
 def test_references_of_a_linear_quadratic_task_match_the_closed_forms():
     task = LinearQuadratic(horizon=10, a=1.1, b=0.5)
     refs = compute_references(task, FAST)
-    # the best plan reaches the Riccati optimum (unconstrained: |u*| < 1 here), random its expectation
+    # the best plan reaches the Riccati optimum (unconstrained: |u*| < 1 here), random its
+    # expectation
     assert refs.opt == pytest.approx(optimal_return(task), rel=1e-3)
     assert refs.random == pytest.approx(random_policy_return(task), rel=0.05)
     assert refs.opt == max(refs.plans) and len(refs.plans) == FAST.shooting_starts

@@ -232,9 +232,10 @@ def run(
         if np.any(in_a_row >= DIVERGED_AFTER):
             seeds = np.flatnonzero(np.atleast_1d(in_a_row) >= DIVERGED_AFTER).tolist()
             raise DivergedError(
-                f"diverged at {algorithm.unit} {algorithm.progress(state)} (seed index {seeds}: the last "
-                f"{int(np.max(in_a_row))} updates had non-finite gradients and were skipped; the checkpoints keep "
-                "the last finite parameters): lower the learning rate (--lr)"
+                f"diverged at {algorithm.unit} {algorithm.progress(state)} (seed index {seeds}: "
+                f"the last {int(np.max(in_a_row))} updates had non-finite gradients and were "
+                "skipped; the checkpoints keep the last finite parameters): lower the learning "
+                "rate (--lr)"
             )
     return state, best
 

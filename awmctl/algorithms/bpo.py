@@ -52,7 +52,8 @@ from awmctl.tasks import Task
 
 @dataclasses.dataclass(frozen=True)
 class BPOConfig(Config):
-    #: the policy optimiser's defaults are the ``converged`` preset's (:mod:`~awmctl.algorithms.presets`)
+    #: the policy optimiser's defaults are the ``converged`` preset's
+    #: (:mod:`~awmctl.algorithms.presets`)
     steps: int = OFFLINE["converged"]["steps"]
     batch_size: int = 16
     lr: float = OFFLINE["converged"]["lr"]
@@ -293,7 +294,7 @@ class BPO(Algorithm[BPOState]):
         }
 
     def build(self, seed: int | Array, observations: Float[Array, "N T obs"]) -> MarkovPolicy:
-        """The initial policy of ``seed``, normalising its input with the observations' statistics."""
+        """The initial policy of ``seed``, its input normalised by the observations' statistics."""
         task = self.task
         policy = build_policy(
             self.policy_kind,

@@ -321,8 +321,8 @@ class ModelFit(Algorithm[FitState]):
         if not (np.all(np.isfinite(train_loss)) and np.all(np.isfinite(metrics["val_loss"]))):
             raise DivergedError(
                 f"diverged at step {self.progress(state)} (the loss is no longer finite: "
-                f"{np.asarray(train_loss).tolist()}; the checkpoints keep the last finite parameters): "
-                "lower --lr or check the data"
+                f"{np.asarray(train_loss).tolist()}; the checkpoints keep the last finite "
+                "parameters): lower --lr or check the data"
             )
         return state, {
             "train/loss": np.asarray(train_loss),

@@ -8,7 +8,8 @@ afterwards); after the warm-up, every ``model_every`` env steps one model update
 ``policy_every`` env steps one policy update (:func:`~awmctl.algorithms.bpo.policy_step`) from
 ``policy_batch`` stored initial observations with a full-horizon imagined rollout (no critic);
 evaluation every ``eval_every`` env steps. Through ``simulator`` (nothing to fit) the loop has no
-model updates: the policy updates are the analytic policy gradient from stored starts. With 1500 warm-up steps the first model update comes
+model updates: the policy updates are the analytic policy gradient from stored starts. With 1500
+warm-up steps the first model update comes
 at env step 1502 and the first policy update at 1504. ``updates_from="first-episode"`` starts
 updating as soon as one episode is stored instead (awmctl 0.1's schedule).
 
@@ -80,7 +81,8 @@ class OnlineConfig(Config):
     model_batch: int = 64
     policy_batch: int = 16
     model_lr: float = 1e-3
-    #: the policy optimiser's defaults are the ``converged`` preset's (:mod:`~awmctl.algorithms.presets`)
+    #: the policy optimiser's defaults are the ``converged`` preset's
+    #: (:mod:`~awmctl.algorithms.presets`)
     policy_lr: float = ONLINE["converged"]["policy_lr"]
     clip: float = 100.0
     entropy: float = ONLINE["converged"]["entropy"]
@@ -125,15 +127,18 @@ class OnlineConfig(Config):
             < 1
         ):
             raise BadInputError(
-                "--env-steps, --model-every, --policy-every, --eval-every and --policy-updates must be at least 1"
+                "--env-steps, --model-every, --policy-every, --eval-every and --policy-updates "
+                "must be at least 1"
             )
         if self.policy_every % self.model_every:
             raise BadInputError(
-                f"--policy-every ({self.policy_every}) must be a multiple of --model-every ({self.model_every})"
+                f"--policy-every ({self.policy_every}) must be a multiple of --model-every "
+                f"({self.model_every})"
             )
         if self.eval_every % self.policy_every:
             raise BadInputError(
-                f"--eval-every ({self.eval_every}) must be a multiple of --policy-every ({self.policy_every})"
+                f"--eval-every ({self.eval_every}) must be a multiple of --policy-every "
+                f"({self.policy_every})"
             )
         if not self.trust_gate >= 0:
             raise BadInputError(f"--trust-gate must be 0 (off) or positive, got {self.trust_gate}")
@@ -367,7 +372,8 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
     def _init(self, seeds: jax.Array) -> OnlineState:
         task = self.task
         # The simulator has no float arrays: its (empty) part of the state is an empty dict, which
-        # checkpoints as one, where the filtered module would not (its task's fields are not leaves).
+        # checkpoints as one, where the filtered module would not (its task's fields are not
+        # leaves).
         models = (
             eqx.filter(eqx.filter_vmap(self.build_model)(seeds), eqx.is_inexact_array)
             if self.spec.trainable

@@ -171,7 +171,8 @@ def actor_loss(
     alpha: Float[Array, ""],
     key: PRNGKeyArray,
 ) -> tuple[Float[Array, ""], Float[Array, ""]]:
-    """``mean(alpha log pi(a|s) - min_i Q_i(s, a))`` over fresh actions, and their mean log-probability."""
+    """``mean(alpha log pi(a|s) - min_i Q_i(s, a))`` over fresh actions, and their mean
+    log-probability."""
     keys = jax.random.split(key, observations.shape[0])
     action, log_prob = jax.vmap(actor.sample)(observations, keys)
     q = jnp.min(evaluate(critic, observations, action), axis=0)

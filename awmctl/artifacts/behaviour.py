@@ -1,4 +1,5 @@
-"""The behaviour ``collect --policy`` names: ``random``, ``constant:V[,V...]`` or a policy directory."""
+"""The behaviour ``collect --policy`` names: ``random``, ``constant:V[,V...]`` or a policy
+directory."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def parse_policy(text: str) -> PolicySpec:
             values = tuple(float(v) for v in text.removeprefix("constant:").split(","))
         except ValueError:
             raise BadInputError(
-                f"cannot parse policy {text!r}; write constant:V or constant:V1,V2 with numbers in [-1, 1]"
+                f"cannot parse policy {text!r}; write constant:V or constant:V1,V2 with numbers in "
+                "[-1, 1]"
             ) from None
         if not all(-1.0 <= v <= 1.0 for v in values):  # also refuses nan
             raise BadInputError(
@@ -44,7 +46,8 @@ def parse_policy(text: str) -> PolicySpec:
     if Path(text).is_dir():
         return PolicySpec("checkpoint", path=text)
     raise BadInputError(
-        f"cannot parse policy {text!r}; use 'random', 'constant:V' or a policy directory from optimize-policy"
+        f"cannot parse policy {text!r}; use 'random', 'constant:V' or a policy directory from "
+        "optimize-policy"
     )
 
 

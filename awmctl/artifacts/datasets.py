@@ -143,7 +143,8 @@ def load_dataset(directory: str | os.PathLike) -> tuple[Episode, dict[str, Any]]
     else:
         if not (isinstance(parts, list) and sum(parts) == n):
             raise BadInputError(
-                f"{directory}/meta.json lists parts of {parts} episodes, not {n}; re-create {directory}"
+                f"{directory}/meta.json lists parts of {parts} episodes, not {n}; re-create "
+                f"{directory}"
             )
         pieces = []
         for i, size in enumerate(parts):  # each part's arrays are checked like a whole dataset's

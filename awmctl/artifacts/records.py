@@ -14,7 +14,8 @@ class TaskChangedError(BadInputError):
 
 
 def task_from_meta(meta: dict[str, Any]) -> Task:
-    """Rebuild the exact task (name or source, horizon, every parameter) a directory was made with."""
+    """Rebuild the exact task (name or source, horizon, every parameter) a directory was made
+    with."""
     return task_from_record(meta["task"])
 
 

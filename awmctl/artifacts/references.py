@@ -21,7 +21,8 @@ from awmctl.tasks import Task, source_fingerprint, task_record, task_source
 
 
 def task_fingerprint(task: Task) -> str:
-    """What a task's numbers depend on beyond its record (:func:`awmctl.tasks.source_fingerprint`)."""
+    """What a task's numbers depend on beyond its record
+    (:func:`awmctl.tasks.source_fingerprint`)."""
     return source_fingerprint(task_source(task))
 
 

@@ -45,7 +45,10 @@ def collect_command(
         str,
         typer.Option(
             "--policy",
-            help="Behaviour: 'random' (uniform in [-1, 1]), 'constant:V' (or V1,V2,...), or a policy directory.",
+            help=(
+                "Behaviour: 'random' (uniform in [-1, 1]), 'constant:V' (or V1,V2,...), or a "
+                "policy directory."
+            ),
         ),
     ] = "random",
     task_param: TaskParamOpt = None,
@@ -53,7 +56,10 @@ def collect_command(
         float,
         typer.Option(
             "--max-memory",
-            help="MB of episodes held in memory at once: larger datasets are written in parts as they are made.",
+            help=(
+                "MB of episodes held in memory at once: larger datasets are written in parts as "
+                "they are made."
+            ),
         ),
     ] = 1024.0,
     seed: SeedOpt = 0,

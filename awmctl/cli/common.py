@@ -118,8 +118,8 @@ AllowTaskChangeOpt = Annotated[
     typer.Option(
         "--allow-task-change",
         metavar="",
-        help="Use inputs made from another version of a user's task file (refused otherwise: the data, model or "
-        "policy belong to other dynamics or rewards).",
+        help="Use inputs made from another version of a user's task file (refused otherwise: the "
+        "data, model or policy belong to other dynamics or rewards).",
     ),
 ]
 
@@ -287,8 +287,8 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(130) from None
         except Terminated:
             err_console.print(
-                "[bold red]Terminated[/] (SIGTERM): the checkpoint is written; rerun the same command "
-                "to resume where it supports it."
+                "[bold red]Terminated[/] (SIGTERM): the checkpoint is written; rerun the same "
+                "command to resume where it supports it."
             )
             raise typer.Exit(TERMINATED_EXIT) from None
         except (typer.Exit, typer.Abort, SystemExit):
@@ -406,8 +406,8 @@ def start_distributed() -> None:
         jax.distributed.initialize(**local)
     except (ValueError, RuntimeError) as err:
         raise BadInputError(
-            f"{DISTRIBUTED_ENV}=1 but the job's processes could not be joined ({err}); run it under "
-            "srun --ntasks=K, or set JAX_COORDINATOR_ADDRESS and the process count and index"
+            f"{DISTRIBUTED_ENV}=1 but the job's processes could not be joined ({err}); run it "
+            "under srun --ntasks=K, or set JAX_COORDINATOR_ADDRESS and the process count and index"
         ) from None
     # The first collective connects the processes, and Gloo announces it on stdout, which
     # belongs to --json: connect now, with stdout sent to stderr.

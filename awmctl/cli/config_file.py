@@ -56,7 +56,8 @@ def load_config(ctx: Any, param: Any, value: Path | None) -> Path | None:
                 )
             )
             _refuse(
-                f"--config {value}: unknown key {key!r} for `awmctl {ctx.info_name}` (its options: {known})"
+                f"--config {value}: unknown key {key!r} for `awmctl {ctx.info_name}` (its options: "
+                f"{known})"
             )
         if isinstance(setting, dict):
             _refuse(f"--config {value}: {key} is a table; give each option as a plain key = value")

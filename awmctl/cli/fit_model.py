@@ -58,7 +58,9 @@ def fit_model_command(
         int | None,
         typer.Option(
             "--context",
-            help="Longest horizon the model will be used for (sequence models; default: the data's).",
+            help=(
+                "Longest horizon the model will be used for (sequence models; default: the data's)."
+            ),
         ),
     ] = None,
     width: Annotated[
@@ -103,7 +105,8 @@ def fit_model_command(
     spec = model_spec(model)
     if not spec.trainable:
         raise BadInputError(
-            f"{model} has nothing to fit; pass --model {model} to optimize-policy or grad-norm directly"
+            f"{model} has nothing to fit; pass --model {model} to optimize-policy or grad-norm "
+            "directly"
         )
     config = FitConfig(steps, batch_size, lr, val_fraction, log_every)
     config.check()
@@ -112,7 +115,8 @@ def fit_model_command(
     context = task.horizon if context is None else context
     if context < task.horizon:
         raise BadInputError(
-            f"--context {context} is shorter than the data's horizon {task.horizon}; a model's context must cover its episodes"
+            f"--context {context} is shorter than the data's horizon {task.horizon}; a model's "
+            "context must cover its episodes"
         )
     hyper = _sizes(
         spec,

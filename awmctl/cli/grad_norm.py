@@ -81,7 +81,10 @@ def grad_norm_command(
         int | None,
         typer.Option(
             "--base-horizon",
-            help="(simulator only) Build the task at this H to fix its step length (Myriad: dt = T/H); fitted models bring their own.",
+            help=(
+                "(simulator only) Build the task at this H to fix its step length (Myriad: dt = "
+                "T/H); fitted models bring their own."
+            ),
         ),
     ] = None,
     task_param: TaskParamOpt = None,
@@ -113,7 +116,8 @@ def grad_norm_command(
     if not np.all(np.isfinite(norms)):
         bad = sorted({subjects[i].label for i in np.argwhere(~np.isfinite(norms))[:, 0]})
         err_console.print(
-            f"[yellow]Warning:[/] non-finite gradients through {', '.join(bad)} (kept as NaN/inf in the output)"
+            f"[yellow]Warning:[/] non-finite gradients through {', '.join(bad)} (kept as NaN/inf "
+            "in the output)"
         )
     results = {
         s.label: analysis.growth_summaries(norms[i], hs, tuple(QUANTITIES))

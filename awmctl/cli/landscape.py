@@ -53,7 +53,10 @@ def landscape_command(
         typer.Option(
             "--model",
             metavar="DIR|simulator (repeatable)",
-            help="A fitted model directory or 'simulator' (repeatable); the simulator is always added as the reference.",
+            help=(
+                "A fitted model directory or 'simulator' (repeatable); the simulator is always "
+                "added as the reference."
+            ),
         ),
     ],
     out: OutOpt,
@@ -100,7 +103,9 @@ def landscape_command(
         typer.Option(
             "--rest",
             **choices(REST),
-            help="[1-D] Actions after the first: zero, or random (uniform, drawn once from --seed).",
+            help=(
+                "[1-D] Actions after the first: zero, or random (uniform, drawn once from --seed)."
+            ),
         ),
     ] = "zero",
     chunk: Annotated[
@@ -228,7 +233,8 @@ def _check_options(points: int, chunk: int, rest: str, span: float, which: str, 
         raise BadInputError(f"--span must be positive, got {span}")
     if two_d and points % 2 == 0:
         raise BadInputError(
-            f"--points must be odd for a 2-D landscape, so that the policy itself is the centre point; got {points}"
+            "--points must be odd for a 2-D landscape, so that the policy itself is the centre "
+            f"point; got {points}"
         )
     if two_d and which not in WHICH:
         raise BadInputError(f"--which must be best or final, got {which!r}")
@@ -239,7 +245,8 @@ def _policy_of(policy: Path, which: str, seed_index: int, base: Task) -> MarkovP
     the_policy, policy_task, _ = artifacts.load_policy(policy, which, seed_index)
     if policy_task.name != base.name or policy_task.obs_size != base.obs_size:
         raise BadInputError(
-            f"{policy} is a policy for {policy_task.name}, not {base.name}; pass a policy of the same task"
+            f"{policy} is a policy for {policy_task.name}, not {base.name}; pass a policy of the "
+            "same task"
         )
     return the_policy
 

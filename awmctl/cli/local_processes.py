@@ -59,7 +59,8 @@ def run_locally(ctx: Any, processes: int, seeds: int) -> int:
         )
     if seeds % processes:
         raise BadInputError(
-            f"--seeds {seeds} cannot be shared by --processes {processes}: give a multiple of {processes}"
+            f"--seeds {seeds} cannot be shared by --processes {processes}: give a multiple of "
+            f"{processes}"
         )
     with socket.socket() as probe:  # a free port for the coordinator
         probe.bind(("localhost", 0))

@@ -102,7 +102,8 @@ B, O, S, D = BPOConfig, OnlineConfig, SACConfig, OnlineDTConfig  # the defaults
 
 @handle_errors
 @idempotent
-@no_type_check  # typer passes its own click context, not an instance of the typer.Context it documents
+# typer passes its own click context, not an instance of the typer.Context it documents
+@no_type_check
 def optimize_policy_command(
     ctx: typer.Context,
     out: OutOpt,
@@ -110,7 +111,10 @@ def optimize_policy_command(
         str | None,
         typer.Option(
             "--model",
-            help="Offline: a model directory from fit-model, or 'simulator'. Online: a model name (e.g. awm-transformer).",
+            help=(
+                "Offline: a model directory from fit-model, or 'simulator'. Online: a model name "
+                "(e.g. awm-transformer)."
+            ),
             autocompletion=complete_model,
         ),
     ] = None,
@@ -119,7 +123,10 @@ def optimize_policy_command(
         typer.Option(
             "--agent",
             **choices(AGENTS),
-            help="bpo (through --model), or a model-free baseline, online: sac or online-dt (implies --online).",
+            help=(
+                "bpo (through --model), or a model-free baseline, online: sac or online-dt "
+                "(implies --online)."
+            ),
         ),
     ] = "bpo",
     task: Annotated[
@@ -154,7 +161,10 @@ def optimize_policy_command(
         int | None,
         typer.Option(
             "--batch-size",
-            help=f"Per update: imagined rollouts (BPO, {B.batch_size}), transitions (sac, {S.batch}) or context windows (online-dt, {D.batch}).",
+            help=(
+                f"Per update: imagined rollouts (BPO, {B.batch_size}), transitions (sac, "
+                f"{S.batch}) or context windows (online-dt, {D.batch})."
+            ),
         ),
     ] = None,
     preset: Annotated[
@@ -162,7 +172,11 @@ def optimize_policy_command(
         typer.Option(
             "--preset",
             **choices(PRESETS),
-            help="BPO's policy optimiser: converged (awmctl's defaults: lr 1e-3, no entropy bonus; online, 4 policy updates per round) or paper (the paper's: lr 1e-4, entropy 0.1, 1 update per round online). Options given override it.",
+            help=(
+                "BPO's policy optimiser: converged (awmctl's defaults: lr 1e-3, no entropy bonus; "
+                "online, 4 policy updates per round) or paper (the paper's: lr 1e-4, entropy 0.1, "
+                "1 update per round online). Options given override it."
+            ),
         ),
     ] = "converged",
     lr: Annotated[
@@ -184,7 +198,10 @@ def optimize_policy_command(
         int,
         typer.Option(
             "--seeds",
-            help="Independent seeds S..S+N-1 trained in one compiled program (one after another on a CPU, vectorised on a GPU).",
+            help=(
+                "Independent seeds S..S+N-1 trained in one compiled program (one after another on "
+                "a CPU, vectorised on a GPU)."
+            ),
         ),
     ] = 1,
     data_dir: Annotated[
@@ -216,7 +233,10 @@ def optimize_policy_command(
         typer.Option(
             "--online",
             metavar="",
-            help="Algorithm 1: interact with the task, fit --model (a model NAME) and the policy in one loop.",
+            help=(
+                "Algorithm 1: interact with the task, fit --model (a model NAME) and the policy in "
+                "one loop."
+            ),
         ),
     ] = False,
     env_steps: Annotated[
@@ -232,7 +252,10 @@ def optimize_policy_command(
         typer.Option(
             "--warmup-steps",
             rich_help_panel=ONLINE_PANEL,
-            help=f"(online) First env steps with random actions (BPO and online-dt {O.warmup_steps}, sac {S.warmup_steps}).",
+            help=(
+                "(online) First env steps with random actions (BPO and online-dt "
+                f"{O.warmup_steps}, sac {S.warmup_steps})."
+            ),
         ),
     ] = None,
     model_every: Annotated[
@@ -256,7 +279,10 @@ def optimize_policy_command(
         typer.Option(
             "--policy-updates",
             rich_help_panel=ONLINE_PANEL,
-            help="(online) Policy updates every --policy-every env steps (imagined: they cost no env steps; from --preset).",
+            help=(
+                "(online) Policy updates every --policy-every env steps (imagined: they cost no "
+                "env steps; from --preset)."
+            ),
         ),
     ] = None,
     trust_gate: Annotated[
@@ -264,7 +290,12 @@ def optimize_policy_command(
         typer.Option(
             "--trust-gate",
             rich_help_panel=ONLINE_PANEL,
-            help="(online) Guard against the policy exploiting model errors: while the model overpredicts the return of the policy's fresh episodes by more than this many spreads of the stored returns, policy rounds are skipped; 0 turns it off (from --preset).",
+            help=(
+                "(online) Guard against the policy exploiting model errors: while the model "
+                "overpredicts the return of the policy's fresh episodes by more than this many "
+                "spreads of the stored returns, policy rounds are skipped; 0 turns it off (from "
+                "--preset)."
+            ),
         ),
     ] = None,
     eval_every: Annotated[
@@ -289,7 +320,10 @@ def optimize_policy_command(
             "--updates-from",
             **choices(UPDATES_FROM),
             rich_help_panel=ONLINE_PANEL,
-            help="(online) warmup: no update before --warmup-steps (the paper authors' schedule); first-episode: update as soon as one episode is stored.",
+            help=(
+                "(online) warmup: no update before --warmup-steps (the paper authors' schedule); "
+                "first-episode: update as soon as one episode is stored."
+            ),
         ),
     ] = O.updates_from,
     variant: Annotated[
@@ -298,7 +332,10 @@ def optimize_policy_command(
             "--variant",
             **choices(SAC_VARIANTS),
             rich_help_panel="SAC",
-            help="(sac) authors: the paper authors' SAC (one critic, fixed alpha 0.1, target actor); standard: twin critics, tuned alpha.",
+            help=(
+                "(sac) authors: the paper authors' SAC (one critic, fixed alpha 0.1, target "
+                "actor); standard: twin critics, tuned alpha."
+            ),
         ),
     ] = S.variant,
     context: Annotated[
@@ -313,7 +350,10 @@ def optimize_policy_command(
         int,
         typer.Option(
             "--processes",
-            help="Local processes to share --seeds (each trains a block of them; on a CPU, one per core: a run keeps about one core busy). The outputs are the one-process run's.",
+            help=(
+                "Local processes to share --seeds (each trains a block of them; on a CPU, one per "
+                "core: a run keeps about one core busy). The outputs are the one-process run's."
+            ),
         ),
     ] = 1,
     seed: SeedOpt = 0,
@@ -367,7 +407,8 @@ def optimize_policy_command(
         summary = _model_free(agent, _fields(options, AGENT_FIELDS[agent]), target)
     elif model is None:
         raise BadInputError(
-            "--model is missing: a model directory or 'simulator' (offline), a model name with --online"
+            "--model is missing: a model directory or 'simulator' (offline), a model name with "
+            "--online"
         )
     elif online:
         refuse_options(
@@ -538,7 +579,8 @@ def _online(
 ) -> dict[str, Any]:
     if Path(model).is_dir():
         raise BadInputError(
-            "--online fits a fresh world model while interacting; give a model name (e.g. awm-transformer), not a directory"
+            "--online fits a fresh world model while interacting; give a model name (e.g. "
+            "awm-transformer), not a directory"
         )
     spec = model_spec(model)
     the_task = target.make_task("--online")

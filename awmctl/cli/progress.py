@@ -4,7 +4,8 @@ A batch job's log (a SLURM log, ``2> log``, CI) is not a terminal, where a bar w
 silent or a screenful of control characters. There a long command prints one plain line every
 ``AWMCTL_PROGRESS_SECONDS`` seconds (default 30; 0 turns the lines off), and one when it ends::
 
-    [awmctl] online awm-lstm on cancer: 2048/5000 (41%) 57.1/s elapsed 0:00:36 eta 0:00:52 eval_return -20.4
+    [awmctl] online awm-lstm on cancer: 2048/5000 (41%) 57.1/s elapsed 0:00:36 eta 0:00:52
+    eval_return -20.4
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class ProgressLines:
             write,
             now,
         )
-        self.first = start  # the step this process started from (a resumed run's is not 0): the rate counts from it
+        # the step this process started from (a resumed run's is not 0): the rate counts from it
+        self.first = start
         self.start = self.last_line = now()
 
     def line(self, completed: int, info: str) -> str:

@@ -53,7 +53,10 @@ def references_command(
         typer.Option(
             "--recompute",
             metavar="",
-            help="Compute again even if cached (the entry is replaced; other settings than the cached entry's always recompute).",
+            help=(
+                "Compute again even if cached (the entry is replaced; other settings than the "
+                "cached entry's always recompute)."
+            ),
         ),
     ] = False,
     json_out: JsonOpt = False,

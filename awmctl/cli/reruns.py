@@ -7,7 +7,8 @@ they must move on, not fail. A complete output made with *other* options is stil
 
 The options a command was given are recorded in its ``meta.json`` (``options``: every option as
 resolved by the command line, its defaults included, except those that do not change the
-output: ``--out``, ``--overwrite``, ``--json``, ``--allow-task-change``, ``--wandb``; ``--config``'s values are
+output: ``--out``, ``--overwrite``, ``--json``, ``--allow-task-change``, ``--wandb``; ``--config``'s
+values are
 in the options it set).
 """
 

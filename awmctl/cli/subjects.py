@@ -67,16 +67,19 @@ def load_subjects(
                 or not math.isclose(t.dt, base.dt)
             ):
                 raise BadInputError(
-                    f"{record['path']} was fitted on {t.name} (dt={t.dt:g}), but {loaded[0][2].get('path', 'the first model')} "
-                    f"on {base.name} (dt={base.dt:g}); compare models of one task"
+                    f"{record['path']} was fitted on {t.name} (dt={t.dt:g}), but "
+                    f"{loaded[0][2].get('path', 'the first model')} on {base.name} "
+                    f"(dt={base.dt:g}); compare models of one task"
                 )
         if task_name is not None and task_name != base.name:
             raise BadInputError(
-                f"the models were fitted on {base.name}, not {task_name}; drop --task or pass models of {task_name}"
+                f"the models were fitted on {base.name}, not {task_name}; drop --task or pass "
+                f"models of {task_name}"
             )
         if params:
             raise BadInputError(
-                "--task-param applies only when every --model is simulator; fitted models carry their task"
+                "--task-param applies only when every --model is simulator; fitted models carry "
+                "their task"
             )
         obs0 = initial_observation(base)
         if horizon is not None:
@@ -84,7 +87,8 @@ def load_subjects(
     else:
         if task_name is None:
             raise BadInputError(
-                "with only --model simulator, say which task: --task NAME (and optionally --horizon)"
+                "with only --model simulator, say which task: --task NAME (and optionally "
+                "--horizon)"
             )
         base = make_task(task_name, horizon, params)
         obs0 = initial_observation(base)

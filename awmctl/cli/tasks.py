@@ -28,8 +28,9 @@ def tasks_command(json_out: JsonOpt = False) -> None:
         stdout.width = max(stdout.width, 120)
     stdout.print(table)
     err_console.print(
-        "Override parameters with --task-param NAME=VALUE; `awmctl tasks --json` lists their names. "
-        "Every task also takes distractors=N and noise=SIGMA (the paper's robustness variants)."
+        "Override parameters with --task-param NAME=VALUE; `awmctl tasks --json` lists their "
+        "names. Every task also takes distractors=N and noise=SIGMA (the paper's robustness "
+        "variants)."
     )
 
 

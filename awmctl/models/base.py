@@ -85,8 +85,8 @@ def check_context(model: AbstractWorldModel, horizon: int, label: str | None = N
     model in the message; default: its name)."""
     if model.max_horizon is not None and horizon > model.max_horizon:
         raise BadInputError(
-            f"{label or model.name} has a context of {model.max_horizon} steps, shorter than H={horizon}; "
-            "use a shorter horizon or refit with fit-model --context"
+            f"{label or model.name} has a context of {model.max_horizon} steps, shorter than "
+            f"H={horizon}; use a shorter horizon or refit with fit-model --context"
         )
 
 

@@ -75,7 +75,8 @@ class ModelSpec:
         key: PRNGKeyArray,
         task: Task | None = None,
     ) -> AbstractWorldModel:
-        """A freshly initialised model (identity normalisation) for episodes of ``horizon`` steps."""
+        """A freshly initialised model (identity normalisation) for episodes of ``horizon``
+        steps."""
         hyper = dict(hyper or {})
         self.check_sizes(hyper)
         return self.factory(state_size, action_size, horizon, task, key, **hyper)
@@ -101,13 +102,15 @@ class ModelSpec:
                 raise BadInputError(f"{option} {value} must be at least 1")
         if "heads" in sizes and sizes["width"] % sizes["heads"]:
             raise BadInputError(
-                f"--width {sizes['width']} is not divisible by --heads {sizes['heads']}: each head takes "
-                f"an equal share of the width (e.g. --heads {_divisor_near(sizes['width'], sizes['heads'])})"
+                f"--width {sizes['width']} is not divisible by --heads {sizes['heads']}: each head "
+                "takes an equal share of the width (e.g. --heads "
+                f"{_divisor_near(sizes['width'], sizes['heads'])})"
             )
 
 
 def _divisor_near(width: int, heads: int) -> int:
-    """The divisor of ``width`` nearest ``heads`` (a suggestion for a width the heads do not divide)."""
+    """The divisor of ``width`` nearest ``heads`` (a suggestion for a width the heads do not
+    divide)."""
     return min(
         (d for d in range(1, width + 1) if width % d == 0), key=lambda d: (abs(d - heads), d)
     )

@@ -12,7 +12,8 @@ from awmctl.normalize import Normalizer
 
 
 class QNetwork(eqx.Module):
-    """``Q(obs, action)``: an MLP (two hidden layers, ReLU) on the normalised observation and the action."""
+    """``Q(obs, action)``: an MLP (two hidden layers, ReLU) on the normalised observation and
+    the action."""
 
     mlp: eqx.nn.MLP
     obs_norm: Normalizer

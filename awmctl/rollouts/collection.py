@@ -44,7 +44,8 @@ def constant_controller(task: Task, value: Sequence[float]) -> ActFn:
 
 
 def batched_rollout(task: Task, act: ActFn | Controller) -> Callable[[PRNGKeyArray], Episode]:
-    """One compiled call that rolls out one episode per key (``vmap`` over keys, ``scan`` over steps)."""
+    """One compiled call that rolls out one episode per key (``vmap`` over keys, ``scan`` over
+    steps)."""
     return eqx.filter_jit(jax.vmap(lambda k: rollout(task, act, k)))
 
 

@@ -35,7 +35,8 @@ def advance(
     key: PRNGKeyArray,
 ) -> Stepped:
     """Take ``action`` at step ``k``; the step's own randomness (a noisy task's) and the next
-    episode's start (if this step ends the episode) are drawn from ``key``, as :func:`rollout` draws them."""
+    episode's start (if this step ends the episode) are drawn from ``key``, as :func:`rollout` draws
+    them."""
     next_state, reward = task.random_step(state, action, k, step_key(key))
     done = k + 1 == task.horizon
     x0 = task.initial_state(reset_key(key)).astype(next_state.dtype)
@@ -57,7 +58,8 @@ def first_states(task: Task, key_data: jax.Array) -> Float[Array, "S state"]:
 def explore(
     t: Int[Array, ""], warmup_steps: int, action: Float[Array, " act"], key: PRNGKeyArray
 ) -> Float[Array, " act"]:
-    """Uniform random actions in [-1, 1] for the first ``warmup_steps`` env steps, ``action`` after."""
+    """Uniform random actions in [-1, 1] for the first ``warmup_steps`` env steps, ``action``
+    after."""
     random_action = jax.random.uniform(key, action.shape, action.dtype, -1.0, 1.0)
     return jnp.where(t < warmup_steps, random_action, action)
 

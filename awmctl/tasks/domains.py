@@ -10,7 +10,8 @@ A user's task declares its own domains as a class attribute (parameters it does 
 :data:`FINITE`)::
 
     class MyTask(awmctl.Task):
-        param_domains = {"gain": awmctl.tasks.POSITIVE, "n": awmctl.tasks.Domain(integer=True, low=1)}
+        param_domains = {"gain": awmctl.tasks.POSITIVE, "n": awmctl.tasks.Domain(integer=True,
+        low=1)}
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ class TaskInfo:
 
     @classmethod
     def from_class(cls, task_class: object, name: str, source: str) -> TaskInfo:
-        """Describe a user's :class:`Task` subclass, built as ``task_class(horizon=H, **params)``."""
+        """Describe a user's :class:`Task` subclass, built as
+        ``task_class(horizon=H, **params)``."""
         if not (isinstance(task_class, type) and issubclass(task_class, Task)):
             raise BadInputError(f"{source} is {task_class!r}, not a subclass of awmctl.Task")
         if inspect.isabstract(task_class):

@@ -11,7 +11,7 @@ paper's episode (``docs/tasks.md``):
   wrapper does; the ``terminal_on="final"`` variant evaluates it on ``x_H`` instead);
 * explicit Euler ``x_{k+1} = clip(x_k + dt * f(x_k, u_k), lo_x, hi_x)`` with ``dt = T / H``.
 
-Parameter values are the constructor defaults of the paper authors' copies (spec §2), which
+Parameter values are the constructor defaults of the paper authors' copies, which
 differ from Myriad's gin defaults for a few problems; every one can be overridden by name.
 """
 
@@ -154,7 +154,8 @@ class MyriadTask(Task):
         k: Int[Array, ""],
         noise: Float[Array, " n"],
     ) -> Float[Array, " n"]:
-        # The authors' noisy variant (train_myriad_noise.py): noise after the Euler step, then the clip.
+        # The authors' noisy variant (train_myriad_noise.py): noise after the Euler step, then the
+        # clip.
         lo, hi = (jnp.asarray(b, dtype=state.dtype) for b in zip(*self.system.state_bounds))
         return jnp.clip(self._euler(state, action) + noise, lo, hi)
 
@@ -192,7 +193,7 @@ def _as_tuple(value: ParamValue) -> tuple[float, ...]:
 # ======================================================================================
 
 
-# --- CANCER: Gompertzian tumour growth with log-kill chemotherapy (spec §2.1) ----------
+# --- CANCER: Gompertzian tumour growth with log-kill chemotherapy ----------
 def _cancer_dynamics(x, u, p):
     # ln(1/x) is singular at 0: clamp to the state's lower bound 1e-3 so that a model-predicted
     # (unclipped) state can never produce NaN/Inf; inside the bounds this changes nothing.
@@ -218,7 +219,7 @@ CANCER = MyriadSystem(
 )
 
 
-# --- BEARPOPULATIONS: black bears in park / forest / urban area (spec §2.2) ---------------
+# --- BEARPOPULATIONS: black bears in park / forest / urban area ---------------
 def _bear_populations_dynamics(x, u, p):
     r, K, m_p, m_f = p["r"], p["K"], p["m_p"], p["m_f"]
     k, k2 = r / K, r / K**2
@@ -253,7 +254,7 @@ BEARPOPULATIONS = MyriadSystem(
 )
 
 
-# --- BIOREACTOR: nutrient-fed bacteria, contaminant eliminated (spec §2.3) ---------------
+# --- BIOREACTOR: nutrient-fed bacteria, contaminant eliminated ---------------
 def _bioreactor_dynamics(x, u, p):
     # The control bound M = 1 is fixed in `control_bounds`; it is not an overridable parameter.
     return jnp.stack([p["G"] * u[0] * x[0] - p["D"] * x[0] ** 2])
@@ -279,7 +280,7 @@ BIOREACTOR = MyriadSystem(
 )
 
 
-# --- HIVTREATMENT: chemotherapy reducing HIV infectivity (spec §2.4) ---------------------
+# --- HIVTREATMENT: chemotherapy reducing HIV infectivity ---------------------
 def _hiv_treatment_dynamics(x, u, p):
     x1, x2, x3 = x[0], x[1], x[2]
     # Guard: s/(1 + x3) is singular at x3 = -1. The simulator clips x3 >= 0, but a model-predicted
@@ -320,7 +321,7 @@ HIVTREATMENT = MyriadSystem(
 )
 
 
-# --- MOULDFUNGICIDE: fungicide against mould relaxing to level M (spec §2.5) -------------
+# --- MOULDFUNGICIDE: fungicide against mould relaxing to level M -------------
 def _mould_fungicide_dynamics(x, u, p):
     return jnp.stack([p["r"] * (p["M"] - x[0]) - u[0] * x[0]])
 
@@ -343,7 +344,7 @@ MOULDFUNGICIDE = MyriadSystem(
 )
 
 
-# --- BACTERIA: grow bacteria with a nutrient that has a toxic byproduct (spec §2.6) ------
+# --- BACTERIA: grow bacteria with a nutrient that has a toxic byproduct ------
 def _bacteria_dynamics(x, u, p):
     # Guard: e^{-x} overflows for very negative x (only reachable without the clip to [0, 10], e.g.
     # from a model-predicted state), so the exponent uses max(x, 0) (identical inside the bounds).
@@ -374,7 +375,7 @@ BACTERIA = MyriadSystem(
 )
 
 
-# --- PREDATORPREY: Lotka-Volterra pest control with pesticide (spec §2.7) ----------------
+# --- PREDATORPREY: Lotka-Volterra pest control with pesticide ----------------
 def _predator_prey_dynamics(x, u, p):
     # The pesticide budget B = 5 (the book's z(T) = B) is ignored by the authors' wrapper and the
     # control bound M = 1 is fixed in `control_bounds`; neither is a parameter here.
@@ -412,7 +413,7 @@ PREDATORPREY = MyriadSystem(
 )
 
 
-# --- GLUCOSE: insulin injections to bring blood glucose to level l (spec §2.8) -----------
+# --- GLUCOSE: insulin injections to bring blood glucose to level l -----------
 def _glucose_dynamics(x, u, p):
     d1 = -p["a"] * x[0] - p["b"] * x[1]
     d2 = -p["c"] * x[1] + u[0]
@@ -443,7 +444,7 @@ GLUCOSE = MyriadSystem(
 )
 
 
-# --- TIMBERHARVEST: reinvest or sell timber revenue (spec §2.9) --------------------------
+# --- TIMBERHARVEST: reinvest or sell timber revenue --------------------------
 def _timber_harvest_dynamics(x, u, p):
     return jnp.stack([p["k"] * x[0] * u[0]])
 
@@ -471,7 +472,7 @@ TIMBERHARVEST = MyriadSystem(
 )
 
 
-# --- HARVEST: harvest a population whose individual mass grows over time (spec §2.10) ----
+# --- HARVEST: harvest a population whose individual mass grows over time ----
 def _harvest_dynamics(x, u, p):
     # The control bound M = 1 is fixed in `control_bounds`; it is not an overridable parameter.
     return jnp.stack([-(p["m"] + u[0]) * x[0]])
@@ -501,7 +502,7 @@ HARVEST = MyriadSystem(
 )
 
 
-# --- INVASIVEPLANT: annual removal of invasive-plant foci (spec §2.11, authors' version) -
+# --- INVASIVEPLANT: annual removal of invasive-plant foci (authors' version) -
 def _invasive_plant_dynamics(x, u, p):
     # The authors' copy returns the increment F(x, u) - x of the annual map
     # F_j = (x_j + k x_j/(eps + x_j)) (1 - u_j), which the wrapper then Euler-steps with dt = T/H.

@@ -48,7 +48,7 @@ from awmctl.tasks.base import ParamValue, Task
 from awmctl.tasks.domains import NONNEGATIVE, POSITIVE, Domain, vector
 from awmctl.tasks.info import TaskInfo
 
-#: Physics constants (spec §3): gravity, rod lengths, masses.
+#: Physics constants: gravity, rod lengths, masses.
 DEFAULT_PHYSICS: tuple[tuple[str, float], ...] = (
     ("g", 9.8),
     ("L1", 1.0),
@@ -80,7 +80,7 @@ DOMAINS: dict[str, Domain] = {
 def derivatives(
     state: Float[Array, " 4"], g: float, L1: float, L2: float, M1: float, M2: float
 ) -> Float[Array, " 4"]:
-    """Time derivative of ``(theta1, omega1, theta2, omega2)`` (spec §3)."""
+    """Time derivative of ``(theta1, omega1, theta2, omega2)``."""
     th1, w1, th2, w2 = state[0], state[1], state[2], state[3]
     delta = th2 - th1
     sin_d, cos_d = jnp.sin(delta), jnp.cos(delta)
@@ -275,10 +275,7 @@ VARIANTS: tuple[tuple[str, dict[str, ParamValue], str], ...] = (
     (
         "double-pendulum-rad",
         {"angle_scale": math.pi},
-        (
-            "honest pendulum in radians: initial angles pi*a, pi*g instead of 180*a, 180*g "
-            "(spec §3 oddity 2)"
-        ),
+        "honest pendulum, in radians: initial angles pi*a, pi*g, not the authors' 180*a, 180*g",
     ),
 )
 

@@ -138,7 +138,8 @@ def split_robustness(
     sigma = given.get("noise", 0.0)
     if isinstance(sigma, str | tuple) or not math.isfinite(float(sigma)) or float(sigma) < 0:
         raise BadInputError(
-            f"task parameter noise must be a finite number >= 0 (the process noise's SIGMA), got {sigma!r}"
+            "task parameter noise must be a finite number >= 0 (the process noise's SIGMA), got "
+            f"{sigma!r}"
         )
     return rest, {"distractors": int(d), "noise": float(sigma)}
 

@@ -9,7 +9,8 @@
 * an import path ``my_pkg.my_module:MyTask`` (a module importable from the current directory or
   ``PYTHONPATH``) or a file ``path/to/tasks.py:MyTask``.
 
-A user's task is a :class:`~awmctl.tasks.base.Task` subclass built as ``MyTask(horizon=H, **params)``
+A user's task is a :class:`~awmctl.tasks.base.Task` subclass built as ``MyTask(horizon=H,
+**params)``
 (:meth:`TaskInfo.from_class`). Saved directories record where it came from (:func:`task_record`)
 so that later commands rebuild it (:func:`task_from_record`).
 """
@@ -122,7 +123,8 @@ def make_task(
     if unknown:
         accepted = ", ".join((*info.param_names, *ROBUSTNESS_PARAMS))
         raise BadInputError(
-            f"task {name!r} has no parameter {', '.join(map(repr, unknown))}; it accepts: {accepted}"
+            f"task {name!r} has no parameter {', '.join(map(repr, unknown))}; it accepts: "
+            f"{accepted}"
         )
     check_params(name, params, dict(info.domains))
     try:
@@ -137,7 +139,8 @@ def make_task(
 
 def task_record(task: Task) -> dict[str, Any]:
     """What ``meta.json`` records about a task: its description, for a user's task where its
-    class comes from, and the fingerprint of the code that defines it (:func:`source_fingerprint`)."""
+    class comes from, and the fingerprint of the code that defines it
+    (:func:`source_fingerprint`)."""
     record = task.describe()
     source = task_source(task)
     if source is not None:
@@ -148,7 +151,8 @@ def task_record(task: Task) -> dict[str, Any]:
 
 def source_fingerprint(source: str | None) -> str:
     """What a task's numbers depend on beyond its parameters: for a user's task the hash of its
-    module's file (``sha256 <16 hex digits>``), for a built-in one (``source`` None) awmctl's version."""
+    module's file (``sha256 <16 hex digits>``), for a built-in one (``source`` None) awmctl's
+    version."""
     if source is None:
         return f"awmctl {importlib.metadata.version('awmctl')}"
     module = source.rsplit(":", 1)[0]
@@ -283,7 +287,8 @@ def _import_object(source: str) -> Any:
             module = importlib.import_module(target)
         except ImportError as err:
             raise BadInputError(
-                f"cannot import {target!r} for task {source!r} ({err}); run from its directory or add it to PYTHONPATH"
+                f"cannot import {target!r} for task {source!r} ({err}); run from its directory or "
+                "add it to PYTHONPATH"
             ) from None
     obj: Any = module
     for part in attribute.split("."):
