@@ -150,12 +150,13 @@ def method_row(task, name: str, episodes, observations, args: argparse.Namespace
     """MLP policies through the simulator or through model ``name`` fitted to ``episodes``."""
     t0 = time.perf_counter()
     fit_summary = {}
-    if name == "simulator":
+    spec = model_spec(name)
+    if spec.is_simulator:
         world = SimulatorModel(task)
     else:
         world, fit_summary = fit(task, name, episodes, args.fit_steps)
     fit_seconds = time.perf_counter() - t0
-    mode = model_spec(name).policy_input_grad
+    mode = spec.policy_input_grad
     config = BPOConfig(steps=args.bpo_steps, lr=args.bpo_lr, log_every=50, policy_input_grad=mode)
     returns = train_policies(task, world, "mlp", observations, config, args.seeds)
     return {
@@ -167,7 +168,7 @@ def method_row(task, name: str, episodes, observations, args: argparse.Namespace
         "seeds": args.seeds,
         "bpo_steps": args.bpo_steps,
         "bpo_lr": args.bpo_lr,
-        "fit_steps": args.fit_steps if name != "simulator" else 0,
+        "fit_steps": 0 if spec.is_simulator else args.fit_steps,
         "val_final_r2": [float(x) for x in np.atleast_1d(fit_summary.get("val_final_r2", []))],
         "fit_seconds": round(fit_seconds, 1),
         "seconds": round(time.perf_counter() - t0, 1),

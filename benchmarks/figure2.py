@@ -41,6 +41,7 @@ from awmctl import (
     SimulatorModel,
     collect,
     make_task,
+    model_spec,
     open_loop_return,
     random_controller,
 )
@@ -168,7 +169,7 @@ def method_row(task, method: str, episodes, grid, config: BPOConfig, args) -> di
     fitted to ``episodes``), and their returns."""
     t0 = time.perf_counter()
     fit_summary = None
-    if method == "simulator":
+    if model_spec(method).is_simulator:
         world = SimulatorModel(task)
     else:
         world, fit_summary = fit(task, method, episodes, args.fit_steps)
