@@ -31,7 +31,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from awmctl import optim
 from awmctl.algorithms.base import (
@@ -215,7 +215,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
 
     # ------------------------------------------------------- the loop's parts, one seed each
 
-    def env_step(self, s: OnlineState, key: jax.Array) -> OnlineState:
+    def env_step(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         """One env step with the policy (random actions in the warm-up), recorded in the replay."""
         policy = self.policy(s.policy)
         done = act(
@@ -241,14 +241,14 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         model = self.model(s.model).with_normalizers(episode[None])
         return s._replace(model=eqx.filter(model, eqx.is_inexact_array))
 
-    def updating(self, s: OnlineState) -> jax.Array:
+    def updating(self, s: OnlineState) -> Bool[Array, ""]:
         """Whether the schedule updates yet: an episode stored (and the warm-up over)."""
         stored = s.replay.count > 0
         if self.config.updates_from == "warmup":
             return stored & (s.t > self.config.warmup_steps)
         return stored
 
-    def model_update(self, s: OnlineState, key: jax.Array) -> OnlineState:
+    def model_update(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         idx = s.replay.sample(key, self.config.model_batch)
         params, opt, _ = model_step(
             s.model,
@@ -260,7 +260,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         )
         return s._replace(model=params, model_opt=opt, model_updates=s.model_updates + 1)
 
-    def policy_update(self, s: OnlineState, key: jax.Array) -> OnlineState:
+    def policy_update(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         kb, kl = jax.random.split(key)
         obs0 = s.replay.observations[s.replay.sample(kb, self.config.policy_batch), 0]
         params, opt, _, _ = policy_step(
@@ -277,7 +277,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         )
         return s._replace(policy=params, policy_opt=opt, policy_updates=s.policy_updates + 1)
 
-    def full_round(self, s: OnlineState, key: jax.Array) -> OnlineState:
+    def full_round(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         """``policy_updates`` policy updates, each on its own batch of stored starts (one
         update uses ``key`` itself: the paper's schedule, bit for bit)."""
         n = self.config.policy_updates
@@ -287,11 +287,11 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         return jax.lax.fori_loop(0, n, lambda i, s: self.policy_update(s, keys[i]), s)
 
     @staticmethod
-    def distrusted_round(s: OnlineState, key: jax.Array) -> OnlineState:
+    def distrusted_round(s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         """No update: the policy waits for fresh episodes to correct the model."""
         return s._replace(gated_rounds=s.gated_rounds + 1)
 
-    def policy_round(self, s: OnlineState, key: jax.Array) -> OnlineState:
+    def policy_round(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         if not self.gated:
             return self.full_round(s, key)
         trusted = s.optimism <= self.config.trust_gate * s.replay.return_spread()
@@ -307,7 +307,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         error = predicted - jnp.sum(s.replay.rewards[slot])
         return s._replace(optimism=(1 - OPTIMISM_WEIGHT) * s.optimism + OPTIMISM_WEIGHT * error)
 
-    def model_round(self, before: OnlineState, s: OnlineState, key: jax.Array) -> OnlineState:
+    def model_round(self, before: OnlineState, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         """What follows ``model_every`` env steps: the normalisers once the first episode is
         stored, the trust gate's check of an episode just completed, a model update."""
         first = (before.replay.count == 0) & (s.replay.count > 0)  # in exactly one round

@@ -203,7 +203,7 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
 
     # ------------------------------------------------------- the loop's parts, one seed each
 
-    def env_step(self, s: OnlineDTState, key: jax.Array) -> OnlineDTState:
+    def env_step(self, s: OnlineDTState, key: PRNGKeyArray) -> OnlineDTState:
         """One env step conditioned on the return-to-go (random actions in the warm-up); a
         completed episode updates the best and worst returns and the next episode's target."""
         policy = self.policy(s.policy)
@@ -243,7 +243,7 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
         policy = policy.with_returns(returns_to_go(s.replay.rewards[:warm]), s.best_return)
         return s._replace(policy=eqx.filter(policy, eqx.is_inexact_array))
 
-    def update(self, s: OnlineDTState, key: jax.Array) -> OnlineDTState:
+    def update(self, s: OnlineDTState, key: PRNGKeyArray) -> OnlineDTState:
         kw, kl = jax.random.split(key)
         windows = sample_windows(s.replay, kw, self.config.batch, self.window)
         temperature = jnp.exp(s.log_temperature)
@@ -264,7 +264,7 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
             entropy=entropy,
         )
 
-    def update_round(self, s: OnlineDTState, key: jax.Array) -> OnlineDTState:
+    def update_round(self, s: OnlineDTState, key: PRNGKeyArray) -> OnlineDTState:
         """``update_every`` env steps, then an update once the warm-up is over."""
         warmup = self.config.warmup_steps
         k_env, k_update = jax.random.split(key)

@@ -236,7 +236,7 @@ class SAC(OnlineAlgorithm[SACState]):
 
     # ------------------------------------------------------- the loop's parts, one seed each
 
-    def env_step(self, s: SACState, key: jax.Array) -> SACState:
+    def env_step(self, s: SACState, key: PRNGKeyArray) -> SACState:
         """One env step with the actor (random actions in the warm-up), stored as a transition."""
         actor = self.policy(s.actor)
         done = act(
@@ -271,7 +271,7 @@ class SAC(OnlineAlgorithm[SACState]):
             target_critic=with_critic(s.target_critic),
         )
 
-    def critic_update(self, s: SACState, key: jax.Array) -> SACState:
+    def critic_update(self, s: SACState, key: PRNGKeyArray) -> SACState:
         config = self.config
         kb, kl = jax.random.split(key)
         batch = s.replay.sample(kb, config.batch)
@@ -296,7 +296,7 @@ class SAC(OnlineAlgorithm[SACState]):
             critic_loss=loss,
         )
 
-    def actor_update(self, s: SACState, key: jax.Array) -> SACState:
+    def actor_update(self, s: SACState, key: PRNGKeyArray) -> SACState:
         """The actor's update, the temperature's (standard variant) and the targets' averages."""
         tau = self.config.tau
         kb, kl = jax.random.split(key)
@@ -327,7 +327,7 @@ class SAC(OnlineAlgorithm[SACState]):
             actor_updates=s.actor_updates + 1,
         )
 
-    def critic_round(self, before: SACState, s: SACState, key: jax.Array) -> SACState:
+    def critic_round(self, before: SACState, s: SACState, key: PRNGKeyArray) -> SACState:
         """What follows ``critic_every`` env steps: the normalisers when the warm-up ends, then
         a critic update once it is over."""
         warmup = self.config.warmup_steps
