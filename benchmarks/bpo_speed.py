@@ -1,7 +1,7 @@
 """Steady-state time per BPO policy update (batch 16 imagined rollouts) and compile time.
 
-Run: .venv/bin/python benchmarks/bpo_speed.py [--models
-simulator,markov-mlp,awm-transformer,awm-lstm,hwm-transformer]
+Run: .venv/bin/python benchmarks/bpo_speed.py \
+         [--models simulator,markov-mlp,awm-transformer,awm-lstm,hwm-transformer]
      [--horizons 20,100,400] [--seeds 1,8]
 
 Models are freshly initialised at the paper's sizes (speed does not depend on the weights); the

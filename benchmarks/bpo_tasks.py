@@ -1,7 +1,7 @@
 """Offline BPO with every model family on four Myriad tasks, against direct shooting and random.
 
-Run: .venv/bin/python benchmarks/bpo_tasks.py [--tasks
-cancer,bacteria,mould-fungicide,hiv-treatment]
+Run: .venv/bin/python benchmarks/bpo_tasks.py \
+         [--tasks cancer,bacteria,mould-fungicide,hiv-treatment]
      [--horizons 20,100] [--models markov-mlp,awm-transformer,...] [--seeds 3]
      [--fit-steps 1000] [--bpo-steps 500] [--bpo-lr 1e-3] [--shooting-steps 2000]
      [--out benchmarks/results/bpo_tasks.jsonl]

@@ -1,12 +1,12 @@
 """Choosing awmctl's default policy optimiser with a held-out protocol (docs/results.md, section 8).
 
-Run:  .venv/bin/python benchmarks/defaults.py --set dev --candidates paper,lr1e-3,lr1e-3-k4
---methods awm-lstm,simulator
-      .venv/bin/python benchmarks/defaults.py --set dev --shard 0/2 & .venv/bin/python
-      benchmarks/defaults.py --set dev --shard 1/2
+Run:  .venv/bin/python benchmarks/defaults.py --set dev --candidates paper,lr1e-3,lr1e-3-k4 \
+          --methods awm-lstm,simulator
+      .venv/bin/python benchmarks/defaults.py --set dev --shard 0/2 &
+      .venv/bin/python benchmarks/defaults.py --set dev --shard 1/2
       .venv/bin/python benchmarks/defaults.py --set heldout --candidates paper,converged
-      .venv/bin/python benchmarks/defaults.py --report [--doc docs/results.md]   # tables from the
-      rows there are
+      .venv/bin/python benchmarks/defaults.py --report [--doc docs/results.md]
+          # the tables from the rows there are
 
 Two sets of problems, fixed before any candidate ran:
 - dev (choose on it): the paper's eight Myriad tasks at H = 20 and 100, and three user tasks with

@@ -1,7 +1,7 @@
 """Steady-state time per world-model training step, and compile time, at the paper's sizes.
 
-Run: .venv/bin/python benchmarks/fit_speed.py [--models awm-transformer,awm-lstm] [--batch 64]
-[--horizon 100]
+Run: .venv/bin/python benchmarks/fit_speed.py [--models awm-transformer,awm-lstm] \
+         [--batch 64] [--horizon 100]
 
 One training step = sample a batch of whole episodes, predict every next state, normalised-state
 MSE, gradient, Adam update: exactly the step `awmctl fit-model` runs (ModelFit.train_chunk scans

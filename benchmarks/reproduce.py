@@ -2,13 +2,13 @@
 the Myriad tasks, H = 20 and 100) and its robustness runs, as one resumable sweep.
 
 Run:  .venv/bin/python benchmarks/reproduce.py                      # the whole default grid
-      .venv/bin/python benchmarks/reproduce.py --shard 0/2 & .venv/bin/python
-      benchmarks/reproduce.py --shard 1/2
+      .venv/bin/python benchmarks/reproduce.py --shard 0/2 &
+      .venv/bin/python benchmarks/reproduce.py --shard 1/2
       .venv/bin/python benchmarks/reproduce.py --tasks cancer,bacteria --horizons 100
             --methods awm-transformer,markov-mlp,sac --variants
             clean,distractors=4,distractors=16,noise=0.01,noise=0.1
-      .venv/bin/python benchmarks/reproduce.py --report              # tables and figures from the
-      rows there are
+      .venv/bin/python benchmarks/reproduce.py --report
+          # the tables and figures from the rows there are
       (or `make reproduce`, `make reproduce-robustness`)
 
 A *row* is one (task, H, method, variant): `--seeds` seeds (0..N-1) of one `awmctl optimize-policy`

@@ -2,9 +2,11 @@
 (docs/tasks.md, "Your own task"), each with a structure the paper's eight tasks lack. Defaults
 of awmctl are chosen on these (with the paper's tasks); they are never the held-out set.
 
-    awmctl optimize-policy --online --task benchmarks/tasks/dev_tasks.py:LinearHarvest --horizon 20 ...
+    awmctl optimize-policy --online --task benchmarks/tasks/dev_tasks.py:LinearHarvest --horizon 20
+    ...
 
-* ``LinearHarvest`` -- a linear-in-control fishery (Clark, *Mathematical Bioeconomics*, 1976, ch. 2):
+* ``LinearHarvest`` -- a linear-in-control fishery (Clark, *Mathematical Bioeconomics*, 1976, ch.
+  2):
   the optimum is bang-bang (no harvest, then a singular arc, then full effort at the end);
 * ``Balance`` -- an inverted pendulum held upright from a random start: unstable dynamics and
   random initial states;
