@@ -4,7 +4,7 @@ A batch job's log (a SLURM log, ``2> log``, CI) is not a terminal, where a bar w
 silent or a screenful of control characters. There a long command prints one plain line every
 ``AWMCTL_PROGRESS_SECONDS`` seconds (default 30; 0 turns the lines off), and one when it ends::
 
-    [awmctl] sac on cancer: 2048/5024 (41%) 57/s elapsed 0:00:36 eta 0:00:52 eval/eval_return -20
+    [awmctl] sac on cancer: 2048/5024 (41%) 9.3/s elapsed 0:03:40 eta 0:05:20 eval/eval_return -20
 """
 
 from __future__ import annotations
