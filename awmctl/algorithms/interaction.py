@@ -12,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 
 import jax
 import numpy as np
+from jaxtyping import Array, Key, PRNGKeyArray
 
 from awmctl.algorithms.base import Algorithm, LearningCurve, State
 
@@ -38,30 +39,44 @@ def env_steps(env_step: Update, state: S, keys: jax.Array) -> S:
     return jax.lax.fori_loop(0, keys.shape[0], lambda i, s: env_step(s, keys[i]), state)
 
 
+def interleaved_rounds(
+    state: S,
+    env_step: Update,
+    after_round: Callable[[S, S, PRNGKeyArray], S],
+    step_keys: Key[Array, "rounds steps"],
+    round_keys: Key[Array, " rounds"],
+) -> S:
+    """The schedule every online algorithm runs: rounds of env steps (one per key of a row of
+    ``step_keys``), each ended by ``after_round(before, state, key)`` (an update, once the
+    schedule allows; ``before`` is the state the round started from). A scan over rounds."""
+
+    def one_round(s: S, keys: tuple[Array, Array]) -> tuple[S, None]:
+        keys_of_steps, round_key = keys
+        return after_round(s, env_steps(env_step, s, keys_of_steps), round_key), None
+
+    state, _ = jax.lax.scan(one_round, state, (step_keys, round_keys))
+    return state
+
+
 def interleaved_block(
     state: S,
     env_step: Update,
-    after_round: Callable[[S, S, jax.Array], S],
+    after_round: Callable[[S, S, PRNGKeyArray], S],
     after_block: Update,
     rounds: int,
     steps_per_round: int,
 ) -> S:
-    """One block of the interleaved schedule of online BPO and SAC: ``rounds`` rounds of
-    ``steps_per_round`` env steps, each round ended by ``after_round(before, state, key)`` (the
-    model's or critics' update; ``before`` is the state the round started from), then
+    """One block of online BPO's and SAC's schedule: ``rounds`` :func:`interleaved_rounds` of
+    ``steps_per_round`` env steps (each ended by the model's or critics' update), then
     ``after_block(state, key)`` (the policy's or actor's update).
 
     The keys come from the state's loop key (``state.key``, raw key data), split four ways: the
     next loop key, the env steps', the rounds' and the block update's."""
     key = jax.random.wrap_key_data(state.key)  # type: ignore[attr-defined]
     key, k_env, k_rounds, k_block = jax.random.split(key, 4)
-
-    def one_round(s: S, keys: tuple[jax.Array, jax.Array]) -> tuple[S, None]:
-        step_keys, round_key = keys
-        return after_round(s, env_steps(env_step, s, step_keys), round_key), None
-
     step_keys = jax.random.split(k_env, (rounds, steps_per_round))
-    state, _ = jax.lax.scan(one_round, state, (step_keys, jax.random.split(k_rounds, rounds)))
+    round_keys = jax.random.split(k_rounds, rounds)
+    state = interleaved_rounds(state, env_step, after_round, step_keys, round_keys)
     state = after_block(state, k_block)
     return state._replace(key=jax.random.key_data(key))  # type: ignore[attr-defined]
 
@@ -87,4 +102,11 @@ class OnlineAlgorithm(Algorithm[State]):
         return self.config.steps_run
 
 
-__all__ = ["OnlineAlgorithm", "env_steps", "interleaved_block", "when", "whole_periods"]
+__all__ = [
+    "OnlineAlgorithm",
+    "env_steps",
+    "interleaved_block",
+    "interleaved_rounds",
+    "when",
+    "whole_periods",
+]

@@ -46,7 +46,12 @@ from awmctl.algorithms.base import (
     over_seeds,
     seeds_in_sequence,
 )
-from awmctl.algorithms.interaction import OnlineAlgorithm, env_steps, when, whole_periods
+from awmctl.algorithms.interaction import (
+    OnlineAlgorithm,
+    interleaved_rounds,
+    when,
+    whole_periods,
+)
 from awmctl.errors import BadInputError
 from awmctl.policies import Context, DecisionTransformer, returns_to_go, tanh_gaussian
 from awmctl.rollouts import EpisodeReplay, act, first_states, true_return
@@ -264,15 +269,15 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
             entropy=entropy,
         )
 
-    def update_round(self, s: OnlineDTState, key: PRNGKeyArray) -> OnlineDTState:
-        """``update_every`` env steps, then an update once the warm-up is over."""
+    def update_round(
+        self, before: OnlineDTState, s: OnlineDTState, key: PRNGKeyArray
+    ) -> OnlineDTState:
+        """What follows ``update_every`` env steps: the input statistics when the warm-up ends,
+        then an update once it is over."""
         warmup = self.config.warmup_steps
-        k_env, k_update = jax.random.split(key)
-        before = s.t
-        s = env_steps(self.env_step, s, jax.random.split(k_env, self.config.update_every))
-        warm = (before < warmup) & (s.t >= warmup)
+        warm = (before.t < warmup) & (s.t >= warmup)
         s = jax.lax.cond(warm, self.set_statistics, lambda s: s, s)
-        return when(s.t > warmup, self.update, s, k_update)
+        return when(s.t > warmup, self.update, s, key)
 
     def eval_period(self, s: OnlineDTState) -> tuple[OnlineDTState, Float[Array, ""]]:
         """``eval_every`` env steps with their updates, then the return of the policy asked for
@@ -280,9 +285,10 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
         rounds = self.config.eval_every // self.config.update_every
         key = jax.random.wrap_key_data(s.key)
         key, sub = jax.random.split(key)
-        s, _ = jax.lax.scan(
-            lambda s, k: (self.update_round(s, k), None), s, jax.random.split(sub, rounds)
-        )
+        # each round's key makes its env steps' keys and its update's
+        k_env, k_update = jax.vmap(jax.random.split, out_axes=1)(jax.random.split(sub, rounds))
+        step_keys = jax.vmap(lambda k: jax.random.split(k, self.config.update_every))(k_env)
+        s = interleaved_rounds(s, self.env_step, self.update_round, step_keys, k_update)
         s = s._replace(
             key=jax.random.key_data(key), policy=self._with_target(s.policy, s.best_return)
         )
