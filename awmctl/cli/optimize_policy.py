@@ -652,10 +652,10 @@ def _model_free(agent: str, options: dict[str, Any], target: Target) -> dict[str
     spec = AGENT_SPECS[agent]
     config = spec.config(**given, seed_mode=seed_mode())
     algorithm = spec.algorithm(the_task, config)
-    dt_context = getattr(config, "context", D.context)  # Online-DT's
-    if dt_context > the_task.horizon and dt_context != D.context:
+    long_context = isinstance(config, OnlineDTConfig) and config.context > the_task.horizon
+    if long_context and config.context != D.context:
         err_console.print(
-            f"Note: --context {dt_context} is longer than the episode (H = "
+            f"Note: --context {config.context} is longer than the episode (H = "
             f"{the_task.horizon}): the transformer reads whole episodes."
         )
     outcome = _train(
