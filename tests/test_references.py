@@ -78,6 +78,21 @@ def test_editing_a_users_task_file_makes_a_new_entry(tmp_path, monkeypatch):
     )
 
 
+def test_the_same_task_file_in_another_directory_finds_the_same_entry(tmp_path):
+    """A checkout elsewhere (or the file given by another path) keeps its cached references: the
+    key is the file's content and name, not where it lies."""
+    paths = []
+    for where in ("here", "there"):
+        (tmp_path / where).mkdir()
+        shutil.copy(Path(__file__).parent / "lq_task.py", tmp_path / where / "my_lq.py")
+        task = awmctl.make_task(f"{tmp_path / where / 'my_lq.py'}:LinearQuadratic", 5)
+        paths.append(cache_refs.entry_path(task, tmp_path / "cache"))
+    assert paths[0] == paths[1]
+    # another horizon is another entry
+    other = awmctl.make_task(f"{tmp_path / 'here' / 'my_lq.py'}:LinearQuadratic", 6)
+    assert cache_refs.entry_path(other, tmp_path / "cache") != paths[0]
+
+
 def test_optimize_policy_reports_the_score_once_references_exist(tmp_path):
     common = (
         "optimize-policy",

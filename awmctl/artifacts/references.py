@@ -27,8 +27,18 @@ def task_fingerprint(task: Task) -> str:
 
 
 def entry_path(task: Task, cache: Path) -> Path:
-    record = task_record(task)
+    return entry_path_of(task_record(task), cache)
+
+
+def entry_path_of(record: dict[str, Any], cache: Path) -> Path:
+    """The entry of a task's record. A user's task file is keyed by its content (the record's
+    fingerprint) and its name, not by the directory it lies in: the same file in another
+    checkout, or given by another path, finds the same entry."""
+    record = dict(record)
     fingerprint = record.pop("fingerprint")  # keyed beside the record, as before records carried it
+    if record.get("source") and fingerprint.startswith("sha256 "):
+        module, _, name = record["source"].rpartition(":")
+        record["source"] = f"{Path(module).name}:{name}"
     key = json.dumps({"task": record, "fingerprint": fingerprint}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     name = record["name"].replace("/", "_").replace(":", "_")
@@ -50,9 +60,9 @@ def load_references(
 def save_references(
     task: Task, cache: Path, refs: References, seconds: float | None = None
 ) -> Path:
-    path = entry_path(task, cache)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = task_record(task)
+    path = entry_path_of(record, cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
     entry: dict[str, Any] = {
         "task": record,
         "fingerprint": record["fingerprint"],
