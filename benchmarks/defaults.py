@@ -95,15 +95,43 @@ def row_id(task: str, horizon: int, method: str, candidate: str) -> str:
 
 #: offline BPO through the simulator (no data: initial states and input scales from random episodes)
 OFFLINE = "offline-simulator"
+#: offline BPO through a world model fitted at awmctl's defaults (`collect`: 512 random episodes;
+#: `fit-model`: 2000 steps), the data's episodes its initial states; method -> model
+OFFLINE_FITTED = {"offline-awm-lstm": "awm-lstm", "offline-awm-transformer": "awm-transformer"}
+OFFLINE_METHODS = (OFFLINE, *OFFLINE_FITTED)
+
+
+def fitted_model(task: str, horizon: int, model: str, out: Path) -> tuple[Path, Path]:
+    """The dataset and the fitted model offline BPO through ``model`` starts from (one of each
+    per task and H, shared by the candidates): made by awmctl's own commands at their defaults,
+    or read back."""
+    base = out / "runs" / f"{short(task)}-h{horizon}-{model}-offline"
+    data, fitted = base / "data", base / "model"
+    for argv, where in (
+        (["collect", "--task", task, "--horizon", str(horizon), "--out", str(data)], data),
+        (["fit-model", "--data", str(data), "--model", model, "--out", str(fitted)], fitted),
+    ):
+        name = f"{base.name}-{where.name}"
+        run_unless_done([sys.executable, "-m", "awmctl", *argv], where, base / f"{name}.log", name)
+    return data, fitted
 
 
 def command(
-    task: str, horizon: int, method: str, candidate: str, seeds: int, run_dir: Path
+    task: str,
+    horizon: int,
+    method: str,
+    candidate: str,
+    seeds: int,
+    run_dir: Path,
+    fitted: tuple[Path, Path] | None = None,
 ) -> list[str]:
     if method in AGENTS:
         how = ["--agent", method]
     elif method == OFFLINE:
         how = ["--model", "simulator", *OFFLINE_CANDIDATES[candidate]]
+    elif method in OFFLINE_FITTED:
+        data, model = fitted or (Path("DATA"), Path("MODEL"))
+        how = ["--model", str(model), "--data", str(data), *OFFLINE_CANDIDATES[candidate]]
     else:
         how = ["--online", "--model", method, *CANDIDATES[candidate]]
     return [
@@ -129,7 +157,7 @@ def command(
 def grid_row(task: str, horizon: int, method: str, candidate: str) -> dict | None:
     """The Figure 5 grid's row of the same command (the paper's schedule on a paper task, or a
     baseline), whose per-seed returns and curves are reused instead of running it again."""
-    if candidate != "paper" or method == OFFLINE:
+    if candidate != "paper" or method in OFFLINE_METHODS:
         return None
     path = REPRODUCE_ROWS / f"{task}-h{horizon}-{method}.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -138,7 +166,12 @@ def grid_row(task: str, horizon: int, method: str, candidate: str) -> dict | Non
 def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, out: Path) -> dict:
     rid = row_id(task, horizon, method, candidate)
     run_dir = out / "runs" / rid
-    argv = command(task, horizon, method, candidate, seeds, run_dir)
+    fitted = (
+        fitted_model(task, horizon, OFFLINE_FITTED[method], out)
+        if method in OFFLINE_FITTED
+        else None
+    )
+    argv = command(task, horizon, method, candidate, seeds, run_dir, fitted)
     wall = run_wall = gate = None
     grid = grid_row(task, horizon, method, candidate)
     if grid is not None:
@@ -173,8 +206,15 @@ def run_row(task: str, horizon: int, method: str, candidate: str, seeds: int, ou
         "run_wall_s": run_wall,
         "command": " ".join(argv[1:]),
         "from_grid": grid is not None,
+        **(fit_record(fitted[1]) if fitted else {}),
         **(gate or {}),
     }
+
+
+def fit_record(model_dir: Path) -> dict:
+    """How well the model offline BPO went through was fitted (its validation numbers)."""
+    summary = json.loads((model_dir / "meta.json").read_text())["summary"]
+    return {"fit": {k: summary[k] for k in ("val_mse", "val_final_r2", "val_rollout_mse")}}
 
 
 def gate_record(records: list[dict], per_round: int | None) -> dict | None:
@@ -204,7 +244,8 @@ def planned(args) -> list[tuple[str, int, str, str]]:
         for m in args.methods.split(",")
         for h in map(int, args.horizons.split(","))
         for t in tasks
-        if not (m in AGENTS and c != "paper") and not (m == OFFLINE and c not in OFFLINE_CANDIDATES)
+        if not (m in AGENTS and c != "paper")
+        and not (m in OFFLINE_METHODS and c not in OFFLINE_CANDIDATES)
     ]
     index, count = (int(x) for x in args.shard.split("/"))
     return rows[index::count]
@@ -240,7 +281,7 @@ def columns(rows: list[dict], tasks: list[str]) -> list[tuple[str, str]]:
     present = {(r["method"], r["candidate"]) for r in rows if r["task"] in tasks}
     methods = [
         m
-        for m in ("awm-transformer", "awm-lstm", "simulator", OFFLINE, "sac", "online-dt")
+        for m in ("awm-transformer", "awm-lstm", "simulator", *OFFLINE_METHODS, "sac", "online-dt")
         if any(p[0] == m for p in present)
     ]
     return [(m, c) for m in methods for c in CANDIDATES if (m, c) in present]
