@@ -58,6 +58,17 @@ def test_the_worked_example_runs_end_to_end_and_reaches_the_closed_form_optimum(
     )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
+    # --task may name the fitted model's task as the data was made: by its file (by any path)
+    for asked, code in (
+        (f"{Path(__file__).parent / 'lq_task.py'}:LinearQuadratic", 0),
+        ("cancer", 2),
+    ):
+        named = run(
+            *("optimize-policy", "--model", tmp_path / "m", "--task", asked, "--steps", 2),
+            *("--log-every", 2, "--out", tmp_path / f"named{code}"),
+        )
+        assert named.exit_code == code, named.stderr
+    assert "was fitted on linear-quadratic, not cancer" in named.stderr
     best = optimal_return(LinearQuadratic())  # -2.5616 (Riccati); a random policy scores about -43
     assert summary["final_return_mean"] == pytest.approx(best, rel=0.02)
     again = run(

@@ -57,7 +57,15 @@ from awmctl.models import SIMULATOR, PolicyInputGrad, build_model, model_spec
 from awmctl.policies import POLICIES, POLICY_SPECS
 from awmctl.rollouts import collect, random_controller
 from awmctl.stats import ci95
-from awmctl.tasks import Episode, Task, make_task, parse_task_params, remake, task_record
+from awmctl.tasks import (
+    Episode,
+    Task,
+    make_task,
+    parse_task_params,
+    remake,
+    source_file,
+    task_record,
+)
 from awmctl.trees import seed_slice
 
 #: the help panel of the options every online mode shares
@@ -556,11 +564,22 @@ def _world_of(model: str, target: Target) -> tuple[Any, Task, dict[str, Any]]:
         )
         return world, the_task, {"name": SIMULATOR}
     world, the_task, meta = artifacts.load_model(model)
-    if target.task is not None and target.task != the_task.name:
+    if target.task is not None and not _names_task(target.task, the_task):
         raise BadInputError(f"{model} was fitted on {the_task.name}, not {target.task}")
     if target.horizon is not None and target.horizon != the_task.horizon:
         the_task = remake(the_task, target.horizon)
     return world, the_task, {"path": str(Path(model).absolute()), **meta["model"]}
+
+
+def _names_task(asked: str, task: Task) -> bool:
+    """Whether ``--task`` names ``task``: its name, or (a user's task) its class in the same file,
+    given by any path or as a module."""
+    source = task_record(task).get("source")
+    if asked == task.name or asked == source:
+        return True
+    if source is None or ":" not in asked or asked.rpartition(":")[2] != source.rpartition(":")[2]:
+        return False
+    return source_file(asked) is not None and source_file(asked) == source_file(source)
 
 
 def _starts(data_dir: Path | None, task: Task) -> Episode:

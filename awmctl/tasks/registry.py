@@ -155,11 +155,18 @@ def source_fingerprint(source: str | None) -> str:
     version."""
     if source is None:
         return f"awmctl {importlib.metadata.version('awmctl')}"
-    module = source.rsplit(":", 1)[0]
-    path = Path(module) if module.endswith(".py") else _module_file(module)
-    if path is None or not path.is_file():
+    path = source_file(source)
+    if path is None:
         return f"source {source}"
     return "sha256 " + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def source_file(source: str) -> Path | None:
+    """The file a user's task source (``file.py:Class`` or ``package.module:Class``) is read
+    from, resolved; None if there is none."""
+    module = source.rsplit(":", 1)[0]
+    path = Path(module) if module.endswith(".py") else _module_file(module)
+    return path.resolve() if path is not None and path.is_file() else None
 
 
 def _module_file(module: str) -> Path | None:
@@ -329,6 +336,7 @@ __all__ = [
     "parse_task_params",
     "register",
     "remake",
+    "source_file",
     "source_fingerprint",
     "task_from_record",
     "task_info",
