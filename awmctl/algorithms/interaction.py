@@ -12,9 +12,10 @@ from typing import Any, ClassVar, TypeVar
 
 import jax
 import numpy as np
-from jaxtyping import Array, Key, PRNGKeyArray
+from jaxtyping import Array, Float, Key, PRNGKeyArray
 
 from awmctl.algorithms.base import Algorithm, LearningCurve, State
+from awmctl.rollouts import Acted, act
 
 #: an online algorithm's state: a NamedTuple with the loop's raw key data in ``key``
 S = TypeVar("S")
@@ -93,6 +94,16 @@ class OnlineAlgorithm(Algorithm[State]):
         "eval return (deterministic policy)",
         "environment step",
     )
+
+    def act(
+        self,
+        s: Any,
+        choose: Callable[[Float[Array, " obs"], PRNGKeyArray], Float[Array, " act"]],
+        key: PRNGKeyArray,
+    ) -> Acted:
+        """One env step of the episode in progress in ``s`` (its ``env_state``, ``k`` and ``t``)
+        with ``choose``'s action, random in the config's warm-up (:func:`awmctl.rollouts.act`)."""
+        return act(self.task, s.env_state, s.k, s.t, self.config.warmup_steps, choose, key)
 
     def progress(self, state: State) -> int:
         return int(np.asarray(state.t)[0])  # type: ignore[attr-defined]  (on the host: no device op)

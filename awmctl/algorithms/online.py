@@ -56,7 +56,6 @@ from awmctl.models import AbstractWorldModel, ModelSpec, PolicyInputGrad, check_
 from awmctl.policies import MarkovPolicy, build_policy
 from awmctl.rollouts import (
     EpisodeReplay,
-    act,
     first_states,
     predicted_return,
     true_return,
@@ -218,15 +217,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
     def env_step(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         """One env step with the policy (random actions in the warm-up), recorded in the replay."""
         policy = self.policy(s.policy)
-        done = act(
-            self.task,
-            s.env_state,
-            s.k,
-            s.t,
-            self.config.warmup_steps,
-            lambda obs, k: policy.sample(obs, k)[0],
-            key,
-        )
+        done = self.act(s, lambda obs, k: policy.sample(obs, k)[0], key)
         stepped = done.stepped
         replay, _ = s.replay.record(s.k, done.obs, done.action, stepped.next_obs, stepped.reward)
         return s._replace(replay=replay, env_state=stepped.state, k=stepped.k, t=s.t + 1)

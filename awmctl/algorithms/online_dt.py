@@ -54,7 +54,7 @@ from awmctl.algorithms.interaction import (
 )
 from awmctl.errors import BadInputError
 from awmctl.policies import Context, DecisionTransformer, returns_to_go, tanh_gaussian
-from awmctl.rollouts import EpisodeReplay, act, first_states, true_return
+from awmctl.rollouts import EpisodeReplay, first_states, true_return
 from awmctl.seeds import seed_stream
 from awmctl.tasks import Task
 from awmctl.trees import repeated
@@ -213,15 +213,7 @@ class OnlineDT(OnlineAlgorithm[OnlineDTState]):
         completed episode updates the best and worst returns and the next episode's target."""
         policy = self.policy(s.policy)
         context = lambda obs: s.context.at(s.k, s.to_go, obs)
-        done = act(
-            self.task,
-            s.env_state,
-            s.k,
-            s.t,
-            self.config.warmup_steps,
-            lambda obs, k: policy.explore(context(obs), s.k, k),
-            key,
-        )
+        done = self.act(s, lambda obs, k: policy.explore(context(obs), s.k, k), key)
         stepped = done.stepped
         replay, ended = s.replay.record(
             s.k, done.obs, done.action, stepped.next_obs, stepped.reward

@@ -59,7 +59,7 @@ from awmctl.errors import BadInputError
 from awmctl.normalize import Normalizer
 from awmctl.policies import MLPPolicy, QNetwork
 from awmctl.policies.critic import critics, evaluate
-from awmctl.rollouts import TransitionReplay, act, first_states, true_return
+from awmctl.rollouts import TransitionReplay, first_states, true_return
 from awmctl.seeds import seed_stream
 from awmctl.tasks import Task
 from awmctl.trees import repeated
@@ -239,15 +239,7 @@ class SAC(OnlineAlgorithm[SACState]):
     def env_step(self, s: SACState, key: PRNGKeyArray) -> SACState:
         """One env step with the actor (random actions in the warm-up), stored as a transition."""
         actor = self.policy(s.actor)
-        done = act(
-            self.task,
-            s.env_state,
-            s.k,
-            s.t,
-            self.config.warmup_steps,
-            lambda obs, k: actor.sample(obs, k)[0],
-            key,
-        )
+        done = self.act(s, lambda obs, k: actor.sample(obs, k)[0], key)
         stepped = done.stepped
         replay = s.replay.add(done.obs, done.action, stepped.reward, stepped.next_obs, stepped.done)
         return s._replace(
