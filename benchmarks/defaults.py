@@ -78,6 +78,9 @@ CANDIDATES = {
     "ungated": ["--trust-gate", "0"],
     # awmctl's defaults: lr 1e-3, 4 updates per round, entropy 0, trust gate 0.5
     "converged": [],
+    # the defaults with a model update after every env step instead of every two (twice the
+    # model's compute, the same env steps): is the model undertrained where the gate shuts?
+    "model-every-1": ["--model-every", "1"],
 }
 #: the same candidates offline (`optimize-policy --model simulator`, 1000 updates)
 OFFLINE_CANDIDATES = {"paper": ["--preset", "paper"], "converged": []}
