@@ -81,6 +81,9 @@ CANDIDATES = {
     # the defaults with a model update after every env step instead of every two (twice the
     # model's compute, the same env steps): is the model undertrained where the gate shuts?
     "model-every-1": ["--model-every", "1"],
+    # the defaults with the trust gate also checking the episode in progress before every
+    # policy round (its evidence every 16 env steps instead of once per episode)
+    "in-progress": ["--trust-check", "in-progress"],
 }
 #: the same candidates offline (`optimize-policy --model simulator`, 1000 updates)
 OFFLINE_CANDIDATES = {"paper": ["--preset", "paper"], "converged": []}

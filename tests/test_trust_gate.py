@@ -1,6 +1,8 @@
 """Online BPO's guard against a policy exploiting its model (the trust gate): the quantities it
 reads, worked out independently, and that an open gate changes nothing."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -80,3 +82,67 @@ def test_an_open_gate_changes_nothing_and_a_shut_one_stops_the_policy():
         strict=True,
     ):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_in_progress_check_reads_only_the_steps_taken_so_far():
+    # an untrained Markov model: its predictions are wrong, so the error is not zero
+    loop = OnlineBPO(
+        make_task("cancer", 6),
+        model_spec("markov-mlp"),
+        "mlp",
+        OnlineConfig(env_steps=64, warmup_steps=16, trust_check="in-progress"),
+    )
+    state = jax.tree.map(lambda x: x[0], loop.init([0]))
+    task, slot, k = loop.task, 1, 4
+    replay = EpisodeReplay.empty(loop.capacity, 6, task.obs_size, task.action_size)
+    obs = jax.random.uniform(jax.random.key(1), (7, task.obs_size))
+    actions = jax.random.uniform(jax.random.key(2), (6, task.action_size), minval=-1)
+    rewards = jax.random.normal(jax.random.key(3), (6,))
+    replay = replay._replace(
+        observations=replay.observations.at[slot].set(obs),
+        actions=replay.actions.at[slot].set(actions),
+        rewards=replay.rewards.at[slot].set(rewards),
+        count=jnp.asarray(slot, jnp.int32),  # slot 1 is the episode in progress
+    )
+    state = state._replace(replay=replay, k=jnp.asarray(k, jnp.int32))
+    got = loop.in_progress_optimism(state)
+    # worked out step by step: the Markov model from each predicted observation, the true reward
+    model, o, expected = loop.model(state.model), obs[0], 0.0
+    carry = model.start(o)
+    for t in range(k):
+        carry, nxt = model.step(carry, actions[t])
+        expected += float(task.reward(o[:-1], actions[t], jnp.asarray(t), nxt[:-1]) - rewards[t])
+        o = nxt
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert abs(expected) > 1e-3
+    # the steps not yet taken (still zeros while the episode runs) do not count
+    later = replay._replace(
+        actions=replay.actions.at[slot, k:].set(0.7), rewards=replay.rewards.at[slot, k:].set(9.0)
+    )
+    np.testing.assert_allclose(loop.in_progress_optimism(state._replace(replay=later)), got)
+    assert float(loop.in_progress_optimism(state._replace(k=jnp.asarray(0, jnp.int32)))) == 0.0
+
+
+class AlwaysOverpredicting(OnlineBPO):
+    """A loop whose model overpredicts every episode in progress by a return of 1e9."""
+
+    def in_progress_optimism(self, s):
+        return jnp.asarray(1e9, jnp.float32)
+
+
+def test_the_in_progress_check_shuts_the_gate_the_completed_check_leaves_open():
+    """With the completed episodes' running optimism always trusted, only the in-progress check
+    can shut a round: it shuts every one the episode in progress overpredicts (episodes of 6
+    steps, so that a policy round, every 8 env steps, may fall inside one)."""
+    config = OnlineConfig(env_steps=64, warmup_steps=16, policy_every=8, eval_every=16)
+    task, spec = make_task("cancer", 6), model_spec("markov-mlp")
+    completed = AlwaysOverpredicting(task, spec, "mlp", config)
+    in_progress = AlwaysOverpredicting(
+        task, spec, "mlp", dataclasses.replace(config, trust_check="in-progress")
+    )
+    _, a = run_online(completed, optimism=-1e12)
+    _, b = run_online(in_progress, optimism=-1e12)
+    assert a[-1]["train/gated_rounds"].tolist() == [0]
+    assert int(a[-1]["train/policy_updates"][0]) > 0
+    assert int(b[-1]["train/policy_updates"][0]) == 0
+    assert int(b[-1]["train/gated_rounds"][0]) == int(a[-1]["train/policy_updates"][0]) // 4

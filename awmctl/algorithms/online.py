@@ -58,6 +58,7 @@ from awmctl.rollouts import (
     EpisodeReplay,
     first_states,
     predicted_return,
+    predicted_rewards,
     true_return,
 )
 from awmctl.seeds import seed_stream
@@ -66,6 +67,9 @@ from awmctl.trees import repeated
 
 #: when updates begin: after the warm-up (the paper authors') or after the first whole episode
 UpdatesFrom = Literal["warmup", "first-episode"]
+#: what the trust gate checks the model on: the episodes completed since the last checks, or
+#: those and also the steps so far of the episode in progress
+TrustCheck = Literal["completed", "in-progress"]
 #: weight of the newest episode in the running mean of the model's optimism
 OPTIMISM_WEIGHT = 0.2
 
@@ -98,6 +102,10 @@ class OnlineConfig(Config):
     #: ``trust_gate`` times the spread of the stored episodes' returns, the policy rounds are
     #: skipped; 0 turns the guard off (the paper has none)
     trust_gate: float = ONLINE["converged"]["trust_gate"]
+    #: "completed": the gate's evidence is each episode as it completes (at H = 100 with the
+    #: defaults, 24 policy updates fit between two); "in-progress": also the model's error on
+    #: the steps so far of the episode in progress, checked before every policy round
+    trust_check: TrustCheck = ONLINE["converged"]["trust_check"]
 
     @classmethod
     def preset(cls, name: str, **given: Any) -> OnlineConfig:
@@ -285,7 +293,10 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
     def policy_round(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         if not self.gated:
             return self.full_round(s, key)
-        trusted = s.optimism <= self.config.trust_gate * s.replay.return_spread()
+        limit = self.config.trust_gate * s.replay.return_spread()
+        trusted = s.optimism <= limit
+        if self.config.trust_check == "in-progress":
+            trusted &= self.in_progress_optimism(s) <= limit
         return jax.lax.cond(trusted, self.full_round, self.distrusted_round, s, key)
 
     def check_latest(self, s: OnlineState) -> OnlineState:
@@ -297,6 +308,17 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         )
         error = predicted - jnp.sum(s.replay.rewards[slot])
         return s._replace(optimism=(1 - OPTIMISM_WEIGHT) * s.optimism + OPTIMISM_WEIGHT * error)
+
+    def in_progress_optimism(self, s: OnlineState) -> Float[Array, ""]:
+        """The model's error on the steps so far of the episode in progress (its actions replayed
+        open loop from its first observation): the evidence of the policy's newest updates,
+        available before the episode completes. Zero at an episode's first step."""
+        slot = s.replay.count % s.replay.capacity
+        predicted = predicted_rewards(
+            self.model(s.model), self.task, s.replay.observations[slot, 0], s.replay.actions[slot]
+        )
+        seen = jnp.arange(self.task.horizon) < s.k
+        return jnp.sum(jnp.where(seen, predicted - s.replay.rewards[slot], 0.0))
 
     def model_round(self, before: OnlineState, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         """What follows ``model_every`` env steps: the normalisers once the first episode is

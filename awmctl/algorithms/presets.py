@@ -22,8 +22,20 @@ PRESETS: tuple[str, ...] = ("converged", "paper")
 
 #: online BPO (Algorithm 1): OnlineConfig fields
 ONLINE: dict[str, dict[str, Any]] = {
-    "paper": {"policy_lr": 1e-4, "policy_updates": 1, "entropy": 0.1, "trust_gate": 0.0},
-    "converged": {"policy_lr": 1e-3, "policy_updates": 4, "entropy": 0.0, "trust_gate": 0.5},
+    "paper": {
+        "policy_lr": 1e-4,
+        "policy_updates": 1,
+        "entropy": 0.1,
+        "trust_gate": 0.0,
+        "trust_check": "completed",
+    },
+    "converged": {
+        "policy_lr": 1e-3,
+        "policy_updates": 4,
+        "entropy": 0.0,
+        "trust_gate": 0.5,
+        "trust_check": "completed",
+    },
 }
 #: offline BPO: BPOConfig fields
 OFFLINE: dict[str, dict[str, Any]] = {

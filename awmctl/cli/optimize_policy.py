@@ -23,7 +23,7 @@ from awmctl.algorithms import (
     OnlineDTConfig,
     SACConfig,
 )
-from awmctl.algorithms.online import UpdatesFrom
+from awmctl.algorithms.online import TrustCheck, UpdatesFrom
 from awmctl.algorithms.presets import PRESETS
 from awmctl.algorithms.sac import Variant
 from awmctl.artifacts.references import load_references
@@ -81,6 +81,7 @@ ONLINE_ONLY = (
     "updates_from",
     "policy_updates",
     "trust_gate",
+    "trust_check",
 )
 #: options of BPO (through a world model) that no model-free agent has
 BPO_ONLY = (
@@ -94,6 +95,7 @@ BPO_ONLY = (
     "policy_every",
     "policy_updates",
     "trust_gate",
+    "trust_check",
     "model_lr",
     "updates_from",
     "data_dir",
@@ -103,6 +105,7 @@ BPO_ONLY = (
 AGENTS = ("bpo", *AGENT_SPECS)
 # the closed sets of values, from the library's types (help and shell completion list them)
 UPDATES_FROM, SAC_VARIANTS = get_args(UpdatesFrom), get_args(Variant)
+TRUST_CHECKS = get_args(TrustCheck)
 POLICY_INPUT_GRADS = get_args(PolicyInputGrad)
 AGENT_ONLY = {"sac": ("variant",), "online-dt": ("context",)}
 B, O, S, D = BPOConfig, OnlineConfig, SACConfig, OnlineDTConfig  # the defaults
@@ -306,6 +309,19 @@ def optimize_policy_command(
             ),
         ),
     ] = None,
+    trust_check: Annotated[
+        str | None,
+        typer.Option(
+            "--trust-check",
+            **choices(TRUST_CHECKS),
+            rich_help_panel=ONLINE_PANEL,
+            help=(
+                "(online) What the trust gate checks the model on: completed: each episode as it "
+                "completes; in-progress: also the steps so far of the episode in progress, before "
+                "every policy round (from --preset)."
+            ),
+        ),
+    ] = None,
     eval_every: Annotated[
         int,
         typer.Option(
@@ -460,6 +476,7 @@ def _same(*names: str) -> dict[str, str]:
 ONLINE_FIELDS = {
     **_same("env_steps", "warmup_steps", "model_every", "policy_every", "eval_every", "model_lr"),
     **_same("clip", "entropy", "policy_input_grad", "updates_from", "policy_updates", "trust_gate"),
+    "trust_check": "trust_check",
     "batch_size": "policy_batch",
     "lr": "policy_lr",
 }
@@ -631,6 +648,7 @@ def _online(
         "lr": config.policy_lr,
         "policy_updates": config.policy_updates,
         "trust_gate": config.trust_gate,
+        "trust_check": config.trust_check,
         "online": True,
         "env_steps": config.steps_run,
         "seeds": len(target.seeds),

@@ -16,6 +16,7 @@ from awmctl.rollouts.imagination import (
     direct_path_return,
     imagined_return,
     predicted_return,
+    predicted_rewards,
     stepwise_return,
     true_return,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "first_states",
     "imagined_return",
     "predicted_return",
+    "predicted_rewards",
     "random_controller",
     "stepwise_return",
     "true_return",

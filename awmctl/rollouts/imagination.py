@@ -113,20 +113,30 @@ def closed_loop_observations(
     return seen
 
 
+def predicted_rewards(
+    model: AbstractWorldModel,
+    task: Task,
+    obs0: Float[Array, " obs"],
+    actions: Float[Array, "H act"],
+) -> Float[Array, " H"]:
+    """The model's reward at every step of a recorded episode: its actions replayed open loop
+    from its first observation, scored with the task's true reward. Step t reads only actions
+    0..t, so the first k rewards of an episode in progress need only its first k actions."""
+    predicted = imagine(model, obs0, actions)
+    before = jnp.concatenate([obs0[None], predicted[:-1]])
+    return jax.vmap(task.reward)(
+        before[:, :-1], actions, jnp.arange(task.horizon), predicted[:, :-1]
+    )
+
+
 def predicted_return(
     model: AbstractWorldModel,
     task: Task,
     obs0: Float[Array, " obs"],
     actions: Float[Array, "H act"],
 ) -> Float[Array, ""]:
-    """The model's return for a recorded episode: its actions replayed open loop from its first
-    observation, scored with the task's true reward (compare with the episode's real return)."""
-    predicted = imagine(model, obs0, actions)
-    before = jnp.concatenate([obs0[None], predicted[:-1]])
-    rewards = jax.vmap(task.reward)(
-        before[:, :-1], actions, jnp.arange(task.horizon), predicted[:, :-1]
-    )
-    return jnp.sum(rewards)
+    """The model's return for a recorded episode (compare with the episode's real return)."""
+    return jnp.sum(predicted_rewards(model, task, obs0, actions))
 
 
 def true_return(policy: Policy, task: Task, key: PRNGKeyArray | None = None) -> Float[Array, ""]:
@@ -141,6 +151,7 @@ __all__ = [
     "direct_path_return",
     "imagined_return",
     "predicted_return",
+    "predicted_rewards",
     "stepwise_return",
     "true_return",
 ]
