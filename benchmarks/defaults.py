@@ -377,17 +377,24 @@ def grid_comparison(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def skipped_share(row: dict | None) -> str:
+    """The share of policy rounds the trust gate skipped in a row ("" without a gate)."""
+    if row is None or "gated_rounds" not in row:
+        return ""
+    return f"{sum(row['gated_rounds']) / max(sum(row['policy_rounds']), 1):.0%}"
+
+
 def gate_table(rows: list[dict]) -> str:
     """Every AWM row at the defaults (trust gate on) beside the same row without the gate (and,
-    where it ran, with the first, cautious gate: one update moved a tenth of its way), with the
-    share of policy rounds the gate skipped."""
+    where they ran, with the first, cautious gate: one update moved a tenth of its way, and with
+    the gate also checking the episode in progress), with the share of policy rounds skipped."""
     by = {(r["task"], r["horizon"], r["method"], r["candidate"]): r for r in rows}
     lines = [
         (
             "| task | H | method | ungated | cautious gate | skipping gate (converged) | rounds "
-            "skipped |"
+            "skipped | in-progress check (rounds skipped) |"
         ),
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for which in ("dev", "heldout"):
         for h in HORIZONS:
@@ -396,15 +403,12 @@ def gate_table(rows: list[dict]) -> str:
                     new = by.get((t, h, m, "converged"))
                     if new is None:
                         continue
-                    skipped = (
-                        ""
-                        if "gated_rounds" not in new
-                        else f"{sum(new['gated_rounds']) / max(sum(new['policy_rounds']), 1):.0%}"
-                    )
                     old, cautious = by.get((t, h, m, "ungated")), by.get((t, h, m, "cautious-gate"))
+                    checked = by.get((t, h, m, "in-progress"))
                     lines.append(
                         f"| {t}{' (held out)' if which == 'heldout' else ''} | {h} | {m} | "
-                        f"{cell(old)} | {cell(cautious)} | {cell(new)} | {skipped} |"
+                        f"{cell(old)} | {cell(cautious)} | {cell(new)} | {skipped_share(new)} | "
+                        f"{cell(checked)}{f' ({skipped_share(checked)})' if checked else ''} |"
                     )
     return "\n".join(lines)
 
