@@ -8,7 +8,9 @@
 * :func:`first_action_landscape`: the return and the final state as functions of the first
   action (Figure 4, 1-D); :func:`policy_plane`: the return on a plane through a policy's
   parameters spanned by two filter-normalised random directions (Li et al., 2018);
-* :func:`roughness`: total variation and number of strict local maxima of a curve or surface.
+* :func:`roughness`: total variation and number of strict local maxima of a curve or surface;
+* :func:`model_view` and :func:`model_hides_optimum`: does a fitted model see the best plan
+  found through the simulator, or score it below the policy it has?
 
 Everything is a pure function; grids are evaluated with ``vmap`` in compiled chunks of a fixed
 size (:func:`map_in_chunks`) so memory stays bounded and the last chunk needs no recompilation.
@@ -28,8 +30,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from awmctl.models import AbstractWorldModel, imagine
 from awmctl.normalize import Normalizer
 from awmctl.policies import MarkovPolicy
-from awmctl.rollouts import imagined_return
-from awmctl.tasks import Task, observation, reset_key
+from awmctl.rollouts import imagined_return, predicted_return
+from awmctl.tasks import Task, observation, reset_key, rollout
 
 Progress = Callable[[int, int], None]
 
@@ -347,3 +349,30 @@ def landscape_summaries(
             entry["final_state_mse_vs_simulator"] = float(np.mean(state_errors[i]))
         results[label] = entry
     return results
+
+
+#: below this score a run is worth a diagnosis (the converged defaults' target)
+WELL_SOLVED = 0.95
+
+
+@eqx.filter_jit
+def model_view(
+    model: AbstractWorldModel, task: Task, policy: MarkovPolicy, plan: Float[Array, "H act"]
+) -> dict[str, Float[Array, ""]]:
+    """The model's returns, replayed open loop from the evaluation's start (reset key 0), of the
+    policy's own deterministic episode (``policy``) and of the action sequence ``plan``
+    (``plan``), and the policy's real return (``policy_real``)."""
+    episode = rollout(task, policy.controller(), jax.random.key(0))
+    obs0 = episode.observations[0]
+    return {
+        "policy": predicted_return(model, task, obs0, episode.actions),
+        "plan": predicted_return(model, task, obs0, plan),
+        "policy_real": jnp.sum(episode.rewards),
+    }
+
+
+def model_hides_optimum(model_policy: float, model_plan: float, score: float) -> bool:
+    """Whether a run short of :data:`WELL_SOLVED` is limited by what its model has seen: the model
+    scores the best plan (really better than the policy) below the policy's own episode, so no
+    policy optimiser can find that plan through the model."""
+    return score < WELL_SOLVED and model_plan < model_policy

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from conftest import run
 
-from awmctl import algorithms
+from awmctl import algorithms, make_task
+from awmctl.algorithms.references import ReferenceSettings
 from awmctl.artifacts import load_model, load_policy
+from awmctl.artifacts.references import load_or_compute
+from awmctl.cli.common import references_cache
 
 
 def online_args(out, *extra):
@@ -37,11 +40,18 @@ def online_args(out, *extra):
 
 
 def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, interrupt_after):
+    # references that keep their best plan: the summary reports how the final models score it
+    load_or_compute(
+        make_task("cancer", 8),
+        references_cache(),
+        ReferenceSettings(random_episodes=64, shooting_starts=2, shooting_steps=100),
+    )
     whole = run(*online_args(tmp_path / "whole", "--json"))
     assert whole.exit_code == 0, whole.stderr
     summary = json.loads(whole.stdout)
     assert summary["online"] and summary["seeds"] == 2 and np.isfinite(summary["final_return_mean"])
     assert summary["trust_gate"] == 0.5 and 0 <= summary["gated_fraction"] <= 1
+    assert np.isfinite([summary["model_plan_return"], summary["model_policy_return"]]).all()
     records = [
         json.loads(l) for l in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
     ]
@@ -58,6 +68,9 @@ def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, interrupt_aft
     resumed = run(*online_args(tmp_path / "resumed"))
     assert resumed.exit_code == 0, resumed.stderr
     assert "Resuming from env step 64" in resumed.stderr
+    meta = json.loads((tmp_path / "resumed" / "meta.json").read_text())
+    for key in ("model_plan_return", "model_policy_return"):
+        assert meta["summary"][key] == summary[key]
     again, _, _ = load_policy(tmp_path / "resumed", "final", seed_index=1)
     for a, b in zip(
         jax.tree_util.tree_leaves(eqx.filter(policy, eqx.is_array)),

@@ -4,15 +4,21 @@ import json
 import shutil
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import run
 from lq_task import LinearQuadratic, optimal_return
 
 import awmctl
+from awmctl import analysis
 from awmctl.algorithms import references as algo_refs
 from awmctl.algorithms.references import ReferenceSettings, compute_references
 from awmctl.artifacts import references as cache_refs
+from awmctl.models import SimulatorModel
+from awmctl.policies import build_policy
+from awmctl.tasks import open_loop_return
 
 LQ = "lq_task:LinearQuadratic"
 FAST = ReferenceSettings(
@@ -39,6 +45,25 @@ def test_references_of_a_linear_quadratic_task_match_the_closed_forms():
     assert refs.random == pytest.approx(random_policy_return(task), rel=0.05)
     assert refs.opt == max(refs.plans) and len(refs.plans) == FAST.shooting_starts
     np.testing.assert_allclose(refs.score([refs.random, refs.opt]), [0.0, 1.0])
+    # the best plan's actions are kept: replayed on the task they earn R_opt, and they survive
+    # the cache's round trip
+    plan = jnp.asarray(refs.plan)
+    assert plan.shape == (task.horizon, task.action_size)
+    assert float(open_loop_return(task, plan)) == pytest.approx(refs.opt, rel=1e-5)
+    assert algo_refs.References.from_dict(json.loads(json.dumps(refs.as_dict()))) == refs
+    # through the simulator, a model's view of a plan and of a policy's episode is the truth
+    policy = build_policy(
+        "mlp", task.obs_size, task.action_size, task.horizon, key=jax.random.key(0)
+    )
+    view = analysis.model_view(SimulatorModel(task), task, policy, plan)
+    assert float(view["plan"]) == pytest.approx(refs.opt, rel=1e-5)
+    assert float(view["policy"]) == pytest.approx(float(view["policy_real"]), rel=1e-5)
+
+
+def test_a_model_hides_the_optimum_only_when_it_scores_the_plan_below_the_policy_short_of_it():
+    assert analysis.model_hides_optimum(model_policy=3000.0, model_plan=1446.0, score=0.5)
+    assert not analysis.model_hides_optimum(model_policy=3000.0, model_plan=4900.0, score=0.5)
+    assert not analysis.model_hides_optimum(model_policy=3000.0, model_plan=1446.0, score=0.97)
 
 
 def test_the_cache_returns_what_was_computed_and_never_computes_twice(tmp_path, monkeypatch):

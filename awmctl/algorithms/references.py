@@ -24,6 +24,7 @@ from awmctl.algorithms.base import run
 from awmctl.algorithms.bpo import BPO, BPOConfig, BPOState
 from awmctl.errors import BadInputError
 from awmctl.models import SimulatorModel
+from awmctl.policies import MarkovPolicy
 from awmctl.rollouts import collect, random_controller
 from awmctl.tasks import Task, rollout
 
@@ -57,6 +58,9 @@ class References:
     #: every plan's final return (the first from a = 0)
     plans: tuple[float, ...]
     settings: ReferenceSettings
+    #: the best plan's actions, one row per step (None in entries made before awmctl kept them):
+    #: what a fitted world model is asked to score to tell whether it sees the optimum
+    plan: tuple[tuple[float, ...], ...] | None = None
 
     def score(self, returns: Any) -> np.ndarray:
         """Normalised score of one return or an array of them."""
@@ -73,15 +77,18 @@ class References:
             "opt": self.opt,
             "plans": list(self.plans),
             "settings": dataclasses.asdict(self.settings),
+            **({} if self.plan is None else {"plan": [list(step) for step in self.plan]}),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> References:
+        plan = d.get("plan")
         return cls(
             float(d["random"]),
             float(d["opt"]),
             tuple(d["plans"]),
             ReferenceSettings(**d["settings"]),
+            None if plan is None else tuple(tuple(float(a) for a in step) for step in plan),
         )
 
 
@@ -99,6 +106,19 @@ def multi_start(
     ``spread > 0`` starts every policy but the first from randomly perturbed parameters (open-loop
     plans start at a = 0 for every seed otherwise): a multi-start optimiser.
     """
+    return shoot(task, world, kind, observations, config, starts, spread)[0]
+
+
+def shoot(
+    task: Task,
+    world: Any,
+    kind: str,
+    observations: Float[Array, "N T obs"],
+    config: BPOConfig,
+    starts: int,
+    spread: float = 0.0,
+) -> tuple[np.ndarray, MarkovPolicy]:
+    """:func:`multi_start`'s returns, and the final policy of the start with the best one."""
     bpo = BPO(task, world, kind, observations, config)
     state = bpo.init(range(starts))
     if spread:
@@ -113,8 +133,10 @@ def multi_start(
             jax.tree_util.tree_map(perturb, state.params), state.opt_state, state.key, state.step
         )
     last: dict[str, np.ndarray] = {}
-    run(bpo, state, on_chunk=lambda state, best, metrics: last.update(metrics))
-    return np.asarray(last["eval/eval_return"], np.float64)
+    state, _ = run(bpo, state, on_chunk=lambda state, best, metrics: last.update(metrics))
+    returns = np.asarray(last["eval/eval_return"], np.float64)
+    best = int(np.argmax(returns))
+    return returns, bpo.policy(jax.tree_util.tree_map(lambda x: x[best], bpo.params(state)))
 
 
 def compute_references(task: Task, settings: ReferenceSettings | None = None) -> References:
@@ -135,7 +157,7 @@ def compute_references(task: Task, settings: ReferenceSettings | None = None) ->
     # An episode from the evaluation's own start (true_return resets with key 0): the plans are
     # made for the start they are scored from (the same for every episode of a built-in task).
     at_eval_start = rollout(task, random_controller(task), jax.random.key(0)).observations[None]
-    plans = multi_start(
+    plans, best = shoot(
         task,
         SimulatorModel(task),
         "open-loop",
@@ -144,7 +166,14 @@ def compute_references(task: Task, settings: ReferenceSettings | None = None) ->
         settings.shooting_starts,
         spread=settings.spread,
     )
-    return References(random, float(plans.max()), tuple(float(p) for p in plans), settings)
+    actions = np.asarray(rollout(task, best.controller(), jax.random.key(0)).actions, np.float64)
+    return References(
+        random,
+        float(plans.max()),
+        tuple(float(p) for p in plans),
+        settings,
+        tuple(tuple(float(a) for a in step) for step in actions),
+    )
 
 
-__all__ = ["ReferenceSettings", "References", "compute_references", "multi_start"]
+__all__ = ["ReferenceSettings", "References", "compute_references", "multi_start", "shoot"]

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import typer
 
-from awmctl import artifacts
+from awmctl import analysis, artifacts
 from awmctl.algorithms import (
     AGENT_SPECS,
     BPO,
@@ -659,6 +659,7 @@ def _online(
         gated = outcome.final("train/gated_rounds").mean()
         summary["gated_fraction"] = round(float(gated) / max(rounds, 1), 3)
     if spec.trainable:
+        summary.update(_model_view(outcome, algorithm, the_task))
         _save_online_model(outcome, algorithm, the_task, target.seeds[0])
     _finish(
         outcome,
@@ -670,6 +671,28 @@ def _online(
         online=algorithm.config.__dict__,
     )
     return summary
+
+
+def _model_view(outcome: Outcome, algorithm: OnlineBPO, task: Task) -> dict[str, float]:
+    """The final models' returns (mean over seeds) of the final policy's episode and of the best
+    plan of the task's references, when the references keep that plan."""
+    refs = load_references(task, references_cache())
+    if refs is None or refs.plan is None:
+        return {}
+    plan = jnp.asarray(refs.plan, jnp.float32)
+    views = [
+        analysis.model_view(
+            algorithm.model(seed_slice(outcome.state.model, i)),
+            task,
+            algorithm.policy(seed_slice(outcome.params, i)),
+            plan,
+        )
+        for i in range(jax.tree_util.tree_leaves(outcome.params)[0].shape[0])
+    ]
+    return {
+        "model_policy_return": float(np.mean([v["policy"] for v in views])),
+        "model_plan_return": float(np.mean([v["plan"] for v in views])),
+    }
 
 
 def _save_online_model(outcome: Outcome, algorithm: OnlineBPO, task: Task, seed: int) -> None:
@@ -777,6 +800,19 @@ def _finish(
             "world model kept over-predicting the return of the policy's own episodes, so the "
             "model, not the policy optimiser, limits this result (a larger model, --model-lr, or "
             "more --env-steps may help).",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if "model_plan_return" in summary and analysis.model_hides_optimum(
+        summary["model_policy_return"], summary["model_plan_return"], summary["score"]
+    ):
+        err_console.print(
+            f"The world model scores the best plan found through the simulator (R_opt "
+            f"{summary['R_opt']:.4g}) at {summary['model_plan_return']:.4g}, below the "
+            f"{summary['model_policy_return']:.4g} it gives the policy's own episodes: it has not "
+            "seen the states that plan reaches, so no policy optimiser finds the plan through it. "
+            "Data from there would (more --env-steps, or a policy that explores); more policy "
+            "updates would not.",
             highlight=False,
             soft_wrap=True,
         )

@@ -70,6 +70,9 @@ def references_command(
     optimize-policy summary on the same task, horizon and parameters reports score = (R -
     R_random) / (R_opt - R_random): 0 is random, 1 the best plan found. Cached under
     AWMCTL_CACHE_DIR (default ~/.cache/awmctl), one entry per task, horizon, parameters and source.
+    The best plan's actions are kept too: an online run through a world model then reports how its
+    final models score that plan beside the policy's own episode, and says when the model cannot
+    see the optimum (an entry made before awmctl kept plans has none: --recompute).
     """
     the_task = make_task(task, horizon, parse_task_params(task_param))
     settings = ReferenceSettings(episodes, starts, steps, lr)
