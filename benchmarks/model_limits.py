@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from awmctl.algorithms.base import run
-from awmctl.algorithms.bpo import BPO, BPOConfig
+from awmctl.algorithms.bpo import BPOConfig
+from awmctl.algorithms.references import shoot
 from awmctl.artifacts.models import load_model
 from awmctl.artifacts.policies import load_policy
 from awmctl.models import SimulatorModel, imagine
@@ -49,12 +49,11 @@ DEFAULT_RUNS = "benchmarks/results/defaults/runs/*-awm-*-converged"
 
 
 def best_plan(task: Task) -> jax.Array:
-    """Actions of the open-loop plan direct shooting finds through the simulator from a = 0."""
+    """Actions of the open-loop plan direct shooting finds through the simulator from a = 0 (the
+    references' first plan)."""
     start = rollout(task, random_controller(task), jax.random.key(0)).observations[None]
     config = BPOConfig(steps=2000, lr=1e-2, entropy=0.0, policy_input_grad="full", log_every=500)
-    bpo = BPO(task, SimulatorModel(task), "open-loop", start, config)
-    state, _ = run(bpo, bpo.init([0]))
-    plan = bpo.policy(jax.tree_util.tree_map(lambda x: x[0], bpo.params(state)))
+    _, plan = shoot(task, SimulatorModel(task), "open-loop", start, config, starts=1)
     return rollout(task, plan.controller(), jax.random.key(0)).actions
 
 
