@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from conftest import run
 
-from awmctl import algorithms
-from awmctl.artifacts import load_policy
+from awmctl import algorithms, analysis
+from awmctl.algorithms.references import ReferenceSettings
+from awmctl.artifacts import load_model, load_policy
+from awmctl.artifacts.references import load_or_compute
+from awmctl.cli.common import references_cache
 from awmctl.models import SimulatorModel
 from awmctl.policies import build_policy
 from awmctl.rollouts import (
@@ -224,6 +227,12 @@ def test_bpo_through_a_fitted_model_uses_the_direct_path_by_default(tmp_path):
         tmp_path / "m",
     )
     assert fitted.exit_code == 0, fitted.stderr
+    # references that keep their best plan: the summary says how the model scores it
+    refs = load_or_compute(
+        make_task("cancer", 8),
+        references_cache(),
+        ReferenceSettings(random_episodes=64, shooting_starts=2, shooting_steps=100),
+    )
     result = run(
         "optimize-policy",
         "--model",
@@ -245,6 +254,12 @@ def test_bpo_through_a_fitted_model_uses_the_direct_path_by_default(tmp_path):
         np.isfinite(summary["final_return_mean"])
         and -1.0 <= summary["final_grad_cosine_mean"] <= 1.0
     )
+    # the model's view, recomputed from what the run and the fit left on disk
+    model, task, _ = load_model(tmp_path / "m")
+    policy, _, _ = load_policy(tmp_path / "p", "final")
+    view = analysis.model_view(model, task, policy, jnp.asarray(refs.plan, jnp.float32))
+    assert summary["model_plan_return"] == pytest.approx(float(view["plan"]), rel=1e-6)
+    assert summary["model_policy_return"] == pytest.approx(float(view["policy"]), rel=1e-6)
     result = run(
         "optimize-policy", "--model", tmp_path / "m", "--task", "bacteria", "--out", tmp_path / "q"
     )

@@ -5,6 +5,7 @@ mode and agent has its own options; an option that does not apply is refused."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, get_args, no_type_check
 
@@ -53,8 +54,14 @@ from awmctl.cli.driver import Outcome, open_run, seed_mode, train
 from awmctl.cli.local_processes import run_locally
 from awmctl.cli.reruns import idempotent
 from awmctl.errors import BadInputError
-from awmctl.models import SIMULATOR, PolicyInputGrad, build_model, model_spec
-from awmctl.policies import POLICIES, POLICY_SPECS
+from awmctl.models import (
+    SIMULATOR,
+    AbstractWorldModel,
+    PolicyInputGrad,
+    build_model,
+    model_spec,
+)
+from awmctl.policies import POLICIES, POLICY_SPECS, MarkovPolicy
 from awmctl.rollouts import collect, random_controller
 from awmctl.stats import ci95
 from awmctl.tasks import (
@@ -554,6 +561,15 @@ def _offline(
         **_returns(outcome, the_task),
         "final_grad_cosine_mean": float(np.mean(outcome.final("train/grad_cosine"))),
     }
+    if model != SIMULATOR:
+        summary.update(
+            _model_view(
+                the_task,
+                lambda i: world,
+                lambda i: algorithm.policy(seed_slice(outcome.params, i)),
+                len(target.seeds),
+            )
+        )
     _finish(
         outcome,
         algorithm.template,
@@ -659,7 +675,14 @@ def _online(
         gated = outcome.final("train/gated_rounds").mean()
         summary["gated_fraction"] = round(float(gated) / max(rounds, 1), 3)
     if spec.trainable:
-        summary.update(_model_view(outcome, algorithm, the_task))
+        summary.update(
+            _model_view(
+                the_task,
+                lambda i: algorithm.model(seed_slice(outcome.state.model, i)),
+                lambda i: algorithm.policy(seed_slice(outcome.params, i)),
+                len(target.seeds),
+            )
+        )
         _save_online_model(outcome, algorithm, the_task, target.seeds[0])
     _finish(
         outcome,
@@ -673,22 +696,19 @@ def _online(
     return summary
 
 
-def _model_view(outcome: Outcome, algorithm: OnlineBPO, task: Task) -> dict[str, float]:
-    """The final models' returns (mean over seeds) of the final policy's episode and of the best
-    plan of the task's references, when the references keep that plan."""
+def _model_view(
+    task: Task,
+    model_of: Callable[[int], AbstractWorldModel],
+    policy_of: Callable[[int], MarkovPolicy],
+    seeds: int,
+) -> dict[str, float]:
+    """How the final model(s) score the final policy's own episode and the best plan of the
+    task's references (means over seeds), when the references keep that plan."""
     refs = load_references(task, references_cache())
     if refs is None or refs.plan is None:
         return {}
     plan = jnp.asarray(refs.plan, jnp.float32)
-    views = [
-        analysis.model_view(
-            algorithm.model(seed_slice(outcome.state.model, i)),
-            task,
-            algorithm.policy(seed_slice(outcome.params, i)),
-            plan,
-        )
-        for i in range(jax.tree_util.tree_leaves(outcome.params)[0].shape[0])
-    ]
+    views = [analysis.model_view(model_of(i), task, policy_of(i), plan) for i in range(seeds)]
     return {
         "model_policy_return": float(np.mean([v["policy"] for v in views])),
         "model_plan_return": float(np.mean([v["plan"] for v in views])),
