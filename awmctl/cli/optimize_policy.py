@@ -829,7 +829,7 @@ def _finish(
         err_console.print(
             f"The world model scores the best plan found through the simulator (R_opt "
             f"{summary['R_opt']:.4g}) at {summary['model_plan_return']:.4g}, below the "
-            f"{summary['model_policy_return']:.4g} it gives the policy's own episodes: it has not "
+            f"{summary['model_policy_return']:.4g} it gives the policy's own episode: it has not "
             "seen the states that plan reaches, so no policy optimiser finds the plan through it. "
             "Data from there would (more --env-steps, or a policy that explores); more policy "
             "updates would not.",
