@@ -9,8 +9,9 @@
   action (Figure 4, 1-D); :func:`policy_plane`: the return on a plane through a policy's
   parameters spanned by two filter-normalised random directions (Li et al., 2018);
 * :func:`roughness`: total variation and number of strict local maxima of a curve or surface;
-* :func:`model_view` and :func:`model_hides_optimum`: does a fitted model see the best plan
-  found through the simulator, or score it below the policy it has?
+* :func:`model_view`, :func:`model_hides_optimum` and :func:`model_overpromises`: does a fitted
+  model see the best plan found through the simulator (or score it below the policy it has), and
+  does it promise the policy more than the task pays?
 
 Everything is a pure function; grids are evaluated with ``vmap`` in compiled chunks of a fixed
 size (:func:`map_in_chunks`) so memory stays bounded and the last chunk needs no recompilation.
@@ -376,3 +377,17 @@ def model_hides_optimum(model_policy: float, model_plan: float, score: float) ->
     scores the best plan (really better than the policy) below the policy's own episode, so no
     policy optimiser can find that plan through the model."""
     return score < WELL_SOLVED and model_plan < model_policy
+
+
+#: how much more than the task pays a model may promise a policy (in units of R_opt - R_random)
+#: before a run short of :data:`WELL_SOLVED` is said to exploit it
+OVERPROMISE = 0.05
+
+
+def model_overpromises(
+    model_policy: float, real_policy: float, r_random: float, r_opt: float, score: float
+) -> bool:
+    """Whether a run short of :data:`WELL_SOLVED` has a policy exploiting its model: the model
+    promises the policy's own episode more than the task pays for it, by more than
+    :data:`OVERPROMISE` of the span between a random policy and the best plan."""
+    return score < WELL_SOLVED and model_policy - real_policy > OVERPROMISE * (r_opt - r_random)

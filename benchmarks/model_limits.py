@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from awmctl import analysis
 from awmctl.algorithms.bpo import BPOConfig
 from awmctl.algorithms.references import shoot
 from awmctl.artifacts.models import load_model
@@ -93,20 +94,35 @@ def diagnose(directory: Path) -> dict:
     }
 
 
-def report(rows: list[dict]) -> str:
+def verdict(r: dict, rows_dir: Path) -> str:
+    """awmctl's own diagnosis of the run (the summary's line), from its row's references."""
+    row_file = rows_dir / f"{r['run']}.json"
+    if not row_file.exists():
+        return ""
+    row = json.loads(row_file.read_text())
+    p, q = r["policy"], r["plan"]
+    score = (p["real"] - row["R_random"]) / (row["R_opt"] - row["R_random"])
+    if analysis.model_overpromises(p["model"], p["real"], row["R_random"], row["R_opt"], score):
+        return f"{score:.3f}: exploits the model"
+    if analysis.model_hides_optimum(p["model"], q["model"], score):
+        return f"{score:.3f}: the model hides the optimum"
+    return f"{score:.3f}"
+
+
+def report(rows: list[dict], rows_dir: Path) -> str:
     lines = [
         (
             "| run | policy: real / model | best plan: real / model | largest state: policy / plan"
-            " | model's worst state error on the plan |"
+            " | model's worst state error on the plan | seed 0's score: diagnosis |"
         ),
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         p, q = r["policy"], r["plan"]
         lines.append(
             f"| {r['run']} | {p['real']:.4g} / {p['model']:.4g} | {q['real']:.4g} / "
             f"{q['model']:.4g} | {p['max_state']:.4g} / {q['max_state']:.4g} | "
-            f"{q['max_state_error']:.3g} |"
+            f"{q['max_state_error']:.3g} | {verdict(r, rows_dir)} |"
         )
     return "\n".join(lines)
 
@@ -115,6 +131,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="A glob of online run directories.")
     parser.add_argument("--out", default="benchmarks/results/model_limits.jsonl")
+    parser.add_argument(
+        "--rows",
+        default="benchmarks/results/defaults/rows",
+        help="The runs' benchmark rows (their references give each run's score and diagnosis).",
+    )
     parser.add_argument("--report", action="store_true", help="Only print the table.")
     parser.add_argument(
         "--doc", default="", help="Also write the table into this file's marked section."
@@ -130,7 +151,7 @@ def main() -> None:
             print(f"diagnosing {d.name}", file=sys.stderr)
             rows.append(diagnose(d))
             atomic_write(out, "".join(json.dumps(r) + "\n" for r in rows))
-    table = report(sorted(rows, key=lambda r: r["run"]))
+    table = report(sorted(rows, key=lambda r: r["run"]), Path(args.rows))
     print(table)
     if args.doc:
         replace_section(Path(args.doc), "limits", table, tag="defaults")

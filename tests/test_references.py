@@ -66,6 +66,16 @@ def test_a_model_hides_the_optimum_only_when_it_scores_the_plan_below_the_policy
     assert not analysis.model_hides_optimum(model_policy=3000.0, model_plan=1446.0, score=0.97)
 
 
+def test_a_model_overpromises_when_it_promises_the_policy_more_than_the_task_pays():
+    # invasive-plant at H = 100 through the LSTM AWM: promised -18.9, paid -31.9
+    span = {"r_random": -35.0, "r_opt": -11.0}
+    assert analysis.model_overpromises(-18.9, -31.9, **span, score=-0.8)
+    # the model's error within 5% of the span, or pessimistic, or the run well solved: no
+    assert not analysis.model_overpromises(-31.0, -31.9, **span, score=-0.8)
+    assert not analysis.model_overpromises(-40.0, -31.9, **span, score=-0.8)
+    assert not analysis.model_overpromises(-18.9, -31.9, **span, score=0.96)
+
+
 def test_the_cache_returns_what_was_computed_and_never_computes_twice(tmp_path, monkeypatch):
     task = awmctl.make_task("cancer", 6)
     first = cache_refs.load_or_compute(task, tmp_path, FAST)

@@ -823,8 +823,21 @@ def _finish(
             highlight=False,
             soft_wrap=True,
         )
-    if "model_plan_return" in summary and analysis.model_hides_optimum(
-        summary["model_policy_return"], summary["model_plan_return"], summary["score"]
+    overpromises = "model_policy_return" in summary and analysis.model_overpromises(
+        summary["model_policy_return"],
+        summary["final_return_mean"],
+        summary["R_random"],
+        summary["R_opt"],
+        summary["score"],
+    )
+    # a model that overpromises the policy is wrong where the policy goes: that, not the plan it
+    # cannot see, is what to say
+    if (
+        "model_plan_return" in summary
+        and not overpromises
+        and analysis.model_hides_optimum(
+            summary["model_policy_return"], summary["model_plan_return"], summary["score"]
+        )
     ):
         err_console.print(
             f"The world model scores the best plan found through the simulator (R_opt "
@@ -833,6 +846,16 @@ def _finish(
             "seen the states that plan reaches, so no policy optimiser finds the plan through it. "
             "Data from there would (more --env-steps, or a policy that explores); more policy "
             "updates would not.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if overpromises:
+        err_console.print(
+            "The world model promises the policy's own episode "
+            f"{summary['model_policy_return']:.4g} and the task pays "
+            f"{summary['final_return_mean']:.4g}: the policy exploits the "
+            "model's errors. A better model of where the policy goes would help (more "
+            "--env-steps, or fitting longer); so may a stricter --trust-gate online.",
             highlight=False,
             soft_wrap=True,
         )
