@@ -221,3 +221,19 @@ def test_reference_settings_are_checked():
     assert result.exit_code == 2 and "at least 1" in result.stderr
     with pytest.raises(awmctl.errors.BadInputError):
         algo_refs.ReferenceSettings(shooting_lr=0.0).check()
+
+
+def test_a_summary_names_one_limit_exploitation_before_a_hidden_optimum():
+    from awmctl.cli.optimize_policy import _diagnosis
+
+    summary = {"score": 0.5, "R_random": 0.0, "R_opt": 100.0, "final_return_mean": 50.0}
+    # promised 70 for a policy paid 50, the plan scored 40: the policy exploits the model
+    exploits = _diagnosis({**summary, "model_policy_return": 70.0, "model_plan_return": 40.0})
+    assert len(exploits) == 1 and "exploits the model's errors" in exploits[0]
+    # the policy scored about right, the plan below it: the model hides the optimum
+    hides = _diagnosis({**summary, "model_policy_return": 51.0, "model_plan_return": 40.0})
+    assert len(hides) == 1 and "has not seen the states that plan reaches" in hides[0]
+    # well solved, or the plan scored above the policy: nothing to say
+    well = {"score": 0.97, "model_policy_return": 70.0, "model_plan_return": 40.0}
+    assert _diagnosis({**summary, **well}) == []
+    assert _diagnosis({**summary, "model_policy_return": 51.0, "model_plan_return": 90.0}) == []

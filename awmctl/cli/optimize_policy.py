@@ -814,51 +814,8 @@ def _finish(
     err_console.print(
         summary_table(f"Optimised {template.name} policy -> {summary['out']}", summary)
     )
-    if summary.get("gated_fraction", 0) >= 0.5:
-        err_console.print(
-            f"The trust gate skipped {summary['gated_fraction']:.0%} of the policy rounds: the "
-            "world model kept over-predicting the return of the policy's own episodes, so the "
-            "model, not the policy optimiser, limits this result (a larger model, --model-lr, or "
-            "more --env-steps may help).",
-            highlight=False,
-            soft_wrap=True,
-        )
-    overpromises = "model_policy_return" in summary and analysis.model_overpromises(
-        summary["model_policy_return"],
-        summary["final_return_mean"],
-        summary["R_random"],
-        summary["R_opt"],
-        summary["score"],
-    )
-    # a model that overpromises the policy is wrong where the policy goes: that, not the plan it
-    # cannot see, is what to say
-    if (
-        "model_plan_return" in summary
-        and not overpromises
-        and analysis.model_hides_optimum(
-            summary["model_policy_return"], summary["model_plan_return"], summary["score"]
-        )
-    ):
-        err_console.print(
-            f"The world model scores the best plan found through the simulator (R_opt "
-            f"{summary['R_opt']:.4g}) at {summary['model_plan_return']:.4g}, below the "
-            f"{summary['model_policy_return']:.4g} it gives the policy's own episode: it has not "
-            "seen the states that plan reaches, so no policy optimiser finds the plan through it. "
-            "Data from there would (more --env-steps, or a policy that explores); more policy "
-            "updates would not.",
-            highlight=False,
-            soft_wrap=True,
-        )
-    if overpromises:
-        err_console.print(
-            "The world model promises the policy's own episode "
-            f"{summary['model_policy_return']:.4g} and the task pays "
-            f"{summary['final_return_mean']:.4g}: the policy exploits the "
-            "model's errors. A better model of where the policy goes would help (more "
-            "--env-steps, or fitting longer); so may a stricter --trust-gate online.",
-            highlight=False,
-            soft_wrap=True,
-        )
+    for line in _diagnosis(summary):
+        err_console.print(line, highlight=False, soft_wrap=True)
     if "score" not in summary:
         err_console.print(
             f"No score: compute this task's references once with `awmctl references --task "
@@ -868,3 +825,43 @@ def _finish(
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _diagnosis(summary: dict[str, Any]) -> list[str]:
+    """What limits the result, in words, from the summary's numbers: the trust gate shut at least
+    half the rounds; the policy exploits its model; or the model cannot see the best plan (said
+    only when the model does not overpromise the policy: then it is wrong where the policy goes,
+    and that is what to say)."""
+    lines = []
+    if summary.get("gated_fraction", 0) >= 0.5:
+        lines.append(
+            f"The trust gate skipped {summary['gated_fraction']:.0%} of the policy rounds: the "
+            "world model kept over-predicting the return of the policy's own episodes, so the "
+            "model, not the policy optimiser, limits this result (a larger model, --model-lr, or "
+            "more --env-steps may help)."
+        )
+    if "model_plan_return" not in summary or "score" not in summary:
+        return lines
+    promised, plan = summary["model_policy_return"], summary["model_plan_return"]
+    if analysis.model_overpromises(
+        promised,
+        summary["final_return_mean"],
+        summary["R_random"],
+        summary["R_opt"],
+        summary["score"],
+    ):
+        lines.append(
+            f"The world model promises the policy's own episode {promised:.4g} and the task pays "
+            f"{summary['final_return_mean']:.4g}: the policy exploits the model's errors. A "
+            "better model of where the policy goes would help (more --env-steps, or fitting "
+            "longer); so may a stricter --trust-gate online."
+        )
+    elif analysis.model_hides_optimum(promised, plan, summary["score"]):
+        lines.append(
+            f"The world model scores the best plan found through the simulator (R_opt "
+            f"{summary['R_opt']:.4g}) at {plan:.4g}, below the {promised:.4g} it gives the "
+            "policy's own episode: it has not seen the states that plan reaches, so no policy "
+            "optimiser finds the plan through it. Data from there would (more --env-steps, or a "
+            "policy that explores); more policy updates would not."
+        )
+    return lines
