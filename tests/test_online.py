@@ -44,7 +44,7 @@ def test_online_loop_runs_end_to_end_and_resumes_exactly(tmp_path, interrupt_aft
     load_or_compute(
         make_task("cancer", 8),
         references_cache(),
-        ReferenceSettings(random_episodes=64, shooting_starts=2, shooting_steps=100),
+        ReferenceSettings(random_episodes=16, shooting_starts=1, shooting_steps=20),
     )
     whole = run(*online_args(tmp_path / "whole", "--json"))
     assert whole.exit_code == 0, whole.stderr
