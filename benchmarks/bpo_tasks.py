@@ -42,7 +42,7 @@ from awmctl import (
     random_controller,
 )
 from awmctl.algorithms import run, seed_keys, split_episodes
-from awmctl.algorithms.references import multi_start
+from awmctl.algorithms.references import shoot
 from awmctl.models import TRAINABLE
 from awmctl.stats import ci95
 
@@ -51,8 +51,8 @@ def train_policies(
     task, world, kind: str, observations, config: BPOConfig, seeds: int, spread: float = 0.0
 ) -> np.ndarray:
     """Final eval return of each seed's deterministic policy after ``config.steps`` updates
-    (``spread > 0``: a multi-start optimiser; :func:`awmctl.algorithms.references.multi_start`)."""
-    return multi_start(task, world, kind, observations, config, seeds, spread)
+    (``spread > 0``: a multi-start optimiser; :func:`awmctl.algorithms.references.shoot`)."""
+    return shoot(task, world, kind, observations, config, seeds, spread)[0]
 
 
 def fit(task, name: str, episodes, steps: int):

@@ -59,23 +59,16 @@ def best_plan(task: Task) -> jax.Array:
 
 
 def replay(model, task: Task, obs0: jax.Array, actions: jax.Array) -> dict[str, float]:
-    """Real and model returns of one action sequence, and the model's worst state error."""
-    real = rollout_open_loop(task, obs0, actions)
+    """Real and model returns of one action sequence (the task from reset key 0, the evaluation's
+    start), and the model's worst state error along it."""
+    real = rollout(task, lambda obs, k, key: actions[k], jax.random.key(0))
     predicted = imagine(model, obs0, actions)
     return {
-        "real": float(jnp.sum(real["rewards"])),
+        "real": float(jnp.sum(real.rewards)),
         "model": float(predicted_return(model, task, obs0, actions)),
-        "max_state": float(jnp.max(jnp.abs(real["observations"][:, :-1]))),
-        "max_state_error": float(
-            jnp.max(jnp.abs(predicted[:, :-1] - real["observations"][1:, :-1]))
-        ),
+        "max_state": float(jnp.max(jnp.abs(real.observations[:, :-1]))),
+        "max_state_error": float(jnp.max(jnp.abs(predicted[:, :-1] - real.observations[1:, :-1]))),
     }
-
-
-def rollout_open_loop(task: Task, obs0: jax.Array, actions: jax.Array) -> dict[str, jax.Array]:
-    """The real task driven by a fixed action sequence (reset key 0: the evaluation's start)."""
-    episode = rollout(task, lambda obs, k, key: actions[k], jax.random.key(0))
-    return {"rewards": episode.rewards, "observations": episode.observations}
 
 
 def diagnose(directory: Path) -> dict:

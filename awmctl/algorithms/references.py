@@ -92,23 +92,6 @@ class References:
         )
 
 
-def multi_start(
-    task: Task,
-    world: Any,
-    kind: str,
-    observations: Float[Array, "N T obs"],
-    config: BPOConfig,
-    starts: int,
-    spread: float = 0.0,
-) -> np.ndarray:
-    """Final eval return of each of ``starts`` policies trained by BPO for ``config.steps`` updates.
-
-    ``spread > 0`` starts every policy but the first from randomly perturbed parameters (open-loop
-    plans start at a = 0 for every seed otherwise): a multi-start optimiser.
-    """
-    return shoot(task, world, kind, observations, config, starts, spread)[0]
-
-
 def shoot(
     task: Task,
     world: Any,
@@ -118,7 +101,12 @@ def shoot(
     starts: int,
     spread: float = 0.0,
 ) -> tuple[np.ndarray, MarkovPolicy]:
-    """:func:`multi_start`'s returns, and the final policy of the start with the best one."""
+    """Final eval return of each of ``starts`` policies trained by BPO for ``config.steps`` updates,
+    and the final policy of the start with the best one.
+
+    ``spread > 0`` starts every policy but the first from randomly perturbed parameters (open-loop
+    plans start at a = 0 for every seed otherwise): a multi-start optimiser.
+    """
     bpo = BPO(task, world, kind, observations, config)
     state = bpo.init(range(starts))
     if spread:
@@ -176,4 +164,4 @@ def compute_references(task: Task, settings: ReferenceSettings | None = None) ->
     )
 
 
-__all__ = ["ReferenceSettings", "References", "compute_references", "multi_start", "shoot"]
+__all__ = ["ReferenceSettings", "References", "compute_references", "shoot"]
