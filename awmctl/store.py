@@ -20,6 +20,7 @@ error reading the arrays is reported as a damaged directory, not a traceback.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import importlib.metadata
 import json
@@ -27,7 +28,7 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ import jax
 import numpy as np
 
 from awmctl.errors import BadInputError, RunFailedError
+from awmctl.tasks import task_identity
 
 #: the layout of output directories; a directory of another format is refused, naming the
 #: awmctl that wrote it (format 1: every version so far)
@@ -381,6 +383,27 @@ def differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> li
     return found
 
 
+def comparable_config(
+    config: dict[str, Any], added: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A run's config as resuming compares it: a setting named in ``added`` (a dotted key, e.g.
+    ``online.trust_check``, mapped to the value runs had before awmctl recorded it) that the
+    config lacks is filled in, and the task is compared by :func:`awmctl.tasks.task_identity`.
+    So a run left unfinished by an older awmctl, or started from another checkout of the same task
+    file, resumes; a run whose numbers would differ does not."""
+    config = copy.deepcopy(config)
+    for dotted, value in (added or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf not in node:
+            node[leaf] = value
+    if isinstance(config.get("task"), dict):
+        config["task"] = task_identity(config["task"])
+    return config
+
+
 class ResumableRun:
     """The working directory of a long command that can resume after being killed.
 
@@ -388,21 +411,29 @@ class ResumableRun:
     ``metrics.jsonl``, a ``meta.json`` with ``"status": "running"`` and the run's config). Only
     :meth:`finish` moves it to ``OUT``, so ``OUT`` never looks complete while it is not. Rerunning
     the same command finds ``OUT.partial`` and continues from its latest checkpoint; a different
-    config is refused unless ``overwrite`` (which starts over).
+    config is refused unless ``overwrite`` (which starts over); configs are compared by
+    :func:`comparable_config`, with the settings ``added`` since earlier versions.
     """
 
     def __init__(
-        self, out: str | os.PathLike, kind: str, config: dict[str, Any], overwrite: bool = False
+        self,
+        out: str | os.PathLike,
+        kind: str,
+        config: dict[str, Any],
+        overwrite: bool = False,
+        added: Mapping[str, Any] | None = None,
     ):
         self.out = check_output_dir(out, overwrite).absolute()
         self.lock = OutputLock(self.out)  # before the working directory is read or touched
         try:
-            self._open(kind, config, overwrite)
+            self._open(kind, config, overwrite, added)
         except BaseException:
             self.lock.release()
             raise
 
-    def _open(self, kind: str, config: dict[str, Any], overwrite: bool) -> None:
+    def _open(
+        self, kind: str, config: dict[str, Any], overwrite: bool, added: Mapping[str, Any] | None
+    ) -> None:
         import orbax.checkpoint as ocp
 
         self.work = self.out.with_name(self.out.name + ".partial")
@@ -412,12 +443,14 @@ class ResumableRun:
         self._closed = False
         if self.work.exists():
             previous = self._previous_config()
-            if previous == self.config and not overwrite:
+            if previous is not None:
+                previous = comparable_config(previous, added)
+            if previous == comparable_config(self.config, added) and not overwrite:
                 self.resuming = True
             elif overwrite or previous is None:
                 shutil.rmtree(self.work)
             else:
-                changed = differing_keys(previous, self.config)
+                changed = differing_keys(previous, comparable_config(self.config, added))
                 raise BadInputError(
                     f"{self.work} holds an unfinished run with other settings "
                     f"({', '.join(changed)}); rerun with the same arguments to resume it, or pass "

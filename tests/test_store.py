@@ -95,3 +95,32 @@ def test_failed_write_leaves_nothing_and_keeps_the_old_directory(tmp_path):
         raise RuntimeError("killed")
     assert (out / "keep").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_run_resumes_across_added_settings_and_checkouts_but_not_other_numbers(tmp_path):
+    """An unfinished run resumes when its config differs only in what does not change its
+    numbers: a setting added since (at the value older runs had) or the directory its task
+    file lies in. A changed value, or a task file with other content, is refused by name."""
+    task = {"name": "mine", "source": "/old/checkout/mine.py:Mine", "fingerprint": "sha256 aa"}
+    old = {"task": task, "online": {"policy_lr": 1e-3}}
+    added = {"online.trust_check": "completed", "bpo.seed_mode": "vmap"}  # no bpo: not filled
+    store.ResumableRun(tmp_path / "run", "policy", old).close()
+
+    def reopen(online, source="/new/place/mine.py:Mine", fingerprint="sha256 aa"):
+        config = {"task": {**task, "source": source, "fingerprint": fingerprint}, "online": online}
+        run = store.ResumableRun(tmp_path / "run", "policy", config, added=added)
+        run.close()
+        return run.resuming
+
+    assert reopen({"policy_lr": 1e-3, "trust_check": "completed"})
+    with pytest.raises(BadInputError, match=r"other settings \(online\.trust_check\)"):
+        reopen({"policy_lr": 1e-3, "trust_check": "in-progress"})
+    # The refused attempt left the run untouched; a file of other content is another task.
+    with pytest.raises(BadInputError, match=r"other settings \(task\.fingerprint\)"):
+        reopen({"policy_lr": 1e-3, "trust_check": "completed"}, fingerprint="sha256 bb")
+    with pytest.raises(BadInputError, match=r"other settings \(task\.source\)"):
+        reopen({"policy_lr": 1e-3, "trust_check": "completed"}, source="/new/theirs.py:Mine")
+    assert store.comparable_config(old, added) == {
+        "task": {**task, "source": "mine.py:Mine"},
+        "online": {"policy_lr": 1e-3, "trust_check": "completed"},
+    }

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from awmctl.algorithms.references import References, ReferenceSettings, compute_references
-from awmctl.tasks import Task, source_fingerprint, task_record, task_source
+from awmctl.tasks import Task, source_fingerprint, task_identity, task_record, task_source
 
 
 def task_fingerprint(task: Task) -> str:
@@ -34,11 +34,8 @@ def entry_path_of(record: dict[str, Any], cache: Path) -> Path:
     """The entry of a task's record. A user's task file is keyed by its content (the record's
     fingerprint) and its name, not by the directory it lies in: the same file in another
     checkout, or given by another path, finds the same entry."""
-    record = dict(record)
+    record = task_identity(record)
     fingerprint = record.pop("fingerprint")  # keyed beside the record, as before records carried it
-    if record.get("source") and fingerprint.startswith("sha256 "):
-        module, _, name = record["source"].rpartition(":")
-        record["source"] = f"{Path(module).name}:{name}"
     key = json.dumps({"task": record, "fingerprint": fingerprint}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     name = record["name"].replace("/", "_").replace(":", "_")

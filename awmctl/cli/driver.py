@@ -33,6 +33,10 @@ from awmctl.timing import Clock, clock
 #: Changes whenever the layout of a run's checkpoints does, so that a run left unfinished by an
 #: older awmctl is refused with a reason instead of failing to restore.
 CHECKPOINT_FORMAT = 3
+#: Settings a run's config gained after runs were already being made, each with the value every run
+#: before it had: a run left unfinished by an older awmctl lacks the key and still resumes. A new
+#: setting whose default keeps the old behaviour belongs here.
+SETTINGS_ADDED = {"online.trust_check": "completed"}
 #: ``AWMCTL_CHECKPOINT_SECONDS``: the least time between two checkpoints of a run (default 60;
 #: 0 checkpoints after every chunk). An Orbax save costs tens of milliseconds, which adds up
 #: over the 157 evaluation periods of an online run; a killed run loses at most this much work.
@@ -130,7 +134,9 @@ def open_run(out: Path, kind: str, config: dict[str, Any], overwrite: bool) -> a
     checkpoint_seconds()  # a bad setting is refused before anything is written
     if jax.process_index() != 0:
         return FollowerRun()  # type: ignore[return-value]
-    return artifacts.Run(out, kind, {**config, "checkpoint_format": CHECKPOINT_FORMAT}, overwrite)
+    return artifacts.Run(
+        out, kind, {**config, "checkpoint_format": CHECKPOINT_FORMAT}, overwrite, SETTINGS_ADDED
+    )
 
 
 def train(

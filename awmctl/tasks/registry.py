@@ -149,6 +149,19 @@ def task_record(task: Task) -> dict[str, Any]:
     return record
 
 
+def task_identity(record: dict[str, Any]) -> dict[str, Any]:
+    """A task record (:func:`task_record`) with what does not decide the task's numbers left out:
+    a user's task file whose content is fingerprinted is named by its file name, not by the
+    directory it lies in, so the same file in another checkout (or given by another path) is the
+    same task."""
+    record = dict(record)
+    source, fingerprint = record.get("source"), record.get("fingerprint", "")
+    if source and fingerprint.startswith("sha256 "):
+        module, _, name = source.rpartition(":")
+        record["source"] = f"{Path(module).name}:{name}"
+    return record
+
+
 def source_fingerprint(source: str | None) -> str:
     """What a task's numbers depend on beyond its parameters: for a user's task the hash of its
     module's file (``sha256 <16 hex digits>``), for a built-in one (``source`` None) awmctl's
@@ -339,6 +352,7 @@ __all__ = [
     "source_file",
     "source_fingerprint",
     "task_from_record",
+    "task_identity",
     "task_info",
     "task_names",
     "task_record",
