@@ -84,6 +84,9 @@ CANDIDATES = {
     # the defaults with the trust gate also checking the episode in progress before every
     # policy round (its evidence every 16 env steps instead of once per episode)
     "in-progress": ["--trust-check", "in-progress"],
+    # the defaults with a distrusted episode also setting the policy back to the one that began
+    # the last trusted episode (undoing the updates that exploited the model before the check)
+    "restore": ["--trust-restore"],
 }
 #: the same candidates offline (`optimize-policy --model simulator`, 1000 updates)
 OFFLINE_CANDIDATES = {"paper": ["--preset", "paper"], "converged": []}
@@ -234,6 +237,7 @@ def gate_record(records: list[dict], per_round: int | None) -> dict | None:
     return {
         "gated_rounds": gated,
         "policy_rounds": [u // per_round + g for u, g in zip(last["train/policy_updates"], gated)],
+        **({"restores": last["train/restores"]} if "train/restores" in last else {}),
     }
 
 
@@ -387,14 +391,15 @@ def skipped_share(row: dict | None) -> str:
 def gate_table(rows: list[dict]) -> str:
     """Every AWM row at the defaults (trust gate on) beside the same row without the gate (and,
     where they ran, with the first, cautious gate: one update moved a tenth of its way, and with
-    the gate also checking the episode in progress), with the share of policy rounds skipped."""
+    the gate also checking the episode in progress, and with it setting a distrusted policy
+    back), with the share of policy rounds skipped."""
     by = {(r["task"], r["horizon"], r["method"], r["candidate"]): r for r in rows}
     lines = [
         (
             "| task | H | method | ungated | cautious gate | skipping gate (converged) | rounds "
-            "skipped | in-progress check (rounds skipped) |"
+            "skipped | in-progress check (rounds skipped) | restore (restores per seed) |"
         ),
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for which in ("dev", "heldout"):
         for h in HORIZONS:
@@ -405,10 +410,17 @@ def gate_table(rows: list[dict]) -> str:
                         continue
                     old, cautious = by.get((t, h, m, "ungated")), by.get((t, h, m, "cautious-gate"))
                     checked = by.get((t, h, m, "in-progress"))
+                    restored = by.get((t, h, m, "restore"))
+                    restores = (
+                        f" ({sum(restored['restores']) / len(restored['restores']):.1f})"
+                        if restored and "restores" in restored
+                        else ""
+                    )
                     lines.append(
                         f"| {t}{' (held out)' if which == 'heldout' else ''} | {h} | {m} | "
                         f"{cell(old)} | {cell(cautious)} | {cell(new)} | {skipped_share(new)} | "
-                        f"{cell(checked)}{f' ({skipped_share(checked)})' if checked else ''} |"
+                        f"{cell(checked)}{f' ({skipped_share(checked)})' if checked else ''} | "
+                        f"{cell(restored)}{restores} |"
                     )
     return "\n".join(lines)
 

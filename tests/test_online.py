@@ -320,6 +320,16 @@ def test_the_preset_is_recorded_and_options_override_it(tmp_path):
     ) == ("paper", 3e-3, 1)
     summary = json.loads(result.stdout)
     assert (summary["preset"], summary["lr"], summary["policy_updates"]) == ("paper", 3e-3, 1)
+    assert summary["trust_restore"] is False and "restores" not in summary
+    # an option the preset leaves off, given: recorded, and its count reported
+    given = run(
+        "optimize-policy", "--online", *tiny, "--trust-restore", "--out", tmp_path / "r", "--json"
+    )
+    assert given.exit_code == 0, given.stderr
+    config = json.loads((tmp_path / "r" / "meta.json").read_text())["config"]
+    summary = json.loads(given.stdout)
+    assert config["online"]["trust_restore"] is True and summary["trust_restore"] is True
+    assert summary["restores"] >= 0 and summary["preset"] == "converged"
     bad = run("optimize-policy", "--online", *tiny, "--preset", "fast", "--out", tmp_path / "bad")
     assert (
         bad.exit_code == 2

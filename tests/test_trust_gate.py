@@ -1,6 +1,8 @@
 """Online BPO's guard against a policy exploiting its model (the trust gate): the quantities it
 reads, worked out independently, and that an open gate changes nothing."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -141,3 +143,73 @@ def test_the_in_progress_check_shuts_every_round_the_episode_in_progress_overpre
     rounds = len(config.update_steps(6)[1])
     assert rounds > 0 and records[-1]["train/gated_rounds"].tolist() == [rounds]
     assert records[-1]["train/policy_updates"].tolist() == [0]
+
+
+class DistrustsFromTheEighthEpisode(OnlineBPO):
+    """A loop whose gate trusts the checks of episodes 1-7 and distrusts every later one."""
+
+    def check_latest(self, s):
+        s = s._replace(optimism=jnp.where(s.replay.count >= 8, 1e12, -1e12).astype(jnp.float32))
+        return self.keep_or_restore(s) if self.restoring else s
+
+
+def test_restore_sets_the_policy_back_to_the_one_that_began_the_last_trusted_episode():
+    """Episodes of 4 steps, updates from step 17, a policy round every 8 steps. Checks at steps
+    20, 24, 28 trust the model; the round after step 24 moves the policy from P0 (the initial
+    one, its input statistics set) to P1; the check at 28 trusts the episode that P0 began; the
+    check at 32 distrusts, so the policy goes back to P0 and stays (every later round is shut).
+    Without --trust-restore the same loop keeps P1."""
+    config = OnlineConfig(
+        env_steps=64, warmup_steps=16, policy_every=8, eval_every=16, trust_gate=0.5
+    )
+    make = lambda restore: DistrustsFromTheEighthEpisode(
+        make_task("cancer", 4),
+        model_spec("markov-mlp"),
+        "mlp",
+        dataclasses.replace(config, trust_restore=restore),
+    )
+    restoring, kept = make(True), make(False)
+    restored, records = run_online(restoring)
+    moved, moved_records = run_online(kept)
+    assert records[-1]["train/restores"].tolist() == [1]
+    assert "train/restores" not in moved_records[-1] and kept.init([0]).restores is None
+    for r in (records, moved_records):  # one round of 4 updates, after step 24; then shut
+        assert r[-1]["train/policy_updates"].tolist() == [4]
+    first = jax.tree.map(lambda x: x[0], restoring.init([0]).policy)
+    p0 = restoring.policy(first).with_normalizer(restored.replay.observations[0, 0])
+    leaves = lambda state: jax.tree.leaves(
+        eqx.filter(restoring.policy(jax.tree.map(lambda x: x[0], state.policy)), eqx.is_array)
+    )
+    for a, b in zip(leaves(restored), jax.tree.leaves(eqx.filter(p0, eqx.is_array)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(leaves(moved), leaves(restored), strict=True)
+    )
+    # the optimiser's state went back with the policy: Adam's step count is that of P0's (none)
+    counts = [x for x in jax.tree.leaves(restored.policy_opt) if x.dtype == jnp.int32]
+    assert counts and all(int(c.max()) == 0 for c in counts)
+
+
+def test_restore_keeps_a_trusted_policy_and_restores_a_distrusted_one_once():
+    loop = OnlineBPO(
+        make_task("cancer", 4),
+        model_spec("markov-mlp"),
+        "mlp",
+        OnlineConfig(env_steps=64, warmup_steps=16, trust_gate=0.5, trust_restore=True),
+    )
+    s = jax.tree.map(lambda x: x[0], loop.init([0]))
+    shift = lambda tree, by: jax.tree.map(  # the float arrays: Adam's step count stays
+        lambda x: x + by if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+    )
+    now, start, trusted = (shift((s.policy, s.policy_opt), d) for d in (1.0, 2.0, 3.0))
+    s = s._replace(policy=now[0], policy_opt=now[1], episode_start=start, trusted=trusted)
+    same = lambda a, b: all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+    kept = loop.keep_or_restore(s._replace(optimism=jnp.asarray(-1.0)))
+    assert same((kept.policy, kept.policy_opt), now) and same(kept.episode_start, now)
+    assert same(kept.trusted, start) and int(kept.restores) == 0
+    back = loop.keep_or_restore(s._replace(optimism=jnp.asarray(1e12)))
+    assert same((back.policy, back.policy_opt), trusted) and same(back.trusted, trusted)
+    assert same(back.episode_start, trusted) and int(back.restores) == 1
+    assert int(loop.keep_or_restore(back).restores) == 1  # already there: not counted again

@@ -106,6 +106,11 @@ class OnlineConfig(Config):
     #: defaults, 24 policy updates fit between two); "in-progress": also the model's error on
     #: the steps so far of the episode in progress, checked before every policy round
     trust_check: TrustCheck = ONLINE["converged"]["trust_check"]
+    #: what the gate does when an episode's check finds the model optimistic: False, only skip
+    #: the policy rounds that follow; True, also set the policy (and its optimiser's state) back
+    #: to the last one the gate trusted, the policy that began the last episode checked without
+    #: optimism, undoing the updates that exploited the model before the evidence came
+    trust_restore: bool = ONLINE["converged"]["trust_restore"]
 
     @classmethod
     def preset(cls, name: str, **given: Any) -> OnlineConfig:
@@ -197,6 +202,12 @@ class OnlineState(NamedTuple):
     #: each episode as it completes, before any model update has seen it
     optimism: jax.Array
     gated_rounds: jax.Array  # policy rounds skipped by the trust gate
+    # With ``trust_restore`` only (None otherwise, so that the state and its checkpoints are
+    # those of a run without it): (policy, policy_opt) the gate last trusted, and the same pair
+    # as the episode in progress began
+    trusted: Any = None
+    episode_start: Any = None
+    restores: Any = None  # episode checks that set the policy back
 
 
 class OnlineBPO(OnlineAlgorithm[OnlineState]):
@@ -235,6 +246,8 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         episode = s.replay.observations[0]
         policy = self.policy(s.policy).with_normalizer(episode)
         s = s._replace(policy=eqx.filter(policy, eqx.is_inexact_array))
+        if self.restoring:  # no earlier policy is worth going back to
+            s = s._replace(trusted=(s.policy, s.policy_opt), episode_start=(s.policy, s.policy_opt))
         if not self.spec.trainable:
             return s
         model = self.model(s.model).with_normalizers(episode[None])
@@ -307,7 +320,27 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             self.model(s.model), self.task, s.replay.observations[slot, 0], s.replay.actions[slot]
         )
         error = predicted - jnp.sum(s.replay.rewards[slot])
-        return s._replace(optimism=(1 - OPTIMISM_WEIGHT) * s.optimism + OPTIMISM_WEIGHT * error)
+        s = s._replace(optimism=(1 - OPTIMISM_WEIGHT) * s.optimism + OPTIMISM_WEIGHT * error)
+        return self.keep_or_restore(s) if self.restoring else s
+
+    def keep_or_restore(self, s: OnlineState) -> OnlineState:
+        """After an episode's check (``trust_restore``): if the gate trusts the model, the policy
+        that began that episode becomes the trusted one and the policy goes on; if not, the
+        policy and its optimiser's state go back to the trusted pair. Either way the result
+        begins the next episode."""
+        trusted = s.optimism <= self.config.trust_gate * s.replay.return_spread()
+        pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(trusted, x, y), a, b)
+        now = (s.policy, s.policy_opt)
+        last_trusted = pick(s.episode_start, s.trusted)
+        policy, opt = pick(now, last_trusted)
+        moved = jax.tree.leaves(jax.tree.map(lambda x, y: jnp.any(x != y), now[0], policy))
+        return s._replace(
+            policy=policy,
+            policy_opt=opt,
+            trusted=last_trusted,
+            episode_start=(policy, opt),
+            restores=s.restores + jnp.any(jnp.stack(moved)).astype(s.restores.dtype),
+        )
 
     def in_progress_optimism(self, s: OnlineState) -> Float[Array, ""]:
         """The model's error on the steps so far of the episode in progress (its actions replayed
@@ -355,6 +388,11 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         return s, true_return(self.policy(s.policy), self.task)
 
     @property
+    def restoring(self) -> bool:
+        """Whether a distrusted episode sets the policy back (``trust_restore``, gate on)."""
+        return self.gated and self.config.trust_restore
+
+    @property
     def gated(self) -> bool:
         """Whether the trust gate is on: a positive ``trust_gate`` and a model that is fitted
         (the simulator's predictions are the task's own)."""
@@ -398,11 +436,19 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         n = seeds.shape[0]
         # axis_size: the simulator's float arrays are an empty tree, which vmap cannot size alone
         model_opt = jax.vmap(self.model_tx.init, axis_size=n)(models)
+        policy_opt = jax.vmap(self.policy_tx.init)(policies)
+        restore = {}
+        if self.restoring:
+            restore = {
+                "trusted": (policies, policy_opt),
+                "episode_start": (policies, policy_opt),
+                "restores": jnp.zeros((n,), jnp.int32),
+            }
         return OnlineState(
             model=models,
             model_opt=model_opt,
             policy=policies,
-            policy_opt=jax.vmap(self.policy_tx.init)(policies),
+            policy_opt=policy_opt,
             replay=repeated(replay, n),
             env_state=first_states(task, keys),
             k=jnp.zeros((n,), jnp.int32),
@@ -412,6 +458,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             policy_updates=jnp.zeros((n,), jnp.int32),
             optimism=jnp.zeros((n,), jnp.float32),
             gated_rounds=jnp.zeros((n,), jnp.int32),
+            **restore,
         )
 
     def run_chunk(self, state: OnlineState) -> tuple[OnlineState, dict[str, np.ndarray]]:
@@ -433,6 +480,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
                 if self.gated
                 else {}
             ),
+            **({"train/restores": np.asarray(state.restores)} if self.restoring else {}),
         }
 
     def params(self, state: OnlineState) -> Any:

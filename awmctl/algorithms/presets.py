@@ -28,6 +28,7 @@ ONLINE: dict[str, dict[str, Any]] = {
         "entropy": 0.1,
         "trust_gate": 0.0,
         "trust_check": "completed",
+        "trust_restore": False,
     },
     "converged": {
         "policy_lr": 1e-3,
@@ -35,6 +36,7 @@ ONLINE: dict[str, dict[str, Any]] = {
         "entropy": 0.0,
         "trust_gate": 0.5,
         "trust_check": "completed",
+        "trust_restore": False,
     },
 }
 #: offline BPO: BPOConfig fields

@@ -89,6 +89,7 @@ ONLINE_ONLY = (
     "policy_updates",
     "trust_gate",
     "trust_check",
+    "trust_restore",
 )
 #: options of BPO (through a world model) that no model-free agent has
 BPO_ONLY = (
@@ -103,6 +104,7 @@ BPO_ONLY = (
     "policy_updates",
     "trust_gate",
     "trust_check",
+    "trust_restore",
     "model_lr",
     "updates_from",
     "data_dir",
@@ -329,6 +331,18 @@ def optimize_policy_command(
             ),
         ),
     ] = None,
+    trust_restore: Annotated[
+        bool | None,
+        typer.Option(
+            "--trust-restore/--no-trust-restore",
+            rich_help_panel=ONLINE_PANEL,
+            help=(
+                "(online) When an episode's check finds the model optimistic, also set the "
+                "policy back to the one that began the last episode the gate trusted (from "
+                "--preset)."
+            ),
+        ),
+    ] = None,
     eval_every: Annotated[
         int,
         typer.Option(
@@ -484,6 +498,7 @@ ONLINE_FIELDS = {
     **_same("env_steps", "warmup_steps", "model_every", "policy_every", "eval_every", "model_lr"),
     **_same("clip", "entropy", "policy_input_grad", "updates_from", "policy_updates", "trust_gate"),
     "trust_check": "trust_check",
+    "trust_restore": "trust_restore",
     "batch_size": "policy_batch",
     "lr": "policy_lr",
 }
@@ -665,6 +680,7 @@ def _online(
         "policy_updates": config.policy_updates,
         "trust_gate": config.trust_gate,
         "trust_check": config.trust_check,
+        "trust_restore": config.trust_restore,
         "online": True,
         "env_steps": config.steps_run,
         "seeds": len(target.seeds),
@@ -674,6 +690,8 @@ def _online(
         rounds = len(config.update_steps(the_task.horizon)[1])
         gated = outcome.final("train/gated_rounds").mean()
         summary["gated_fraction"] = round(float(gated) / max(rounds, 1), 3)
+    if algorithm.restoring:  # mean over seeds of the episode checks that set the policy back
+        summary["restores"] = round(float(outcome.final("train/restores").mean()), 2)
     if spec.trainable:
         summary.update(
             _model_view(
