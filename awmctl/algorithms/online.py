@@ -154,6 +154,14 @@ class OnlineConfig(Config):
             )
         if not self.trust_gate >= 0:
             raise BadInputError(f"--trust-gate must be 0 (off) or positive, got {self.trust_gate}")
+        given = "--trust-restore" if self.trust_restore else None
+        if self.trust_check != "completed":
+            given = f"--trust-check {self.trust_check}"
+        if given and self.trust_gate == 0:
+            raise BadInputError(
+                f"{given} acts through the trust gate, which --trust-gate 0 (or --preset paper) "
+                f"turns off; give a positive --trust-gate as well, or drop {given.split()[0]}"
+            )
         if not (self.model_lr > 0 and self.policy_lr > 0):
             raise BadInputError("--lr and --model-lr must be positive")
 
