@@ -34,7 +34,7 @@ def eigenvalues(
     return modulus * jnp.cos(phase), modulus * jnp.sin(phase)
 
 
-def _times(a: Pair, b: Pair) -> Pair:
+def complex_product(a: Pair, b: Pair) -> Pair:
     """Complex product of two (real, imaginary) pairs."""
     return a[0] * b[0] - a[1] * b[1], a[0] * b[1] + a[1] * b[0]
 
@@ -53,8 +53,8 @@ def _scan(lam: Pair, inputs: Pair) -> Pair:
 
     def compose(earlier, later):
         (a1r, a1i, b1r, b1i), (a2r, a2i, b2r, b2i) = earlier, later
-        ar, ai = _times((a2r, a2i), (a1r, a1i))
-        br, bi = _times((a2r, a2i), (b1r, b1i))
+        ar, ai = complex_product((a2r, a2i), (a1r, a1i))
+        br, bi = complex_product((a2r, a2i), (b1r, b1i))
         return ar, ai, br + b2r, bi + b2i
 
     _, _, h_re, h_im = jax.lax.associative_scan(compose, (*a, *inputs))
@@ -100,8 +100,8 @@ def diagonal_step(
     inputs: tuple[Float[Array, " state"], Float[Array, " state"]],
 ) -> tuple[Float[Array, " state"], Float[Array, " state"]]:
     """One step of the same recurrence: ``lam * h + inputs``."""
-    re, im = _times(lam, h)
+    re, im = complex_product(lam, h)
     return re + inputs[0], im + inputs[1]
 
 
-__all__ = ["MIN_DECAY", "diagonal_scan", "diagonal_step", "eigenvalues"]
+__all__ = ["MIN_DECAY", "complex_product", "diagonal_scan", "diagonal_step", "eigenvalues"]

@@ -442,15 +442,15 @@ class ResumableRun:
         self.resuming = False
         self._closed = False
         if self.work.exists():
-            previous = self._previous_config()
+            previous, current = self._previous_config(), comparable_config(self.config, added)
             if previous is not None:
                 previous = comparable_config(previous, added)
-            if previous == comparable_config(self.config, added) and not overwrite:
+            if previous == current and not overwrite:
                 self.resuming = True
             elif overwrite or previous is None:
                 shutil.rmtree(self.work)
             else:
-                changed = differing_keys(previous, comparable_config(self.config, added))
+                changed = differing_keys(previous, current)
                 raise BadInputError(
                     f"{self.work} holds an unfinished run with other settings "
                     f"({', '.join(changed)}); rerun with the same arguments to resume it, or pass "

@@ -68,12 +68,12 @@ def convolution(decay, phase, inputs, chunk: int):
         # the state each chunk ends in, H_n = lambda^size H_{n-1} + local_n(last), carried into
         # every step i of the next chunk as lambda^(i+1) H_{n-1}
         jump = _powers(decay, phase, jnp.full((1,), size, b[0].dtype))
-        ends = ssm._scan((jump[0][0], jump[1][0]), (re[:, -1], im[:, -1]))
+        ends = ssm.diagonal_scan((jump[0][0], jump[1][0]), (re[:, -1], im[:, -1]))
         before = tuple(jnp.concatenate([jnp.zeros_like(e[:1]), e[:-1]]) for e in ends)
         reach = _powers(decay, phase, jnp.arange(1, size + 1, dtype=b[0].dtype))
         lift = lambda x: (x[0][None], x[1][None])
         drop = lambda x: (x[0][:, None], x[1][:, None])
-        carried = ssm._times(lift(reach), drop(before))
+        carried = ssm.complex_product(lift(reach), drop(before))
         re, im = re + carried[0], im + carried[1]
     return tuple(x.reshape(chunks * size, state)[:steps] for x in (re, im))
 

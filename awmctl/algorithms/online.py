@@ -314,7 +314,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
     def policy_round(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         if not self.gated:
             return self.full_round(s, key)
-        limit = self.config.trust_gate * s.replay.return_spread()
+        limit = self.trust_limit(s)
         trusted = s.optimism <= limit
         if self.config.trust_check == "in-progress":
             trusted &= self.in_progress_optimism(s) <= limit
@@ -331,12 +331,16 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         s = s._replace(optimism=(1 - OPTIMISM_WEIGHT) * s.optimism + OPTIMISM_WEIGHT * error)
         return self.keep_or_restore(s) if self.restoring else s
 
+    def trust_limit(self, s: OnlineState) -> Float[Array, ""]:
+        """The most optimism the gate trusts: ``trust_gate`` spreads of the stored returns."""
+        return self.config.trust_gate * s.replay.return_spread()
+
     def keep_or_restore(self, s: OnlineState) -> OnlineState:
         """After an episode's check (``trust_restore``): if the gate trusts the model, the policy
         that began that episode becomes the trusted one and the policy goes on; if not, the
         policy and its optimiser's state go back to the trusted pair. Either way the result
         begins the next episode."""
-        trusted = s.optimism <= self.config.trust_gate * s.replay.return_spread()
+        trusted = s.optimism <= self.trust_limit(s)
         pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(trusted, x, y), a, b)
         now = (s.policy, s.policy_opt)
         last_trusted = pick(s.episode_start, s.trusted)
