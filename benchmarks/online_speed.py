@@ -36,7 +36,6 @@ import argparse
 import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -47,7 +46,8 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from products_alone import products_alone  # benchmarks/, on the path when this script runs
+from host import cpu_model  # benchmarks/, on the path when this script runs
+from products_alone import products_alone
 
 from awmctl import (
     BPO,
@@ -75,15 +75,7 @@ LOOP = 20  # model updates per compiled call in the in-loop measurement
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            l.split(":", 1)[1].strip()
-            for l in Path("/proc/cpuinfo").read_text().splitlines()
-            if l.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     devices = jax.devices()
     return {
         "cpu": cpu,

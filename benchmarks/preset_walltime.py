@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,20 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from host import cpu_model
+
 from awmctl.algorithms.presets import ONLINE
 
 PRESETS = ("converged", "paper")
 
 
 def machine() -> str:
-    try:
-        model = next(
-            l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")
-        )
-        model = model.split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        model = platform.processor()
-    return f"{model}, {os.cpu_count()} cores"
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def one_run(args, preset: str) -> dict:

@@ -45,6 +45,7 @@ import sys
 import time
 from pathlib import Path
 
+import host  # benchmarks/, on the path when this script runs
 import numpy as np
 
 from awmctl import make_task
@@ -101,7 +102,14 @@ def row_id(task: str, horizon: int, method: str, variant: str) -> str:
 
 
 def command(
-    task: str, horizon: int, method: str, variant: str, seeds: int, env_steps: int, run_dir: Path
+    task: str,
+    horizon: int,
+    method: str,
+    variant: str,
+    seeds: int,
+    env_steps: int,
+    run_dir: Path,
+    first_seed: int = 0,
 ) -> list[str]:
     """The awmctl command of one row (what a user would type, in a fresh process)."""
     # BPO at the paper's policy budget (--preset paper): the grid reproduces the paper's settings
@@ -125,7 +133,7 @@ def command(
         "--env-steps",
         str(env_steps),
         "--seed",
-        "0",
+        str(first_seed),
         "--seeds",
         str(seeds),
         "--out",
@@ -184,14 +192,30 @@ def run_unless_done(argv: list[str], run_dir: Path, log: Path, rid: str) -> floa
     return wall
 
 
+def block_dir(out: Path, rid: str, first_seed: int, seeds: int) -> Path:
+    """Where the run of seeds first_seed..first_seed+seeds-1 of a row goes: the row's own
+    directory for the block that starts at seed 0 (every row's first run), a sibling for a block
+    that extends the row."""
+    name = rid if first_seed == 0 else f"{rid}+seeds{first_seed}-{first_seed + seeds - 1}"
+    return out / "runs" / name
+
+
 def run_row(
-    task: str, horizon: int, method: str, variant: str, seeds: int, env_steps: int, out: Path
+    task: str,
+    horizon: int,
+    method: str,
+    variant: str,
+    seeds: int,
+    env_steps: int,
+    out: Path,
+    first_seed: int = 0,
 ) -> dict:
-    """Run (or resume, or just read) one row's awmctl command and turn its outputs into the row."""
+    """Run (or resume, or just read) the awmctl command of one row's seeds first_seed..
+    first_seed+seeds-1 and turn its outputs into the row (of those seeds)."""
     rid = row_id(task, horizon, method, variant)
-    run_dir = out / "runs" / rid
-    argv = command(task, horizon, method, variant, seeds, env_steps, run_dir)
-    wall = run_unless_done(argv, run_dir, out / "runs" / f"{rid}.log", rid)
+    run_dir = block_dir(out, rid, first_seed, seeds)
+    argv = command(task, horizon, method, variant, seeds, env_steps, run_dir, first_seed)
+    wall = run_unless_done(argv, run_dir, run_dir.with_name(run_dir.name + ".log"), rid)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     meta = json.loads((run_dir / "meta.json").read_text())
     curves = [r["eval/eval_return"] for r in records if "eval/eval_return" in r]
@@ -199,6 +223,7 @@ def run_row(
     final = np.asarray(curves[-1], np.float64)
     refs = references(task, horizon, out)
     scores = (final - refs["random"]) / (refs["opt"] - refs["random"])
+    environment = meta.get("environment", {})
 
     return {
         "task": task,
@@ -206,6 +231,7 @@ def run_row(
         "method": method,
         "variant": variant,
         "seeds": seeds,
+        "first_seed": first_seed,
         "env_steps": env_steps,
         "returns": final.tolist(),
         "returns_mean": float(final.mean()),
@@ -222,8 +248,54 @@ def run_row(
         "run_time": {k: meta["summary"].get(k) for k in ("wall_s", "compile_s")},
         "steps": steps,
         "curves": curves,
-        "versions": meta.get("environment", {}).get("versions"),
+        "versions": environment.get("versions"),
+        "commit": environment.get("awmctl_commit"),
+        "machine": host.describe(),
         "command": " ".join(argv[1:]),
+    }
+
+
+def extend(row: dict, block: dict) -> dict:
+    """``row`` (seeds 0..n-1) with ``block``'s seeds (n..m-1) after them: the row a single run of
+    seeds 0..m-1 gives (each seed's numbers do not depend on the others', tests/test_reproduce.py),
+    its means and intervals recomputed, the times added and each block's command kept."""
+    if block["first_seed"] != row["seeds"] or block["steps"] != row["steps"]:
+        raise ValueError(
+            f"{row_id(row['task'], row['horizon'], row['method'], row['variant'])}: a block of "
+            f"seeds from {block['first_seed']} with {len(block['steps'])} evaluations cannot "
+            f"extend a row of {row['seeds']} seeds with {len(row['steps'])}"
+        )
+    returns = np.asarray(row["returns"] + block["returns"], np.float64)
+    scores = np.asarray(row["scores"] + block["scores"], np.float64)
+    blocks = row.get("blocks") or [
+        {k: row.get(k) for k in ("first_seed", "seeds", "wall_s", "run_time", "commit", "machine")}
+        | {"first_seed": 0, "command": row["command"]}
+    ]
+    blocks = [
+        *blocks,
+        {
+            k: block[k]
+            for k in ("first_seed", "seeds", "wall_s", "run_time", "commit", "machine", "command")
+        },
+    ]
+
+    def total(key: str) -> float | None:
+        values = [b["wall_s"] if key == "wall" else (b["run_time"] or {}).get(key) for b in blocks]
+        return None if None in values else round(sum(values), 3)
+
+    return {
+        **row,
+        "seeds": row["seeds"] + block["seeds"],
+        "returns": returns.tolist(),
+        "returns_mean": float(returns.mean()),
+        "returns_ci95": ci95(returns),
+        "scores": scores.tolist(),
+        "score_mean": float(scores.mean()),
+        "score_ci95": ci95(scores),
+        "wall_s": total("wall"),
+        "run_time": {"wall_s": total("wall_s"), "compile_s": total("compile_s")},
+        "curves": [a + b for a, b in zip(row["curves"], block["curves"])],
+        "blocks": blocks,
     }
 
 
@@ -242,22 +314,31 @@ def planned_rows(args) -> list[tuple[str, int, str, str]]:
 
 
 def sweep(args) -> None:
+    """Run every planned row that is not done. A row done with fewer seeds than ``--seeds`` grows:
+    only the missing seeds run (one more awmctl command), and the row becomes the one a single run
+    of all the seeds would give."""
     out = Path(args.out)
     rows = planned_rows(args)
     for n, (task, horizon, method, variant) in enumerate(rows, 1):
-        path = out / "rows" / f"{row_id(task, horizon, method, variant)}.json"
-        if path.exists():
+        rid = row_id(task, horizon, method, variant)
+        path = out / "rows" / f"{rid}.json"
+        done = json.loads(path.read_text()) if path.exists() else None
+        have = 0 if done is None else done["seeds"]
+        if have >= args.seeds:
             continue
         print(
-            f"[{n}/{len(rows)}] {row_id(task, horizon, method, variant)}",
+            f"[{n}/{len(rows)}] {rid}" + (f" (seeds {have}-{args.seeds - 1})" if have else ""),
             file=sys.stderr,
             flush=True,
         )
-        row = run_row(task, horizon, method, variant, args.seeds, args.env_steps, out)
+        block = run_row(
+            task, horizon, method, variant, args.seeds - have, args.env_steps, out, have
+        )
+        row = block if done is None else extend(done, block)
         atomic_write(path, json.dumps(row))
         print(
-            f"    score {row['score_mean']:.3f} ± {row['score_ci95']:.3f}, return "
-            f"{row['returns_mean']:.4g}, {row['wall_s']} s",
+            f"    score {row['score_mean']:.3f} ± {row['score_ci95']:.3f} ({row['seeds']} seeds), "
+            f"return {row['returns_mean']:.4g}, {block['wall_s']} s",
             file=sys.stderr,
             flush=True,
         )

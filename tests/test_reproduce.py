@@ -59,6 +59,40 @@ def test_a_row_runs_the_cli_scores_against_the_cached_references_and_is_never_ru
     reproduce.sweep(args)
 
 
+def test_a_row_grows_seed_by_seed_into_the_row_of_one_run_of_every_seed(tmp_path, monkeypatch):
+    refs = {"random": -40.0, "opt": -5.0, "source": "test"}
+    for name in ("grown", "whole"):
+        (tmp_path / name / "references").mkdir(parents=True)
+        (tmp_path / name / "references" / "cancer-h4.json").write_text(json.dumps(refs))
+    one = {"tasks": "cancer", "horizons": "4", "methods": "simulator", "variants": "clean"}
+    reproduce.sweep(_args(tmp_path / "grown", **one, seeds=2))
+    # growing to 3 seeds runs seed 2 alone, next to the first run
+    commands = []
+    real_run = reproduce.subprocess.run
+    monkeypatch.setattr(
+        reproduce.subprocess, "run", lambda argv, **k: commands.append(argv) or real_run(argv, **k)
+    )
+    reproduce.sweep(_args(tmp_path / "grown", **one, seeds=3))
+    assert len(commands) == 1
+    assert commands[0][commands[0].index("--seed") + 1 : commands[0].index("--seeds") + 2] == [
+        "2",
+        "--seeds",
+        "1",
+    ]
+    reproduce.sweep(_args(tmp_path / "whole", **one, seeds=3))
+    grown, whole = (
+        json.loads((tmp_path / name / "rows" / "cancer-h4-simulator.json").read_text())
+        for name in ("grown", "whole")
+    )
+    for key in ("seeds", "returns", "scores", "score_mean", "score_ci95", "curves", "steps"):
+        assert grown[key] == whole[key], key
+    assert [(b["first_seed"], b["seeds"]) for b in grown["blocks"]] == [(0, 2), (2, 1)]
+    assert grown["commit"] == whole["commit"] and "cores" in grown["machine"]
+    assert len(commands) == 2  # the whole row ran once, and the grown row did not run again
+    reproduce.sweep(_args(tmp_path / "grown", **one, seeds=3))
+    assert len(commands) == 2
+
+
 def _row(task, horizon, method, score, flag="", variant="clean"):
     return {
         "task": task,
