@@ -4,7 +4,8 @@
   respect to the first action, ``||d s_H / d a_1||``, and of the imagined return's gradient with
   respect to it, through any model's ``start``/``step`` imagination (Figure 3);
 * :func:`fit_growth`: is a norm's growth with H exponential (log-norm linear in H) or polynomial
-  (log-norm linear in log H)?
+  (log-norm linear in log H)? :func:`fit_bound_forms`: which of the paper's two bounds' forms,
+  exponential (O(eta^H)) or a cubic polynomial (O(H^3)), predicts held-out horizons better?
 * :func:`first_action_landscape`: the return and the final state as functions of the first
   action (Figure 4, 1-D); :func:`policy_plane`: the return on a plane through a policy's
   parameters spanned by two filter-normalised random directions (Li et al., 2018);
@@ -264,6 +265,71 @@ def fit_growth(horizons: np.ndarray, norms: np.ndarray) -> dict[str, Any]:
         "better": "exponential" if r2_exp > r2_poly else "polynomial",
         "points": int(ok.sum()),
     }
+
+
+def _log10_errors(predicted: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """log10(predicted / norm); a prediction at or below 0 (a polynomial crossing zero where the
+    norm is positive) misses by 300 decades."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(np.maximum(predicted, 1e-300) / norms)
+
+
+def _exponential(h: np.ndarray, n: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    rate, intercept = np.polyfit(h, np.log(n), 1)
+    return lambda x: np.exp(intercept + rate * x)
+
+
+def _cubic(h: np.ndarray, n: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    # Non-negative coefficients: a growth no faster than H^3, positive at every horizon (a free
+    # cubic fitted to a few points swings below zero between or beyond them). Relative least
+    # squares (rows scaled by 1/norm): norms span decades, and an unweighted fit would see only
+    # the largest.
+    from scipy.optimize import nnls
+
+    powers = np.vander(h, 4)  # H^3, H^2, H, 1
+    coeffs, _ = nnls(powers / n[:, None], np.ones_like(n))
+    return np.poly1d(coeffs)
+
+
+def fit_bound_forms(horizons: np.ndarray, norms: np.ndarray) -> dict[str, Any]:
+    """Fit the forms of the paper's two bounds on gradient growth to norms measured at several
+    horizons, and say which predicts better.
+
+    * exponential, ``norm = c eta^H`` (the recurrent bound O(eta^H)): least squares on log-norm,
+      2 parameters; ``eta`` per step.
+    * cubic polynomial, ``norm = c0 + c1 H + c2 H^2 + c3 H^3`` with every c >= 0 (the
+      self-attention bound O(H^3): growth no faster than H^3), relative non-negative least
+      squares, 4 parameters; ``cubic`` holds (c3, c2, c1, c0).
+
+    Both are scored on the log scale (an error is log10(predicted / measured)): ``*_heldout`` is
+    the root mean square error of leave-one-out predictions (each horizon predicted by the fit to
+    the others), ``*_aic`` Akaike's criterion n ln(RSS / n) + 2k of the fit to all. ``better`` is
+    the form with the smaller held-out error. Needs six or more horizons with a positive, finite
+    norm (a cubic fitted to five points leaves one); otherwise every field but ``points`` is None.
+    """
+    h = np.asarray(horizons, np.float64)
+    n = np.asarray(norms, np.float64)
+    ok = np.isfinite(n) & (n > 0)
+    h, n = h[ok], n[ok]
+    found: dict[str, Any] = {"points": int(ok.sum())}
+    keys = ("eta", "cubic", "exponential_heldout", "cubic_heldout")
+    if h.size < 6:
+        return found | dict.fromkeys((*keys, "exponential_aic", "cubic_aic", "better"))
+    forms = {"exponential": (_exponential, 2), "cubic": (_cubic, 4)}
+    for name, (fit, params) in forms.items():
+        whole = _log10_errors(fit(h, n)(h), n)
+        rss = max(float(np.sum(whole**2)), 1e-30)  # an exact fit: a finite criterion
+        heldout = [
+            _log10_errors(fit(np.delete(h, i), np.delete(n, i))(h[i : i + 1]), n[i : i + 1])[0]
+            for i in range(h.size)
+        ]
+        found[f"{name}_heldout"] = float(np.sqrt(np.mean(np.square(heldout))))
+        found[f"{name}_aic"] = float(h.size * np.log(rss / h.size) + 2 * params)
+    found["eta"] = float(np.exp(np.polyfit(h, np.log(n), 1)[0]))
+    leading = _cubic(h, n).coeffs  # poly1d drops leading zeros: pad back to (c3, c2, c1, c0)
+    found["cubic"] = [0.0] * (4 - leading.size) + [float(c) for c in leading]
+    found["better"] = min(forms, key=lambda name: found[f"{name}_heldout"])
+    return found
 
 
 @np.errstate(invalid="ignore", over="ignore")  # inf norms (a diverged model) stay inf/NaN

@@ -151,6 +151,21 @@ def test_roughness_and_growth_statistics():
     assert analysis.fit_growth(hs[:2], hs[:2] * 1.0)["better"] is None  # two points decide nothing
 
 
+def test_the_bound_forms_recover_the_form_that_made_the_norms():
+    hs = np.asarray([2, 5, 10, 20, 50, 100, 150, 200], np.float64)
+    noise = np.exp(np.random.default_rng(0).normal(0.0, 0.05, hs.size))  # 5% multiplicative
+    expo = analysis.fit_bound_forms(hs, 3.0 * 1.05**hs * noise)
+    assert expo["better"] == "exponential" and expo["eta"] == pytest.approx(1.05, abs=1e-3)
+    assert expo["exponential_heldout"] < 0.05 < expo["cubic_heldout"]
+    cubic = analysis.fit_bound_forms(hs, (1.0 + 0.5 * hs**3) * noise)
+    assert cubic["better"] == "cubic" and cubic["cubic"][0] == pytest.approx(0.5, rel=0.1)
+    assert cubic["cubic_aic"] < cubic["exponential_aic"]
+    # a decaying norm (a stable system's Jacobian) is exponential with eta below 1
+    decay = analysis.fit_bound_forms(hs, 0.08 * 0.93**hs)
+    assert decay["better"] == "exponential" and decay["eta"] == pytest.approx(0.93)
+    assert analysis.fit_bound_forms(hs[:5], hs[:5])["better"] is None  # too few to hold one out
+
+
 def test_filter_normalised_directions_match_each_filters_norm():
     w = jnp.asarray([[3.0, 4.0], [0.0, 1.0], [1.0, 1.0]])
     d = analysis.filter_normalized_direction({"w": w, "b": jnp.ones(3)}, jax.random.key(0))
