@@ -81,6 +81,9 @@ LABELS = {
     "awm-lstm": "AWM LSTM",
     "awm-transformer": "AWM transformer",
     "hwm-transformer": "HWM transformer",
+    "awm-ssm": "AWM state-space",
+    "awm-gru": "AWM GRU",
+    "awm-rnn": "AWM RNN",
     "sac": "SAC",
     "online-dt": "Online-DT",
 }
@@ -90,6 +93,9 @@ COLOURS = {
     "awm-lstm": "tab:cyan",
     "awm-transformer": "tab:blue",
     "hwm-transformer": "tab:brown",
+    "awm-ssm": "tab:olive",
+    "awm-gru": "tab:pink",
+    "awm-rnn": "tab:red",
     "sac": "tab:orange",
     "online-dt": "tab:green",
 }
@@ -110,13 +116,16 @@ def command(
     env_steps: int,
     run_dir: Path,
     first_seed: int = 0,
+    preset: str = "paper",
 ) -> list[str]:
     """The awmctl command of one row (what a user would type, in a fresh process)."""
-    # BPO at the paper's policy budget (--preset paper): the grid reproduces the paper's settings
+    # BPO at the paper's policy budget (--preset paper): the grid reproduces the paper's settings;
+    # --preset converged, awmctl's defaults, for the comparison without the budget limit. The
+    # baselines keep the paper's settings either way.
     how = (
         ["--agent", method]
         if method in AGENTS
-        else ["--online", "--model", method, "--preset", "paper"]
+        else ["--online", "--model", method, "--preset", preset]
     )
     params = [] if variant == "clean" else ["--task-param", variant]
     return [
@@ -209,12 +218,13 @@ def run_row(
     env_steps: int,
     out: Path,
     first_seed: int = 0,
+    preset: str = "paper",
 ) -> dict:
     """Run (or resume, or just read) the awmctl command of one row's seeds first_seed..
     first_seed+seeds-1 and turn its outputs into the row (of those seeds)."""
     rid = row_id(task, horizon, method, variant)
     run_dir = block_dir(out, rid, first_seed, seeds)
-    argv = command(task, horizon, method, variant, seeds, env_steps, run_dir, first_seed)
+    argv = command(task, horizon, method, variant, seeds, env_steps, run_dir, first_seed, preset)
     wall = run_unless_done(argv, run_dir, run_dir.with_name(run_dir.name + ".log"), rid)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     meta = json.loads((run_dir / "meta.json").read_text())
@@ -230,6 +240,7 @@ def run_row(
         "horizon": horizon,
         "method": method,
         "variant": variant,
+        "preset": "paper" if method in AGENTS else preset,
         "seeds": seeds,
         "first_seed": first_seed,
         "env_steps": env_steps,
@@ -332,7 +343,15 @@ def sweep(args) -> None:
             flush=True,
         )
         block = run_row(
-            task, horizon, method, variant, args.seeds - have, args.env_steps, out, have
+            task,
+            horizon,
+            method,
+            variant,
+            args.seeds - have,
+            args.env_steps,
+            out,
+            have,
+            args.preset,
         )
         row = block if done is None else extend(done, block)
         atomic_write(path, json.dumps(row))
@@ -729,7 +748,14 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=3, help="Seeds per row (the paper: 10).")
     parser.add_argument("--env-steps", type=int, default=5000)
-    parser.add_argument("--out", default="benchmarks/results/reproduce")
+    parser.add_argument(
+        "--preset",
+        default="paper",
+        choices=("paper", "converged"),
+        help="The BPO rows' policy optimiser: the paper's budget (the grid), or awmctl's converged "
+        "defaults (their rows in --out's default benchmarks/results/reproduce-converged).",
+    )
+    parser.add_argument("--out", default=None, help="(default benchmarks/results/reproduce)")
     parser.add_argument(
         "--shard",
         default="0/1",
@@ -743,6 +769,8 @@ def main() -> None:
     parser.add_argument("--figures", default="docs/figures")
     parser.add_argument("--doc", default="docs/results.md")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = "benchmarks/results/reproduce" + ("" if args.preset == "paper" else "-converged")
     if args.report:
         report(args)
     else:

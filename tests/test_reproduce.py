@@ -22,6 +22,7 @@ def _args(out, **kw):
         "env_steps": 64,
         "out": str(out),
         "shard": "0/1",
+        "preset": "paper",
     }
     return argparse.Namespace(**{**base, **kw})
 
