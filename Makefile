@@ -67,7 +67,9 @@ reproduce-robustness:
 # The paper's question with its power (docs/results.md section 9): every world model at H = 100
 # with 10 seeds (the grid's 3-seed rows grow: only seeds 3-9 run), the same at the converged
 # defaults with 3 seeds, then the aggregate metrics, the per-task tests and the page's summary.
-# About 15 core-hours on this CPU for the 10-seed rows (the state-space AWM alone 5); resumable.
+# CPU time on this 2-core EPYC, from the grid's rows: about 19 core-hours for the 10-seed rows (the
+# state-space AWM alone about 6.5; the GRU and RNN AWMs, new to the grid, 4.4) and 6 for the
+# converged rows. Resumable and sharded: rerun to continue.
 POWER_METHODS ?= simulator,markov-mlp,awm-lstm,hwm-transformer,awm-transformer,awm-gru,awm-rnn,awm-ssm
 POWER_TASKS ?= cancer,hiv-treatment,mould-fungicide,bacteria,bear-populations,bioreactor,predator-prey,glucose
 reproduce-power: install

@@ -30,38 +30,41 @@ from numpy.typing import ArrayLike
 
 from awmctl.errors import BadInputError
 
-Aggregate = Callable[[np.ndarray], float]
-
 
 def _scores(scores: ArrayLike, name: str = "scores") -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64)
-    if s.ndim != 2 or s.shape[0] < 1 or s.shape[1] < 1:
+    if s.ndim < 2 or s.shape[-2] < 1 or s.shape[-1] < 1:
         raise BadInputError(
             f"{name} must be [seeds, tasks] with at least one of each, got {s.shape}"
         )
     return s
 
 
-def interquartile_mean(scores: Float[np.ndarray, "seeds tasks"]) -> float:
-    """The mean of the middle 50% of all (seed, task) scores (rliable's IQM: SciPy's trimmed mean
-    cutting 25% from each end)."""
-    from scipy.stats import trim_mean
-
-    return float(trim_mean(_scores(scores).ravel(), 0.25))
+# Every statistic takes [..., seeds, tasks]: one call reduces a whole stack of bootstrap samples.
 
 
-def mean_score(scores: Float[np.ndarray, "seeds tasks"]) -> float:
+def interquartile_mean(scores: Float[np.ndarray, "*samples seeds tasks"]) -> float | np.ndarray:
+    """The mean of the middle 50% of all (seed, task) scores (rliable's IQM: int(n / 4) scores cut
+    from each end, as SciPy's ``trim_mean(x, 0.25)``)."""
+    s = _scores(scores)
+    flat = np.sort(s.reshape(*s.shape[:-2], -1), axis=-1)
+    cut = flat.shape[-1] // 4
+    found = flat[..., cut : flat.shape[-1] - cut].mean(axis=-1)
+    return float(found) if found.ndim == 0 else found
+
+
+def mean_score(scores: Float[np.ndarray, "*samples seeds tasks"]) -> float | np.ndarray:
     """The mean over tasks of each task's mean score over seeds (equal weight per task, whatever
     the seed counts)."""
-    return float(_scores(scores).mean(axis=0).mean())
+    found = _scores(scores).mean(axis=-2).mean(axis=-1)
+    return float(found) if found.ndim == 0 else found
 
 
-def _resample(rng: np.random.Generator, s: np.ndarray) -> np.ndarray:
-    """One stratified bootstrap sample: within each task (column), seeds drawn with
-    replacement."""
-    n = s.shape[0]
-    rows = rng.integers(0, n, size=s.shape)
-    return np.take_along_axis(s, rows, axis=0)
+def _resample(rng: np.random.Generator, s: np.ndarray, reps: int) -> np.ndarray:
+    """``reps`` stratified bootstrap samples, [reps, seeds, tasks]: within each task (column),
+    seeds drawn with replacement."""
+    rows = rng.integers(0, s.shape[0], size=(reps, *s.shape))
+    return np.take_along_axis(np.broadcast_to(s, rows.shape), rows, axis=1)
 
 
 @dataclass(frozen=True)
@@ -87,34 +90,36 @@ def stratified_bootstrap(
     """``statistic(*arrays)`` of the given methods' score arrays, with its percentile interval
     over ``reps`` stratified bootstrap samples (each method's seeds resampled within each task,
     independently of the other methods'). One method: an aggregate such as
-    :func:`interquartile_mean`; two: a comparison such as :func:`probability_of_improvement`."""
+    :func:`interquartile_mean`; two: a comparison such as :func:`probability_of_improvement`.
+    ``statistic`` is called once on all the samples, [reps, seeds, tasks] per method, and
+    returns one value per sample (the statistics here reduce the last two axes)."""
     arrays = [_scores(s, name) for name, s in scores.items()]
+    if any(a.ndim != 2 for a in arrays):
+        raise BadInputError("each method's scores must be one [seeds, tasks] array")
     if len({a.shape[1] for a in arrays}) != 1:
         raise BadInputError(
             "every method needs the same tasks: got task counts "
             + ", ".join(f"{n} {a.shape[1]}" for n, a in zip(scores, arrays))
         )
     rng = np.random.default_rng(seed)
-    samples = np.array(
-        [statistic(*[_resample(rng, a) for a in arrays]) for _ in range(reps)], np.float64
-    )
+    samples = np.asarray(statistic(*[_resample(rng, a, reps) for a in arrays]), np.float64)
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail])
     return Interval(float(statistic(*arrays)), float(low), float(high))
 
 
 def probability_of_improvement(
-    x: Float[np.ndarray, "seeds_x tasks"], y: Float[ArrayLike, "seeds_y tasks"]
-) -> float:
+    x: Float[np.ndarray, "*samples seeds_x tasks"], y: Float[np.ndarray, "*samples seeds_y tasks"]
+) -> float | np.ndarray:
     """P(X > Y), averaged over tasks: for each task the fraction of (run of X, run of Y) pairs in
     which X's score is higher, ties counting one half."""
     x, y = _scores(x, "x"), _scores(y, "y")
-    if x.shape[1] != y.shape[1]:
-        raise BadInputError(f"x and y need the same tasks, got {x.shape[1]} and {y.shape[1]}")
-    # [seeds_x, seeds_y, tasks]
-    above = x[:, None, :] > y[None, :, :]
-    tied = x[:, None, :] == y[None, :, :]
-    return float((above + 0.5 * tied).mean(axis=(0, 1)).mean())
+    if x.shape[-1] != y.shape[-1]:
+        raise BadInputError(f"x and y need the same tasks, got {x.shape[-1]} and {y.shape[-1]}")
+    # [..., seeds_x, seeds_y, tasks]
+    a, b = x[..., :, None, :], y[..., None, :, :]
+    found = ((a > b) + 0.5 * (a == b)).mean(axis=(-3, -2)).mean(axis=-1)
+    return float(found) if found.ndim == 0 else found
 
 
 @dataclass(frozen=True)

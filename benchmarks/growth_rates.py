@@ -59,13 +59,14 @@ def curves(path: Path, quantity: str = "state") -> dict[str, tuple[np.ndarray, n
 
 
 def verdict(fit: dict) -> str:
-    """The better form, in words: exponential growth or decay, flat (eta within 0.5% of 1 per
-    step, or a cubic fit that is a constant), or a polynomial and its degree."""
+    """The curve in words: flat when the exponential fit's eta is within 0.5% of 1 per step (a
+    factor under 2.7 over 200 steps, whichever form fits better); otherwise the better form, and
+    whether it grows or decays."""
     if fit["better"] is None:
         return "too few positive norms"
+    if abs(fit["eta"] - 1.0) < 0.005:
+        return "flat"
     if fit["better"] == "exponential":
-        if abs(fit["eta"] - 1.0) < 0.005:
-            return "flat"
         return "exponential growth" if fit["eta"] > 1 else "exponential decay"
     c3, c2, c1, _ = fit["cubic"]
     return "cubic" if c3 > 0 else "polynomial of degree below 3" if c2 > 0 or c1 > 0 else "flat"

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from reproduce import AGENTS, LABELS, PAPER_TASKS, load_rows, replace_section
+from reproduce import AGENTS, LABELS, PAPER_TASKS, load_rows, not_counted, replace_section
 
 from awmctl.aggregate import (
     difference,
@@ -54,7 +54,6 @@ WORLD_MODELS = (
     "simulator",
 )
 REFERENCE = "awm-transformer"
-SATURATED = 0.97
 #: the rule above, applied to the 3-seed grid (tests/test_power.py recomputes it from the rows)
 COUNTED = ("cancer", "hiv-treatment", "mould-fungicide", "bacteria")
 SEEDS = 10
@@ -68,27 +67,10 @@ def label(method: str) -> str:
 
 
 def which_tasks_count(rows: list[dict], horizon: int = HORIZON) -> tuple[list[str], dict]:
-    """The rule of the module's docstring on paper-settings rows (their first 3 seeds): the
+    """The rule of the module's docstring (:func:`reproduce.not_counted`) on the grid's rows: the
     counted tasks, and the others with the reason."""
-    counted, excluded = [], {}
-    for task in PAPER_TASKS:
-        mine = [
-            r
-            for r in rows
-            if r["task"] == task
-            and r["horizon"] == horizon
-            and r["variant"] == "clean"
-            and r["method"] not in AGENTS
-        ]
-        if not mine:
-            continue
-        if mine[0]["flag"]:
-            excluded[task] = f"flagged: {mine[0]['flag']}"
-        elif all(np.mean(r["scores"][:3]) >= SATURATED for r in mine):
-            excluded[task] = f"saturated: every BPO method at {SATURATED} or more"
-        else:
-            counted.append(task)
-    return counted, excluded
+    reasons = {t: not_counted(rows, t, horizon) for t in PAPER_TASKS}
+    return [t for t, why in reasons.items() if not why], {t: w for t, w in reasons.items() if w}
 
 
 def score_matrix(

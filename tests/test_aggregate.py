@@ -21,6 +21,22 @@ def test_interquartile_mean_drops_a_quarter_at_each_end():
     assert mean_score(scores) == pytest.approx(np.mean([0.5, 2.5, 4.5, 25.0]))
 
 
+def test_statistics_reduce_the_last_two_axes_of_a_stack_of_samples_as_scipy_does():
+    stack = np.random.default_rng(3).normal(size=(5, 7, 3))  # [samples, seeds, tasks]
+    iqm = interquartile_mean(stack)
+    for k in range(5):
+        assert iqm[k] == pytest.approx(scipy_stats.trim_mean(stack[k].ravel(), 0.25))
+        assert interquartile_mean(stack[k]) == pytest.approx(iqm[k])
+        assert mean_score(stack)[k] == pytest.approx(stack[k].mean())
+        other = stack[(k + 1) % 5]
+        assert probability_of_improvement(stack, stack[::-1])[k] == pytest.approx(
+            probability_of_improvement(stack[k], stack[4 - k])
+        )
+        assert probability_of_improvement(stack[k], other) + probability_of_improvement(
+            other, stack[k]
+        ) == pytest.approx(1.0)
+
+
 def test_probability_of_improvement_is_mann_whitney_u_over_pairs_per_task():
     rng = np.random.default_rng(0)
     x, y = rng.normal(0.6, 0.1, (10, 3)), rng.normal(0.5, 0.1, (7, 3))
