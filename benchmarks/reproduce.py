@@ -43,6 +43,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import host  # benchmarks/, on the path when this script runs
@@ -107,48 +108,66 @@ def row_id(task: str, horizon: int, method: str, variant: str) -> str:
     )
 
 
-def command(
-    task: str,
-    horizon: int,
-    method: str,
-    variant: str,
-    seeds: int,
-    env_steps: int,
-    run_dir: Path,
-    first_seed: int = 0,
-    preset: str = "paper",
-) -> list[str]:
-    """The awmctl command of one row (what a user would type, in a fresh process)."""
-    # BPO at the paper's policy budget (--preset paper): the grid reproduces the paper's settings;
-    # --preset converged, awmctl's defaults, for the comparison without the budget limit. The
-    # baselines keep the paper's settings either way.
-    how = (
-        ["--agent", method]
-        if method in AGENTS
-        else ["--online", "--model", method, "--preset", preset]
-    )
-    params = [] if variant == "clean" else ["--task-param", variant]
-    return [
-        sys.executable,
-        "-m",
-        "awmctl",
-        "optimize-policy",
-        *how,
-        "--task",
-        task,
-        "--horizon",
-        str(horizon),
-        *params,
-        "--env-steps",
-        str(env_steps),
-        "--seed",
-        str(first_seed),
-        "--seeds",
-        str(seeds),
-        "--out",
-        str(run_dir),
-        "--json",
-    ]
+@dataclass(frozen=True)
+class Block:
+    """One awmctl command of a row: seeds first_seed..first_seed+seeds-1 of (task, H, method,
+    variant), at ``env_steps`` env steps and the BPO ``preset``. A row is one block, or several
+    when it grew seed by seed."""
+
+    task: str
+    horizon: int
+    method: str
+    variant: str
+    seeds: int
+    env_steps: int
+    first_seed: int = 0
+    preset: str = "paper"
+
+    @property
+    def row_id(self) -> str:
+        return row_id(self.task, self.horizon, self.method, self.variant)
+
+    def run_dir(self, out: Path) -> Path:
+        """The row's own directory for the block that starts at seed 0 (every row's first run), a
+        sibling for a block that extends the row."""
+        last = self.first_seed + self.seeds - 1
+        name = (
+            self.row_id if self.first_seed == 0 else f"{self.row_id}+seeds{self.first_seed}-{last}"
+        )
+        return out / "runs" / name
+
+    def command(self, run_dir: Path) -> list[str]:
+        """The awmctl command (what a user would type, in a fresh process)."""
+        # BPO at the paper's policy budget (--preset paper): the grid reproduces the paper's
+        # settings; --preset converged, awmctl's defaults, for the comparison without the budget
+        # limit. The baselines keep the paper's settings either way.
+        how = (
+            ["--agent", self.method]
+            if self.method in AGENTS
+            else ["--online", "--model", self.method, "--preset", self.preset]
+        )
+        params = [] if self.variant == "clean" else ["--task-param", self.variant]
+        return [
+            sys.executable,
+            "-m",
+            "awmctl",
+            "optimize-policy",
+            *how,
+            "--task",
+            self.task,
+            "--horizon",
+            str(self.horizon),
+            *params,
+            "--env-steps",
+            str(self.env_steps),
+            "--seed",
+            str(self.first_seed),
+            "--seeds",
+            str(self.seeds),
+            "--out",
+            str(run_dir),
+            "--json",
+        ]
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -201,49 +220,30 @@ def run_unless_done(argv: list[str], run_dir: Path, log: Path, rid: str) -> floa
     return wall
 
 
-def block_dir(out: Path, rid: str, first_seed: int, seeds: int) -> Path:
-    """Where the run of seeds first_seed..first_seed+seeds-1 of a row goes: the row's own
-    directory for the block that starts at seed 0 (every row's first run), a sibling for a block
-    that extends the row."""
-    name = rid if first_seed == 0 else f"{rid}+seeds{first_seed}-{first_seed + seeds - 1}"
-    return out / "runs" / name
-
-
-def run_row(
-    task: str,
-    horizon: int,
-    method: str,
-    variant: str,
-    seeds: int,
-    env_steps: int,
-    out: Path,
-    first_seed: int = 0,
-    preset: str = "paper",
-) -> dict:
-    """Run (or resume, or just read) the awmctl command of one row's seeds first_seed..
-    first_seed+seeds-1 and turn its outputs into the row (of those seeds)."""
-    rid = row_id(task, horizon, method, variant)
-    run_dir = block_dir(out, rid, first_seed, seeds)
-    argv = command(task, horizon, method, variant, seeds, env_steps, run_dir, first_seed, preset)
-    wall = run_unless_done(argv, run_dir, run_dir.with_name(run_dir.name + ".log"), rid)
+def run_row(block: Block, out: Path) -> dict:
+    """Run (or resume, or just read) one block's awmctl command and turn its outputs into the row
+    of its seeds."""
+    run_dir = block.run_dir(out)
+    argv = block.command(run_dir)
+    wall = run_unless_done(argv, run_dir, run_dir.with_name(run_dir.name + ".log"), block.row_id)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     meta = json.loads((run_dir / "meta.json").read_text())
     curves = [r["eval/eval_return"] for r in records if "eval/eval_return" in r]
     steps = [r["step"] for r in records if "eval/eval_return" in r]
     final = np.asarray(curves[-1], np.float64)
-    refs = references(task, horizon, out)
+    refs = references(block.task, block.horizon, out)
     scores = (final - refs["random"]) / (refs["opt"] - refs["random"])
     environment = meta.get("environment", {})
 
     return {
-        "task": task,
-        "horizon": horizon,
-        "method": method,
-        "variant": variant,
-        "preset": "paper" if method in AGENTS else preset,
-        "seeds": seeds,
-        "first_seed": first_seed,
-        "env_steps": env_steps,
+        "task": block.task,
+        "horizon": block.horizon,
+        "method": block.method,
+        "variant": block.variant,
+        "preset": "paper" if block.method in AGENTS else block.preset,
+        "seeds": block.seeds,
+        "first_seed": block.first_seed,
+        "env_steps": block.env_steps,
         "returns": final.tolist(),
         "returns_mean": float(final.mean()),
         "returns_ci95": ci95(final),
@@ -252,7 +252,7 @@ def run_row(
         "score_ci95": ci95(scores),
         "R_random": refs["random"],
         "R_opt": refs["opt"],
-        "flag": task_info(task).flag,
+        "flag": task_info(block.task).flag,
         # the wall time of this sweep's process for the row (None: finished by an earlier sweep,
         # whose process time was not seen), and the run's own time (its last process)
         "wall_s": None if wall is None else round(wall, 1),
@@ -343,15 +343,10 @@ def sweep(args) -> None:
             flush=True,
         )
         block = run_row(
-            task,
-            horizon,
-            method,
-            variant,
-            args.seeds - have,
-            args.env_steps,
+            Block(
+                task, horizon, method, variant, args.seeds - have, args.env_steps, have, args.preset
+            ),
             out,
-            have,
-            args.preset,
         )
         row = block if done is None else extend(done, block)
         atomic_write(path, json.dumps(row))

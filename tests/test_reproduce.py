@@ -101,6 +101,7 @@ def _row(task, horizon, method, score, flag="", variant="clean"):
         "method": method,
         "variant": variant,
         "score_mean": score,
+        "scores": [score] * 3,
         "score_ci95": 0.01,
         "flag": flag,
         "seeds": 3,
@@ -109,7 +110,7 @@ def _row(task, horizon, method, score, flag="", variant="clean"):
     }
 
 
-def test_tables_rank_methods_except_on_flagged_tasks():
+def test_tables_rank_and_count_methods_except_on_flagged_and_saturated_tasks():
     rows = [
         _row("cancer", 100, "sac", 0.8),
         _row("cancer", 100, "awm-transformer", 0.96),
@@ -118,12 +119,20 @@ def test_tables_rank_methods_except_on_flagged_tasks():
         _row("cancer", 100, "sac", 0.5, variant="noise=0.1"),
         _row("bacteria", 100, "sac", 0.905),
         _row("bacteria", 100, "awm-transformer", 0.9),
+        # every BPO method at 0.97 or more: saturated, whatever the baselines score
+        _row("bear-populations", 100, "sac", 0.5),
+        _row("bear-populations", 100, "awm-transformer", 0.99),
     ]
     table = reproduce.grid_table(rows, ["awm-transformer", "sac"]).splitlines()
     cancer = next(line for line in table if line.startswith("| cancer |"))
     glucose = next(line for line in table if line.startswith("| glucose (flagged) |"))
     assert cancer.endswith("| AWM transformer |") and "0.96 ± 0.01" in cancer
-    assert "not ranked: nearly flat" in glucose
+    assert "not ranked: flagged: nearly flat" in glucose
+    bear = next(line for line in table if line.startswith("| bear-populations (saturated) |"))
+    assert "not ranked: saturated" in bear
+    # the means count cancer and bacteria only
+    summary = reproduce.summary_table(rows, ["awm-transformer", "sac"])
+    assert "| 100 | AWM transformer | 2 | 0.93 | 2 of 2 |" in summary
     bacteria = next(line for line in table if line.startswith("| bacteria |"))
     assert bacteria.endswith("| tie: SAC, AWM transformer |")  # intervals overlap: no winner
     robustness = reproduce.robustness_table(rows)
@@ -132,7 +141,7 @@ def test_tables_rank_methods_except_on_flagged_tasks():
     # glucose is flagged: left out; cancer won by the AWM, bacteria tied
     assert "| 100 | AWM transformer | 2 | 0.93 | 2 of 2 |" in summary
     assert "| 100 | SAC | 2 | 0.85 | 1 of 2 |" in summary
-    assert "| all | | 6 | | | 60 (0.02 h) |" in reproduce.time_table(
+    assert "| all | | 8 | | | 80 (0.02 h) |" in reproduce.time_table(
         rows, ["awm-transformer", "sac"]
     )
 
