@@ -30,7 +30,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from reproduce import AGENTS, LABELS, PAPER_TASKS, load_rows, not_counted, replace_section
+from reproduce import (
+    AGENTS,
+    COLOURS,
+    LABELS,
+    PAPER_TASKS,
+    load_rows,
+    not_counted,
+    replace_section,
+)
 
 from awmctl.aggregate import (
     difference,
@@ -207,7 +215,14 @@ def interval_figure(found: dict[str, dict], path: Path, title: str) -> None:
     for ax, key in zip(axes, ("iqm", "mean")):
         for y, method in enumerate(order):
             i = found[method][key]
-            ax.plot([i.low, i.high], [y, y], lw=6, alpha=0.5, solid_capstyle="butt")
+            ax.plot(
+                [i.low, i.high],
+                [y, y],
+                lw=6,
+                alpha=0.6,
+                solid_capstyle="butt",
+                color=COLOURS[method],
+            )
             ax.plot([i.value], [y], "k|", ms=12)
         ax.set_yticks(range(len(order)), [f"{label(m)} ({found[m]['seeds']})" for m in order])
         ax.set_xlabel(f"{'IQM' if key == 'iqm' else 'mean'} normalised score (95% CI)")
@@ -224,7 +239,9 @@ def improvement_figure(found: dict[str, dict], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(order) + 1.4), dpi=110)
     for y, method in enumerate(order):
         i = found[method]["improvement"]
-        ax.plot([i.low, i.high], [y, y], lw=6, alpha=0.5, solid_capstyle="butt")
+        ax.plot(
+            [i.low, i.high], [y, y], lw=6, alpha=0.6, solid_capstyle="butt", color=COLOURS[method]
+        )
         ax.plot([i.value], [y], "k|", ms=12)
     ax.axvline(0.5, color="grey", ls="--", lw=0.8)
     ax.set_yticks(range(len(order)), [label(m) for m in order])
