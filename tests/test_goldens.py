@@ -26,8 +26,9 @@ Recording again guards itself (``AWMCTL_RECORD_GOLDENS=... pytest tests/test_gol
 
 On another machine (``assert_close_across_machines``) every array and metric must agree to
 ``ACROSS_MACHINES`` (relative to |golden| + 1e-3); the measured spread between an Intel Xeon and
-an AMD EPYC was 2.2e-5. Two outputs amplify rounding and have their own rules: the transformer's
-key bias is left out, and the overfit models' validation metrics get 1%.
+an AMD EPYC was 2.2e-5. Three outputs amplify rounding and have their own rules: the transformer's
+key bias is left out, the overfit models' validation metrics get 1% and their training losses
+0.1%.
 """
 
 from __future__ import annotations
@@ -155,6 +156,12 @@ def assert_close_across_machines(key: str, got: np.ndarray, want: np.ndarray) ->
         if key.endswith("_r2"):
             got, want = 1.0 - got, 1.0 - want
         np.testing.assert_allclose(got, want, rtol=1e-2)
+        return
+    elif ":train/loss" in key:
+        # A training loss near its minimum (2.4e-3 for the overfit transformer) is a sum of small
+        # residuals, so the weights' relative differences reach it larger: 1.6e-4 measured on
+        # CI's machine against the recording one, where every weight stayed within 1e-4.
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-6)
         return
     np.testing.assert_allclose(got, want, rtol=ACROSS_MACHINES, atol=ACROSS_MACHINES * 1e-3)
 

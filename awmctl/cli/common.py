@@ -200,6 +200,14 @@ def install_process_handlers() -> None:
         default(unraisable)
 
     sys.unraisablehook = quiet_closed_loops
+    # The same failed restore can also leave one of Orbax's reading tasks with an exception that
+    # nobody awaits; asyncio logs it when the task is collected, at exit, as a second traceback.
+    logging.getLogger("asyncio").addFilter(forget_unretrieved_task_errors)
+
+
+def forget_unretrieved_task_errors(record: logging.LogRecord) -> bool:
+    """A logging filter: False (drop) for asyncio's "Task exception was never retrieved"."""
+    return not str(record.msg).startswith("Task exception was never retrieved")
 
 
 @contextlib.contextmanager
