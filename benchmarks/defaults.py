@@ -40,7 +40,7 @@ from awmctl.artifacts.references import load_or_compute
 from awmctl.stats import ci95
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reproduce import atomic_write, replace_section, run_unless_done
+from reproduce import atomic_write, bpo_command, replace_section, run_unless_done
 
 HERE = Path(__file__).parent
 PAPER_TASKS = (
@@ -143,24 +143,9 @@ def command(
         how = ["--model", str(model), "--data", str(data), *OFFLINE_CANDIDATES[candidate]]
     else:
         how = ["--online", "--model", method, *CANDIDATES[candidate]]
-    return [
-        sys.executable,
-        "-m",
-        "awmctl",
-        "optimize-policy",
-        *how,
-        "--task",
-        task,
-        "--horizon",
-        str(horizon),
-        "--seed",
-        "0",
-        "--seeds",
-        str(seeds),
-        "--out",
-        str(run_dir),
-        "--json",
-    ]
+    return bpo_command(
+        how, task, horizon, "--seed", "0", "--seeds", str(seeds), "--out", str(run_dir)
+    )
 
 
 def grid_row(task: str, horizon: int, method: str, candidate: str) -> dict | None:

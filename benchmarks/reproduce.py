@@ -147,16 +147,10 @@ class Block:
             else ["--online", "--model", self.method, "--preset", self.preset]
         )
         params = [] if self.variant == "clean" else ["--task-param", self.variant]
-        return [
-            sys.executable,
-            "-m",
-            "awmctl",
-            "optimize-policy",
-            *how,
-            "--task",
+        return bpo_command(
+            how,
             self.task,
-            "--horizon",
-            str(self.horizon),
+            self.horizon,
             *params,
             "--env-steps",
             str(self.env_steps),
@@ -166,8 +160,25 @@ class Block:
             str(self.seeds),
             "--out",
             str(run_dir),
-            "--json",
-        ]
+        )
+
+
+def bpo_command(how: list[str], task: str, horizon: int, *rest: str) -> list[str]:
+    """``awmctl optimize-policy`` in a fresh process: ``how`` picks the method, ``rest`` adds
+    options; the JSON summary on stdout is what a row reads."""
+    return [
+        sys.executable,
+        "-m",
+        "awmctl",
+        "optimize-policy",
+        *how,
+        "--task",
+        task,
+        "--horizon",
+        str(horizon),
+        *rest,
+        "--json",
+    ]
 
 
 def atomic_write(path: Path, text: str) -> None:
