@@ -49,11 +49,11 @@ PRECISION = os.environ.get("GPU_CHECK_PRECISION", "")
 if PRECISION:  # before anything is traced
     jax.config.update("jax_default_matmul_precision", PRECISION)
 
-import equinox as eqx  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
 
-from awmctl import (  # noqa: E402
+from awmctl import (
     ModelFit,
     OnlineBPO,
     OnlineConfig,
@@ -63,9 +63,9 @@ from awmctl import (  # noqa: E402
     optim,
     random_controller,
 )
-from awmctl.algorithms import model_step, policy_gradient  # noqa: E402
-from awmctl.algorithms.interaction import whole_periods  # noqa: E402
-from awmctl.policies import build_policy  # noqa: E402
+from awmctl.algorithms import model_step, policy_gradient
+from awmctl.algorithms.interaction import whole_periods
+from awmctl.policies import build_policy
 
 
 def device_memory() -> dict:
@@ -260,8 +260,9 @@ def precision(args) -> dict:
     for _ in range(args.fit_steps):
         params, opt = step(params, opt)
     model_grad = lambda p: jax.grad(lambda q: model_step(q, opt, static, tx, obs, act)[2])(p)
-    policy = build_policy("mlp", task.obs_size, task.action_size, task.horizon, key=jax.random.key(1))
-    policy = policy.with_normalizer(episodes.observations[0])
+    policy = build_policy(
+        "mlp", task.obs_size, task.action_size, task.horizon, key=jax.random.key(1)
+    ).with_normalizer(episodes.observations[0])
     p_params, p_static = eqx.partition(policy, eqx.is_inexact_array)
     fitted = eqx.combine(params, static)
     obs0 = obs[:16, 0]
@@ -301,21 +302,24 @@ def report(path: str) -> str:
     lines = []
     for r in (r for r in rows if r["part"] == "device"):
         rates = next(v for k, v in r.items() if k.startswith("matmul_"))
-        lines += [
+        size = next(k for k in r if k.startswith("matmul_")).split("_")[1]
+        lines.append(
             f"Device: {r['device']} ({r['platform']}, {r['device_count']} device(s), "
             f"{r['cores']} host cores), memory limit {r['device_limit_mib']} MiB; jax "
-            f"{r['versions']['jax']}, jaxlib {r['versions']['jaxlib']}, Python {r['python']}.",
-            f"float32 matmul ({next(k for k in r if k.startswith('matmul_'))}): "
-            f"{rates['default']} TFLOP/s at the default precision, {rates['highest']} at highest.",
-            "",
-        ]
+            f"{r['versions']['jax']}, jaxlib {r['versions']['jaxlib']}, Python {r['python']}."
+        )
+        lines.append(
+            f"float32 matmul of {size}x{size}: {rates['default']} TFLOP/s at the default "
+            f"precision, {rates['highest']} at highest."
+        )
+        lines.append("")
     online_rows = [r for r in rows if r["part"] == "online"]
     if online_rows:
-        lines += [
+        lines.append(
             "| model | seeds | preset | precision | compile s | period ms | run s | done | "
-            "final return (mean) | device peak MiB |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
+            "final return (mean) | device peak MiB |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in online_rows:
             done = "yes" if r["completed"] else f"{r['periods_done']}/{r['periods']} (projected)"
             lines.append(

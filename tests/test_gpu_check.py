@@ -25,6 +25,7 @@ def test_the_gpu_check_runs_every_part_and_reports_its_figures(tmp_path):
     done = subprocess.run(
         ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(out)],
         env=env,
+        check=False,
         capture_output=True,
         text=True,
         timeout=600,
@@ -46,7 +47,8 @@ def test_the_gpu_check_runs_every_part_and_reports_its_figures(tmp_path):
         assert len(r["final_returns"]) == 2 and all(map(math.isfinite, r["final_returns"]))
         assert r["run_s"] >= r["loop_s"] > 0
     # A CPU has no TF32: both precisions compute the same run.
-    assert online["paper", "default"]["final_returns"] == online["paper", "highest"]["final_returns"]
+    default, highest = online["paper", "default"], online["paper", "highest"]
+    assert default["final_returns"] == highest["final_returns"]
 
     (fit,) = (r for r in rows if r["part"] == "fit")
     assert fit["steps_per_s"] > 0 and math.isfinite(fit["train_loss"])
