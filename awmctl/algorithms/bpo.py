@@ -42,10 +42,12 @@ from awmctl.models import (
     PolicyInputGrad,
     SimulatorModel,
     check_context,
+    disagreement,
+    members_of,
     model_spec,
 )
 from awmctl.policies import MarkovPolicy, build_policy
-from awmctl.rollouts import imagined_return, true_return
+from awmctl.rollouts import imagined_return, member_returns, true_return
 from awmctl.seeds import seed_stream, stream
 from awmctl.tasks import Task
 
@@ -62,6 +64,11 @@ class BPOConfig(Config):
     #: None: the model's default (``stop`` for AWMs: the direct path; ``full`` otherwise)
     policy_input_grad: PolicyInputGrad | None = None
     log_every: int = 50
+    #: through an ensemble: the imagined objective is each start's mean return over the members
+    #: minus this many standard deviations of it (their disagreement), so the policy does not
+    #: climb where the members disagree; negative: optimism, the policy seeks it. No effect
+    #: through one model
+    pessimism: float = OFFLINE["converged"]["pessimism"]
 
     #: how the seeds share a compiled call, ``vmap`` or ``sequential`` (None: the backend's
     #: default, :func:`~awmctl.algorithms.base.default_seed_mode`); the CLI passes the one it
@@ -78,6 +85,7 @@ class BPOConfig(Config):
                 )
         if not self.lr > 0:
             raise BadInputError(f"--lr must be positive, got {self.lr}")
+        check_pessimism(self.pessimism)
 
     @classmethod
     def preset(cls, name: str, **given: Any) -> BPOConfig:
@@ -99,6 +107,11 @@ class BPOState(NamedTuple):
     step: Array
 
 
+def check_pessimism(pessimism: float) -> None:
+    if not np.isfinite(pessimism):
+        raise BadInputError(f"--pessimism must be a finite number, got {pessimism}")
+
+
 def policy_objective(
     policy: MarkovPolicy,
     model: AbstractWorldModel,
@@ -107,10 +120,21 @@ def policy_objective(
     key: PRNGKeyArray,
     entropy: float,
     stop_input: bool,
+    pessimism: float = 0.0,
 ) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """BPO's loss, -(mean imagined return + entropy x mean entropy estimate), and the mean
-    imagined return, over one imagined episode from each of ``obs0``."""
+    imagined return, over one imagined episode from each of ``obs0``.
+
+    Through an ensemble with ``pessimism`` beta, each start's value is its members' mean return
+    minus beta times their standard deviation (a lower confidence bound: the policy is not paid
+    for what only some members promise); a negative beta is optimism (an upper bound)."""
     keys = jax.random.split(key, obs0.shape[0])
+    if pessimism and members_of(model) > 1:
+        returns, ent = jax.vmap(lambda o, k: member_returns(policy, model, task, o, k, stop_input))(
+            obs0, keys
+        )  # [B, members]
+        values = jnp.mean(returns, axis=1) - pessimism * disagreement(returns.T)
+        return -(jnp.mean(values) + entropy * jnp.mean(ent)), jnp.mean(returns)
     returns, ent = jax.vmap(lambda o, k: imagined_return(policy, model, task, o, k, stop_input))(
         obs0, keys
     )
@@ -126,12 +150,14 @@ def policy_gradient(
     key: PRNGKeyArray,
     entropy: float,
     stop_input: bool,
+    pessimism: float = 0.0,
 ) -> tuple[Any, Float[Array, ""]]:
     """The gradient of :func:`policy_objective` in the policy's float arrays, and the mean
     imagined return."""
 
     def loss(p):
-        return policy_objective(eqx.combine(p, static), model, task, obs0, key, entropy, stop_input)
+        policy = eqx.combine(p, static)
+        return policy_objective(policy, model, task, obs0, key, entropy, stop_input, pessimism)
 
     (_, imagined), grads = jax.value_and_grad(loss, has_aux=True)(params)
     return grads, imagined
@@ -148,9 +174,12 @@ def policy_step(
     key: PRNGKeyArray,
     entropy: float,
     stop_input: bool,
+    pessimism: float = 0.0,
 ) -> tuple[Any, Any, Any, Float[Array, ""]]:
     """One BPO update: ``(params, opt_state, grads, mean imagined return)``."""
-    grads, imagined = policy_gradient(params, static, model, task, obs0, key, entropy, stop_input)
+    grads, imagined = policy_gradient(
+        params, static, model, task, obs0, key, entropy, stop_input, pessimism
+    )
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, grads, imagined
 
@@ -250,6 +279,7 @@ class BPO(Algorithm[BPOState]):
                 kl,
                 config.entropy,
                 self.stop,
+                config.pessimism,
             )
             return new_params, new_opt, (imagined, optax.tree.norm(grads))
 
@@ -282,12 +312,17 @@ class BPO(Algorithm[BPOState]):
         )
         a, b = ravel_pytree(g_model)[0], ravel_pytree(g_sim)[0]
         cosine = jnp.dot(a, b) / jnp.maximum(jnp.linalg.norm(a) * jnp.linalg.norm(b), 1e-30)
-        det_imagined, _ = imagined_return(
+        det_members, _ = member_returns(
             policy, model, task, init_obs[0], kl, stop, deterministic=True
         )
         return {
             "eval_return": true_return(policy, task),
-            "imagined_return_det": det_imagined,
+            "imagined_return_det": jnp.mean(det_members),
+            **(
+                {"imagined_disagreement": disagreement(det_members)}
+                if members_of(model) > 1
+                else {}
+            ),
             "grad_cosine": cosine,
             "grad_norm_model": jnp.linalg.norm(a),
             "grad_norm_simulator": jnp.linalg.norm(b),
@@ -354,4 +389,12 @@ class BPO(Algorithm[BPOState]):
         return eqx.combine(params, self.static)
 
 
-__all__ = ["BPO", "BPOConfig", "BPOState", "policy_gradient", "policy_objective", "policy_step"]
+__all__ = [
+    "BPO",
+    "BPOConfig",
+    "BPOState",
+    "check_pessimism",
+    "policy_gradient",
+    "policy_objective",
+    "policy_step",
+]

@@ -3,12 +3,17 @@
 One optimiser step (:func:`model_step`) is shared with online BPO. :class:`ModelFit` scans
 ``log_every`` of them (minibatches drawn inside) in one compiled call, then evaluates the
 validation episodes; the state between chunks is a small pytree that resumes exactly.
+
+An ensemble (``ensemble`` K > 1) is fitted in the same compiled step: each member on its own
+minibatch (:func:`batch_indices`: its own order of the episodes), the loss the sum of the
+members' losses, so that each member's gradient, and its Adam update (element-wise), is the one it
+would get trained alone; its reported loss is the members' mean.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
@@ -29,7 +34,18 @@ from awmctl.algorithms.base import (
     over_seeds,
 )
 from awmctl.errors import BadInputError, DivergedError
-from awmctl.models import AbstractWorldModel, ModelSpec, check_context, imagine, model_spec
+from awmctl.models import (
+    AbstractWorldModel,
+    Ensemble,
+    ModelSpec,
+    check_context,
+    check_ensemble_size,
+    disagreement,
+    imagine,
+    member_keys,
+    members_of,
+    model_spec,
+)
 from awmctl.normalize import like
 from awmctl.seeds import seed_stream
 from awmctl.tasks import Episode
@@ -42,8 +58,11 @@ class FitConfig:
     lr: float = 1e-3
     val_fraction: float = 0.1
     log_every: int = 50
+    #: members of an ensemble of models fitted together (1: one model)
+    ensemble: int = 1
 
     def check(self) -> None:
+        check_ensemble_size(self.ensemble)
         if self.steps < 1:
             raise BadInputError(f"--steps must be at least 1, got {self.steps}")
         if self.batch_size < 1:
@@ -72,7 +91,10 @@ def normalised_mse(
     actions: Float[Array, "B H act"],
     key: PRNGKeyArray | None = None,
 ) -> Float[Array, ""]:
-    """Mean squared error of the one-call predictions, in units of the data's state std."""
+    """Mean squared error of the one-call predictions, in units of the data's state std; of an
+    ensemble, the mean of its members' (:func:`member_mse`)."""
+    if isinstance(model, Ensemble):
+        return jnp.mean(member_mse(model, scale, observations, actions, key))
     states = observations[..., :-1]
     keys = None if key is None else jax.random.split(key, states.shape[0])
     if keys is None:
@@ -82,30 +104,62 @@ def normalised_mse(
     return jnp.mean(jnp.square((preds - states[:, 1:]) / like(scale, preds)))
 
 
+def member_mse(
+    model: Ensemble,
+    scale: Float[Array, " state"],
+    observations: Float[Array, "*K B T obs"],
+    actions: Float[Array, "*K B H act"],
+    key: PRNGKeyArray | None = None,
+) -> Float[Array, " K"]:
+    """Each member's :func:`normalised_mse`: on the same episodes, or each on its own batch when
+    ``observations`` and ``actions`` have a leading member axis."""
+    if observations.ndim == 4:
+        return model.map(lambda m, o, a: normalised_mse(m, scale, o, a, key), observations, actions)
+    return model.map(lambda m: normalised_mse(m, scale, observations, actions, key))
+
+
+def batch_indices(
+    key: PRNGKeyArray,
+    episodes: int,
+    batch: int,
+    members: int,
+    sampler: Callable[[PRNGKeyArray], Int[Array, " B"]] | None = None,
+) -> Int[Array, "*K B"]:
+    """``batch`` of ``episodes`` indices drawn without replacement (or by ``sampler(key)``), one
+    batch per member of an ensemble (``members`` > 1: a leading member axis, member k's from
+    :func:`~awmctl.models.member_keys`), so that every member sees the data in its own order."""
+    draw = sampler or (lambda k: jax.random.choice(k, episodes, (batch,), replace=False))
+    return draw(key) if members == 1 else jax.vmap(draw)(member_keys(key, members))
+
+
 def model_step(
     params: Any,
     opt_state: Any,
     static: Any,
     optimizer: optax.GradientTransformation,
-    observations: Float[Array, "B T obs"],
-    actions: Float[Array, "B H act"],
+    observations: Float[Array, "*K B T obs"],
+    actions: Float[Array, "*K B H act"],
     key: PRNGKeyArray | None = None,
     scale: Float[Array, " state"] | None = None,
 ) -> tuple[Any, Any, Float[Array, ""]]:
     """One Adam step of a model (its float arrays ``params``) on a batch of whole episodes:
     ``(params, opt_state, loss)``. ``key`` only matters for models configured with dropout;
     ``scale`` is the loss's per-dimension unit (default: the model's own
-    :meth:`~awmctl.models.AbstractWorldModel.state_scale`)."""
+    :meth:`~awmctl.models.AbstractWorldModel.state_scale`). An ensemble's batch may have a
+    leading member axis (:func:`batch_indices`); its members' losses are summed for the gradient
+    (each member's own) and averaged for the reported loss."""
+    members = members_of(static)
 
     def loss_fn(p):
         model = eqx.combine(p, static)
-        return normalised_mse(
-            model, model.state_scale() if scale is None else scale, observations, actions, key
-        )
+        unit = model.state_scale() if scale is None else scale
+        if members == 1:
+            return normalised_mse(model, unit, observations, actions, key)
+        return jnp.sum(member_mse(model, unit, observations, actions, key))
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
+    return optax.apply_updates(params, updates), opt_state, loss / members
 
 
 def open_loop_metrics(
@@ -133,7 +187,27 @@ def open_loop_metrics(
         "rollout_mse": jnp.mean(
             jnp.square((imagined[..., :-1] - obs[:, 1:, :-1]) / like(scale, obs[:, 1:, :-1]))
         ),
+        **(
+            {"disagreement": rollout_disagreement(model, scale, obs[:, 0], episodes.actions)}
+            if isinstance(model, Ensemble)
+            else {}
+        ),
     }
+
+
+def rollout_disagreement(
+    model: Ensemble,
+    scale: Float[Array, " state"],
+    obs0: Float[Array, "N obs"],
+    actions: Float[Array | np.ndarray, "N H act"],
+) -> Float[Array, ""]:
+    """How much an ensemble's members disagree about episodes imagined open loop from ``obs0``
+    with ``actions``: the members' standard deviation of each predicted state, in units of the
+    data's state std, averaged over episodes, steps and dimensions."""
+    imagined = model.map(
+        lambda m: jax.vmap(lambda o0, a: imagine(m, o0, a))(obs0, jnp.asarray(actions))
+    )[..., :-1]
+    return jnp.mean(disagreement(imagined) / like(scale, imagined[0]))
 
 
 def seed_keys(seed: int | Int[Array, ""]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
@@ -250,7 +324,7 @@ class ModelFit(Algorithm[FitState]):
         of training episodes drawn without replacement; the mean loss of those made."""
 
         def step(params, opt_state, sub, drop):
-            idx = jax.random.choice(sub, train_obs.shape[0], (self.batch,), replace=False)
+            idx = batch_indices(sub, train_obs.shape[0], self.batch, self.config.ensemble)
             return model_step(
                 params,
                 opt_state,
@@ -289,6 +363,7 @@ class ModelFit(Algorithm[FitState]):
             self.context,
             self.hyper,
             key=seed_keys(seed)[0],
+            ensemble=self.config.ensemble,
         )
         return model.with_normalizers(train_obs)
 
@@ -330,6 +405,11 @@ class ModelFit(Algorithm[FitState]):
             "val/final_mse": np.asarray(metrics["final_mse"]),
             "val/final_r2": np.asarray(metrics["final_r2"]),
             "val/rollout_mse": np.asarray(metrics["rollout_mse"]),
+            **(
+                {"val/disagreement": np.asarray(metrics["disagreement"])}
+                if "disagreement" in metrics
+                else {}
+            ),
         }
 
     def progress(self, state: FitState) -> int:
@@ -358,6 +438,14 @@ class ModelFit(Algorithm[FitState]):
             "val_final_mse": float(metrics["final_mse"][0]),
             "val_final_r2": np.asarray(metrics["final_r2"][0]).tolist(),
             "val_rollout_mse": float(metrics["rollout_mse"][0]),
+            **(
+                {
+                    "ensemble": self.config.ensemble,
+                    "val_disagreement": float(metrics["disagreement"][0]),
+                }
+                if "disagreement" in metrics
+                else {}
+            ),
         }
 
 
@@ -365,9 +453,12 @@ __all__ = [
     "FitConfig",
     "FitState",
     "ModelFit",
+    "batch_indices",
+    "member_mse",
     "model_step",
     "normalised_mse",
     "open_loop_metrics",
+    "rollout_disagreement",
     "seed_keys",
     "split_episodes",
 ]

@@ -42,8 +42,8 @@ from awmctl.algorithms.base import (
     over_seeds,
     seeds_in_sequence,
 )
-from awmctl.algorithms.bpo import policy_step
-from awmctl.algorithms.fit import model_step
+from awmctl.algorithms.bpo import check_pessimism, policy_step
+from awmctl.algorithms.fit import batch_indices, model_step
 from awmctl.algorithms.interaction import (
     OnlineAlgorithm,
     interleaved_block,
@@ -52,7 +52,13 @@ from awmctl.algorithms.interaction import (
 )
 from awmctl.algorithms.presets import ONLINE, preset_values
 from awmctl.errors import BadInputError
-from awmctl.models import AbstractWorldModel, ModelSpec, PolicyInputGrad, check_context
+from awmctl.models import (
+    AbstractWorldModel,
+    ModelSpec,
+    PolicyInputGrad,
+    check_context,
+    check_ensemble_size,
+)
 from awmctl.policies import MarkovPolicy, build_policy
 from awmctl.rollouts import (
     EpisodeReplay,
@@ -111,6 +117,12 @@ class OnlineConfig(Config):
     #: to the last one the gate trusted, the policy that began the last episode checked without
     #: optimism, undoing the updates that exploited the model before the evidence came
     trust_restore: bool = ONLINE["converged"]["trust_restore"]
+    #: world models fitted together as one ensemble (each member its own initialisation and its
+    #: own batches of the stored episodes), imagined in together; 1: one model
+    ensemble: int = ONLINE["converged"]["ensemble"]
+    #: through an ensemble, the policy's imagined objective is the members' mean return minus
+    #: this many standard deviations of it (negative: optimism); see BPOConfig.pessimism
+    pessimism: float = ONLINE["converged"]["pessimism"]
 
     @classmethod
     def preset(cls, name: str, **given: Any) -> OnlineConfig:
@@ -164,6 +176,8 @@ class OnlineConfig(Config):
             )
         if not (self.model_lr > 0 and self.policy_lr > 0):
             raise BadInputError("--lr and --model-lr must be positive")
+        check_ensemble_size(self.ensemble)
+        check_pessimism(self.pessimism)
 
     @property
     def steps_run(self) -> int:
@@ -269,7 +283,11 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         return stored
 
     def model_update(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
-        idx = s.replay.sample(key, self.config.model_batch)
+        """One model update on ``model_batch`` stored episodes (each member of an ensemble its
+        own draw)."""
+        members = self.config.ensemble
+        draw = lambda k: s.replay.sample(k, self.config.model_batch)
+        idx = draw(key) if members == 1 else batch_indices(key, 0, 0, members, sampler=draw)
         params, opt, _ = model_step(
             s.model,
             s.model_opt,
@@ -294,6 +312,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             kl,
             self.config.entropy,
             self.config.policy_input_grad == "stop",
+            self.config.pessimism,
         )
         return s._replace(policy=params, policy_opt=opt, policy_updates=s.policy_updates + 1)
 
@@ -413,7 +432,12 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
     def build_model(self, seed: int | jax.Array) -> AbstractWorldModel:
         task = self.task
         return self.spec.build(
-            task.state_size, task.action_size, task.horizon, key=jax.random.key(seed), task=task
+            task.state_size,
+            task.action_size,
+            task.horizon,
+            key=jax.random.key(seed),
+            task=task,
+            ensemble=self.config.ensemble,
         )
 
     def build_policy(self, seed: int | jax.Array) -> MarkovPolicy:

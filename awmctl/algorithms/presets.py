@@ -29,6 +29,8 @@ ONLINE: dict[str, dict[str, Any]] = {
         "trust_gate": 0.0,
         "trust_check": "completed",
         "trust_restore": False,
+        "ensemble": 1,
+        "pessimism": 0.0,
     },
     "converged": {
         "policy_lr": 1e-3,
@@ -37,12 +39,14 @@ ONLINE: dict[str, dict[str, Any]] = {
         "trust_gate": 0.5,
         "trust_check": "completed",
         "trust_restore": False,
+        "ensemble": 1,
+        "pessimism": 0.0,
     },
 }
 #: offline BPO: BPOConfig fields
 OFFLINE: dict[str, dict[str, Any]] = {
-    "paper": {"lr": 1e-4, "steps": 1000, "entropy": 0.1},
-    "converged": {"lr": 1e-3, "steps": 1000, "entropy": 0.0},
+    "paper": {"lr": 1e-4, "steps": 1000, "entropy": 0.1, "pessimism": 0.0},
+    "converged": {"lr": 1e-3, "steps": 1000, "entropy": 0.0, "pessimism": 0.0},
 }
 
 

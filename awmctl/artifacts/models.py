@@ -14,7 +14,7 @@ import numpy as np
 
 from awmctl import store
 from awmctl.artifacts.records import task_from_meta
-from awmctl.models import AbstractWorldModel, build_model
+from awmctl.models import AbstractWorldModel, build_model, ensemble_record
 from awmctl.store import is_shape
 from awmctl.tasks import Task, task_record
 
@@ -27,7 +27,8 @@ def model_record(
     """The ``model`` entry of a ``meta.json``: enough to rebuild the skeleton.
 
     ``horizon`` is the episode length of the training data; ``context`` the length the model
-    was built for (default: the same).
+    was built for (default: the same). An ensemble adds ``ensemble`` (its members); its
+    ``parameters`` count every member's.
     """
     return {
         "name": model.name,
@@ -38,6 +39,7 @@ def model_record(
         "max_horizon": model.max_horizon,
         "hyper": model.hyperparameters(),
         "parameters": parameter_count(model),
+        **ensemble_record(model),
     }
 
 
@@ -91,6 +93,7 @@ def load_model(directory: str | os.PathLike) -> tuple[AbstractWorldModel, Task, 
         record.get("hyper", {}),
         key=jax.random.key(0),
         task=task,
+        ensemble=record.get("ensemble", 1),
     )
     arrays, static = eqx.partition(skeleton, is_shape)
     restored = store.restore_arrays(Path(directory), arrays, meta)

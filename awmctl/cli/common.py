@@ -68,6 +68,15 @@ JsonOpt = Annotated[
     bool,
     typer.Option("--json", metavar="", help="Print one machine-readable JSON summary on stdout."),
 ]
+EnsembleOpt = Annotated[
+    int,
+    typer.Option(
+        "--ensemble",
+        help="World models fitted together as one ensemble (each from its own initialisation, "
+        "on its own order of the episodes); their disagreement says where the model does not "
+        "know. 1: one model.",
+    ),
+]
 
 
 def choices(values: tuple[str, ...] | list[str]) -> dict[str, Any]:

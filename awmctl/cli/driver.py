@@ -36,7 +36,14 @@ CHECKPOINT_FORMAT = 3
 #: Settings a run's config gained after runs were already being made, each with the value every run
 #: before it had: a run left unfinished by an older awmctl lacks the key and still resumes. A new
 #: setting whose default keeps the old behaviour belongs here.
-SETTINGS_ADDED = {"online.trust_check": "completed", "online.trust_restore": False}
+SETTINGS_ADDED = {
+    "online.trust_check": "completed",
+    "online.trust_restore": False,
+    "online.ensemble": 1,
+    "online.pessimism": 0.0,
+    "bpo.pessimism": 0.0,
+    "fit.ensemble": 1,
+}
 #: ``AWMCTL_CHECKPOINT_SECONDS``: the least time between two checkpoints of a run (default 60;
 #: 0 checkpoints after every chunk). An Orbax save costs tens of milliseconds, which adds up
 #: over the 157 evaluation periods of an online run; a killed run loses at most this much work.

@@ -11,6 +11,7 @@ from awmctl import artifacts
 from awmctl.algorithms import FitConfig, ModelFit, seed_keys, split_episodes
 from awmctl.cli.common import (
     AllowTaskChangeOpt,
+    EnsembleOpt,
     JsonOpt,
     OutOpt,
     OverwriteOpt,
@@ -87,6 +88,7 @@ def fit_model_command(
             help="State-space models: complex state channels per layer (default 96).",
         ),
     ] = None,
+    ensemble: EnsembleOpt = D.ensemble,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
     wandb: WandbOpt = None,
@@ -99,7 +101,10 @@ def fit_model_command(
     Holds out validation episodes, checkpoints the training state after a --log-every chunk of
     steps once AWMCTL_CHECKPOINT_SECONDS (default 60) have passed since the last checkpoint
     (rerun the same command to resume after a kill) and keeps the model with the lowest
-    validation loss. Writes meta.json, metrics.jsonl and loss.png.
+    validation loss. With --ensemble K, K models of the kind are fitted together (each from its
+    own initialisation, on its own order of the episodes) into one model directory, which every
+    command takes; their disagreement is logged (val/disagreement). Writes meta.json,
+    metrics.jsonl and loss.png.
     """
     check_input_tasks([data_dir], allow_task_change)
     spec = model_spec(model)
@@ -108,7 +113,7 @@ def fit_model_command(
             f"{model} has nothing to fit; pass --model {model} to optimize-policy or grad-norm "
             "directly"
         )
-    config = FitConfig(steps, batch_size, lr, val_fraction, log_every)
+    config = FitConfig(steps, batch_size, lr, val_fraction, log_every, ensemble)
     config.check()
     episodes, data_meta = artifacts.load_dataset(data_dir)
     task = artifacts.task_from_meta(data_meta)

@@ -59,6 +59,7 @@ from awmctl.models import (
     AbstractWorldModel,
     PolicyInputGrad,
     build_model,
+    members_of,
     model_spec,
 )
 from awmctl.policies import POLICIES, POLICY_SPECS, MarkovPolicy
@@ -90,6 +91,7 @@ ONLINE_ONLY = (
     "trust_gate",
     "trust_check",
     "trust_restore",
+    "ensemble",
 )
 #: options of BPO (through a world model) that no model-free agent has
 BPO_ONLY = (
@@ -110,6 +112,8 @@ BPO_ONLY = (
     "data_dir",
     "steps",
     "log_every",
+    "ensemble",
+    "pessimism",
 )
 AGENTS = ("bpo", *AGENT_SPECS)
 # the closed sets of values, from the library's types (help and shell completion list them)
@@ -212,6 +216,18 @@ def optimize_policy_command(
         typer.Option(
             "--entropy",
             help="Entropy bonus (per-step mean; from --preset: converged 0, paper 0.1).",
+        ),
+    ] = None,
+    pessimism: Annotated[
+        float | None,
+        typer.Option(
+            "--pessimism",
+            help=(
+                "Through an ensemble (fit-model --ensemble, or --ensemble online): the imagined "
+                "objective is the members' mean return minus this many standard deviations of it, "
+                "so the policy does not climb where they disagree; negative: optimism (from "
+                "--preset)."
+            ),
         ),
     ] = None,
     seeds: Annotated[
@@ -340,6 +356,17 @@ def optimize_policy_command(
                 "(online) When an episode's check finds the model optimistic, also set the "
                 "policy back to the one that began the last episode the gate trusted (from "
                 "--preset)."
+            ),
+        ),
+    ] = None,
+    ensemble: Annotated[
+        int | None,
+        typer.Option(
+            "--ensemble",
+            rich_help_panel=ONLINE_PANEL,
+            help=(
+                "(online) World models fitted together as one ensemble, each on its own batches "
+                "(from --preset; offline, a model directory says its own)."
             ),
         ),
     ] = None,
@@ -499,11 +526,12 @@ ONLINE_FIELDS = {
     **_same("clip", "entropy", "policy_input_grad", "updates_from", "policy_updates", "trust_gate"),
     "trust_check": "trust_check",
     "trust_restore": "trust_restore",
+    **_same("ensemble", "pessimism"),
     "batch_size": "policy_batch",
     "lr": "policy_lr",
 }
 OFFLINE_FIELDS = _same(
-    "steps", "batch_size", "lr", "clip", "entropy", "policy_input_grad", "log_every"
+    "steps", "batch_size", "lr", "clip", "entropy", "policy_input_grad", "log_every", "pessimism"
 )
 _AGENT_FIELDS = {**_same("env_steps", "warmup_steps", "eval_every", "lr"), "batch_size": "batch"}
 AGENT_FIELDS = {
@@ -572,6 +600,7 @@ def _offline(
         "preset": preset,
         "steps": config.steps,
         "lr": config.lr,
+        **_uncertainty(members_of(world), algorithm.config.pessimism),
         "seeds": len(target.seeds),
         **_returns(outcome, the_task),
         "final_grad_cosine_mean": float(np.mean(outcome.final("train/grad_cosine"))),
@@ -681,6 +710,7 @@ def _online(
         "trust_gate": config.trust_gate,
         "trust_check": config.trust_check,
         "trust_restore": config.trust_restore,
+        **_uncertainty(config.ensemble, config.pessimism),
         "online": True,
         "env_steps": config.steps_run,
         "seeds": len(target.seeds),
@@ -712,6 +742,12 @@ def _online(
         online=algorithm.config.__dict__,
     )
     return summary
+
+
+def _uncertainty(members: int, pessimism: float) -> dict[str, Any]:
+    """The summary's ensemble entries: its members and the pessimism the policy was held to (none
+    for one model, where pessimism has no effect)."""
+    return {"ensemble": members, "pessimism": pessimism} if members > 1 else {}
 
 
 def _model_view(

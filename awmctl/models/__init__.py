@@ -3,6 +3,15 @@ table of specs (:mod:`awmctl.models.zoo`)."""
 
 from awmctl.backbones import AbstractBackbone, Recurrent, Transformer, make_backbone
 from awmctl.models.base import AbstractWorldModel, Carry, check_context, imagine
+from awmctl.models.ensemble import (
+    Ensemble,
+    build_ensemble,
+    check_ensemble_size,
+    disagreement,
+    ensemble_record,
+    member_keys,
+    members_of,
+)
 from awmctl.models.markov import MarkovModel
 from awmctl.models.one_step import AbstractOneStepModel
 from awmctl.models.sequence import AbstractSequenceModel, ActionsWorldModel, HistoryWorldModel
@@ -27,6 +36,7 @@ __all__ = [
     "AbstractWorldModel",
     "ActionsWorldModel",
     "Carry",
+    "Ensemble",
     "HistoryWorldModel",
     "MarkovModel",
     "ModelSpec",
@@ -34,9 +44,15 @@ __all__ = [
     "Recurrent",
     "SimulatorModel",
     "Transformer",
+    "build_ensemble",
     "build_model",
     "check_context",
+    "check_ensemble_size",
+    "disagreement",
+    "ensemble_record",
     "imagine",
     "make_backbone",
+    "member_keys",
+    "members_of",
     "model_spec",
 ]

@@ -19,6 +19,7 @@ from jaxtyping import PRNGKeyArray
 from awmctl.backbones import BACKBONE_CLASSES
 from awmctl.errors import BadInputError
 from awmctl.models.base import AbstractWorldModel
+from awmctl.models.ensemble import build_ensemble, check_ensemble_size
 from awmctl.models.markov import MarkovModel
 from awmctl.models.sequence import BACKBONE_SIZES, ActionsWorldModel, HistoryWorldModel
 from awmctl.models.simulator import SimulatorModel
@@ -74,12 +75,16 @@ class ModelSpec:
         *,
         key: PRNGKeyArray,
         task: Task | None = None,
+        ensemble: int = 1,
     ) -> AbstractWorldModel:
         """A freshly initialised model (identity normalisation) for episodes of ``horizon``
-        steps."""
+        steps; with ``ensemble`` K > 1, an :class:`~awmctl.models.Ensemble` of K such models
+        (member 0 the one ``key`` builds alone)."""
         hyper = dict(hyper or {})
         self.check_sizes(hyper)
-        return self.factory(state_size, action_size, horizon, task, key, **hyper)
+        check_ensemble_size(ensemble, self.name)
+        one = lambda k: self.factory(state_size, action_size, horizon, task, k, **hyper)
+        return one(key) if ensemble == 1 else build_ensemble(one, ensemble, key)
 
     def check_sizes(self, hyper: Mapping[str, Any]) -> None:
         """Refuse (:class:`BadInputError`, one line naming the option) sizes this model cannot be
@@ -239,9 +244,12 @@ def build_model(
     *,
     key: PRNGKeyArray,
     task: Task | None = None,
+    ensemble: int = 1,
 ) -> AbstractWorldModel:
     """A freshly initialised model by name (see :meth:`ModelSpec.build`)."""
-    return model_spec(name).build(state_size, action_size, horizon, hyper, key=key, task=task)
+    return model_spec(name).build(
+        state_size, action_size, horizon, hyper, key=key, task=task, ensemble=ensemble
+    )
 
 
 __all__ = [

@@ -5,6 +5,9 @@ horizon (``start``/``step`` under ``lax.scan``) and score it with the task's *tr
 function on the predicted states and the known step index. With ``stop_input`` the policy's
 input is gradient-stopped, so the gradient reaches the policy only through its actions (the
 paper's direct path for AWMs).
+
+Through an ensemble (:class:`~awmctl.models.Ensemble`) every member imagines the episode on its
+own (:func:`member_returns`), and a return through the ensemble is the mean of its members'.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Key, PRNGKeyArray
 
-from awmctl.models import AbstractWorldModel, imagine
+from awmctl.models import AbstractWorldModel, Ensemble, imagine
 from awmctl.policies import MarkovPolicy, Policy
 from awmctl.tasks import Task, rollout
 
@@ -27,11 +30,37 @@ def imagined_return(
     stop_input: bool,
     deterministic: bool = False,
 ) -> tuple[Float[Array, ""], Float[Array, ""]]:
-    """Return of one imagined episode under ``policy`` and its mean per-step entropy estimate."""
+    """Return of one imagined episode under ``policy`` and its mean per-step entropy estimate
+    (through an ensemble: the means over its members' own episodes, :func:`member_returns`)."""
+    if isinstance(model, Ensemble):
+        returns, entropies = member_returns(
+            policy, model, task, obs0, key, stop_input, deterministic
+        )
+        return jnp.mean(returns), jnp.mean(entropies)
     keys = jax.random.split(key, task.horizon)
     if stop_input and model.direct_path:
         return direct_path_return(policy, model, task, obs0, keys, deterministic)
     return stepwise_return(policy, model, task, obs0, keys, stop_input, deterministic)
+
+
+def member_returns(
+    policy: MarkovPolicy,
+    model: AbstractWorldModel,
+    task: Task,
+    obs0: Float[Array, " obs"],
+    key: PRNGKeyArray,
+    stop_input: bool,
+    deterministic: bool = False,
+) -> tuple[Float[Array, " K"], Float[Array, " K"]]:
+    """Each member's imagined return and entropy estimate (one value each for a model that is
+    not an ensemble): every member rolls ``policy`` out in its own imagination from ``obs0``, with
+    the same action noise (``key``), so their spread is the members' disagreement, not noise."""
+    if not isinstance(model, Ensemble):
+        value, entropy = imagined_return(policy, model, task, obs0, key, stop_input, deterministic)
+        return value[None], entropy[None]
+    return model.map(
+        lambda m: imagined_return(policy, m, task, obs0, key, stop_input, deterministic)
+    )
 
 
 def stepwise_return(
@@ -121,7 +150,10 @@ def predicted_rewards(
 ) -> Float[Array, " H"]:
     """The model's reward at every step of a recorded episode: its actions replayed open loop
     from its first observation, scored with the task's true reward. Step t reads only actions
-    0..t, so the first k rewards of an episode in progress need only its first k actions."""
+    0..t, so the first k rewards of an episode in progress need only its first k actions.
+    Through an ensemble: the mean of its members' rewards, each on that member's own states."""
+    if isinstance(model, Ensemble):
+        return jnp.mean(model.map(lambda m: predicted_rewards(m, task, obs0, actions)), axis=0)
     predicted = imagine(model, obs0, actions)
     before = jnp.concatenate([obs0[None], predicted[:-1]])
     return jax.vmap(task.reward)(
@@ -150,6 +182,7 @@ __all__ = [
     "closed_loop_observations",
     "direct_path_return",
     "imagined_return",
+    "member_returns",
     "predicted_return",
     "predicted_rewards",
     "stepwise_return",

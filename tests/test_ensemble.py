@@ -1,0 +1,201 @@
+"""Ensembles of world models: one member is its model bit for bit; members differ and disagree
+away from the data; pessimism is the members' lower confidence bound; an ensemble fitted, saved,
+resumed and used by every command."""
+
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import run
+from lq_task import LinearQuadratic
+
+from awmctl import ModelFit, algorithms, optim
+from awmctl.algorithms import model_step, policy_gradient, policy_objective
+from awmctl.artifacts import load_model
+from awmctl.artifacts.models import parameter_count
+from awmctl.models import Ensemble, build_ensemble, build_model, imagine, model_spec
+from awmctl.policies import build_policy
+from awmctl.rollouts import collect, imagined_return, member_returns, random_controller
+from awmctl.tasks import make_task
+
+SIZES = {"markov-mlp": {"width": 16}, "awm-lstm": {"width": 12}}
+
+
+def leaves(tree):
+    return jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_array))
+
+
+def assert_same(a, b):
+    for x, y in zip(leaves(a), leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("name", ["markov-mlp", "awm-lstm"])
+def test_an_ensemble_of_one_is_its_model_bit_for_bit(name):
+    task = make_task("cancer", 8)
+    episodes = collect(task, random_controller(task), 12, jax.random.key(0))
+    obs, act = jnp.asarray(episodes.observations), jnp.asarray(episodes.actions)
+    build = lambda k: build_model(name, 1, 1, 8, SIZES[name], key=k).with_normalizers(obs)
+    alone = build(jax.random.key(3))
+    one = build_ensemble(build, 1, jax.random.key(3))
+    assert one.size == 1 and one.name == name
+    assert_same(alone, one.member(0))
+    np.testing.assert_array_equal(
+        alone.predict(obs[0, :, :-1], act[0]), one.predict(obs[0, :, :-1], act[0])
+    )
+    np.testing.assert_array_equal(
+        imagine(alone, obs[0, 0], act[0]), imagine(one, obs[0, 0], act[0])
+    )
+
+    # one training step on the same batch: the same update and loss
+    tx = optim.adam(1e-3)
+    updated = []
+    for model in (alone, one):
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        step = jax.jit(lambda p, o, static=static: model_step(p, o, static, tx, obs, act))
+        new, _, loss = step(params, tx.init(params))
+        updated.append((eqx.combine(new, static), loss))
+    np.testing.assert_array_equal(updated[0][1], updated[1][1])
+    assert_same(updated[0][0], updated[1][0].member(0))
+
+    # the policy's imagined return and its gradient, with and without pessimism
+    policy = build_policy("mlp", task.obs_size, 1, 8, key=jax.random.key(1)).with_normalizer(obs)
+    p_params, p_static = eqx.partition(policy, eqx.is_inexact_array)
+    key = jax.random.key(2)
+    stop = name != "markov-mlp"
+    r_alone, _ = imagined_return(policy, alone, task, obs[0, 0], key, stop)
+    r_one, _ = imagined_return(policy, one, task, obs[0, 0], key, stop)
+    np.testing.assert_array_equal(r_alone, r_one)
+    g_alone, _ = policy_gradient(p_params, p_static, alone, task, obs[:4, 0], key, 0.0, stop)
+    for pessimism in (0.0, 1.0):
+        g_one, _ = policy_gradient(
+            p_params, p_static, one, task, obs[:4, 0], key, 0.0, stop, pessimism
+        )
+        assert_same(g_alone, g_one)
+
+
+def test_members_differ_and_disagree_away_from_the_data():
+    # x' = x + 0.5 u: the data cover x in about [0.7, 1.3]; far from there no member was taught
+    task = LinearQuadratic(horizon=10, x0_noise=0.1)
+    episodes = collect(task, random_controller(task), 128, jax.random.key(0))
+    fit = ModelFit.create(episodes, "markov-mlp", steps=400, log_every=100, ensemble=4, lr=3e-3)
+    state, _ = algorithms.run(fit, fit.init([0]))
+    model = fit.model(jax.tree.map(lambda x: x[0], state.params))
+    assert isinstance(model, Ensemble) and model.size == 4
+    first = leaves(model.members)[0]
+    assert all(not np.array_equal(first[0], first[k]) for k in range(1, 4))
+
+    def spread(x):  # members' std of the next state from x with u = 0.5, and the mean's error
+        states = jnp.stack([jnp.asarray([x]), jnp.asarray([x])])
+        steps = model.map(lambda m: m.predict(states, jnp.asarray([[0.5]])))[:, 0, 0]
+        return float(jnp.std(steps)), float(abs(jnp.mean(steps) - (x + 0.25)))
+
+    near, near_error = spread(1.0)
+    far, _ = spread(12.0)
+    assert near_error < 0.05  # the ensemble knows the dynamics where the data are
+    assert far > 10 * near, (near, far)
+    summary = fit.summary(jax.tree.map(lambda x: x[0], state.params))
+    assert summary["ensemble"] == 4 and summary["val_disagreement"] > 0
+
+
+def test_pessimism_is_the_lower_confidence_bound_of_the_members_returns():
+    task = make_task("cancer", 6)
+    episodes = collect(task, random_controller(task), 8, jax.random.key(0))
+    obs = jnp.asarray(episodes.observations)
+    ensemble = build_model("awm-lstm", 1, 1, 6, {"width": 8}, key=jax.random.key(0), ensemble=3)
+    ensemble = ensemble.with_normalizers(obs)
+    policy = build_policy("mlp", task.obs_size, 1, 6, key=jax.random.key(1)).with_normalizer(obs)
+    starts, key = obs[:4, 0], jax.random.key(5)
+    keys = jax.random.split(key, 4)
+    each = jax.jit(jax.vmap(lambda o, k: member_returns(policy, ensemble, task, o, k, True)[0]))
+    returns = np.asarray(each(starts, keys))  # [starts, members]
+    assert returns.shape == (4, 3) and np.all(returns.std(axis=1) > 0)
+    objective = eqx.filter_jit(
+        lambda model, beta: policy_objective(policy, model, task, starts, key, 0.0, True, beta)
+    )
+    for beta in (0.0, 2.0, -1.0):
+        loss, imagined = objective(ensemble, beta)
+        bound = np.mean(returns.mean(axis=1) - beta * returns.std(axis=1))
+        np.testing.assert_allclose(-float(loss), bound, rtol=1e-5)
+        np.testing.assert_allclose(float(imagined), returns.mean(), rtol=1e-5)
+    # through one model, pessimism changes nothing
+    alone = ensemble.member(0)
+    assert float(objective(alone, 2.0)[0]) == float(objective(alone, 0.0)[0])
+
+
+def fit_args(data, out, *extra):
+    return (
+        "fit-model", "--data", data, "--model", "awm-lstm", "--width", 8, "--ensemble", 3,
+        "--steps", 30, "--log-every", 10, "--batch-size", 8, "--out", out, *extra,
+    )  # fmt: skip
+
+
+def test_an_ensemble_resumes_exactly_and_every_command_takes_it(tmp_path, interrupt_after):
+    data = tmp_path / "data"
+    assert (
+        run("collect", "--task", "cancer", "--horizon", 8, "-n", 24, "--out", data).exit_code == 0
+    )
+    whole = run(*fit_args(data, tmp_path / "whole", "--json"))
+    assert whole.exit_code == 0, whole.stderr
+    summary = json.loads(whole.stdout)
+    assert summary["ensemble"] == 3 and summary["val_disagreement"] > 0
+
+    undo = interrupt_after(algorithms.ModelFit, "run_chunk", 2)
+    assert run(*fit_args(data, tmp_path / "resumed")).exit_code == 130
+    undo()
+    resumed = run(*fit_args(data, tmp_path / "resumed"))
+    assert resumed.exit_code == 0 and "Resuming from step 20" in resumed.stderr
+    model, _, meta = load_model(tmp_path / "whole")
+    again, _, _ = load_model(tmp_path / "resumed")
+    assert isinstance(model, Ensemble) and model.size == 3 and meta["model"]["ensemble"] == 3
+    assert_same(model, again)
+    one = model_spec("awm-lstm").build(1, 1, 8, {"width": 8}, key=jax.random.key(0))
+    assert meta["model"]["parameters"] == 3 * parameter_count(one)
+
+    policy = tmp_path / "policy"
+    result = run(
+        "optimize-policy", "--model", tmp_path / "whole", "--data", data, "--steps", 20,
+        "--log-every", 10, "--pessimism", 1, "--out", policy, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    bpo = json.loads(result.stdout)
+    assert bpo["ensemble"] == 3 and bpo["pessimism"] == 1.0
+    records = [json.loads(l) for l in (policy / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["train/imagined_disagreement"][0] > 0
+    for command in (
+        ("grad-norm", "--model", tmp_path / "whole", "--horizons", "2,4,8", "--samples", 4),
+        ("landscape", "--model", tmp_path / "whole", "--policy", policy, "--points", 5),
+    ):
+        out = tmp_path / command[0]
+        result = run(*command, "--out", out)
+        assert result.exit_code == 0, result.stderr
+    shown = run("show", tmp_path / "whole")
+    assert shown.exit_code == 0 and "ensemble" in shown.stdout + shown.stderr
+
+
+def online_args(out, *extra):
+    return (
+        "optimize-policy", "--online", "--task", "cancer", "--horizon", 8, "--model",
+        "markov-mlp", "--ensemble", 2, "--pessimism", 0.5, "--env-steps", 96, "--warmup-steps",
+        32, "--out", out, *extra,
+    )  # fmt: skip
+
+
+def test_an_online_ensemble_run_resumes_exactly(tmp_path, interrupt_after):
+    whole = run(*online_args(tmp_path / "whole", "--json"))
+    assert whole.exit_code == 0, whole.stderr
+    summary = json.loads(whole.stdout)
+    assert summary["ensemble"] == 2 and summary["pessimism"] == 0.5
+    model, _, _ = load_model(tmp_path / "whole" / "model")
+    assert isinstance(model, Ensemble) and model.size == 2
+
+    undo = interrupt_after(algorithms.OnlineBPO, "run_chunk", 1)
+    assert run(*online_args(tmp_path / "resumed")).exit_code == 130
+    undo()
+    resumed = run(*online_args(tmp_path / "resumed"))
+    assert resumed.exit_code == 0 and "Resuming from env step 32" in resumed.stderr
+    again, _, _ = load_model(tmp_path / "resumed" / "model")
+    assert_same(model, again)
