@@ -87,6 +87,15 @@ CANDIDATES = {
     # the defaults with a distrusted episode also setting the policy back to the one that began
     # the last trusted episode (undoing the updates that exploited the model before the check)
     "restore": ["--trust-restore"],
+    # world models that know their uncertainty (docs/results.md, section 8: each piece alone on the
+    # development set, then combined): an ensemble of 3 models imagined in together, the policy's
+    # objective the members' mean return ...
+    "ens3": ["--ensemble", "3"],
+    # ... or their lower confidence bound, mean minus one standard deviation (pessimism)
+    "ens3-p1": ["--ensemble", "3", "--pessimism", "1"],
+    # ... or, for the first 1500 env steps of updating, their upper bound, mean plus one standard
+    # deviation (directed exploration: the policy goes where the members disagree), then the mean
+    "ens3-x1": ["--ensemble", "3", "--exploration", "1", "--explore-steps", "1500"],
 }
 #: the same candidates offline (`optimize-policy --model simulator`, 1000 updates)
 OFFLINE_CANDIDATES = {"paper": ["--preset", "paper"], "converged": []}

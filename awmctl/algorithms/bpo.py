@@ -107,9 +107,9 @@ class BPOState(NamedTuple):
     step: Array
 
 
-def check_pessimism(pessimism: float) -> None:
-    if not np.isfinite(pessimism):
-        raise BadInputError(f"--pessimism must be a finite number, got {pessimism}")
+def check_pessimism(value: float, option: str = "--pessimism") -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise BadInputError(f"{option} must be a finite number, got {value!r}")
 
 
 def policy_objective(
@@ -120,16 +120,18 @@ def policy_objective(
     key: PRNGKeyArray,
     entropy: float,
     stop_input: bool,
-    pessimism: float = 0.0,
+    pessimism: float | Float[Array, ""] = 0.0,
 ) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """BPO's loss, -(mean imagined return + entropy x mean entropy estimate), and the mean
     imagined return, over one imagined episode from each of ``obs0``.
 
     Through an ensemble with ``pessimism`` beta, each start's value is its members' mean return
     minus beta times their standard deviation (a lower confidence bound: the policy is not paid
-    for what only some members promise); a negative beta is optimism (an upper bound)."""
+    for what only some members promise); a negative beta is optimism (an upper bound). A traced
+    beta (an array: online exploration switches its sign) always takes the ensemble's path."""
     keys = jax.random.split(key, obs0.shape[0])
-    if pessimism and members_of(model) > 1:
+    bounded = isinstance(pessimism, jax.Array) or pessimism != 0
+    if bounded and members_of(model) > 1:
         returns, ent = jax.vmap(lambda o, k: member_returns(policy, model, task, o, k, stop_input))(
             obs0, keys
         )  # [B, members]
@@ -150,7 +152,7 @@ def policy_gradient(
     key: PRNGKeyArray,
     entropy: float,
     stop_input: bool,
-    pessimism: float = 0.0,
+    pessimism: float | Float[Array, ""] = 0.0,
 ) -> tuple[Any, Float[Array, ""]]:
     """The gradient of :func:`policy_objective` in the policy's float arrays, and the mean
     imagined return."""
@@ -174,7 +176,7 @@ def policy_step(
     key: PRNGKeyArray,
     entropy: float,
     stop_input: bool,
-    pessimism: float = 0.0,
+    pessimism: float | Float[Array, ""] = 0.0,
 ) -> tuple[Any, Any, Any, Float[Array, ""]]:
     """One BPO update: ``(params, opt_state, grads, mean imagined return)``."""
     grads, imagined = policy_gradient(

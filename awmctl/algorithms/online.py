@@ -58,17 +58,19 @@ from awmctl.models import (
     PolicyInputGrad,
     check_context,
     check_ensemble_size,
+    disagreement,
 )
 from awmctl.policies import MarkovPolicy, build_policy
 from awmctl.rollouts import (
     EpisodeReplay,
     first_states,
+    member_returns,
     predicted_return,
     predicted_rewards,
     true_return,
 )
 from awmctl.seeds import seed_stream
-from awmctl.tasks import Task
+from awmctl.tasks import Task, observation, reset_key
 from awmctl.trees import repeated
 
 #: when updates begin: after the warm-up (the paper authors') or after the first whole episode
@@ -123,6 +125,12 @@ class OnlineConfig(Config):
     #: through an ensemble, the policy's imagined objective is the members' mean return minus
     #: this many standard deviations of it (negative: optimism); see BPOConfig.pessimism
     pessimism: float = ONLINE["converged"]["pessimism"]
+    #: directed exploration through an ensemble: for the first ``explore_steps`` env steps of
+    #: updating, the policy's objective is the members' mean return *plus* ``exploration``
+    #: standard deviations of it (optimism: the policy goes where the members disagree, and the
+    #: episodes it collects there teach the model), then ``pessimism`` as above; 0 turns it off
+    exploration: float = ONLINE["converged"]["exploration"]
+    explore_steps: int = ONLINE["converged"]["explore_steps"]
 
     @classmethod
     def preset(cls, name: str, **given: Any) -> OnlineConfig:
@@ -178,6 +186,31 @@ class OnlineConfig(Config):
             raise BadInputError("--lr and --model-lr must be positive")
         check_ensemble_size(self.ensemble)
         check_pessimism(self.pessimism)
+        check_pessimism(self.exploration, "--exploration")
+        if self.explore_steps < 0 or not self.exploration >= 0:
+            raise BadInputError(
+                f"--explore-steps ({self.explore_steps}) and --exploration ({self.exploration}) "
+                "must be 0 (off) or positive"
+            )
+        if (self.exploration > 0) != (self.explore_steps > 0):
+            raise BadInputError(
+                "--exploration and --explore-steps work together (how optimistic, for how long): "
+                "give both, or neither"
+            )
+        uses = [
+            name
+            for name, value in (
+                ("--pessimism", self.pessimism),
+                ("--exploration", self.exploration),
+            )
+            if value
+        ]
+        if uses and self.ensemble == 1:
+            verb = "acts" if len(uses) == 1 else "act"
+            raise BadInputError(
+                f"{' and '.join(uses)} {verb} through the disagreement of an ensemble's members; "
+                "give --ensemble 2 or more as well"
+            )
 
     @property
     def steps_run(self) -> int:
@@ -298,6 +331,26 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         )
         return s._replace(model=params, model_opt=opt, model_updates=s.model_updates + 1)
 
+    @property
+    def exploring(self) -> bool:
+        """Whether the policy is optimistic for a first part of the updates (``exploration``)."""
+        return self.config.exploration > 0 and self.config.explore_steps > 0
+
+    def updates_begin(self) -> int:
+        """The env step after which the schedule first updates (the warm-up's end, or the first
+        episode's)."""
+        if self.config.updates_from == "warmup":
+            return max(self.config.warmup_steps, self.task.horizon - 1)
+        return self.task.horizon - 1
+
+    def pessimism(self, s: OnlineState) -> float | Float[Array, ""]:
+        """The objective's pessimism at this point of the run: ``-exploration`` (optimism) for the
+        first ``explore_steps`` env steps of updating, ``pessimism`` afterwards."""
+        if not self.exploring:
+            return self.config.pessimism
+        early = s.t <= self.updates_begin() + self.config.explore_steps
+        return jnp.where(early, -self.config.exploration, self.config.pessimism)
+
     def policy_update(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         kb, kl = jax.random.split(key)
         obs0 = s.replay.observations[s.replay.sample(kb, self.config.policy_batch), 0]
@@ -312,7 +365,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             kl,
             self.config.entropy,
             self.config.policy_input_grad == "stop",
-            self.config.pessimism,
+            self.pessimism(s),
         )
         return s._replace(policy=params, policy_opt=opt, policy_updates=s.policy_updates + 1)
 
@@ -412,11 +465,27 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             config.model_every,
         )
 
-    def eval_period(self, s: OnlineState) -> tuple[OnlineState, Float[Array, ""]]:
-        """``eval_every`` env steps with their updates, then the deterministic policy's return."""
+    def eval_period(self, s: OnlineState) -> tuple[OnlineState, dict[str, Float[Array, ""]]]:
+        """``eval_every`` env steps with their updates, then the deterministic policy's return
+        (and, through an ensemble, the members' disagreement about it: the standard deviation of
+        their imagined returns of the policy from the evaluation's start)."""
         blocks = self.config.eval_every // self.config.policy_every
         s = jax.lax.fori_loop(0, blocks, lambda i, s: self.block(s), s)
-        return s, true_return(self.policy(s.policy), self.task)
+        policy = self.policy(s.policy)
+        out = {"eval_return": true_return(policy, self.task)}
+        if self.config.ensemble > 1:
+            imagined, _ = member_returns(
+                policy,
+                self.model(s.model),
+                self.task,
+                # the evaluation's own start (true_return's reset key)
+                observation(self.task.initial_state(reset_key(jax.random.key(0))), 0),
+                jax.random.key(0),
+                self.config.policy_input_grad == "stop",
+                deterministic=True,
+            )
+            out |= {"imagined_return": jnp.mean(imagined), "disagreement": disagreement(imagined)}
+        return s, out
 
     @property
     def restoring(self) -> bool:
@@ -499,9 +568,10 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
 
     def run_chunk(self, state: OnlineState) -> tuple[OnlineState, dict[str, np.ndarray]]:
         """``eval_every`` env steps with their updates, then the eval return of every seed."""
-        state, returns = self._period(state)
+        state, evals = self._period(state)
         return state, {
-            "eval/eval_return": np.asarray(returns),
+            "eval/eval_return": np.asarray(evals["eval_return"]),
+            **{f"train/{k}": np.asarray(v) for k, v in evals.items() if k != "eval_return"},
             "train/episodes": np.asarray(state.replay.count),
             "train/model_updates": np.asarray(state.model_updates),
             "train/policy_updates": np.asarray(state.policy_updates),

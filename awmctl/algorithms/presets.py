@@ -31,6 +31,8 @@ ONLINE: dict[str, dict[str, Any]] = {
         "trust_restore": False,
         "ensemble": 1,
         "pessimism": 0.0,
+        "exploration": 0.0,
+        "explore_steps": 0,
     },
     "converged": {
         "policy_lr": 1e-3,
@@ -41,6 +43,8 @@ ONLINE: dict[str, dict[str, Any]] = {
         "trust_restore": False,
         "ensemble": 1,
         "pessimism": 0.0,
+        "exploration": 0.0,
+        "explore_steps": 0,
     },
 }
 #: offline BPO: BPOConfig fields

@@ -41,6 +41,8 @@ SETTINGS_ADDED = {
     "online.trust_restore": False,
     "online.ensemble": 1,
     "online.pessimism": 0.0,
+    "online.exploration": 0.0,
+    "online.explore_steps": 0,
     "bpo.pessimism": 0.0,
     "fit.ensemble": 1,
 }

@@ -92,6 +92,8 @@ ONLINE_ONLY = (
     "trust_check",
     "trust_restore",
     "ensemble",
+    "exploration",
+    "explore_steps",
 )
 #: options of BPO (through a world model) that no model-free agent has
 BPO_ONLY = (
@@ -114,6 +116,8 @@ BPO_ONLY = (
     "log_every",
     "ensemble",
     "pessimism",
+    "exploration",
+    "explore_steps",
 )
 AGENTS = ("bpo", *AGENT_SPECS)
 # the closed sets of values, from the library's types (help and shell completion list them)
@@ -370,6 +374,27 @@ def optimize_policy_command(
             ),
         ),
     ] = None,
+    exploration: Annotated[
+        float | None,
+        typer.Option(
+            "--exploration",
+            rich_help_panel=ONLINE_PANEL,
+            help=(
+                "(online, with --ensemble) Directed exploration: for the first --explore-steps env "
+                "steps of updating, the policy climbs the members' mean return plus this many "
+                "standard deviations of it (it goes where they disagree, and its episodes teach "
+                "the model there); then --pessimism (from --preset)."
+            ),
+        ),
+    ] = None,
+    explore_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--explore-steps",
+            rich_help_panel=ONLINE_PANEL,
+            help="(online) Env steps of --exploration after updates begin (from --preset).",
+        ),
+    ] = None,
     eval_every: Annotated[
         int,
         typer.Option(
@@ -526,7 +551,7 @@ ONLINE_FIELDS = {
     **_same("clip", "entropy", "policy_input_grad", "updates_from", "policy_updates", "trust_gate"),
     "trust_check": "trust_check",
     "trust_restore": "trust_restore",
-    **_same("ensemble", "pessimism"),
+    **_same("ensemble", "pessimism", "exploration", "explore_steps"),
     "batch_size": "policy_batch",
     "lr": "policy_lr",
 }
@@ -571,6 +596,11 @@ def _offline(
     model: str, policy: str, config: BPOConfig, data_dir: Path | None, preset: str, target: Target
 ) -> dict[str, Any]:
     world, the_task, model_meta = _world_of(model, target)
+    if config.pessimism and members_of(world) == 1:
+        raise BadInputError(
+            f"--pessimism acts through the disagreement of an ensemble's members, and {model} is "
+            "one model: fit one with fit-model --ensemble K, or drop --pessimism"
+        )
     episodes = _starts(data_dir, the_task)
     algorithm = BPO(the_task, world, policy, jnp.asarray(episodes.observations), config)
     record = {
@@ -711,6 +741,11 @@ def _online(
         "trust_check": config.trust_check,
         "trust_restore": config.trust_restore,
         **_uncertainty(config.ensemble, config.pessimism),
+        **(
+            {"exploration": config.exploration, "explore_steps": config.explore_steps}
+            if algorithm.exploring
+            else {}
+        ),
         "online": True,
         "env_steps": config.steps_run,
         "seeds": len(target.seeds),
@@ -837,6 +872,7 @@ def _returns(outcome: Outcome, task: Task) -> dict[str, Any]:
             {
                 "score": float(scores.mean()),
                 "score_ci95": ci95(scores),
+                "best_score": float(refs.score(outcome.best.scores).mean()),
                 "R_random": refs.random,
                 "R_opt": refs.opt,
             }
@@ -881,12 +917,39 @@ def _finish(
         )
 
 
+#: how far below the best real evaluation (in units of R_opt - R_random; without references, of
+#: the best return's size) a final policy must end for the summary to say so
+FELL_BACK = 0.05
+
+
+def fell_back(summary: dict[str, Any]) -> list[str]:
+    """What the summary says when the final policy ends worse than the data showed: worse than a
+    random policy, or below the best policy the real evaluations saw (which the run keeps as its
+    ``best`` parameters, the ones later commands take by default)."""
+    final, best = summary["final_return_mean"], summary["best_return_mean"]
+    span = summary["R_opt"] - summary["R_random"] if "score" in summary else abs(best)
+    lines = []
+    if summary.get("score", 0.0) < 0:
+        lines.append(
+            f"The final policy is worse than a random one (score {summary['score']:.3g}: it "
+            f"returns {final:.4g} where random actions return {summary['R_random']:.4g})."
+        )
+    if best - final > FELL_BACK * span:
+        said = f" (score {summary['best_score']:.3g})" if "best_score" in summary else ""
+        lines.append(
+            f"The final policy returns {final:.4g}, below the {best:.4g}{said} of the best policy "
+            "the real evaluations saw: the run keeps that one as its best parameters, which "
+            "collect --policy and load_policy take by default (the final ones are kept too)."
+        )
+    return lines
+
+
 def _diagnosis(summary: dict[str, Any]) -> list[str]:
     """What limits the result, in words, from the summary's numbers: the trust gate shut at least
     half the rounds; the policy exploits its model; or the model cannot see the best plan (said
     only when the model does not overpromise the policy: then it is wrong where the policy goes,
     and that is what to say)."""
-    lines = []
+    lines = fell_back(summary)
     if summary.get("gated_fraction", 0) >= 0.5:
         lines.append(
             f"The trust gate skipped {summary['gated_fraction']:.0%} of the policy rounds: the "

@@ -80,7 +80,10 @@ class Ensemble(AbstractWorldModel):
     def map(self, fn: Callable[..., Any], *per_member: Any) -> Any:
         """``fn(member, *args)`` for every member, stacked on a leading axis of ``size``: the
         arrays of ``per_member`` have a leading member axis (each member its own), anything
-        ``fn`` closes over is shared. One member runs unbatched (its exact computation alone)."""
+        ``fn`` closes over is shared. One member runs unbatched (its exact computation alone),
+        several vectorised: on a CPU too, where running them one after another in the compiled
+        program (``lax.map``) measured slower (benchmarks/ensemble_speed.py: the transformer
+        AWM's model update with 3 members 6.8 times one model's in sequence, 4.3 vectorised)."""
         if self.size == 1:
             return _stacked(fn(self.member(0), *_first(per_member)))
         return eqx.filter_vmap(fn)(self.members, *per_member)
