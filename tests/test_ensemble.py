@@ -12,10 +12,11 @@ import pytest
 from conftest import run
 from lq_task import LinearQuadratic
 
-from awmctl import ModelFit, algorithms, optim
+from awmctl import BadInputError, ModelFit, algorithms, optim
 from awmctl.algorithms import model_step, policy_gradient, policy_objective
 from awmctl.artifacts import load_model
 from awmctl.artifacts.models import parameter_count
+from awmctl.cli.optimize_policy import fell_back
 from awmctl.models import Ensemble, build_ensemble, build_model, imagine, model_spec
 from awmctl.policies import build_policy
 from awmctl.rollouts import collect, imagined_return, member_returns, random_controller
@@ -199,3 +200,47 @@ def test_an_online_ensemble_run_resumes_exactly(tmp_path, interrupt_after):
     assert resumed.exit_code == 0 and "Resuming from env step 32" in resumed.stderr
     again, _, _ = load_model(tmp_path / "resumed" / "model")
     assert_same(model, again)
+
+
+def test_exploration_is_optimism_for_its_steps_then_pessimism():
+    task = make_task("cancer", 10)
+    config = algorithms.OnlineConfig.preset(
+        "converged", ensemble=2, pessimism=0.5, exploration=2.0, explore_steps=100
+    )
+    loop = algorithms.OnlineBPO(task, model_spec("markov-mlp"), "mlp", config)
+    state = jax.tree.map(lambda x: x[0], loop.init([0]))
+    at = lambda t: float(loop.pessimism(state._replace(t=jnp.asarray(t, jnp.int32))))
+    # updates begin after the 1500 warm-up steps; the first 100 of updating are optimistic
+    assert at(1501) == at(1600) == -2.0 and at(1601) == at(5000) == 0.5
+    plain = algorithms.OnlineBPO(
+        task, model_spec("markov-mlp"), "mlp", algorithms.OnlineConfig(ensemble=2, pessimism=0.5)
+    )
+    assert plain.pessimism(state) == 0.5  # no exploration: a constant, the ensemble's path only
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ({"pessimism": 1.0}, "--pessimism acts through the disagreement"),
+        ({"ensemble": 2, "exploration": 1.0}, "give both, or neither"),
+        ({"ensemble": 2, "explore_steps": -1}, r"must be 0 \(off\) or positive"),
+        ({"ensemble": 0}, "--ensemble must be a whole number"),
+        ({"ensemble": 2, "pessimism": float("nan")}, "--pessimism must be a finite number"),
+    ],
+)
+def test_settings_that_would_do_nothing_or_cannot_work_are_refused(given, says):
+    with pytest.raises(BadInputError, match=says):
+        algorithms.OnlineConfig(**given).check()
+
+
+def test_the_summary_says_when_the_final_policy_ends_worse_than_the_data_showed():
+    refs = {"R_random": -30.0, "R_opt": -20.0, "score": -0.2, "best_score": 0.9}
+    summary = {"final_return_mean": -32.0, "best_return_mean": -21.0, **refs}
+    random_line, best_line = fell_back(summary)
+    assert "worse than a random one (score -0.2" in random_line
+    assert "below the -21 (score 0.9) of the best policy" in best_line
+    # within 5% of R_opt - R_random of the best: nothing to say
+    assert fell_back({**summary, "final_return_mean": -21.4, "score": 0.86}) == []
+    # without references: 5% of the best return's size
+    bare = {"final_return_mean": -22.0, "best_return_mean": -20.0}
+    assert len(fell_back(bare)) == 1 and fell_back({**bare, "final_return_mean": -20.5}) == []

@@ -16,7 +16,13 @@ from jaxtyping import Array, Float
 from awmctl.analysis import initial_observation
 from awmctl.artifacts import load_model
 from awmctl.errors import BadInputError
-from awmctl.models import SIMULATOR, AbstractWorldModel, SimulatorModel, check_context
+from awmctl.models import (
+    SIMULATOR,
+    AbstractWorldModel,
+    SimulatorModel,
+    check_context,
+    members_of,
+)
 from awmctl.tasks import ParamValue, Task, make_task, with_horizon
 
 
@@ -54,9 +60,9 @@ def load_subjects(
             loaded.append((SIMULATOR, None, {"name": SIMULATOR}, None))
             continue
         model, task, meta = load_model(spec)
-        loaded.append(
-            (model.name, model, {"path": str(Path(spec).absolute()), **meta["model"]}, task)
-        )
+        # an ensemble is named with its members, so that it and one model of the kind differ
+        name = model.name if members_of(model) == 1 else f"{model.name} x{members_of(model)}"
+        loaded.append((name, model, {"path": str(Path(spec).absolute()), **meta["model"]}, task))
     tasks = [t for *_, t in loaded if t is not None]
     if tasks:
         base = tasks[0]
