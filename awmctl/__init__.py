@@ -4,7 +4,8 @@ The public Python API, layer by layer (each imports only the ones above it in th
 
 * tasks: :class:`Task` and its registry (:func:`make_task`, :func:`register`);
 * models and policies: pure Equinox modules (:class:`AbstractWorldModel`, the specs table
-  :data:`MODEL_SPECS`, :func:`build_model`; :class:`Policy`, :func:`build_policy`);
+  :data:`MODEL_SPECS`, :func:`build_model`, :class:`Ensemble`; :class:`Policy`,
+  :func:`build_policy`);
 * rollouts: :func:`collect`, :func:`imagined_return`, :func:`true_return`, :class:`EpisodeReplay`;
 * algorithms: :class:`ModelFit`, :class:`BPO`, :class:`OnlineBPO`, :class:`SAC`, :class:`OnlineDT`
   (config -> init -> run_chunk),
@@ -46,6 +47,7 @@ from awmctl.models import (
     MODEL_SPECS,
     AbstractWorldModel,
     ActionsWorldModel,
+    Ensemble,
     HistoryWorldModel,
     MarkovModel,
     ModelSpec,
@@ -70,6 +72,7 @@ from awmctl.rollouts import (
     collect,
     constant_controller,
     imagined_return,
+    member_returns,
     random_controller,
     true_return,
 )
@@ -99,6 +102,7 @@ __all__ = [
     "BadInputError",
     "BestSoFar",
     "DecisionTransformer",
+    "Ensemble",
     "Episode",
     "EpisodeReplay",
     "FitConfig",
@@ -132,6 +136,7 @@ __all__ = [
     "load_model",
     "load_policy",
     "make_task",
+    "member_returns",
     "model_spec",
     "model_step",
     "open_loop_return",
