@@ -96,6 +96,9 @@ CANDIDATES = {
     # ... or, for the first 1500 env steps of updating, their upper bound, mean plus one standard
     # deviation (directed exploration: the policy goes where the members disagree), then the mean
     "ens3-x1": ["--ensemble", "3", "--exploration", "1", "--explore-steps", "1500"],
+    # ... pessimism, and the trust gate reading the disagreement: it compares the lower bound the
+    # policy climbs, not the members' mean, with the real return
+    "ens3-p1-tb": ["--ensemble", "3", "--pessimism", "1", "--trust-bound"],
 }
 #: the same candidates offline (`optimize-policy --model simulator`, 1000 updates)
 OFFLINE_CANDIDATES = {"paper": ["--preset", "paper"], "converged": []}

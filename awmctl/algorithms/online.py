@@ -131,6 +131,11 @@ class OnlineConfig(Config):
     #: episodes it collects there teach the model), then ``pessimism`` as above; 0 turns it off
     exploration: float = ONLINE["converged"]["exploration"]
     explore_steps: int = ONLINE["converged"]["explore_steps"]
+    #: the trust gate reads the disagreement: it compares the members' lower confidence bound
+    #: (mean - ``pessimism`` standard deviations, the value the policy climbs) with the real
+    #: return, instead of their mean; what is optimism of the mean but within the members'
+    #: disagreement no longer shuts the policy out
+    trust_bound: bool = ONLINE["converged"]["trust_bound"]
 
     @classmethod
     def preset(cls, name: str, **given: Any) -> OnlineConfig:
@@ -205,6 +210,11 @@ class OnlineConfig(Config):
             )
             if value
         ]
+        if self.trust_bound and not (self.pessimism > 0 and self.trust_gate > 0):
+            raise BadInputError(
+                "--trust-bound makes the trust gate read the members' lower confidence bound: "
+                "give --ensemble 2 or more, a positive --pessimism and a positive --trust-gate"
+            )
         if uses and self.ensemble == 1:
             verb = "acts" if len(uses) == 1 else "act"
             raise BadInputError(
@@ -396,12 +406,21 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         """The model's error on the episode just completed, before any update has seen it:
         positive when the model promises more than the policy got."""
         slot = s.replay.latest()
-        predicted = predicted_return(
-            self.model(s.model), self.task, s.replay.observations[slot, 0], s.replay.actions[slot]
-        )
+        obs0, actions = s.replay.observations[slot, 0], s.replay.actions[slot]
+        if self.config.trust_bound:
+            predicted = self.bound(
+                self.model(s.model).map(lambda m: predicted_return(m, self.task, obs0, actions))
+            )
+        else:
+            predicted = predicted_return(self.model(s.model), self.task, obs0, actions)
         error = predicted - jnp.sum(s.replay.rewards[slot])
         s = s._replace(optimism=(1 - OPTIMISM_WEIGHT) * s.optimism + OPTIMISM_WEIGHT * error)
         return self.keep_or_restore(s) if self.restoring else s
+
+    def bound(self, values: Float[Array, " K"]) -> Float[Array, ""]:
+        """The members' lower confidence bound on a value, as the policy's objective takes it
+        (their mean minus ``pessimism`` standard deviations): what ``trust_bound`` checks."""
+        return jnp.mean(values) - self.config.pessimism * disagreement(values)
 
     def trust_limit(self, s: OnlineState) -> Float[Array, ""]:
         """The most optimism the gate trusts: ``trust_gate`` spreads of the stored returns."""
@@ -431,10 +450,15 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         open loop from its first observation): the evidence of the policy's newest updates,
         available before the episode completes. Zero at an episode's first step."""
         slot = s.replay.count % s.replay.capacity
-        predicted = predicted_rewards(
-            self.model(s.model), self.task, s.replay.observations[slot, 0], s.replay.actions[slot]
-        )
+        obs0, actions = s.replay.observations[slot, 0], s.replay.actions[slot]
         seen = jnp.arange(self.task.horizon) < s.k
+        real = jnp.sum(jnp.where(seen, s.replay.rewards[slot], 0.0))
+        if self.config.trust_bound:
+            so_far = lambda m: jnp.sum(
+                jnp.where(seen, predicted_rewards(m, self.task, obs0, actions), 0.0)
+            )
+            return self.bound(self.model(s.model).map(so_far)) - real
+        predicted = predicted_rewards(self.model(s.model), self.task, obs0, actions)
         return jnp.sum(jnp.where(seen, predicted - s.replay.rewards[slot], 0.0))
 
     def model_round(self, before: OnlineState, s: OnlineState, key: PRNGKeyArray) -> OnlineState:

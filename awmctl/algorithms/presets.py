@@ -33,6 +33,7 @@ ONLINE: dict[str, dict[str, Any]] = {
         "pessimism": 0.0,
         "exploration": 0.0,
         "explore_steps": 0,
+        "trust_bound": False,
     },
     "converged": {
         "policy_lr": 1e-3,
@@ -45,6 +46,7 @@ ONLINE: dict[str, dict[str, Any]] = {
         "pessimism": 0.0,
         "exploration": 0.0,
         "explore_steps": 0,
+        "trust_bound": False,
     },
 }
 #: offline BPO: BPOConfig fields

@@ -43,6 +43,7 @@ SETTINGS_ADDED = {
     "online.pessimism": 0.0,
     "online.exploration": 0.0,
     "online.explore_steps": 0,
+    "online.trust_bound": False,
     "bpo.pessimism": 0.0,
     "fit.ensemble": 1,
 }

@@ -94,6 +94,7 @@ ONLINE_ONLY = (
     "ensemble",
     "exploration",
     "explore_steps",
+    "trust_bound",
 )
 #: options of BPO (through a world model) that no model-free agent has
 BPO_ONLY = (
@@ -118,6 +119,7 @@ BPO_ONLY = (
     "pessimism",
     "exploration",
     "explore_steps",
+    "trust_bound",
 )
 AGENTS = ("bpo", *AGENT_SPECS)
 # the closed sets of values, from the library's types (help and shell completion list them)
@@ -395,6 +397,18 @@ def optimize_policy_command(
             help="(online) Env steps of --exploration after updates begin (from --preset).",
         ),
     ] = None,
+    trust_bound: Annotated[
+        bool | None,
+        typer.Option(
+            "--trust-bound/--no-trust-bound",
+            rich_help_panel=ONLINE_PANEL,
+            help=(
+                "(online, with --ensemble and --pessimism) The trust gate compares the members' "
+                "lower confidence bound, the value the policy climbs, with the real return, "
+                "instead of their mean (from --preset)."
+            ),
+        ),
+    ] = None,
     eval_every: Annotated[
         int,
         typer.Option(
@@ -551,7 +565,7 @@ ONLINE_FIELDS = {
     **_same("clip", "entropy", "policy_input_grad", "updates_from", "policy_updates", "trust_gate"),
     "trust_check": "trust_check",
     "trust_restore": "trust_restore",
-    **_same("ensemble", "pessimism", "exploration", "explore_steps"),
+    **_same("ensemble", "pessimism", "exploration", "explore_steps", "trust_bound"),
     "batch_size": "policy_batch",
     "lr": "policy_lr",
 }
@@ -746,6 +760,7 @@ def _online(
             if algorithm.exploring
             else {}
         ),
+        **({"trust_bound": True} if config.trust_bound else {}),
         "online": True,
         "env_steps": config.steps_run,
         "seeds": len(target.seeds),
