@@ -11,6 +11,7 @@ Run by the script (``bash benchmarks/gpu_check.sh DIR``); alone:
 Parts:
 - ``device``: the accelerator, its memory, the versions and the default matmul precision's rate;
 - ``online``: online BPO (Algorithm 1) on CANCER, all ``--seeds`` in one compiled program
+  (through one model, or an ``--ensemble`` of K members with ``--pessimism``)
   (``--seed-mode vmap``, the accelerator's default), through the Python API as the command's
   driver runs it (chunk by chunk, minus the disk): the seconds to initialise, the first chunk
   (compilation), each later chunk, the final return of every seed, peak device memory. A run
@@ -152,6 +153,8 @@ def device(args) -> dict:
 def online(args) -> dict:
     task = make_task("cancer", args.horizon)
     given = {"env_steps": args.env_steps, "seed_mode": args.seed_mode}
+    if args.ensemble > 1:
+        given |= {"ensemble": args.ensemble, "pessimism": args.pessimism}
     if args.warmup is not None:
         given["warmup_steps"] = args.warmup
     config = OnlineConfig.preset(args.preset, **given)
@@ -183,6 +186,7 @@ def online(args) -> dict:
         "seeds": args.seeds,
         "seed_mode": loop.sequential_seeds and "sequential" or "vmap",
         "preset": args.preset,
+        "ensemble": args.ensemble,
         "horizon": args.horizon,
         "env_steps": config.steps_run,
         "completed": bool(loop.done(state)),
@@ -316,14 +320,15 @@ def report(path: str) -> str:
     online_rows = [r for r in rows if r["part"] == "online"]
     if online_rows:
         lines.append(
-            "| model | seeds | preset | precision | compile s | period ms | run s | done | "
-            "final return (mean) | device peak MiB |"
+            "| model | seeds | members | preset | precision | compile s | period ms | run s | done "
+            "| final return (mean) | device peak MiB |"
         )
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in online_rows:
             done = "yes" if r["completed"] else f"{r['periods_done']}/{r['periods']} (projected)"
             lines.append(
-                f"| {r['model']} | {r['seeds']} | {r['preset']} | {r['matmul_precision']} | "
+                f"| {r['model']} | {r['seeds']} | {r.get('ensemble', 1)} | {r['preset']} | "
+                f"{r['matmul_precision']} | "
                 f"{r['init_s'] + r['first_chunk_s']:.1f} | {r['updating_period_ms']} | "
                 f"{r['run_s']} | {done} | {r['final_return_mean']} | {r['device_peak_mib']} |"
             )
@@ -371,6 +376,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--env-steps", type=int, default=5000)
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--seed-mode", default="vmap")
+    p.add_argument("--ensemble", type=int, default=1)
+    p.add_argument("--pessimism", type=float, default=1.0)
     p = sub.add_parser("fit", parents=[common])
     p.add_argument("--model", default="awm-transformer")
     p.add_argument("--episodes", type=int, default=512)

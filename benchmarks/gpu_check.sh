@@ -4,7 +4,8 @@
 # LSTM AWMs at 1, 8 and 64 seeds, each count in one compiled program (seeds vectorised), at the
 # paper's schedule; fit-model's steps per second; the default float32 matmul precision (TF32)
 # against `highest`, on the gradients and on the final return (the transformer's 8 seeds again at
-# `highest`); awmctl's defaults (the converged preset) at 8 seeds; peak device memory of each;
+# `highest`); awmctl's defaults (the converged preset) at 8 seeds, through one model and through
+# an ensemble of 3; peak device memory of each;
 # then the model and algorithm tests on the device.
 #
 #   bash benchmarks/gpu_check.sh DIR        # figures under DIR (results.jsonl, report.md, logs)
@@ -100,6 +101,10 @@ GPU_CHECK_PRECISION=highest launch "online-$first-$HIGHEST_SEEDS-highest" online
 # awmctl's defaults (the converged preset: 4 policy updates a round, the trust gate) as users run
 launch "online-$first-$HIGHEST_SEEDS-converged" online --model "$first" --seeds "$HIGHEST_SEEDS" \
   --preset converged --horizon "$HORIZON" --env-steps "$ENV_STEPS" "${WARMUP[@]}" --cap "$CAP"
+# the same through an ensemble of 3 members, vectorised as the seeds are (what an ensemble costs)
+launch "online-$first-$HIGHEST_SEEDS-ensemble" online --model "$first" --seeds "$HIGHEST_SEEDS" \
+  --preset converged --ensemble 3 --pessimism 1 --horizon "$HORIZON" --env-steps "$ENV_STEPS" \
+  "${WARMUP[@]}" --cap "$CAP"
 wait
 for name in "${names[@]}"; do echo "== $name" >> "$LOG"; cat "$SCRATCH/$name.log" >> "$LOG"; done
 echo "timed parts done at ${SECONDS}s: $(grep -c . "$RESULTS") rows"

@@ -37,8 +37,17 @@ def test_the_gpu_check_runs_every_part_and_reports_its_figures(tmp_path):
     assert sorted(set(parts)) == ["device", "fit", "online", "precision", "tests"], log
     assert rows[0]["part"] == "device" and rows[0]["platform"] == "cpu"
 
-    online = {(r["preset"], r["matmul_precision"]): r for r in rows if r["part"] == "online"}
-    assert set(online) == {("paper", "default"), ("paper", "highest"), ("converged", "default")}
+    online = {
+        (r["preset"], r["matmul_precision"], r["ensemble"]): r
+        for r in rows
+        if r["part"] == "online"
+    }
+    assert set(online) == {
+        ("paper", "default", 1),
+        ("paper", "highest", 1),
+        ("converged", "default", 1),
+        ("converged", "default", 3),
+    }
     for r in online.values():
         # every seed vectorised in one program, the whole (tiny) run done, and a real return
         assert r["seeds"] == 2 and r["seed_mode"] == "vmap" and r["completed"], r
@@ -47,7 +56,7 @@ def test_the_gpu_check_runs_every_part_and_reports_its_figures(tmp_path):
         assert len(r["final_returns"]) == 2 and all(map(math.isfinite, r["final_returns"]))
         assert r["run_s"] >= r["loop_s"] > 0
     # A CPU has no TF32: both precisions compute the same run.
-    default, highest = online["paper", "default"], online["paper", "highest"]
+    default, highest = online["paper", "default", 1], online["paper", "highest", 1]
     assert default["final_returns"] == highest["final_returns"]
 
     (fit,) = (r for r in rows if r["part"] == "fit")
@@ -59,5 +68,5 @@ def test_the_gpu_check_runs_every_part_and_reports_its_figures(tmp_path):
     assert tests["counts"].get("PASSED", 0) > 0 and not tests["not_passed"], tests
 
     report = (out / "report.md").read_text()
-    assert "| markov-mlp | 2 | converged | default |" in report
+    assert "| markov-mlp | 2 | 3 | converged | default |" in report
     assert "fit-model | steps/s" in report and "Tests on the device:" in report
