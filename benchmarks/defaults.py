@@ -99,6 +99,9 @@ CANDIDATES = {
     # ... pessimism, and the trust gate reading the disagreement: it compares the lower bound the
     # policy climbs, not the members' mean, with the real return
     "ens3-p1-tb": ["--ensemble", "3", "--pessimism", "1", "--trust-bound"],
+    # the defaults with the policy going back to the best policy the real episodes saw when an
+    # episode returns more than a spread below it (no ensemble: the data's own guard)
+    "keep1": ["--keep-best", "1"],
 }
 #: the same candidates offline (`optimize-policy --model simulator`, 1000 updates)
 OFFLINE_CANDIDATES = {"paper": ["--preset", "paper"], "converged": []}

@@ -215,3 +215,54 @@ def test_restore_keeps_a_trusted_policy_and_restores_a_distrusted_one_once():
     assert same((back.policy, back.policy_opt), trusted) and same(back.trusted, trusted)
     assert same(back.episode_start, trusted) and int(back.restores) == 1
     assert int(loop.keep_or_restore(back).restores) == 1  # already there: not counted again
+
+
+def test_keep_best_keeps_the_best_real_episodes_policy_and_goes_back_to_it():
+    """Episodes of 4 steps; the replay holds two stored episodes, the latest just completed. An
+    episode the policy ran that beats the kept one makes the policy that began it the kept one; an
+    episode more than --keep-best spreads (of the stored returns) below the kept one sets the
+    policy back to it."""
+    with pytest.raises(BadInputError, match="give one of them"):
+        OnlineConfig(keep_best=1.0, trust_restore=True).check()
+    with pytest.raises(BadInputError, match="--keep-best must be 0"):
+        OnlineConfig(keep_best=-1.0).check()
+    loop = OnlineBPO(
+        make_task("cancer", 4),
+        model_spec("markov-mlp"),
+        "mlp",
+        OnlineConfig(env_steps=64, warmup_steps=16, keep_best=1.0),
+    )
+    assert (
+        OnlineBPO(
+            make_task("cancer", 4), model_spec("markov-mlp"), "mlp", OnlineConfig(env_steps=64)
+        )
+        .init([0])
+        .kept
+        is None
+    )  # off: the state is a run's without it
+    s = jax.tree.map(lambda x: x[0], loop.init([0]))
+    shift = lambda tree, by: jax.tree.map(
+        lambda x: x + by if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+    )
+    now, start = (shift((s.policy, s.policy_opt), d) for d in (1.0, 2.0))
+    # two stored episodes with returns -1 and +1 (spread 1), the second the latest
+    rewards = s.replay.rewards.at[0, 0].set(-1.0).at[1, 0].set(1.0)
+    replay = s.replay._replace(rewards=rewards, count=jnp.asarray(2, jnp.int32))
+    s = s._replace(policy=now[0], policy_opt=now[1], started=start, replay=replay)
+    same = lambda a, b: all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+    during_warmup = loop.keep_or_fall_back(s._replace(t=jnp.asarray(8, jnp.int32)))
+    assert float(during_warmup.kept_return) == -np.inf  # random actions: not the policy's
+    after = s._replace(t=jnp.asarray(24, jnp.int32))
+    kept = loop.keep_or_fall_back(after)  # return 1 > -inf: the policy that began it is kept
+    assert float(kept.kept_return) == 1.0 and same(kept.kept, start)
+    assert same((kept.policy, kept.policy_opt), now) and same(kept.started, now)
+    # the latest returns 0.5: 0.5 below the kept one, within the spread (of -1 and 0.5: 0.75)
+    near = kept._replace(replay=replay._replace(rewards=rewards.at[1, 0].set(0.5)))
+    assert same(loop.keep_or_fall_back(near).policy, now[0])
+    # -0.5: 1.5 below the kept one, more than a spread (of -1 and -0.5: 0.25)
+    worse = kept._replace(replay=replay._replace(rewards=rewards.at[1, 0].set(-0.5)))
+    back = loop.keep_or_fall_back(worse)
+    assert same((back.policy, back.policy_opt), start) and same(back.started, start)
+    assert int(back.fallbacks) == 1 and float(back.kept_return) == 1.0

@@ -136,6 +136,11 @@ class OnlineConfig(Config):
     #: return, instead of their mean; what is optimism of the mean but within the members'
     #: disagreement no longer shuts the policy out
     trust_bound: bool = ONLINE["converged"]["trust_bound"]
+    #: never go on from worse than the data show: after each episode the policy ran, if its real
+    #: return is more than ``keep_best`` spreads of the stored returns below the best such
+    #: episode of the run, the policy (and its optimiser's state) goes back to the policy that
+    #: began that best episode; 0 turns it off. It reads only the episodes the loop collects
+    keep_best: float = ONLINE["converged"]["keep_best"]
 
     @classmethod
     def preset(cls, name: str, **given: Any) -> OnlineConfig:
@@ -210,6 +215,13 @@ class OnlineConfig(Config):
             )
             if value
         ]
+        if not self.keep_best >= 0 or not np.isfinite(self.keep_best):
+            raise BadInputError(f"--keep-best must be 0 (off) or positive, got {self.keep_best}")
+        if self.keep_best and self.trust_restore:
+            raise BadInputError(
+                "--keep-best and --trust-restore both set the policy back, on different evidence; "
+                "give one of them"
+            )
         if self.trust_bound and not (self.pessimism > 0 and self.trust_gate > 0):
             raise BadInputError(
                 "--trust-bound makes the trust gate read the members' lower confidence bound: "
@@ -273,6 +285,13 @@ class OnlineState(NamedTuple):
     trusted: Any = None
     episode_start: Any = None
     restores: Any = None  # episode checks that set the policy back
+    # With ``keep_best`` only: (policy, policy_opt) that began the best episode the policy ran,
+    # that episode's real return, the pair that began the episode in progress, and the episodes
+    # after which the policy went back
+    kept: Any = None
+    kept_return: Any = None
+    started: Any = None
+    fallbacks: Any = None
 
 
 class OnlineBPO(OnlineAlgorithm[OnlineState]):
@@ -445,6 +464,33 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             restores=s.restores + jnp.any(jnp.stack(moved)).astype(s.restores.dtype),
         )
 
+    def keep_or_fall_back(self, s: OnlineState) -> OnlineState:
+        """After an episode completes (``keep_best``): an episode the policy ran from its first
+        step that returned more than any before makes the policy that began it the kept one; one
+        that returned more than ``keep_best`` spreads below the kept episode sets the policy and
+        its optimiser's state back to the kept pair. Either way the result begins the next
+        episode."""
+        slot = s.replay.latest()
+        real = jnp.sum(s.replay.rewards[slot])
+        # the episode's first step came after the warm-up (a model round may end a step or so
+        # after the episode did)
+        by_policy = s.t - self.task.horizon - self.config.model_every >= self.config.warmup_steps
+        better = by_policy & (real > s.kept_return)
+        worse = by_policy & (
+            real < s.kept_return - self.config.keep_best * s.replay.return_spread()
+        )
+        pick = lambda c, a, b: jax.tree.map(lambda x, y: jnp.where(c, x, y), a, b)
+        kept = pick(better, s.started, s.kept)
+        policy, opt = pick(worse, kept, (s.policy, s.policy_opt))
+        return s._replace(
+            policy=policy,
+            policy_opt=opt,
+            kept=kept,
+            kept_return=jnp.where(better, real, s.kept_return),
+            started=(policy, opt),
+            fallbacks=s.fallbacks + worse.astype(s.fallbacks.dtype),
+        )
+
     def in_progress_optimism(self, s: OnlineState) -> Float[Array, ""]:
         """The model's error on the steps so far of the episode in progress (its actions replayed
         open loop from its first observation): the evidence of the policy's newest updates,
@@ -470,6 +516,9 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         if self.gated:
             completed = (s.replay.count > before.replay.count) & (s.model_updates > 0)
             s = jax.lax.cond(completed, self.check_latest, lambda s: s, s)
+        if self.keeping:
+            completed = s.replay.count > before.replay.count
+            s = jax.lax.cond(completed, self.keep_or_fall_back, lambda s: s, s)
         if (
             not self.spec.trainable
         ):  # the simulator: nothing to fit, the policy learns through the task
@@ -510,6 +559,11 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             )
             out |= {"imagined_return": jnp.mean(imagined), "disagreement": disagreement(imagined)}
         return s, out
+
+    @property
+    def keeping(self) -> bool:
+        """Whether the policy goes back to the best one the real episodes saw (``keep_best``)."""
+        return self.config.keep_best > 0
 
     @property
     def restoring(self) -> bool:
@@ -573,6 +627,13 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
                 "episode_start": (policies, policy_opt),
                 "restores": jnp.zeros((n,), jnp.int32),
             }
+        if self.keeping:
+            restore |= {
+                "kept": (policies, policy_opt),
+                "kept_return": jnp.full((n,), -jnp.inf, jnp.float32),
+                "started": (policies, policy_opt),
+                "fallbacks": jnp.zeros((n,), jnp.int32),
+            }
         return OnlineState(
             model=models,
             model_opt=model_opt,
@@ -611,6 +672,7 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
                 else {}
             ),
             **({"train/restores": np.asarray(state.restores)} if self.restoring else {}),
+            **({"train/fallbacks": np.asarray(state.fallbacks)} if self.keeping else {}),
         }
 
     def params(self, state: OnlineState) -> Any:

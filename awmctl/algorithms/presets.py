@@ -34,6 +34,7 @@ ONLINE: dict[str, dict[str, Any]] = {
         "exploration": 0.0,
         "explore_steps": 0,
         "trust_bound": False,
+        "keep_best": 0.0,
     },
     "converged": {
         "policy_lr": 1e-3,
@@ -47,6 +48,7 @@ ONLINE: dict[str, dict[str, Any]] = {
         "exploration": 0.0,
         "explore_steps": 0,
         "trust_bound": False,
+        "keep_best": 0.0,
     },
 }
 #: offline BPO: BPOConfig fields

@@ -95,6 +95,7 @@ ONLINE_ONLY = (
     "exploration",
     "explore_steps",
     "trust_bound",
+    "keep_best",
 )
 #: options of BPO (through a world model) that no model-free agent has
 BPO_ONLY = (
@@ -120,6 +121,7 @@ BPO_ONLY = (
     "exploration",
     "explore_steps",
     "trust_bound",
+    "keep_best",
 )
 AGENTS = ("bpo", *AGENT_SPECS)
 # the closed sets of values, from the library's types (help and shell completion list them)
@@ -409,6 +411,18 @@ def optimize_policy_command(
             ),
         ),
     ] = None,
+    keep_best: Annotated[
+        float | None,
+        typer.Option(
+            "--keep-best",
+            rich_help_panel=ONLINE_PANEL,
+            help=(
+                "(online) After each episode the policy ran: if its real return is more than this "
+                "many spreads of the stored returns below the run's best such episode, the policy "
+                "goes back to the one that began that episode; 0 turns it off (from --preset)."
+            ),
+        ),
+    ] = None,
     eval_every: Annotated[
         int,
         typer.Option(
@@ -565,7 +579,7 @@ ONLINE_FIELDS = {
     **_same("clip", "entropy", "policy_input_grad", "updates_from", "policy_updates", "trust_gate"),
     "trust_check": "trust_check",
     "trust_restore": "trust_restore",
-    **_same("ensemble", "pessimism", "exploration", "explore_steps", "trust_bound"),
+    **_same("ensemble", "pessimism", "exploration", "explore_steps", "trust_bound", "keep_best"),
     "batch_size": "policy_batch",
     "lr": "policy_lr",
 }
@@ -772,6 +786,9 @@ def _online(
         summary["gated_fraction"] = round(float(gated) / max(rounds, 1), 3)
     if algorithm.restoring:  # mean over seeds of the episode checks that set the policy back
         summary["restores"] = round(float(outcome.final("train/restores").mean()), 2)
+    if algorithm.keeping:  # mean over seeds of the episodes after which the policy went back
+        summary["keep_best"] = config.keep_best
+        summary["fallbacks"] = round(float(outcome.final("train/fallbacks").mean()), 2)
     if spec.trainable:
         summary.update(
             _model_view(
