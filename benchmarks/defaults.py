@@ -103,6 +103,10 @@ CANDIDATES = {
     # episode returns more than a spread below it (no ensemble: the data's own guard)
     "keep1": ["--keep-best", "1"],
 }
+#: the candidates of the uncertainty-aware world models (ensembles, pessimism, exploration, the
+#: gate reading the disagreement, the fall-back to the best real policy): each piece measured alone
+#: on the development set's hard rows before any is combined, in a table of their own
+UNCERTAINTY = ("ens3", "ens3-p1", "ens3-x1", "ens3-p1-tb", "keep1")
 #: the same candidates offline (`optimize-policy --model simulator`, 1000 updates)
 OFFLINE_CANDIDATES = {"paper": ["--preset", "paper"], "converged": []}
 AGENTS = ("sac", "online-dt")
@@ -294,7 +298,57 @@ def columns(rows: list[dict], tasks: list[str]) -> list[tuple[str, str]]:
         for m in ("awm-transformer", "awm-lstm", "simulator", *OFFLINE_METHODS, "sac", "online-dt")
         if any(p[0] == m for p in present)
     ]
-    return [(m, c) for m in methods for c in CANDIDATES if (m, c) in present]
+    return [
+        (m, c) for m in methods for c in CANDIDATES if (m, c) in present and c not in UNCERTAINTY
+    ]
+
+
+def uncertainty_table(rows: list[dict]) -> str:
+    """The uncertainty candidates beside the converged defaults, on every development row where
+    any of them ran: per (task, H, method) the score of each (mean ± 95% interval over seeds),
+    then per column the mean, the lowest row and the rows at 0.95 or more over the rows that
+    column has; the last column is the best real evaluation the converged runs saw (the mean over
+    seeds of each seed's highest eval return), what a run that never fell below its data would
+    keep."""
+    by = {(r["task"], r["horizon"], r["method"], r["candidate"]): r for r in rows}
+    keys = sorted(
+        {(r["task"], r["horizon"], r["method"]) for r in rows if r["candidate"] in UNCERTAINTY},
+        key=lambda k: (k[2], k[1], [short(t) for t in SETS["dev"]].index(k[0])),
+    )
+    cols = ("converged", *UNCERTAINTY)
+    lines = [
+        "| task | H | method | " + " | ".join(cols) + " | best real evaluation (converged) |",
+        "|---|---|---|" + "---|" * (len(cols) + 1),
+    ]
+    found: dict[str, list[float]] = {c: [] for c in cols}
+    for t, h, m in keys:
+        cells = []
+        for c in cols:
+            r = by.get((t, h, m, c))
+            cells.append(cell(r))
+            if r is not None:
+                found[c].append(r["score_mean"])
+        base = by.get((t, h, m, "converged"))
+        best = ""
+        if base is not None:
+            peak = np.max(np.asarray(base["curves"], np.float64), axis=0)
+            span = base["R_opt"] - base["R_random"]
+            best = f"{np.mean((peak - base['R_random']) / span):.3f}"
+        lines.append(f"| {t} | {h} | {m} | " + " | ".join(cells) + f" | {best} |")
+    for label, fn in (("mean", np.mean), ("lowest", np.min)):
+        lines.append(
+            f"| **{label}** | | | "
+            + " | ".join(f"{fn(v):.3f} ({len(v)})" if v else "" for v in found.values())
+            + " | |"
+        )
+    lines.append(
+        "| **rows >= 0.95** | | | "
+        + " | ".join(
+            f"{sum(x >= 0.95 for x in v)} of {len(v)}" if v else "" for v in found.values()
+        )
+        + " | |"
+    )
+    return "\n".join(lines)
 
 
 def table(rows: list[dict], which: str) -> str:
@@ -427,6 +481,10 @@ def gate_table(rows: list[dict]) -> str:
 
 def report(args) -> None:
     rows = load_rows(Path(args.out))
+    body = uncertainty_table(rows)
+    print(f"\n### uncertainty-aware world models\n\n{body}")
+    if args.doc:
+        replace_section(Path(args.doc), "uncertainty", body, tag="defaults")
     body = gate_table(rows)
     print(f"\n### the trust gate\n\n{body}")
     if args.doc:
