@@ -9,6 +9,7 @@ The command-line round trip (a run stopped by SIGTERM and resumed, with ``--wand
 import json
 import struct
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -141,14 +142,32 @@ def test_a_resumed_run_continues_its_series_without_a_repeated_step(tmp_path):
         assert [row["seed_3/ret"] for _, row in rows] == [float(s) for s in (10, 20, 30, 40)]
 
 
+def wandb_config(work: Path) -> tuple[dict, set[str]]:
+    """The config W&B recorded for the run under ``work`` and the projects its run records name.
+    W&B writes the config given to ``init`` in the run record or in config records of its own,
+    whichever its service gets to first: both are read."""
+    found, projects = {}, set()
+    for path in work.glob("wandb/offline-run-*/run-*.wandb"):
+        for record in wandb_records(path):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                projects.add(record.run.project)
+                found.update({i.key: json.loads(i.value_json) for i in record.run.config.update})
+            elif kind == "config":
+                found.update({i.key: json.loads(i.value_json) for i in record.config.update})
+    return found, projects
+
+
 def test_wandb_gets_the_project_and_the_config(tmp_path):
     track(tmp_path, [], RECORDS[:1])
-    found = {}
-    for path in tmp_path.glob("wandb/offline-run-*/run-*.wandb"):
-        for record in wandb_records(path):
-            if record.WhichOneof("record_type") == "run":
-                found.update({i.key: json.loads(i.value_json) for i in record.run.config.update})
-                assert record.run.project == "awmctl-test"
+    # W&B's service may still be writing the run file when finish() returns: read until the
+    # config is there (a few seconds at most), then check it
+    deadline = time.monotonic() + 30
+    found, projects = wandb_config(tmp_path)
+    while "lr" not in found and time.monotonic() < deadline:
+        time.sleep(0.5)
+        found, projects = wandb_config(tmp_path)
+    assert projects == {"awmctl-test"}
     assert found["lr"] == 1e-3
     assert found["sizes"] == {"width": 64}
 
