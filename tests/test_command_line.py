@@ -34,7 +34,10 @@ def test_bash_completion_offers_choices_tasks_and_model_names():
     assert "optimize-policy" in completions("awmctl opt")
 
 
-def test_the_completion_script_is_shown_and_the_help_lists_the_choices():
+def test_the_completion_script_is_shown_and_the_help_lists_the_choices(monkeypatch):
+    # --show-completion is a flag whose shell typer detects from the process's ancestors (a
+    # test run detached from any shell has none): the test's shell is bash
+    monkeypatch.setattr("typer.completion._get_shell_name", lambda: "bash")
     script = run("--show-completion", "bash")
     assert script.exit_code == 0 and "_AWMCTL_COMPLETE=complete_bash" in script.stdout
     help_text = run("optimize-policy", "--help").stdout
