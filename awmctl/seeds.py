@@ -19,6 +19,8 @@ STREAMS: dict[str, int] = {
     "online/loop": 3,  # online BPO: actions, resets and every update of Algorithm 1, per seed
     # online BPO: the initial policy's weights (the model's come from the seed itself)
     "online/policy-init": 1,
+    # online BPO: each exploring episode's plan offset (--explore-offset), per seed
+    "online/explore": 4,
     # offline BPO: the batch the model/simulator gradient comparison uses, from the state's key
     "bpo/eval": 7,
     "task/reset": 11,  # a random reset (Task.initial_state), from an episode's key

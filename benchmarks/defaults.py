@@ -102,11 +102,17 @@ CANDIDATES = {
     # the defaults with the policy going back to the best policy the real episodes saw when an
     # episode returns more than a spread below it (no ensemble: the data's own guard)
     "keep1": ["--keep-best", "1"],
+    # exploration by perturbed plans (no ensemble): the first 1500 env steps of updating shift
+    # every episode's actions by a constant offset drawn per episode in [-1, 1]
+    "offset1": ["--explore-offset", "1", "--explore-steps", "1500"],
+    # optimism that matters: on the policy's own episodes the members disagree by 0.1-5% of the
+    # score's span (ens3-x1's runs), so one standard deviation barely moves the objective
+    "ens3-x10": ["--ensemble", "3", "--exploration", "10", "--explore-steps", "1500"],
 }
 #: the candidates of the uncertainty-aware world models (ensembles, pessimism, exploration, the
 #: gate reading the disagreement, the fall-back to the best real policy): each piece measured alone
 #: on the development set's hard rows before any is combined, in a table of their own
-UNCERTAINTY = ("ens3", "ens3-p1", "ens3-x1", "ens3-p1-tb", "keep1")
+UNCERTAINTY = ("ens3", "ens3-p1", "ens3-x1", "ens3-x10", "ens3-p1-tb", "offset1", "keep1")
 #: the same candidates offline (`optimize-policy --model simulator`, 1000 updates)
 OFFLINE_CANDIDATES = {"paper": ["--preset", "paper"], "converged": []}
 AGENTS = ("sac", "online-dt")

@@ -211,7 +211,7 @@ def test_exploration_is_optimism_for_its_steps_then_pessimism():
     state = jax.tree.map(lambda x: x[0], loop.init([0]))
     at = lambda t: float(loop.pessimism(state._replace(t=jnp.asarray(t, jnp.int32))))
     # updates begin after the 1500 warm-up steps; the first 100 of updating are optimistic
-    assert at(1501) == at(1600) == -2.0 and at(1601) == at(5000) == 0.5
+    assert at(1501) == at(1599) == -2.0 and at(1600) == at(5000) == 0.5
     plain = algorithms.OnlineBPO(
         task, model_spec("markov-mlp"), "mlp", algorithms.OnlineConfig(ensemble=2, pessimism=0.5)
     )
@@ -222,7 +222,9 @@ def test_exploration_is_optimism_for_its_steps_then_pessimism():
     ("given", "says"),
     [
         ({"pessimism": 1.0}, "--pessimism acts through the disagreement"),
-        ({"ensemble": 2, "exploration": 1.0}, "give both, or neither"),
+        ({"ensemble": 2, "exploration": 1.0}, "give it with one of them, or neither"),
+        ({"explore_steps": 10}, "give it with one of them, or neither"),
+        ({"explore_offset": 3.0, "explore_steps": 10}, "--explore-offset must be in"),
         ({"ensemble": 2, "explore_steps": -1}, r"must be 0 \(off\) or positive"),
         ({"ensemble": 0}, "--ensemble must be a whole number"),
         ({"ensemble": 2, "pessimism": float("nan")}, "--pessimism must be a finite number"),
@@ -244,3 +246,22 @@ def test_the_summary_says_when_the_final_policy_ends_worse_than_the_data_showed(
     # without references: 5% of the best return's size
     bare = {"final_return_mean": -22.0, "best_return_mean": -20.0}
     assert len(fell_back(bare)) == 1 and fell_back({**bare, "final_return_mean": -20.5}) == []
+
+
+def test_perturbed_plans_shift_whole_episodes_while_exploring_only():
+    task = make_task("cancer", 4)
+    base = dict(env_steps=48, warmup_steps=16, eval_every=16, policy_every=4, model_every=2)
+    runs = {}
+    for offset in (0.0, 2.0):
+        extra = {"explore_offset": offset, "explore_steps": 16} if offset else {}
+        loop = algorithms.OnlineBPO(
+            task, model_spec("markov-mlp"), "mlp", algorithms.OnlineConfig(**base, **extra)
+        )
+        state, _ = algorithms.run(loop, loop.init([0]))
+        runs[offset] = np.asarray(state.replay.actions[0])  # [episodes, 4, 1]
+    # episodes 0-3: the warm-up (uniform random actions); 4-7 began after it, within the 16
+    # steps of exploration (offsets up to 2: clipped at the bounds); 8-11: the policy's own
+    clipped = lambda actions: int(np.sum(np.abs(actions) == 1.0))
+    assert clipped(runs[0.0]) == 0  # a tanh-Gaussian's samples never reach the bounds
+    assert clipped(runs[2.0][4:8]) > 0 and clipped(runs[2.0][8:12]) == 0
+    np.testing.assert_array_equal(runs[0.0][:4], runs[2.0][:4])  # the warm-up is untouched

@@ -131,6 +131,11 @@ class OnlineConfig(Config):
     #: episodes it collects there teach the model), then ``pessimism`` as above; 0 turns it off
     exploration: float = ONLINE["converged"]["exploration"]
     explore_steps: int = ONLINE["converged"]["explore_steps"]
+    #: exploration by perturbed plans (no ensemble needed): for the first ``explore_steps`` env
+    #: steps of updating, every episode's actions are the policy's plus one constant offset per
+    #: episode, drawn uniformly in [-explore_offset, explore_offset] (clipped to the actions'
+    #: range): long stretches away from the policy, which i.i.d. noise never makes; 0: off
+    explore_offset: float = ONLINE["converged"]["explore_offset"]
     #: the trust gate reads the disagreement: it compares the members' lower confidence bound
     #: (mean - ``pessimism`` standard deviations, the value the policy climbs) with the real
     #: return, instead of their mean; what is optimism of the mean but within the members'
@@ -202,10 +207,15 @@ class OnlineConfig(Config):
                 f"--explore-steps ({self.explore_steps}) and --exploration ({self.exploration}) "
                 "must be 0 (off) or positive"
             )
-        if (self.exploration > 0) != (self.explore_steps > 0):
+        if not 0 <= self.explore_offset <= 2:
             raise BadInputError(
-                "--exploration and --explore-steps work together (how optimistic, for how long): "
-                "give both, or neither"
+                f"--explore-offset must be in [0, 2] (actions lie in [-1, 1]), got "
+                f"{self.explore_offset}"
+            )
+        if (self.exploration > 0 or self.explore_offset > 0) != (self.explore_steps > 0):
+            raise BadInputError(
+                "--explore-steps says how long --exploration or --explore-offset explores: give "
+                "it with one of them, or neither"
             )
         uses = [
             name
@@ -292,6 +302,8 @@ class OnlineState(NamedTuple):
     kept_return: Any = None
     started: Any = None
     fallbacks: Any = None
+    # With ``explore_offset`` only: the raw key the episodes' offsets are drawn from
+    explore_key: Any = None
 
 
 class OnlineBPO(OnlineAlgorithm[OnlineState]):
@@ -320,7 +332,11 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
     def env_step(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         """One env step with the policy (random actions in the warm-up), recorded in the replay."""
         policy = self.policy(s.policy)
-        done = self.act(s, lambda obs, k: policy.sample(obs, k)[0], key)
+        choose = lambda obs, k: policy.sample(obs, k)[0]
+        if self.perturbing:
+            offset = jnp.where(self.in_exploration(s), self.plan_offset(s), 0.0)
+            choose = lambda obs, k: jnp.clip(policy.sample(obs, k)[0] + offset, -1.0, 1.0)
+        done = self.act(s, choose, key)
         stepped = done.stepped
         replay, _ = s.replay.record(s.k, done.obs, done.action, stepped.next_obs, stepped.reward)
         return s._replace(replay=replay, env_state=stepped.state, k=stepped.k, t=s.t + 1)
@@ -372,13 +388,29 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
             return max(self.config.warmup_steps, self.task.horizon - 1)
         return self.task.horizon - 1
 
+    @property
+    def perturbing(self) -> bool:
+        """Whether the episodes of exploration perturb the policy's plan (``explore_offset``)."""
+        return self.config.explore_offset > 0 and self.config.explore_steps > 0
+
+    def in_exploration(self, s: OnlineState) -> Bool[Array, ""]:
+        """Whether env step ``s.t`` (counted from 0) is among the first ``explore_steps`` of
+        updating."""
+        return s.t < self.updates_begin() + self.config.explore_steps
+
+    def plan_offset(self, s: OnlineState) -> Float[Array, " act"]:
+        """The episode in progress's constant action offset (``explore_offset``), drawn from the
+        episode's index."""
+        key = jax.random.fold_in(jax.random.wrap_key_data(s.explore_key), s.replay.count)
+        bound = self.config.explore_offset
+        return jax.random.uniform(key, (self.task.action_size,), minval=-bound, maxval=bound)
+
     def pessimism(self, s: OnlineState) -> float | Float[Array, ""]:
         """The objective's pessimism at this point of the run: ``-exploration`` (optimism) for the
         first ``explore_steps`` env steps of updating, ``pessimism`` afterwards."""
         if not self.exploring:
             return self.config.pessimism
-        early = s.t <= self.updates_begin() + self.config.explore_steps
-        return jnp.where(early, -self.config.exploration, self.config.pessimism)
+        return jnp.where(self.in_exploration(s), -self.config.exploration, self.config.pessimism)
 
     def policy_update(self, s: OnlineState, key: PRNGKeyArray) -> OnlineState:
         kb, kl = jax.random.split(key)
@@ -474,7 +506,10 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
         real = jnp.sum(s.replay.rewards[slot])
         # the episode's first step came after the warm-up (a model round may end a step or so
         # after the episode did)
-        by_policy = s.t - self.task.horizon - self.config.model_every >= self.config.warmup_steps
+        began = s.t - self.task.horizon - self.config.model_every
+        by_policy = began >= self.config.warmup_steps
+        if self.perturbing:  # a perturbed plan's episode is not the policy's
+            by_policy &= began >= self.updates_begin() + self.config.explore_steps
         better = by_policy & (real > s.kept_return)
         worse = by_policy & (
             real < s.kept_return - self.config.keep_best * s.replay.return_spread()
@@ -627,6 +662,10 @@ class OnlineBPO(OnlineAlgorithm[OnlineState]):
                 "episode_start": (policies, policy_opt),
                 "restores": jnp.zeros((n,), jnp.int32),
             }
+        if self.perturbing:
+            restore["explore_key"] = jax.vmap(
+                lambda s: jax.random.key_data(seed_stream(s, "online/explore"))
+            )(seeds)
         if self.keeping:
             restore |= {
                 "kept": (policies, policy_opt),

@@ -43,6 +43,7 @@ SETTINGS_ADDED = {
     "online.pessimism": 0.0,
     "online.exploration": 0.0,
     "online.explore_steps": 0,
+    "online.explore_offset": 0.0,
     "online.trust_bound": False,
     "online.keep_best": 0.0,
     "bpo.pessimism": 0.0,

@@ -96,6 +96,7 @@ ONLINE_ONLY = (
     "explore_steps",
     "trust_bound",
     "keep_best",
+    "explore_offset",
 )
 #: options of BPO (through a world model) that no model-free agent has
 BPO_ONLY = (
@@ -122,6 +123,7 @@ BPO_ONLY = (
     "explore_steps",
     "trust_bound",
     "keep_best",
+    "explore_offset",
 )
 AGENTS = ("bpo", *AGENT_SPECS)
 # the closed sets of values, from the library's types (help and shell completion list them)
@@ -396,7 +398,22 @@ def optimize_policy_command(
         typer.Option(
             "--explore-steps",
             rich_help_panel=ONLINE_PANEL,
-            help="(online) Env steps of --exploration after updates begin (from --preset).",
+            help=(
+                "(online) Env steps of --exploration or --explore-offset after updates begin "
+                "(from --preset)."
+            ),
+        ),
+    ] = None,
+    explore_offset: Annotated[
+        float | None,
+        typer.Option(
+            "--explore-offset",
+            rich_help_panel=ONLINE_PANEL,
+            help=(
+                "(online) Exploration by perturbed plans: for the first --explore-steps env steps "
+                "of updating, every episode's actions are the policy's plus one constant offset "
+                "per episode, uniform in [-A, A] (from --preset)."
+            ),
         ),
     ] = None,
     trust_bound: Annotated[
@@ -580,6 +597,7 @@ ONLINE_FIELDS = {
     "trust_check": "trust_check",
     "trust_restore": "trust_restore",
     **_same("ensemble", "pessimism", "exploration", "explore_steps", "trust_bound", "keep_best"),
+    "explore_offset": "explore_offset",
     "batch_size": "policy_batch",
     "lr": "policy_lr",
 }
@@ -772,6 +790,11 @@ def _online(
         **(
             {"exploration": config.exploration, "explore_steps": config.explore_steps}
             if algorithm.exploring
+            else {}
+        ),
+        **(
+            {"explore_offset": config.explore_offset, "explore_steps": config.explore_steps}
+            if algorithm.perturbing
             else {}
         ),
         **({"trust_bound": True} if config.trust_bound else {}),
