@@ -250,7 +250,13 @@ def test_the_summary_says_when_the_final_policy_ends_worse_than_the_data_showed(
 
 def test_perturbed_plans_shift_whole_episodes_while_exploring_only():
     task = make_task("cancer", 4)
-    base = dict(env_steps=48, warmup_steps=16, eval_every=16, policy_every=4, model_every=2)
+    base = {
+        "env_steps": 48,
+        "warmup_steps": 16,
+        "eval_every": 16,
+        "policy_every": 4,
+        "model_every": 2,
+    }
     runs = {}
     for offset in (0.0, 2.0):
         extra = {"explore_offset": offset, "explore_steps": 16} if offset else {}
