@@ -981,14 +981,16 @@ def fell_back(summary: dict[str, Any]) -> list[str]:
     """What the summary says when the final policy ends worse than the data showed: worse than a
     random policy, or below the best policy the real evaluations saw (which the run keeps as its
     ``best`` parameters, the ones later commands take by default)."""
-    final, best = summary["final_return_mean"], summary["best_return_mean"]
-    span = summary["R_opt"] - summary["R_random"] if "score" in summary else abs(best)
-    lines = []
+    final, best = summary["final_return_mean"], summary.get("best_return_mean")
+    lines: list[str] = []
     if summary.get("score", 0.0) < 0:
         lines.append(
             f"The final policy is worse than a random one (score {summary['score']:.3g}: it "
             f"returns {final:.4g} where random actions return {summary['R_random']:.4g})."
         )
+    if best is None:
+        return lines
+    span = summary["R_opt"] - summary["R_random"] if "score" in summary else abs(best)
     if best - final > FELL_BACK * span:
         said = f" (score {summary['best_score']:.3g})" if "best_score" in summary else ""
         lines.append(
