@@ -6,7 +6,10 @@ Run: .venv/bin/python benchmarks/memory.py [--runs online-awm-transformer,online
 
 Each run is measured in a fresh process (``--child``), phase by phase: before a phase the kernel's
 record of the peak resident set is reset (``/proc/self/clear_refs``, 5), and after it the peak
-(``VmHWM``) and the current resident set (``VmRSS``) are read, so each phase's peak is its own.
+(``VmHWM``) and the current resident set (``VmRSS``) are read, so each phase's peak is its own;
+then glibc's ``malloc_trim(0)`` hands freed heap back to the kernel and the resident set is read
+again (``in_use_mib``: what the process still holds, as against memory freed but kept by the
+allocator), so the next phase starts from that.
 Phases: ``import jax``, ``import awmctl`` (its own imports: equinox, optax, the models and
 algorithms), the CLI's imports (typer, rich, orbax, matplotlib, tensorboardX), building the
 algorithm (templates traced abstractly), ``init`` (one compiled program, run once), the first
@@ -21,6 +24,7 @@ appended to --out, tagged with the machine; a run already there for this machine
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import subprocess
@@ -53,13 +57,15 @@ class Phases:
         reset_peak()
         start = time.perf_counter()
         out = fn()
-        now = status()
+        seconds, now = time.perf_counter() - start, status()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
         self.rows.append(
             {
                 "phase": name,
                 "peak_mib": round(now["VmHWM"], 1),
                 "rss_mib": round(now["VmRSS"], 1),
-                "s": round(time.perf_counter() - start, 2),
+                "in_use_mib": round(status()["VmRSS"], 1),
+                "s": round(seconds, 2),
             }
         )
         return out
@@ -171,9 +177,12 @@ def main() -> None:
             with open(out, "a") as f:
                 f.write(json.dumps(row) + "\n")
         print(f"\n{run}: the whole command's peak {row['command_peak_mib']} MiB ({row['wall']})")
-        print(f"  {'phase':<30}{'peak MiB':>10}{'after MiB':>11}{'s':>8}")
+        print(f"  {'phase':<30}{'peak MiB':>10}{'after MiB':>11}{'in use MiB':>12}{'s':>8}")
         for p in row["phases"]:
-            print(f"  {p['phase']:<30}{p['peak_mib']:>10}{p['rss_mib']:>11}{p['s']:>8}")
+            print(
+                f"  {p['phase']:<30}{p['peak_mib']:>10}{p['rss_mib']:>11}{p['in_use_mib']:>12}"
+                f"{p['s']:>8}"
+            )
 
 
 if __name__ == "__main__":
