@@ -271,3 +271,27 @@ def test_perturbed_plans_shift_whole_episodes_while_exploring_only():
     assert clipped(runs[0.0]) == 0  # a tanh-Gaussian's samples never reach the bounds
     assert clipped(runs[2.0][4:8]) > 0 and clipped(runs[2.0][8:12]) == 0
     np.testing.assert_array_equal(runs[0.0][:4], runs[2.0][:4])  # the warm-up is untouched
+
+
+def test_the_trust_gate_can_read_the_members_lower_bound():
+    task = make_task("cancer", 4)
+    config = algorithms.OnlineConfig(
+        env_steps=32, warmup_steps=16, ensemble=3, pessimism=1.0, trust_bound=True
+    )
+    loop = algorithms.OnlineBPO(task, model_spec("markov-mlp"), "mlp", config)
+    state, _ = algorithms.run(loop, loop.init([0]))
+    s = jax.tree.map(lambda x: x[0], state)
+    model = loop.model(s.model)
+    slot = s.replay.latest()
+    obs0, actions = s.replay.observations[slot, 0], s.replay.actions[slot]
+    members = np.asarray(
+        model.map(lambda m: algorithms.online.predicted_return(m, task, obs0, actions))
+    )
+    assert members.std() > 0
+    real = float(jnp.sum(s.replay.rewards[slot]))
+    checked = loop.check_latest(s._replace(optimism=jnp.zeros((), jnp.float32)))
+    # the running mean's newest term (weight 0.2) is the lower bound's error on that episode
+    expected = 0.2 * (members.mean() - members.std() - real)
+    np.testing.assert_allclose(float(checked.optimism), expected, rtol=1e-4)
+    with pytest.raises(BadInputError, match="--trust-bound makes the trust gate read"):
+        algorithms.OnlineConfig(ensemble=3, trust_bound=True).check()
