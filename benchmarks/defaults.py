@@ -354,7 +354,34 @@ def uncertainty_table(rows: list[dict]) -> str:
         )
         + " | |"
     )
+    rule = [verdict(by, keys, c) for c in UNCERTAINTY]
+    lines.append("| **the rule, against converged** | | | | " + " | ".join(rule) + " | |")
     return "\n".join(lines)
+
+
+def verdict(by: dict, keys: list[tuple], candidate: str) -> str:
+    """Section 8's rule for an uncertainty piece, over the rows it shares with the converged
+    defaults: the difference of the means, the rows that are *lower* (the candidate's mean below
+    the converged row's by more than that row's 95% half-width), and whether it is kept (a
+    higher mean, no row lower, every row run)."""
+    pairs = [
+        (by[(t, h, m, "converged")], by[(t, h, m, candidate)])
+        for t, h, m in keys
+        if (t, h, m, "converged") in by and (t, h, m, candidate) in by
+    ]
+    if not pairs:
+        return ""
+    diff = np.mean([new["score_mean"] - old["score_mean"] for old, new in pairs])
+    lower = [
+        f"{new['task']} H{new['horizon']}"
+        for old, new in pairs
+        if new["score_mean"] < old["score_mean"] - ci95(old["scores"])
+    ]
+    if diff <= 0 or lower:
+        state = "not kept"
+    else:
+        state = "kept" if len(pairs) == len(keys) else "so far kept"
+    return f"{diff:+.3f} over {len(pairs)} rows; lower: {', '.join(lower) or 'none'}; {state}"
 
 
 def table(rows: list[dict], which: str) -> str:
