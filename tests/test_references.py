@@ -217,8 +217,14 @@ def test_optimize_policy_reports_the_score_once_references_exist(tmp_path):
 
 
 def test_reference_settings_are_checked():
-    result = run("references", "--task", "cancer", "--starts", 0)
-    assert result.exit_code == 2 and "at least 1" in result.stderr
+    for option, value, says in (
+        ("--starts", 0, "--starts must be at least 1"),
+        ("--episodes", -1, "--episodes must be at least 1"),
+        ("--shooting-lr", "inf", "--shooting-lr must be a positive finite number"),
+        ("--shooting-lr", "nan", "--shooting-lr must be a positive finite number"),
+    ):
+        result = run("references", "--task", "cancer", option, value)
+        assert result.exit_code == 2 and says in result.stderr, result.stderr
     with pytest.raises(awmctl.errors.BadInputError):
         algo_refs.ReferenceSettings(shooting_lr=0.0).check()
 

@@ -130,3 +130,19 @@ def test_config_files_set_options_the_command_line_overrides_and_refuse_unknown_
     assert (
         other_mode.exit_code == 2 and "--steps does not apply with --online" in other_mode.stderr
     ), other_mode.stderr
+
+
+def test_config_files_that_would_be_read_wrongly_are_refused_in_one_line(tmp_path):
+    config = tmp_path / "c.toml"
+    out = tmp_path / "d"
+    cases = [
+        (b'task = "cancer"\nepisodes = true\n', "episodes = true is a true/false value"),
+        (b'task = "cancer"\nepisodes = 3\nepisodes_ = 1\n', "unknown key"),
+        (b'task = "cancer"\n"task-param" = ["T=2"]\ntask_param = ["T=3"]\n', "one option twice"),
+        (b'task = "cancer\xff"\n', "is not UTF-8 text"),
+    ]
+    for text, says in cases:
+        config.write_bytes(text)
+        result = run("collect", "--config", config, "--out", out)
+        assert result.exit_code == 2 and says in result.stderr, (text, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()

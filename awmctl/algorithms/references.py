@@ -13,6 +13,7 @@ score above 1 means the shooting stopped short of the optimum). Caching them on 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -42,13 +43,22 @@ class ReferenceSettings:
     spread: float = 1.0
 
     def check(self) -> None:
-        if (
-            min(self.random_episodes, self.shooting_starts, self.shooting_steps) < 1
-            or not self.shooting_lr > 0
+        """Refuse, naming the option, a setting that cannot make references (a count below one,
+        a learning rate that is not a positive finite number: inf or nan would make plans worse
+        than random and replace the cache's entry with them)."""
+        for option, count in (
+            ("--episodes", self.random_episodes),
+            ("--starts", self.shooting_starts),
+            ("--shooting-steps", self.shooting_steps),
         ):
+            if count < 1:
+                raise BadInputError(f"{option} must be at least 1, got {count}")
+        if not 0 < self.shooting_lr < math.inf:
             raise BadInputError(
-                "reference settings: episodes, starts and steps must be at least 1, lr positive"
+                f"--shooting-lr must be a positive finite number, got {self.shooting_lr}"
             )
+        if not 0 <= self.spread < math.inf:
+            raise BadInputError(f"the plans' spread must be finite and >= 0, got {self.spread}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,12 +31,14 @@ def load_config(ctx: Any, param: Any, value: Path | None) -> Path | None:
     if value is None or ctx.resilient_parsing:
         return value
     try:
-        table = tomllib.loads(Path(value).read_text())
+        table = tomllib.loads(Path(value).read_text(encoding="utf-8"))
     except OSError as err:
         _refuse(f"--config {value}: cannot read it ({err.strerror or err})")
+    except UnicodeDecodeError as err:
+        _refuse(f"--config {value} is not UTF-8 text (byte {err.start}); TOML files are UTF-8")
     except tomllib.TOMLDecodeError as err:
         _refuse(f"--config {value} is not valid TOML ({err})")
-    names = {}
+    names, params = {}, {}
     for p in ctx.command.params:
         if p.name == "config_file" or not getattr(p, "opts", None):
             continue
@@ -44,7 +46,9 @@ def load_config(ctx: Any, param: Any, value: Path | None) -> Path | None:
             names[opt.lstrip("-")] = p.name
             names[opt.lstrip("-").replace("-", "_")] = p.name
         names[p.name] = p.name
+        params[p.name] = p
     defaults: dict[str, Any] = {}
+    given_as: dict[str, str] = {}
     for key, setting in table.items():
         if key not in names:
             known = ", ".join(
@@ -61,7 +65,22 @@ def load_config(ctx: Any, param: Any, value: Path | None) -> Path | None:
             )
         if isinstance(setting, dict):
             _refuse(f"--config {value}: {key} is a table; give each option as a plain key = value")
-        defaults[names[key]] = setting
+        name = names[key]
+        if name in given_as:
+            _refuse(
+                f"--config {value} gives one option twice, as {given_as[name]!r} and {key!r}; "
+                "keep one"
+            )
+        given_as[name] = key
+        takes_bool = getattr(params[name], "is_flag", False) or getattr(
+            params[name], "is_bool_flag", False
+        )
+        if isinstance(setting, bool) and not takes_bool:
+            _refuse(
+                f"--config {value}: {key} = {str(setting).lower()} is a true/false value, but "
+                f"--{key.replace('_', '-')} is not a flag: give it a value of its own kind"
+            )
+        defaults[name] = setting
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 
