@@ -258,3 +258,41 @@ def test_a_users_task_declares_the_domains_of_its_parameters(tmp_path):
         ).exit_code
         == 0
     )
+
+
+BROKEN = """
+import jax.numpy as jnp
+from lq_task import LinearQuadratic
+
+
+class VectorReward(LinearQuadratic):
+    def reward(self, state, action, k, next_state):
+        return -jnp.stack([state[0] ** 2, action[0] ** 2, state[0]])
+
+
+class WideState(LinearQuadratic):
+    def transition(self, state, action, k):
+        return jnp.concatenate([state, action])
+
+
+class Raises(LinearQuadratic):
+    def transition(self, state, action, k):
+        raise RuntimeError("not written yet")
+"""
+
+
+@pytest.mark.parametrize(
+    "cls, says",
+    [
+        ("VectorReward", "reward returns float32[3], but it must return a float scalar"),
+        ("WideState", "transition returns float32[2], but it must return a float vector of 1"),
+        ("Raises", "transition failed when traced (RuntimeError: not written yet)"),
+    ],
+)
+def test_a_task_that_breaks_its_contract_is_refused_when_made(tmp_path, cls, says):
+    path = tmp_path / "broken.py"
+    path.write_text(BROKEN)
+    result = run("collect", "--task", f"{path}:{cls}", "-n", 2, "--out", tmp_path / "d")
+    assert result.exit_code == 2 and says in result.stderr, result.stderr
+    assert f"{cls}" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "d").exists()

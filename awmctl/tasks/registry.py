@@ -27,6 +27,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+
 from awmctl.errors import BadInputError
 from awmctl.tasks import bounce, myriad, pendulum
 from awmctl.tasks.base import ParamValue, Task
@@ -133,8 +136,50 @@ def make_task(
         if isinstance(err, BadInputError):
             raise
         raise BadInputError(f"bad parameter for task {name!r}: {err}") from None
+    source = task_source(task)
+    if source is not None:
+        check_contract(task, source)
     # Given explicitly (even as 0), the robustness parameters are part of the task and its record.
     return task if robustness is None else PerturbedTask(task, **robustness)
+
+
+def check_contract(task: Task, source: str) -> None:
+    """Refuse, in one line naming the task's source and the method, a user's task whose methods
+    do not return what its declared sizes say (``initial_state`` and ``transition`` a float
+    vector of ``state_size``, ``reward`` a float scalar), or raise when traced. Run once when the
+    task is made, abstractly (``jax.eval_shape``: nothing is computed or compiled), so that a
+    vector reward is never summed into a wrong return and a shape error is never met deep in a
+    training loop."""
+    state = jax.ShapeDtypeStruct((task.state_size,), jnp.float32)
+    action = jax.ShapeDtypeStruct((task.action_size,), jnp.float32)
+    k = jax.ShapeDtypeStruct((), jnp.int32)
+    calls = {
+        "initial_state": (lambda: task.initial_state(jax.random.key(0)), (task.state_size,)),
+        "transition": (
+            lambda: jax.eval_shape(task.transition, state, action, k),
+            (task.state_size,),
+        ),
+        "reward": (lambda: jax.eval_shape(task.reward, state, action, k, state), ()),
+    }
+    for method, (call, shape) in calls.items():
+        try:
+            out = jax.eval_shape(call) if method == "initial_state" else call()
+        except Exception as err:  # noqa: BLE001  (a user's method: whatever it raises is its own)
+            raise BadInputError(
+                f"{source}: {method} failed when traced ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else 'no message'})"
+            ) from None
+        if not hasattr(out, "shape") or not hasattr(out, "dtype"):
+            raise BadInputError(
+                f"{source}: {method} returns {type(out).__name__}, not one JAX array; return "
+                f"jnp arrays of shape {shape}"
+            )
+        if tuple(out.shape) != shape or not jnp.issubdtype(out.dtype, jnp.floating):
+            what = "a float scalar" if shape == () else f"a float vector of {shape[0]} (state_size)"
+            raise BadInputError(
+                f"{source}: {method} returns {out.dtype}{list(out.shape)}, but it must return "
+                f"{what}"
+            )
 
 
 def task_record(task: Task) -> dict[str, Any]:
