@@ -296,3 +296,24 @@ def test_a_task_that_breaks_its_contract_is_refused_when_made(tmp_path, cls, say
     assert result.exit_code == 2 and says in result.stderr, result.stderr
     assert f"{cls}" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "d").exists()
+
+
+NAN_LATER = '''
+import jax.numpy as jnp
+from lq_task import LinearQuadratic
+
+
+class BlowsUp(LinearQuadratic):
+    def transition(self, state, action, k):
+        return jnp.where(k >= 3, jnp.nan, state + action)
+'''
+
+
+def test_a_task_whose_steps_are_not_finite_is_refused_at_collection(tmp_path):
+    path = tmp_path / "nan_task.py"
+    path.write_text(NAN_LATER)
+    out = tmp_path / "d"
+    result = run("collect", "--task", f"{path}:BlowsUp", "--horizon", 6, "-n", 4, "--out", out)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "episode 0 is not finite from step 3" in result.stderr and not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name != "__pycache__"] == ["nan_task.py"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Annotated
 
 import jax
+import numpy as np
 import typer
 from rich.markup import escape
 
@@ -29,7 +31,7 @@ from awmctl.cli.progress import progress_bar
 from awmctl.cli.reruns import idempotent
 from awmctl.errors import BadInputError
 from awmctl.rollouts import DEFAULT_CHUNK, collect_chunks
-from awmctl.tasks import make_task, parse_task_params
+from awmctl.tasks import Episode, make_task, parse_task_params
 
 
 @handle_errors
@@ -96,8 +98,9 @@ def collect_command(
     # Half the budget for the part being gathered, half for the arrays Orbax writes from it.
     part = max(1, int(max_memory * 1_000_000 / 2) // artifacts.dataset_bytes(the_task, 1))
     with progress_bar(f"collect {the_task.name} H={the_task.horizon}", episodes) as update:
-        chunks = collect_chunks(
-            the_task, act, episodes, jax.random.key(seed), min(DEFAULT_CHUNK, part)
+        chunks = finite_chunks(
+            collect_chunks(the_task, act, episodes, jax.random.key(seed), min(DEFAULT_CHUNK, part)),
+            task,
         )
         described = {
             "out": str(out),
@@ -121,3 +124,22 @@ def collect_command(
     err_console.print(summary_table(f"Collected {episodes} episodes -> {out}", summary))
     if json_out:
         emit_json(summary)
+
+
+def finite_chunks(chunks: Iterable[Episode], task: str) -> Iterator[Episode]:
+    """``chunks`` as they come, refused (:class:`BadInputError`, before the dataset is complete:
+    nothing is written) at the first episode whose states or rewards are not finite, naming the
+    episode and step: the task's transition or reward left the numbers there."""
+    done = 0
+    for chunk in chunks:
+        finite = np.isfinite(np.asarray(chunk.observations)).all(axis=-1)  # [N, H+1]
+        finite = finite[:, 1:] & np.isfinite(np.asarray(chunk.rewards))  # step k: x_k+1, r_k
+        if not finite.all():
+            episode, step = np.argwhere(~finite)[0]
+            raise BadInputError(
+                f"{task}: episode {done + int(episode)} is not finite from step {int(step)} (its "
+                "next state or reward is inf or nan): the task's transition or reward fails "
+                "there; nothing was written"
+            )
+        done += chunk.rewards.shape[0]
+        yield chunk
