@@ -111,8 +111,14 @@ def base_meta(kind: str, **fields: Any) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` whole (a temporary file renamed over it): a kill leaves the
+    old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(jsonable(obj), indent=2, sort_keys=False) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -344,10 +350,38 @@ def append_metrics(directory: str | os.PathLike, record: dict[str, Any]) -> None
 
 
 def read_metrics(directory: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl``, one per logging step. A torn last line (a process
+    killed or a disk filled mid-write) is left out, as every append-only log's reader does
+    (:func:`torn_metrics` says whether there is one); a bad line before the last is damage:
+    :class:`BadInputError` naming it."""
+    return _metrics(directory)[0]
+
+
+def torn_metrics(directory: str | os.PathLike) -> bool:
+    """Whether ``metrics.jsonl``'s last line is torn (see :func:`read_metrics`)."""
+    return _metrics(directory)[1]
+
+
+def _metrics(directory: str | os.PathLike) -> tuple[list[dict[str, Any]], bool]:
     path = Path(directory) / METRICS_FILE
     if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [], False
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    records = []
+    for n, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            if n == len(lines):
+                return records, True
+            raise BadInputError(
+                f"{path} line {n} is not a JSON record (the file is damaged); pass --overwrite to "
+                "start over"
+            )
+        records.append(record)
+    return records, False
 
 
 def jsonable(obj: Any) -> Any:
@@ -493,6 +527,8 @@ class ResumableRun:
 
         step = self.manager.latest_step()
         if step is None:
+            if torn_metrics(self.work):  # appends must not follow a torn line
+                self._write_metrics(read_metrics(self.work))
             return None
         abstract = jax.tree_util.tree_map(
             lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), like
@@ -505,9 +541,11 @@ class ResumableRun:
                 "pass --overwrite to start over"
             ) from None
         # Drop metrics logged after that checkpoint: they will be produced again.
-        records = [r for r in read_metrics(self.work) if r.get("step", 0) <= step]
-        (self.work / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+        self._write_metrics([r for r in read_metrics(self.work) if r.get("step", 0) <= step])
         return state, step
+
+    def _write_metrics(self, records: list[dict[str, Any]]) -> None:
+        write_text_atomic(self.work / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in records))
 
     def save(self, step: int, state: Any) -> None:
         import orbax.checkpoint as ocp

@@ -181,3 +181,32 @@ def test_every_curve_drawn_one_line_per_metric_names_each_line_for_a_reader():
         if not curve.per_seed:
             assert len(curve.legend) == len(curve.metrics)
             assert not any("/" in name for name in curve.legend)  # no raw keys
+
+
+def test_a_torn_last_metrics_line_is_dropped_on_resume_and_said(dataset, tmp_path, interrupt_after):
+    assert run(*fit_args(dataset, tmp_path / "whole")).exit_code == 0
+    undo = interrupt_after(algorithms.ModelFit, "run_chunk", 2)
+    assert run(*fit_args(dataset, tmp_path / "m")).exit_code == 130
+    undo()
+    metrics = tmp_path / "m.partial" / "metrics.jsonl"
+    with open(metrics, "a") as f:
+        f.write('{"step": 30, "train/lo')  # killed mid-write
+    shown = run("show", tmp_path / "m.partial")
+    assert shown.exit_code == 0, shown.stderr
+    resumed = run(*fit_args(dataset, tmp_path / "m"))
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "last line of" in resumed.stderr and "was torn" in resumed.stderr
+    lines = (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["step"] for l in lines] == [10, 20, 30, 40]
+    whole = (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["val/loss"] for l in lines] == [json.loads(l)["val/loss"] for l in whole]
+
+
+def test_a_metrics_file_damaged_before_its_last_line_is_refused(dataset, tmp_path, interrupt_after):
+    undo = interrupt_after(algorithms.ModelFit, "run_chunk", 2)
+    assert run(*fit_args(dataset, tmp_path / "m")).exit_code == 130
+    undo()
+    metrics = tmp_path / "m.partial" / "metrics.jsonl"
+    metrics.write_text("not json\n" + metrics.read_text())
+    result = run(*fit_args(dataset, tmp_path / "m"))
+    assert result.exit_code == 2 and "line 1 is not a JSON record" in result.stderr

@@ -298,7 +298,7 @@ def test_a_task_that_breaks_its_contract_is_refused_when_made(tmp_path, cls, say
     assert not (tmp_path / "d").exists()
 
 
-NAN_LATER = '''
+NAN_LATER = """
 import jax.numpy as jnp
 from lq_task import LinearQuadratic
 
@@ -306,7 +306,7 @@ from lq_task import LinearQuadratic
 class BlowsUp(LinearQuadratic):
     def transition(self, state, action, k):
         return jnp.where(k >= 3, jnp.nan, state + action)
-'''
+"""
 
 
 def test_a_task_whose_steps_are_not_finite_is_refused_at_collection(tmp_path):

@@ -21,6 +21,7 @@ from awmctl.artifacts.runs import (
     output_dir,
     read_meta,
     read_metrics,
+    torn_metrics,
     write_meta,
 )
 from awmctl.artifacts.tracking import Tracking, check_wandb_available
@@ -53,6 +54,7 @@ __all__ = [
     "save_model",
     "save_policies",
     "task_from_meta",
+    "torn_metrics",
     "write_dataset",
     "write_meta",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from awmctl import store
 from awmctl.store import ResumableRun as Run
-from awmctl.store import check_output_dir, jsonable, read_metrics
+from awmctl.store import check_output_dir, jsonable, read_metrics, torn_metrics
 
 
 class Output:
@@ -60,5 +60,6 @@ __all__ = [
     "output_dir",
     "read_meta",
     "read_metrics",
+    "torn_metrics",
     "write_meta",
 ]

@@ -222,6 +222,11 @@ def _start(
     this process's share of them."""
     state = algorithm.init(seeds)
     best = BestSoFar.start(algorithm.params(state), len(seeds), algorithm.higher_is_better)
+    if processes.main and artifacts.torn_metrics(run.work):
+        err_console.print(
+            f"Note: the last line of {run.work / 'metrics.jsonl'} was torn (the run was stopped "
+            "while writing it); it is dropped, and its step is made again"
+        )
     restored = processes.from_main(
         run.restore_latest({"state": state, "best": best.checkpoint()}),
         ({"state": state, "best": best.checkpoint()}, 0),
