@@ -146,3 +146,15 @@ def test_config_files_that_would_be_read_wrongly_are_refused_in_one_line(tmp_pat
         result = run("collect", "--config", config, "--out", out)
         assert result.exit_code == 2 and says in result.stderr, (text, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_show_refuses_what_it_cannot_read_or_write_in_one_line(tmp_path):
+    data = tmp_path / "d"
+    assert run("collect", "--task", "cancer", "--horizon", 4, "-n", 2, "--out", data).exit_code == 0
+    meta = json.loads((data / "meta.json").read_text())
+    (data / "meta.json").write_text(json.dumps({**meta, "task": "cancer", "summary": [1]}))
+    shown = run("show", data)
+    assert shown.exit_code == 0, shown.stderr
+    plotted = run("show", data, "--plot", tmp_path / "nowhere" / "x.png")
+    assert plotted.exit_code == 2 and "does not exist" in plotted.stderr
+    assert len(plotted.stderr.strip().splitlines()) == 1

@@ -76,13 +76,19 @@ def inspect_dir(given: Path) -> dict[str, Any]:
         raise BadInputError(f"{where}/meta.json is not readable JSON ({err})") from None
     if not isinstance(meta, dict) or "kind" not in meta:
         raise BadInputError(f"{where}/meta.json was not written by awmctl (it names no kind)")
+    # a field of the wrong kind (a string where a table belongs) reads as missing, not as a crash
+    table = lambda value: value if isinstance(value, dict) else {}
+    meta = {
+        k: table(v) if k in ("task", "config", "environment", "summary", "options") else v
+        for k, v in meta.items()
+    }
     metrics = artifacts.read_metrics(where)
     if meta.get("status") == "complete":
         state = "complete"
     else:
         last = metrics[-1]["step"] if metrics else 0
         state = f"{'running' if lock_held(out) else 'stopped'} at step {last}"
-    task = meta.get("task") or (meta.get("config") or {}).get("task") or {}
+    task = meta.get("task") or table((meta.get("config") or {}).get("task"))
     model = meta.get("model") or (meta.get("config") or {}).get("model")
     what = meta.get("agent") or (model.get("name") if isinstance(model, dict) else model)
     env = meta.get("environment", {})
@@ -236,6 +242,11 @@ def show_command(
         sys.stdout.write(as_toml(run["options"], option_flags(command), defaults))
         return
     if plot is not None:
+        if not Path(plot).absolute().parent.is_dir():
+            raise BadInputError(
+                f"--plot {plot}: its directory {Path(plot).absolute().parent} does not exist; "
+                "make it first or plot elsewhere"
+            )
         drawn = {Path(run["dir"]).name: c for run in found if (c := curve(run)) is not None}
         if not drawn:
             raise BadInputError(
