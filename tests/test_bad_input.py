@@ -464,3 +464,15 @@ def test_a_run_too_big_for_memory_is_bad_input_and_leaves_nothing_behind(tmp_pat
     assert len(lines) == 1 and "needs more memory than this machine has" in lines[0], lines
     assert "GiB in one buffer" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_backend_that_is_not_here_is_bad_input_in_one_line(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cuda"}
+    argv = [sys.executable, "-m", "awmctl", "collect", "--task", "cancer", "--horizon", "4"]
+    done = subprocess.run(
+        [*argv, "-n", "2", "--out", str(tmp_path / "d")],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "JAX_PLATFORMS=cuda: JAX cannot start that backend" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "d").exists()

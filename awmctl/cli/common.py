@@ -388,6 +388,19 @@ def configure_jax() -> None:
             pass
     if os.environ.get("AWMCTL_X64", "") not in ("", "0"):
         jax.config.update("jax_enable_x64", True)
+    platforms = os.environ.get("JAX_PLATFORMS", "")
+    if platforms:
+        # a backend asked for and missing fails deep inside the first operation (on a CPU-only
+        # machine, JAX_PLATFORMS=cuda raises a bare AssertionError there): ask JAX now
+        try:
+            jax.devices()
+        except Exception as err:  # noqa: BLE001  (JAX raises RuntimeError or AssertionError)
+            why = f" ({type(err).__name__}: {str(err).splitlines()[0]})" if str(err) else ""
+            raise BadInputError(
+                f"JAX_PLATFORMS={platforms}: JAX cannot start that backend on this machine{why}; "
+                "unset JAX_PLATFORMS to run on what it has, or install JAX's build for it "
+                "(docs/cluster.md)"
+            ) from None
     if os.environ.get(DISTRIBUTED_ENV, "") not in ("", "0"):
         start_distributed()
 
