@@ -5,13 +5,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= runs/demo
 
-.PHONY: install lint demo test test-all bench reproduce reproduce-robustness reproduce-power figure2 clean
+.PHONY: install lock lint demo test test-all bench reproduce reproduce-robustness reproduce-power figure2 clean
 
-$(BIN)/awmctl: pyproject.toml
+# The suite's dependencies at the exact versions it passed with (.ci/constraints.txt), so that a
+# fresh install meets no version nobody ran; pyproject.toml keeps the floors users install against.
+CONSTRAINTS ?= .ci/constraints.txt
+$(BIN)/awmctl: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	@touch $@
+
+# Resolve the newest versions pyproject.toml allows in a scratch venv and write them as the lock;
+# then `make test` (which installs them) and commit .ci/constraints.txt if it passes.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -e '.[test]'
+	head -4 $(CONSTRAINTS) > $(CONSTRAINTS).new
+	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^awmctl' >> $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf .venv-lock
 
 install: $(BIN)/awmctl
 

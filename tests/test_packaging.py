@@ -68,3 +68,23 @@ def test_the_projects_files_name_only_the_projects_files():
         if outside.search(line)
     ]
     assert not named, f"files outside the repository named at: {named}"
+
+
+def test_the_lock_pins_every_dependency_at_a_version_the_floors_allow():
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = (ROOT / ".ci" / "constraints.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    pins = {canonicalize_name(name): version for name, version in pins.items()}
+    needed = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    for text in needed:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is not in .ci/constraints.txt: run make lock"
+        assert requirement.specifier.contains(pins[name]), (requirement, pins[name])
+    # what the suite runs with is what the lock says
+    for text in project["dependencies"]:
+        name = canonicalize_name(Requirement(text).name)
+        assert importlib.metadata.version(name) == pins[name], name
